@@ -1,0 +1,1 @@
+"""The HTTP application: FastAPI app factory, request dependencies, error mapping."""

@@ -1,0 +1,1 @@
+"""Identity and access: organizations, users, devices, tokens, certificates and broker hooks."""

@@ -1,0 +1,1 @@
+"""The ``mqtthub`` command line."""

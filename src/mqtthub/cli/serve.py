@@ -1,0 +1,30 @@
+"""Running the hub in the foreground, stopped by SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from rich.console import Console
+
+from mqtthub.config import Settings
+from mqtthub.hub import Hub
+from mqtthub.logs import configure_logging
+
+
+async def run_hub(settings: Settings, console: Console) -> None:
+    """Start the hub, print where it listens (and first-run credentials once), serve until a signal."""
+    configure_logging(settings.log_level, settings.log_format)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with Hub(settings) as hub:
+        if hub.first_run is not None:
+            console.print("[bold]First run: an administrator account was created.[/bold]")
+            console.print(f"  e-mail:   {hub.first_run.email}", highlight=False)
+            if hub.first_run.password is not None:
+                console.print(f"  password: {hub.first_run.password}  (shown only now)", highlight=False)
+        host, port = hub.http_address
+        console.print(f"HTTP API listening on http://{host}:{port}", highlight=False)
+        await hub.run(stop)

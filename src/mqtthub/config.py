@@ -1,0 +1,142 @@
+"""Settings: every knob of the hub, read from ``MQTTHUB_*`` variables and an optional ``.env`` file.
+
+Nothing is read at import time: :func:`load_settings` builds a :class:`Settings` when the
+CLI (or a test) asks for one, and the composition root passes it down. The README's
+configuration table is checked against this class by a test, so every field here is
+documented there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from mqtthub.errors import ConfigurationError
+
+ENV_PREFIX = "MQTTHUB_"
+
+
+class Settings(BaseSettings):
+    """The hub's settings. Each field is the variable ``MQTTHUB_<FIELD NAME IN CAPITALS>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    # --- network -----------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address every listener binds to; `0.0.0.0` to serve the network.")
+    http_port: int = Field(8000, ge=0, le=65535, description="HTTP API port (0 picks a free port).")
+    mqtt_port: int = Field(1883, ge=0, le=65535, description="MQTT over TCP port (0 picks a free port).")
+    mqtt_enabled: bool = Field(True, description="Serve MQTT over TCP.")
+    mqtts_port: int = Field(8883, ge=0, le=65535, description="MQTT over TLS port; served when a certificate is set.")
+    ws_port: int = Field(8083, ge=0, le=65535, description="MQTT over WebSocket port (path `/mqtt`).")
+    ws_enabled: bool = Field(True, description="Serve MQTT over WebSocket.")
+    wss_port: int = Field(
+        8085, ge=0, le=65535, description="MQTT over secure WebSocket port; served when a certificate is set."
+    )
+    tls_cert_file: Path | None = Field(
+        None, description="PEM server certificate (chain) for the TLS and WSS listeners."
+    )
+    tls_key_file: Path | None = Field(None, description="PEM private key of `tls_cert_file`.")
+    tls_client_certs: Literal["none", "optional", "required"] = Field(
+        "optional", description="Client certificates on the TLS listeners, verified against the hub's CA."
+    )
+
+    # --- storage and secrets ------------------------------------------------------------------
+    database_url: str = Field(
+        "sqlite+aiosqlite:///./mqtthub.db",
+        description="SQLAlchemy URL: `sqlite+aiosqlite:///path` or `postgresql+asyncpg://user:pass@host/db`.",
+    )
+    data_dir: Path = Field(Path(), description="Directory for the generated secret key and the hub's CA.")
+    secret_key: str | None = Field(
+        None,
+        min_length=32,
+        description="Key for signing and encrypting (at least 32 characters); generated into `data_dir` when unset.",
+    )
+
+    # --- accounts and access --------------------------------------------------------------------
+    admin_email: str = Field("admin@mqtthub.local", description="E-mail of the administrator created on first run.")
+    admin_password: str | None = Field(
+        None, min_length=8, description="Password of that administrator; generated and printed once when unset."
+    )
+    default_organization: str = Field(
+        "default", min_length=1, description="Name of the organization created on first run."
+    )
+    allow_anonymous: bool = Field(False, description="Let MQTT clients connect without credentials (global namespace).")
+    jwt_expiry_minutes: int = Field(60 * 24, ge=1, description="Lifetime of the JWT returned by login.")
+
+    # --- broker limits ----------------------------------------------------------------------------
+    max_connections: int = Field(100_000, ge=1, description="Most simultaneous MQTT connections.")
+    max_packet_size: int = Field(
+        1_048_576, ge=64, le=268_435_455, description="Largest MQTT packet accepted, in bytes."
+    )
+    max_inflight: int = Field(
+        100, ge=1, le=65535, description="QoS 1/2 messages in flight per client (receive maximum)."
+    )
+    max_queued_messages: int = Field(
+        1000, ge=1, description="QoS 1/2 messages kept per session while its client is slow or offline."
+    )
+
+    # --- operations -------------------------------------------------------------------------------
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Least severe level logged.")
+    log_format: Literal["text", "json"] = Field("text", description="`text` for people, `json` for log collectors.")
+    shutdown_timeout: float = Field(4.0, gt=0, le=60, description="Seconds granted to open connections at shutdown.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+
+def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from the environment, an optional ``.env`` file and explicit overrides.
+
+    Overrides (CLI flags) win over the environment. Errors are raised as one
+    :class:`ConfigurationError` whose message names the variable and the problem.
+
+    Raises:
+        ConfigurationError: a value is invalid.
+    """
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        if env_file is not None:
+            return Settings(_env_file=env_file, **given)
+        return Settings(**given)
+    except ValidationError as exc:
+        raise ConfigurationError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per invalid setting: ``MQTTHUB_HTTP_PORT: Input should be a valid integer (got 'abc')``."""
+    lines = []
+    for error in exc.errors():
+        name = ENV_PREFIX + "_".join(str(part) for part in error["loc"]).upper()
+        given = error.get("input")
+        shown = f" (got {given!r})" if isinstance(given, str | int | float) and not _is_secret(name) else ""
+        lines.append(f"{name}: {error['msg']}{shown}")
+    return "; ".join(lines)
+
+
+def _is_secret(name: str) -> bool:
+    return any(word in name for word in ("PASSWORD", "SECRET", "KEY"))
+
+
+def settings_table() -> str:
+    """The README's configuration table in Markdown, generated from :class:`Settings`."""
+    rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for name, info in Settings.model_fields.items():
+        default = info.default
+        shown = "unset" if default is None else f"`{default.as_posix() if isinstance(default, Path) else default}`"
+        if isinstance(default, bool):
+            shown = f"`{str(default).lower()}`"
+        rows.append(f"| `{ENV_PREFIX}{name.upper()}` | {shown} | {info.description} |")
+    return "\n".join(rows)

@@ -1,0 +1,179 @@
+"""The composition root: builds every component from one ``Settings`` and tears them down in reverse.
+
+Start-up order: secret key → database (migrations, first-run account) → HTTP API
+(socket bound, so the real port is known before serving). Background loops run as
+named tasks in one task group owned by :meth:`Hub.run`; stopping cancels and awaits them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import socket
+import time
+from collections.abc import Iterator
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+
+from mqtthub import __version__
+from mqtthub.api.app import create_app
+from mqtthub.auth.bootstrap import FirstRunCredentials, bootstrap_first_run
+from mqtthub.config import Settings
+from mqtthub.crypto import SecretBox, load_or_create_secret_key
+from mqtthub.db import Database
+from mqtthub.db.migrate import upgrade
+from mqtthub.errors import StateError
+
+logger = logging.getLogger(__name__)
+
+
+class HubState(enum.Enum):
+    """Life cycle of a :class:`Hub`."""
+
+    CREATED = "created"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+class _EmbeddedUvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: the hub owns SIGINT/SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (port 0 picks a free one)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+class Hub:
+    """The whole service; ``async with Hub(settings) as hub: await hub.run(stop_event)``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.state = HubState.CREATED
+        self.started_at = time.time()
+        self.first_run: FirstRunCredentials | None = None
+        self._stack = AsyncExitStack()
+        self._database: Database | None = None
+        self._secrets: SecretBox | None = None
+        self._http_socket: socket.socket | None = None
+        self._http_server: _EmbeddedUvicorn | None = None
+
+    # --- components ------------------------------------------------------------------------------
+
+    @property
+    def database(self) -> Database:
+        """The open database."""
+        if self._database is None:
+            raise StateError("the hub is not started")
+        return self._database
+
+    @property
+    def secrets(self) -> SecretBox:
+        """Token hashing and secret encryption under the hub's key."""
+        if self._secrets is None:
+            raise StateError("the hub is not started")
+        return self._secrets
+
+    @property
+    def http_address(self) -> tuple[str, int]:
+        """The (host, port) the HTTP API listens on."""
+        if self._http_socket is None:
+            raise StateError("the hub is not started")
+        host, port = self._http_socket.getsockname()[:2]
+        return str(host), int(port)
+
+    @property
+    def uptime(self) -> float:
+        """Seconds since the hub was created."""
+        return time.time() - self.started_at
+
+    # --- life cycle ------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Hub:
+        if self.state is not HubState.CREATED:
+            raise StateError(f"a hub can be started only once (it is {self.state.value})")
+        self.state = HubState.STARTING
+        try:
+            await self._start()
+        except BaseException:
+            await self._stack.aclose()
+            self.state = HubState.STOPPED
+            raise
+        self.state = HubState.RUNNING
+        return self
+
+    async def _start(self) -> None:
+        settings = self.settings
+        self._secrets = SecretBox(load_or_create_secret_key(settings.secret_key, settings.data_dir))
+        await upgrade(settings.database_url)
+        self._database = await self._stack.enter_async_context(Database(settings.database_url))
+        async with self._database.session() as session:
+            self.first_run = await bootstrap_first_run(
+                session,
+                admin_email=settings.admin_email,
+                admin_password=settings.admin_password,
+                organization_name=settings.default_organization,
+            )
+        self._http_socket = bind_socket(settings.host, settings.http_port)
+        self._stack.callback(self._http_socket.close)
+        logger.info("database ready (%s)", self._database.dialect)
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.state = HubState.STOPPING
+        try:
+            await self._stack.aclose()
+        finally:
+            self.state = HubState.STOPPED
+            logger.info("hub stopped")
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set, then stop every background task."""
+        if self.state is not HubState.RUNNING:
+            raise StateError(f"the hub must be started before run() (it is {self.state.value})")
+        config = uvicorn.Config(
+            create_app(self),
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=int(self.settings.shutdown_timeout),
+            ws="websockets-sansio",
+        )
+        server = _EmbeddedUvicorn(config)
+        self._http_server = server
+        assert self._http_socket is not None
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(server.serve(sockets=[self._http_socket]), name="http-server")
+            await stop.wait()
+            logger.info("stopping")
+            server.should_exit = True
+
+    async def health(self) -> dict[str, Any]:
+        """Status of each component, for ``GET /health``."""
+        database_up = await self.database.ping()
+        components = {"database": {"status": "up" if database_up else "down", "dialect": self.database.dialect}}
+        healthy = all(component["status"] == "up" for component in components.values())
+        return {
+            "status": "healthy" if healthy else "degraded",
+            "version": __version__,
+            "uptime": round(self.uptime, 3),
+            "components": components,
+        }
