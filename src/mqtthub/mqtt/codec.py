@@ -18,6 +18,8 @@ __all__ = ["PacketReader", "encode", "encode_publish"]
 
 # Required low nibble of the first byte per packet type [MQTT-2.2.2-2]; PUBLISH carries its flags there.
 _FLAGS: dict[int, int] = dict.fromkeys(PacketType, 0)
+_PUBLISH = int(PacketType.PUBLISH)
+_CONNECT = int(PacketType.CONNECT)
 _FLAGS.update({PacketType.PUBREL: 2, PacketType.SUBSCRIBE: 2, PacketType.UNSUBSCRIBE: 2})
 
 
@@ -73,6 +75,9 @@ class PacketReader:
         else:
             buf = bytes(data)
         packets: list[Packet] = []
+        append = packets.append
+        level = self.protocol_level
+        max_size = self.max_packet_size
         size = len(buf)
         pos = 0
         needed = 0
@@ -90,22 +95,21 @@ class PacketReader:
                     break
                 length, start = header
             end = start + length
-            if end - pos > self.max_packet_size:
-                raise PacketTooLargeError(f"packet of {end - pos} bytes exceeds {self.max_packet_size}")
+            if end - pos > max_size:
+                raise PacketTooLargeError(f"packet of {end - pos} bytes exceeds {max_size}")
             if end > size:
                 needed = end - pos
                 break
-            ptype = first >> 4
-            if ptype == PacketType.PUBLISH:
-                packets.append(decode_publish(buf, start, end, first & 0x0F, self.protocol_level))
-            elif ptype == PacketType.CONNECT:
+            if first >> 4 == _PUBLISH:
+                append(decode_publish(buf, start, end, first & 0x0F, level))
+            elif first >> 4 == _CONNECT:
                 if first & 0x0F:
                     raise MalformedPacketError("reserved flags of CONNECT set [MQTT-2.2.2-2]")
-                connect = decode_connect(buf, start, end, 0, self.protocol_level)
-                self.protocol_level = connect.protocol_level
-                packets.append(connect)
+                connect = decode_connect(buf, start, end, 0, level)
+                level = self.protocol_level = connect.protocol_level
+                append(connect)
             else:
-                packets.append(self._decode_other(buf, start, end, first))
+                append(self._decode_other(buf, start, end, first))
             pos = end
         if pos < size:
             tail = buf[pos:]

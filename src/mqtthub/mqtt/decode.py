@@ -86,7 +86,7 @@ def decode_publish(buf: bytes, pos: int, end: int, flags: int, level: int) -> Pu
         properties, pos = decode_properties(buf, pos, end, PacketType.PUBLISH)
     if not topic and (properties is None or properties.topic_alias is None):
         raise ProtocolError("empty topic name without topic alias [MQTT-4.7.3-1]")
-    return Publish(topic, buf[pos:end], qos, bool(flags & 1), bool(flags & 8), packet_id, properties)
+    return Publish(topic, buf[pos:end], qos, flags & 1 == 1, flags & 8 == 8, packet_id, properties)
 
 
 def decode_connect(buf: bytes, pos: int, end: int, flags: int, level: int) -> Connect:
