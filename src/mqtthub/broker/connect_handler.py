@@ -1,0 +1,122 @@
+"""CONNECT → CONNACK [MQTT-3.1.4], [MQTT-3.2]: authentication, session set-up, negotiated limits."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import TYPE_CHECKING
+
+from mqtthub.broker.hooks import ConnectInfo
+from mqtthub.errors import AuthenticationRefused, ProtocolError
+from mqtthub.mqtt.packets import PROTOCOL_V5, Connack, Connect, Properties
+from mqtthub.mqtt.reason_codes import ReasonCode, connack_code_for
+from mqtthub.mqtt.topics import validate_topic_name
+
+if TYPE_CHECKING:
+    from mqtthub.broker.connection import Connection
+
+logger = logging.getLogger(__name__)
+
+
+def refuse(conn: Connection, reason_code: int, why: str) -> None:
+    """Send a refusing CONNACK (code mapped to the client's level) and close [MQTT-3.2.2-5]."""
+    logger.info("connect refused: client %s (%s) code 0x%02X: %s", conn.client_id or "-", conn.peer, reason_code, why)
+    conn.write_packet(Connack(False, connack_code_for(reason_code, conn.protocol_level)))
+    conn.close(None, f"connect refused: {why}")
+
+
+async def handle_connect(conn: Connection, packet: Connect) -> None:
+    """Authenticate a CONNECT, attach its session and answer CONNACK."""
+    from mqtthub.broker.connection import ConnectionState
+
+    core = conn.core
+    config = core.config
+    level = packet.protocol_level
+    conn.protocol_level = level
+    conn.reader.protocol_level = level
+    v5 = level == PROTOCOL_V5
+    client_id = packet.client_id
+    assigned: str | None = None
+    if not client_id:
+        if not packet.clean_start and not v5:
+            refuse(conn, ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "empty client id with persistent session")
+            return
+        client_id = assigned = f"mqtthub-{uuid.uuid4().hex}"  # [MQTT-3.1.3-6]
+    conn.client_id = client_id
+    if packet.properties is not None and packet.properties.authentication_method is not None:
+        refuse(conn, ReasonCode.BAD_AUTHENTICATION_METHOD, "enhanced authentication is not supported")
+        return
+    info = ConnectInfo(
+        client_id=client_id,
+        username=packet.username,
+        password=packet.password,
+        protocol_level=level,
+        listener=conn.listener,
+        peer=conn.peer,
+        certificate_subject=conn.certificate.subject,
+        certificate_cn=conn.certificate.cn,
+        certificate_serial=conn.certificate.serial,
+    )
+    try:
+        principal = await core.authenticator.authenticate(info)
+    except AuthenticationRefused as exc:
+        core.stats.auth_refused += 1
+        refuse(conn, exc.reason_code, exc.message)
+        return
+    except Exception:
+        logger.exception("authenticator failed for client %s (%s)", client_id, conn.peer)
+        refuse(conn, ReasonCode.SERVER_UNAVAILABLE, "authenticator failed")
+        return
+    if conn.state is ConnectionState.CLOSED:
+        return
+    will = packet.will
+    if will is not None:
+        try:
+            validate_topic_name(will.topic)
+        except ProtocolError as exc:
+            refuse(conn, ReasonCode.TOPIC_NAME_INVALID, exc.message)
+            return
+        if will.qos > config.maximum_qos:
+            refuse(conn, ReasonCode.QOS_NOT_SUPPORTED, "will QoS above maximum")  # [MQTT-3.2.2-12]
+            return
+        if will.retain and not config.retain_available:
+            refuse(conn, ReasonCode.RETAIN_NOT_SUPPORTED, "will retain not available")  # [MQTT-3.2.2-13]
+            return
+    props = packet.properties or Properties()
+    requested_expiry = props.session_expiry_interval or 0
+    if v5:
+        expiry = min(requested_expiry, config.max_session_expiry)
+    else:
+        expiry = 0 if packet.clean_start else config.max_session_expiry
+    conn.send_quota = min(props.receive_maximum or 65535, config.max_inflight)
+    conn.max_packet_size_out = props.maximum_packet_size
+    keepalive = packet.keep_alive
+    server_keepalive: int | None = None
+    if v5 and (keepalive == 0 or keepalive > config.max_keepalive):
+        keepalive = server_keepalive = config.max_keepalive  # [MQTT-3.2.2-21]
+    conn.keepalive = keepalive
+    conn.principal = principal
+    conn.will = will
+    session, present = core.attach(conn, client_id, principal, clean_start=packet.clean_start, expiry=expiry)
+    conn.session = session
+    conn.state = ConnectionState.CONNECTED
+    connack_props: Properties | None = None
+    if v5:
+        connack_props = Properties(
+            receive_maximum=config.receive_maximum,
+            maximum_packet_size=config.max_packet_size,
+            topic_alias_maximum=config.max_topic_aliases,
+            assigned_client_identifier=assigned,
+            server_keep_alive=server_keepalive,
+            maximum_qos=config.maximum_qos if config.maximum_qos < 2 else None,
+            retain_available=None if config.retain_available else 0,
+            wildcard_subscription_available=1,
+            subscription_identifier_available=1,
+            shared_subscription_available=1,
+        )
+        if requested_expiry != expiry:
+            connack_props.session_expiry_interval = expiry  # [MQTT-3.2.2.3.2]
+    conn.write_packet(Connack(present, ReasonCode.SUCCESS, connack_props))
+    logger.debug("client %s connected from %s (level %d, %s)", client_id, conn.peer, level, principal.id)
+    core.connected(conn)
+    session.resume()

@@ -1,0 +1,299 @@
+"""One client connection: an :class:`asyncio.Protocol` that parses, dispatches and writes in batches.
+
+Bytes are parsed per chunk as they arrive and the resulting packets are handled
+synchronously, in order. Only a step that must wait (authentication, a cache miss
+of the authorizer) leaves the fast path: the connection then stops reading its
+socket, awaits that one step in a named task of the broker's task group, and
+resumes with the packets that queued up behind it, so order is kept without a
+task per message. Writes made during one event-loop pass are collected and
+handed to the transport with one ``writelines`` call.
+
+The connection is a small state machine: ``AWAITING_CONNECT`` → ``CONNECTING``
+(authenticator running) → ``CONNECTED`` → ``CLOSED``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING
+
+from mqtthub.broker import packet_handlers
+from mqtthub.broker.hooks import Action, Principal
+from mqtthub.broker.session import Session
+from mqtthub.errors import ProtocolError
+from mqtthub.mqtt.codec import PacketReader, encode
+from mqtthub.mqtt.packets import PROTOCOL_V5, PROTOCOL_V311, Disconnect, Packet, Will
+from mqtthub.mqtt.reason_codes import ReasonCode
+
+if TYPE_CHECKING:
+    from mqtthub.broker.core import BrokerCore
+
+logger = logging.getLogger(__name__)
+
+
+class ConnectionState(enum.Enum):
+    """Life cycle of a client connection."""
+
+    AWAITING_CONNECT = "awaiting_connect"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    CLOSED = "closed"
+
+
+class CertificateInfo:
+    """Subject, common name and serial number of a verified TLS client certificate."""
+
+    __slots__ = ("cn", "serial", "subject")
+
+    def __init__(self, subject: str | None, cn: str | None, serial: int | None) -> None:
+        self.subject = subject
+        self.cn = cn
+        self.serial = serial
+
+    @classmethod
+    def from_peercert(cls, peercert: object) -> CertificateInfo:
+        """Read the fields the authenticator needs from :meth:`ssl.SSLSocket.getpeercert` output."""
+        if not isinstance(peercert, dict) or not peercert:
+            return cls(None, None, None)
+        parts: list[str] = []
+        cn: str | None = None
+        for rdn in peercert.get("subject", ()):
+            for key, value in rdn:
+                parts.append(f"{key}={value}")
+                if key == "commonName":
+                    cn = value
+        serial_text = peercert.get("serialNumber")
+        serial = int(serial_text, 16) if isinstance(serial_text, str) else None
+        return cls(",".join(parts) or None, cn, serial)
+
+
+class Connection(asyncio.Protocol):
+    """The broker side of one MQTT network connection (see the module docstring)."""
+
+    def __init__(self, core: BrokerCore, listener: str) -> None:
+        config = core.config
+        self.core = core
+        self.listener = listener
+        self.state = ConnectionState.AWAITING_CONNECT
+        self.protocol_level = PROTOCOL_V311
+        self.reader = PacketReader(max_packet_size=config.max_packet_size)
+        self.transport: asyncio.BaseTransport | None = None
+        self.peer = "?"
+        self.certificate = CertificateInfo(None, None, None)
+        self.session: Session | None = None
+        self.principal: Principal | None = None
+        self.client_id = ""
+        self.keepalive = 0
+        self.send_quota = config.max_inflight
+        self.max_packet_size_out: int | None = None
+        self.will: Will | None = None
+        self.topic_aliases: dict[int, str] = {}
+        self.acl: dict[tuple[Action, str], bool] = {}
+        self.created_at = time.monotonic()
+        self.last_received = self.created_at
+        self.close_reason = "connection lost"
+        self.graceful = False
+        self.pending_sink = 0
+        self._loop = asyncio.get_running_loop()
+        self._out: list[bytes] = []
+        self._flush_handle: asyncio.Handle | None = None
+        self._write_paused = False
+        self._qos0_while_paused = 0
+        self._backlog: deque[Packet] = deque()
+        self._waiting = False
+        self._read_pause_reasons: set[str] = set()
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Register with the broker, which may refuse (connection limits) and close at once."""
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.peer = f"{peer[0]}:{peer[1]}"
+        self.certificate = CertificateInfo.from_peercert(transport.get_extra_info("peercert"))
+        if not self.core.admit(self):
+            self.state = ConnectionState.CLOSED
+            transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        """Parse a chunk and handle the packets it completes."""
+        if self.state is ConnectionState.CLOSED:
+            return
+        self.last_received = time.monotonic()
+        self.core.stats.bytes_received += len(data)
+        try:
+            packets = self.reader.feed(data)
+        except ProtocolError as exc:
+            self.fail(exc)
+            return
+        if not packets:
+            return
+        self._backlog.extend(packets)
+        if not self._waiting:
+            self._drain()
+
+    def eof_received(self) -> bool | None:
+        """A half-closed socket ends the connection (closing it ourselves)."""
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Tell the broker; it handles the will, the session's expiry and the observer."""
+        self.state = ConnectionState.CLOSED
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        self._backlog.clear()
+        self.core.connection_closed(self)
+
+    def pause_writing(self) -> None:
+        """The transport buffer is above its high-water mark: hold QoS 1/2, bound QoS 0."""
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        """The transport drained: send what the session held back."""
+        self._write_paused = False
+        self._qos0_while_paused = 0
+        if self.session is not None and self.session.link is self:
+            self.session.pump()
+
+    # -- reading ------------------------------------------------------------------------------------------
+
+    def _drain(self) -> None:
+        backlog = self._backlog
+        while backlog and not self._waiting:
+            if self.state is ConnectionState.CLOSED:
+                backlog.clear()
+                return
+            packet = backlog.popleft()
+            try:
+                pending = packet_handlers.dispatch(self, packet)
+            except ProtocolError as exc:
+                self.fail(exc)
+                return
+            if pending is not None:
+                self._waiting = True
+                self.pause_reading("waiting")
+                self.core.spawn(self._finish(pending), name=f"mqtt-step:{self.peer}")
+
+    async def _finish(self, pending: Awaitable[None]) -> None:
+        try:
+            await pending
+        except ProtocolError as exc:
+            self.fail(exc)
+        except Exception:
+            logger.exception("error handling a packet from %s (%s)", self.client_id or "-", self.peer)
+            self.close(ReasonCode.UNSPECIFIED_ERROR, "internal error")
+        finally:
+            self._waiting = False
+            self.resume_reading("waiting")
+        if self.state is not ConnectionState.CLOSED:
+            self._drain()
+
+    def pause_reading(self, reason: str) -> None:
+        """Stop reading the socket until every reason given here has been lifted."""
+        transport = self.transport
+        if not self._read_pause_reasons and isinstance(transport, asyncio.ReadTransport) and not transport.is_closing():
+            transport.pause_reading()
+        self._read_pause_reasons.add(reason)
+
+    def resume_reading(self, reason: str) -> None:
+        """Lift one reason for not reading."""
+        self._read_pause_reasons.discard(reason)
+        transport = self.transport
+        if not self._read_pause_reasons and isinstance(transport, asyncio.ReadTransport) and not transport.is_closing():
+            transport.resume_reading()
+
+    # -- writing ------------------------------------------------------------------------------------------
+
+    @property
+    def write_paused(self) -> bool:
+        """Whether the transport is above its high-water mark."""
+        return self._write_paused
+
+    def write(self, data: bytes) -> None:
+        """Queue bytes for the batched write at the end of this event-loop pass."""
+        if self.state is ConnectionState.CLOSED:
+            return
+        self._out.append(data)
+        if self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self._flush)
+
+    def write_packet(self, packet: Packet) -> None:
+        """Encode a control packet at the client's protocol level and queue it."""
+        self.write(encode(packet, self.protocol_level))
+
+    def write_message(self, data: bytes, qos: int) -> bool:
+        """Queue an encoded PUBLISH unless the client cannot take it.
+
+        A packet above the client's maximum packet size is dropped [MQTT-3.1.2-25]; a
+        QoS 0 message beyond ``max_outbound_qos0`` while the socket is not draining is
+        dropped (overflow policy: drop newest).
+        """
+        stats = self.core.stats
+        if self.max_packet_size_out is not None and len(data) > self.max_packet_size_out:
+            stats.oversize_dropped += 1
+            return False
+        if self._write_paused and qos == 0:
+            if self._qos0_while_paused >= self.core.config.max_outbound_qos0:
+                stats.qos0_dropped += 1
+                return False
+            self._qos0_while_paused += 1
+        self.write(data)
+        return True
+
+    def write_pubrel(self, packet_id: int) -> None:
+        """Send PUBREL (no reason code: success) [MQTT-3.6]."""
+        self.write(bytes((0x62, 2)) + packet_id.to_bytes(2, "big"))
+
+    def write_ack(self, first_byte: int, packet_id: int, reason_code: int = 0) -> None:
+        """Send PUBACK/PUBREC/PUBCOMP; the reason code only goes to 5.0 clients [MQTT-3.4.2.1]."""
+        if reason_code and self.protocol_level == PROTOCOL_V5:
+            self.write(bytes((first_byte, 3)) + packet_id.to_bytes(2, "big") + bytes((reason_code,)))
+        else:
+            self.write(bytes((first_byte, 2)) + packet_id.to_bytes(2, "big"))
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        out = self._out
+        transport = self.transport
+        if not out or not isinstance(transport, asyncio.WriteTransport) or transport.is_closing():
+            return
+        self._out = []
+        self.core.stats.bytes_sent += sum(map(len, out))
+        transport.writelines(out)
+
+    # -- closing ------------------------------------------------------------------------------------------
+
+    def fail(self, exc: ProtocolError) -> None:
+        """Close after a protocol violation, telling a 5.0 client why [MQTT-4.13]."""
+        self.core.stats.protocol_errors += 1
+        logger.warning("protocol error from %s (%s): %s", self.client_id or "-", self.peer, exc.message)
+        self.close(exc.reason_code, f"protocol error: {exc.message}")
+
+    def close(self, reason_code: int | None, reason: str, *, graceful: bool = False) -> None:
+        """Close the connection; a connected 5.0 client first gets DISCONNECT with ``reason_code``."""
+        if self.state is ConnectionState.CLOSED:
+            return
+        self.close_reason = reason
+        self.graceful = graceful
+        if (
+            reason_code is not None
+            and self.protocol_level == PROTOCOL_V5
+            and self.state is ConnectionState.CONNECTED
+            and reason_code >= 0x80
+        ):
+            self.write_packet(Disconnect(reason_code))
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush()
+        self._backlog.clear()
+        self.state = ConnectionState.CLOSED
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.close()

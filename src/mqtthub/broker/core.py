@@ -1,0 +1,357 @@
+"""The broker's shared state and routing: connections, sessions, subscriptions, retained messages, wills.
+
+:class:`BrokerCore` is what connections talk to. It has no life cycle of its own:
+:class:`mqtthub.broker.server.Broker` owns it, binds listeners for it and runs its
+housekeeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol, cast
+
+from mqtthub.broker.config import BrokerConfig
+from mqtthub.broker.connection import Connection, ConnectionState
+from mqtthub.broker.hooks import (
+    Action,
+    Authenticator,
+    Authorizer,
+    BrokerMessage,
+    BrokerObserver,
+    MessageSink,
+    Principal,
+)
+from mqtthub.broker.retained import RetainedStore
+from mqtthub.broker.session import EncodeCache, Outgoing, Session, SessionKey
+from mqtthub.broker.stats import BrokerStats
+from mqtthub.broker.subscriptions import Subscriber, Subscription, SubscriptionTrie
+from mqtthub.mqtt.packets import Will
+from mqtthub.mqtt.reason_codes import ReasonCode
+
+logger = logging.getLogger(__name__)
+
+Spawn = Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]]
+
+
+class Recipient(Subscriber, Protocol):
+    """A subscriber the router can hand messages to."""
+
+    def deliver(self, out: Outgoing, cache: EncodeCache | None = None) -> None:
+        """Take one message (see :meth:`Session.deliver`)."""
+        ...
+
+
+class LocalSubscriber:
+    """An in-process consumer (the hub) subscribed through :meth:`Broker.subscribe`.
+
+    Messages are handed over synchronously, at the publisher's QoS, with the full internal topic.
+    """
+
+    def __init__(self, topic_filter: str, callback: Callable[[BrokerMessage], None]) -> None:
+        self.topic_filter = topic_filter
+        self.callback = callback
+        self.active = True
+
+    @property
+    def online(self) -> bool:
+        """Always reachable while subscribed."""
+        return self.active
+
+    def deliver(self, out: Outgoing, cache: EncodeCache | None = None) -> None:
+        """Call the callback; its failures are logged, never propagated into routing."""
+        try:
+            self.callback(out.message)
+        except Exception:
+            logger.exception("in-process subscriber to %s failed", self.topic_filter)
+
+
+class BrokerCore:
+    """Connections, sessions and routing (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: BrokerConfig,
+        *,
+        authenticator: Authenticator,
+        authorizer: Authorizer,
+        sink: MessageSink | None,
+        observer: BrokerObserver | None,
+        retained: RetainedStore,
+        spawn: Spawn,
+    ) -> None:
+        self.config = config
+        self.authenticator = authenticator
+        self.authorizer = authorizer
+        self.sink = sink
+        self.observer = observer
+        self.retained = retained
+        self.stats = BrokerStats(started_at=time.time())
+        self.trie = SubscriptionTrie()
+        self.connections: set[Connection] = set()
+        self.sessions: dict[SessionKey, Session] = {}
+        self.accepting = True
+        self.drained = asyncio.Event()
+        """Set once shutting down and every connection is gone."""
+        self._spawn = spawn
+        self._loop = asyncio.get_running_loop()
+        self._rate_tokens = config.max_connection_rate
+        self._rate_updated = time.monotonic()
+
+    def spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
+        """Run a coroutine as a named task of the broker's task group."""
+        return self._spawn(coro, name)
+
+    # -- connections --------------------------------------------------------------------------------------
+
+    def admit(self, conn: Connection) -> bool:
+        """Apply the connection count and rate limits to a new socket."""
+        if not self.accepting:
+            return False
+        now = time.monotonic()
+        rate = self.config.max_connection_rate
+        self._rate_tokens = min(rate, self._rate_tokens + (now - self._rate_updated) * rate)
+        self._rate_updated = now
+        if len(self.connections) >= self.config.max_connections or self._rate_tokens < 1:
+            self.stats.connections_rejected += 1
+            logger.warning("connection from %s rejected: connection limit or rate exceeded", conn.peer)
+            return False
+        self._rate_tokens -= 1
+        self.connections.add(conn)
+        return True
+
+    def attach(
+        self, conn: Connection, client_id: str, principal: Principal, *, clean_start: bool, expiry: int
+    ) -> tuple[Session, bool]:
+        """Give a connection its session, taking over an existing connection with the same id [MQTT-3.1.4-3]."""
+        key = (principal.mountpoint, client_id)
+        session = self.sessions.get(key)
+        if session is not None and session.link is not None:
+            old = cast(Connection, session.link)
+            self._detach(old, session)
+            old.close(ReasonCode.SESSION_TAKEN_OVER, "session taken over")
+        if session is not None and clean_start:
+            self.discard_session(session)
+            session = None
+        present = session is not None
+        if session is None:
+            session = Session(key, principal, max_queued=self.config.max_queued_messages, stats=self.stats)
+            self.sessions[key] = session
+        for timer in (session.expiry_timer, session.will_timer):
+            if timer is not None:
+                timer.cancel()  # a will delayed past a reconnect is not sent [MQTT-3.1.3-9]
+        session.expiry_timer = session.will_timer = None
+        session.principal = principal
+        session.expiry_interval = expiry
+        session.link = conn
+        return session, present
+
+    def connected(self, conn: Connection) -> None:
+        """CONNACK sent: count and tell the observer."""
+        self.stats.clients_connected += 1
+        self.stats.clients_total += 1
+        if self.observer is not None and conn.principal is not None:
+            self._notify(self.observer.client_connected, conn.client_id, conn.principal)
+
+    def connection_closed(self, conn: Connection) -> None:
+        """Socket closed: will, shared-message hand-over, session expiry, observer."""
+        self.connections.discard(conn)
+        if not self.accepting and not self.connections:
+            self.drained.set()
+        session = conn.session
+        if session is None or session.link is not conn:
+            return
+        self._detach(conn, session)
+
+    def _detach(self, conn: Connection, session: Session) -> None:
+        session.link = None
+        conn.session = None
+        self.stats.clients_connected -= 1
+        principal = session.principal
+        if self.observer is not None:
+            self._notify(
+                self.observer.client_disconnected, conn.client_id, principal, conn.close_reason, graceful=conn.graceful
+            )
+        will, conn.will = conn.will, None
+        if will is not None:
+            delay = will.properties.will_delay_interval if will.properties is not None else None
+            delay = min(delay or 0, session.expiry_interval)
+            if delay:
+                session.will_timer = self._loop.call_later(delay, self._publish_will, session, will)
+            else:
+                self._publish_will(session, will)
+        self._hand_over_shared(session)
+        if session.expiry_interval == 0:
+            self.discard_session(session)
+        else:
+            session.expiry_timer = self._loop.call_later(session.expiry_interval, self._expire, session)
+
+    def _expire(self, session: Session) -> None:
+        if session.link is None and self.sessions.get(session.key) is session:
+            self.discard_session(session)
+
+    def discard_session(self, session: Session) -> None:
+        """End a session: its subscriptions and held messages go [MQTT-4.1.0-2]."""
+        if self.sessions.get(session.key) is session:
+            del self.sessions[session.key]
+        for timer in (session.expiry_timer, session.will_timer):
+            if timer is not None:
+                timer.cancel()
+        session.expiry_timer = session.will_timer = None
+        for sub in list(session.subscriptions.values()):
+            self.unsubscribe(session, sub.topic_filter, sub.share_group)
+        self._hand_over_shared(session)
+        session.queue.clear()
+        session.inflight.clear()
+
+    def _hand_over_shared(self, leaving: Session) -> None:
+        # Unacknowledged messages of a shared-group member that leaves go to another member [MQTT-4.8.2-6].
+        for out in leaving.take_shared():
+            group = out.group
+            assert group is not None
+            sub = group.pick(exclude=leaving)
+            if sub is None:
+                continue
+            out.qos = min(out.message.qos, sub.qos)
+            out.packet_id = 0
+            cast(Recipient, sub.subscriber).deliver(out)
+
+    def _publish_will(self, session: Session, will: Will) -> None:
+        session.will_timer = None
+        self.spawn(self._authorize_will(session.principal, session.client_id, will), name=f"mqtt-will:{will.topic}")
+
+    async def _authorize_will(self, principal: Principal, client_id: str, will: Will) -> None:
+        try:
+            allowed = not will.topic.startswith("$") and await self.authorizer.authorize(
+                principal, Action.PUBLISH, will.topic
+            )
+        except Exception:
+            logger.exception("authorizer failed for the will of %s", client_id)
+            allowed = False
+        if not allowed:
+            self.stats.publish_denied += 1
+            logger.info("will of client %s to %s denied", client_id, will.topic)
+            return
+        message = BrokerMessage(
+            topic=principal.mountpoint + will.topic,
+            payload=will.payload,
+            qos=will.qos,
+            retain=will.retain,
+            properties=will.properties,
+            publisher_client_id=client_id,
+            publisher=principal,
+            received_at=time.time(),
+        )
+        if self.sink is not None:
+            self.sink.offer(message)
+        self.route(message, None)
+
+    # -- subscriptions and routing -------------------------------------------------------------------------
+
+    def subscribe(self, session: Session, subscription: Subscription) -> bool:
+        """Add or replace a session's subscription; True if it replaced one."""
+        session.subscriptions[(subscription.share_group, subscription.topic_filter)] = subscription
+        replaced = self.trie.add(subscription)
+        self.stats.subscriptions = len(self.trie)
+        return replaced
+
+    def unsubscribe(self, session: Session, topic_filter: str, share_group: str | None) -> bool:
+        """Remove a session's subscription; messages it held for a shared group go to another member."""
+        if session.subscriptions.pop((share_group, topic_filter), None) is None:
+            return False
+        self.trie.remove(session, topic_filter, share_group)
+        self.stats.subscriptions = len(self.trie)
+        if share_group is not None:
+            self._hand_over_shared(session)
+        return True
+
+    def route(self, message: BrokerMessage, origin: Session | None) -> None:
+        """Store a retained message and deliver to every matching subscription [MQTT-3.3.4]."""
+        if message.retain:
+            self.retained.set(message)
+        result = self.trie.match(message.topic)
+        if not result.targets and not result.groups:
+            return
+        cache: EncodeCache = {}
+        qos = message.qos
+        for target in result.targets:
+            subscriber = target.subscriber
+            if target.no_local and subscriber is origin:
+                continue  # [MQTT-3.8.3-3]
+            retain = message.retain and target.retain_as_published  # [MQTT-3.3.1-12], [MQTT-3.3.1-13]
+            out = Outgoing(message, min(qos, target.qos), retain, target.identifiers)
+            cast(Recipient, subscriber).deliver(out, cache)
+        for group in result.groups:
+            sub = group.pick()
+            if sub is not None:
+                ids = (sub.identifier,) if sub.identifier else ()
+                out = Outgoing(message, min(qos, sub.qos), False, ids, group)
+                cast(Recipient, sub.subscriber).deliver(out, cache)
+
+    # -- administration -----------------------------------------------------------------------------------
+
+    def kick(self, client_id: str | None, principal_id: str | None, reason_code: int) -> int:
+        """Close connections matching a client id and/or a principal id; return how many."""
+        count = 0
+        for conn in list(self.connections):
+            if conn.state is not ConnectionState.CONNECTED or conn.principal is None:
+                continue
+            if client_id is not None and conn.client_id != client_id:
+                continue
+            if principal_id is not None and conn.principal.id != principal_id:
+                continue
+            conn.close(reason_code, "kicked by administrator")
+            count += 1
+        self.stats.kicked += count
+        return count
+
+    def invalidate(self, principal_id: str) -> None:
+        """Forget cached authorizer answers of every connection of a principal."""
+        for conn in self.connections:
+            if conn.principal is not None and conn.principal.id == principal_id:
+                conn.acl.clear()
+
+    def housekeeping(self) -> None:
+        """Close silent sockets, keep-alive timeouts [MQTT-3.1.2-24] and expired principals."""
+        now = time.monotonic()
+        wall = time.time()
+        for conn in list(self.connections):
+            state = conn.state
+            if state is ConnectionState.AWAITING_CONNECT:
+                if now - conn.created_at > self.config.connect_timeout:
+                    self.stats.connect_timeouts += 1
+                    logger.info("no CONNECT from %s within %.1fs", conn.peer, self.config.connect_timeout)
+                    conn.close(None, "connect timeout")
+            elif state is ConnectionState.CONNECTED:
+                if conn.keepalive and now - conn.last_received > conn.keepalive * 1.5:
+                    self.stats.keepalive_timeouts += 1
+                    logger.info("keep alive timeout: client %s (%s)", conn.client_id, conn.peer)
+                    conn.close(ReasonCode.KEEP_ALIVE_TIMEOUT, "keep alive timeout")
+                    continue
+                principal = conn.principal
+                if principal is not None and principal.expires_at is not None and wall >= principal.expires_at:
+                    self.stats.expired_principals += 1
+                    logger.info("credentials of client %s (%s) expired", conn.client_id, principal.id)
+                    conn.close(ReasonCode.MAXIMUM_CONNECT_TIME, "credentials expired")
+
+    def shutdown(self) -> None:
+        """Stop accepting and close every connection; 5.0 clients get DISCONNECT 0x8B [MQTT-4.13]."""
+        self.accepting = False
+        if not self.connections:
+            self.drained.set()
+        for conn in list(self.connections):
+            conn.will = None
+            conn.close(ReasonCode.SERVER_SHUTTING_DOWN, "server shutting down")
+        for session in list(self.sessions.values()):
+            for timer in (session.expiry_timer, session.will_timer):
+                if timer is not None:
+                    timer.cancel()
+
+    @staticmethod
+    def _notify(callback: Callable[..., None], *args: Any, **kwargs: Any) -> None:
+        try:
+            callback(*args, **kwargs)
+        except Exception:
+            logger.exception("broker observer failed")

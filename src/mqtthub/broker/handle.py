@@ -1,0 +1,52 @@
+"""The interface the hub uses to talk to a broker, so an external broker can stand in for the embedded one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from mqtthub.broker.hooks import BrokerMessage
+from mqtthub.broker.stats import BrokerStats
+from mqtthub.mqtt.packets import Properties
+
+
+class LocalSubscription(Protocol):
+    """A handle on an in-process subscription returned by :meth:`BrokerHandle.subscribe`."""
+
+    topic_filter: str
+
+
+class BrokerHandle(Protocol):
+    """What the rest of mqtthub needs from a broker. Topics are full internal topics (mountpoints included)."""
+
+    async def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int = 0,
+        retain: bool = False,
+        properties: Properties | None = None,
+    ) -> None:
+        """Publish a message as the hub (not offered to the message sink)."""
+        ...
+
+    def subscribe(self, topic_filter: str, callback: Callable[[BrokerMessage], None]) -> LocalSubscription:
+        """Call ``callback`` for every message matching ``topic_filter`` (``$share/{group}/`` allowed)."""
+        ...
+
+    def unsubscribe(self, subscription: LocalSubscription) -> None:
+        """Stop a subscription made with :meth:`subscribe`; unknown handles are ignored."""
+        ...
+
+    def kick(self, *, client_id: str | None = None, principal_id: str | None = None, reason_code: int = 0x98) -> int:
+        """Disconnect matching clients (5.0 clients get DISCONNECT ``reason_code``); return how many."""
+        ...
+
+    def invalidate(self, principal_id: str) -> None:
+        """Drop cached authorization answers of a principal's connections."""
+        ...
+
+    def stats(self) -> BrokerStats:
+        """A snapshot of the broker's counters."""
+        ...

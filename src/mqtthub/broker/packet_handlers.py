@@ -1,0 +1,327 @@
+"""What the broker does with each packet a connected client sends [MQTT-3].
+
+:func:`dispatch` returns ``None`` when a packet was handled synchronously (the
+common case), or an awaitable when handling must wait (authentication, an
+authorizer cache miss); the connection then awaits it before the next packet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Awaitable
+from functools import partial
+from typing import TYPE_CHECKING
+
+from mqtthub.broker import connect_handler
+from mqtthub.broker.hooks import Action, BrokerMessage
+from mqtthub.broker.session import Outgoing
+from mqtthub.broker.subscriptions import Subscription
+from mqtthub.errors import ProtocolError
+from mqtthub.mqtt.packets import (
+    PROTOCOL_V5,
+    Connect,
+    Disconnect,
+    Packet,
+    Pingreq,
+    Properties,
+    Puback,
+    Pubcomp,
+    Publish,
+    Pubrec,
+    Pubrel,
+    Suback,
+    Subscribe,
+    Unsuback,
+    Unsubscribe,
+)
+from mqtthub.mqtt.reason_codes import ReasonCode
+from mqtthub.mqtt.topics import parse_shared, validate_topic_name
+
+if TYPE_CHECKING:
+    from mqtthub.broker.connection import Connection
+
+logger = logging.getLogger(__name__)
+
+PUBACK = 0x40
+PUBREC = 0x50
+PUBCOMP = 0x70
+_PINGRESP = b"\xd0\x00"
+
+
+def dispatch(conn: Connection, packet: Packet) -> Awaitable[None] | None:
+    """Handle one packet from ``conn``; see the module docstring for the return value."""
+    from mqtthub.broker.connection import ConnectionState
+
+    kind = type(packet)
+    if conn.state is not ConnectionState.CONNECTED:
+        if kind is Connect and conn.state is ConnectionState.AWAITING_CONNECT:
+            assert isinstance(packet, Connect)
+            conn.state = ConnectionState.CONNECTING
+            return connect_handler.handle_connect(conn, packet)
+        raise ProtocolError(f"{kind.__name__} before CONNECT completed [MQTT-3.1.0-1]")
+    if kind is Publish:
+        assert isinstance(packet, Publish)
+        return on_publish(conn, packet)
+    if kind is Puback or kind is Pubcomp:
+        assert isinstance(packet, Puback | Pubcomp)
+        assert conn.session is not None
+        conn.session.acknowledged(packet.packet_id)
+        return None
+    if kind is Pubrec:
+        assert isinstance(packet, Pubrec)
+        on_pubrec(conn, packet)
+        return None
+    if kind is Pubrel:
+        assert isinstance(packet, Pubrel)
+        on_pubrel(conn, packet)
+        return None
+    if kind is Pingreq:
+        conn.write(_PINGRESP)
+        return None
+    if kind is Subscribe:
+        assert isinstance(packet, Subscribe)
+        return on_subscribe(conn, packet)
+    if kind is Unsubscribe:
+        assert isinstance(packet, Unsubscribe)
+        on_unsubscribe(conn, packet)
+        return None
+    if kind is Disconnect:
+        assert isinstance(packet, Disconnect)
+        on_disconnect(conn, packet)
+        return None
+    if kind is Connect:
+        raise ProtocolError("second CONNECT [MQTT-3.1.0-2]")
+    raise ProtocolError(f"{kind.__name__} is not sent by clients")
+
+
+def on_pubrec(conn: Connection, packet: Pubrec) -> None:
+    """PUBREC for a QoS 2 message to the client: answer PUBREL [MQTT-4.3.3]."""
+    assert conn.session is not None
+    if conn.session.received(packet.packet_id, packet.reason_code):
+        conn.write_pubrel(packet.packet_id)
+    elif packet.reason_code < 0x80 and conn.protocol_level == PROTOCOL_V5:
+        conn.write_packet(Pubrel(packet.packet_id, ReasonCode.PACKET_IDENTIFIER_NOT_FOUND))
+
+
+def on_pubrel(conn: Connection, packet: Pubrel) -> None:
+    """PUBREL for a QoS 2 message from the client: forget its id, answer PUBCOMP [MQTT-4.3.3-11]."""
+    assert conn.session is not None
+    inbound = conn.session.inbound_qos2
+    if packet.packet_id in inbound:
+        inbound.discard(packet.packet_id)
+        conn.write_ack(PUBCOMP, packet.packet_id)
+    else:
+        conn.write_ack(PUBCOMP, packet.packet_id, ReasonCode.PACKET_IDENTIFIER_NOT_FOUND)
+
+
+def on_publish(conn: Connection, packet: Publish) -> Awaitable[None] | None:
+    """PUBLISH from the client [MQTT-3.3.4]: resolve the alias, authorize, accept."""
+    topic = packet.topic
+    props = packet.properties
+    if props is not None and props.topic_alias is not None:
+        topic = _resolve_alias(conn, topic, props.topic_alias)
+    if packet.qos > conn.core.config.maximum_qos:
+        raise ProtocolError(f"QoS {packet.qos} above the maximum", reason_code=ReasonCode.QOS_NOT_SUPPORTED)
+    if packet.retain and not conn.core.config.retain_available:
+        raise ProtocolError("retain not available", reason_code=ReasonCode.RETAIN_NOT_SUPPORTED)
+    validate_topic_name(topic)
+    session = conn.session
+    assert session is not None
+    if packet.qos == 2 and packet.packet_id in session.inbound_qos2:
+        # A re-sent QoS 2 PUBLISH already accepted: acknowledge again, do not route twice [MQTT-4.3.3-10].
+        conn.write_ack(PUBREC, packet.packet_id or 0)
+        return None
+    allowed = conn.acl.get((Action.PUBLISH, topic))
+    if allowed is None:
+        return _authorize_then_accept(conn, packet, topic)
+    accept_publish(conn, packet, topic, allowed)
+    return None
+
+
+def _resolve_alias(conn: Connection, topic: str, alias: int) -> str:
+    if not 0 < alias <= conn.core.config.max_topic_aliases:
+        raise ProtocolError(f"topic alias {alias} out of range [MQTT-3.3.2-9]", reason_code=0x94)
+    if topic:
+        conn.topic_aliases[alias] = topic
+        return topic
+    known = conn.topic_aliases.get(alias)
+    if known is None:
+        raise ProtocolError(f"unknown topic alias {alias} [MQTT-3.3.4-7]")
+    return known
+
+
+async def authorized(conn: Connection, action: Action, topic: str) -> bool:
+    """Ask the authorizer (answers cached per connection); failures deny."""
+    key = (action, topic)
+    cached = conn.acl.get(key)
+    if cached is not None:
+        return cached
+    principal = conn.principal
+    assert principal is not None
+    if action is Action.PUBLISH and topic.startswith("$"):
+        # Clients do not publish into the broker's own "$" topics [MQTT-4.7.2-1].
+        allowed = False
+    else:
+        try:
+            allowed = bool(await conn.core.authorizer.authorize(principal, action, topic))
+        except Exception:
+            logger.exception("authorizer failed for %s %s %s", principal.id, action.value, topic)
+            return False
+    conn.acl[key] = allowed
+    return allowed
+
+
+async def _authorize_then_accept(conn: Connection, packet: Publish, topic: str) -> None:
+    allowed = await authorized(conn, Action.PUBLISH, topic)
+    accept_publish(conn, packet, topic, allowed)
+
+
+def accept_publish(conn: Connection, packet: Publish, topic: str, allowed: bool) -> None:
+    """Route an authorized PUBLISH through the sink, or refuse it [MQTT-3.3.5]."""
+    core = conn.core
+    qos = packet.qos
+    packet_id = packet.packet_id or 0
+    session = conn.session
+    assert session is not None
+    v5 = conn.protocol_level == PROTOCOL_V5
+    if not allowed:
+        core.stats.publish_denied += 1
+        logger.info("publish denied: client %s topic %s", conn.client_id, topic)
+        if qos == 1:
+            conn.write_ack(PUBACK, packet_id, ReasonCode.NOT_AUTHORIZED)
+        elif qos == 2:
+            if not v5:
+                session.inbound_qos2.add(packet_id)
+            conn.write_ack(PUBREC, packet_id, ReasonCode.NOT_AUTHORIZED)
+        return
+    props = strip_alias(packet.properties)
+    message = BrokerMessage(
+        topic=session.mountpoint + topic if session.mountpoint else topic,
+        payload=packet.payload,
+        qos=qos,
+        retain=packet.retain,
+        properties=props,
+        publisher_client_id=conn.client_id,
+        publisher=conn.principal,
+        received_at=time.time(),
+    )
+    core.stats.messages_received += 1
+    if qos == 2:
+        session.inbound_qos2.add(packet_id)
+    sink = core.sink
+    future = sink.offer(message) if sink is not None else None
+    if future is None or qos == 0:
+        core.route(message, session)
+        if qos:
+            conn.write_ack(PUBACK if qos == 1 else PUBREC, packet_id)
+        return
+    conn.pending_sink += 1
+    if conn.pending_sink >= core.config.receive_maximum:
+        conn.pause_reading("sink")
+    future.add_done_callback(partial(_sink_done, conn, message, packet_id))
+
+
+def _sink_done(conn: Connection, message: BrokerMessage, packet_id: int, future: asyncio.Future[int]) -> None:
+    code: int = ReasonCode.UNSPECIFIED_ERROR
+    if future.cancelled():
+        pass
+    elif future.exception() is not None:
+        logger.warning("message sink failed for %s: %r", message.topic, future.exception())
+    else:
+        code = future.result()
+    conn.pending_sink -= 1
+    if conn.pending_sink < conn.core.config.receive_maximum:
+        conn.resume_reading("sink")
+    if code < 0x80:
+        conn.core.route(message, conn.session)
+    else:
+        conn.core.stats.sink_rejected += 1
+        if message.qos == 2 and conn.session is not None and conn.protocol_level == PROTOCOL_V5:
+            conn.session.inbound_qos2.discard(packet_id)
+    conn.write_ack(PUBACK if message.qos == 1 else PUBREC, packet_id, code)
+
+
+async def on_subscribe(conn: Connection, packet: Subscribe) -> None:
+    """SUBSCRIBE [MQTT-3.8.4]: authorize each filter, register, SUBACK, then retained messages."""
+    core = conn.core
+    session = conn.session
+    assert session is not None
+    v5 = conn.protocol_level == PROTOCOL_V5
+    props = packet.properties
+    identifier = props.subscription_identifiers[0] if props is not None and props.subscription_identifiers else None
+    codes: list[int] = []
+    retained: list[Outgoing] = []
+    for request in packet.subscriptions:
+        try:
+            group, plain = parse_shared(request.topic_filter)
+        except ProtocolError as exc:
+            codes.append(exc.reason_code if v5 else 0x80)
+            continue
+        if group is not None and request.no_local:
+            raise ProtocolError("no local on a shared subscription [MQTT-3.8.3-4]")
+        if not await authorized(conn, Action.SUBSCRIBE, plain):
+            core.stats.subscribe_denied += 1
+            logger.info("subscribe denied: client %s filter %s", conn.client_id, request.topic_filter)
+            codes.append(ReasonCode.NOT_AUTHORIZED if v5 else 0x80)
+            continue
+        qos = min(request.qos, core.config.maximum_qos)
+        mounted = session.mountpoint + plain
+        subscription = Subscription(
+            session,
+            mounted,
+            qos,
+            request.no_local,
+            request.retain_as_published,
+            request.retain_handling,
+            identifier,
+            group,
+        )
+        existed = core.subscribe(session, subscription)
+        codes.append(qos)
+        send_retained = request.retain_handling == 0 or (request.retain_handling == 1 and not existed)
+        if group is None and send_retained:
+            ids = (identifier,) if identifier else ()
+            retained.extend(Outgoing(m, min(m.qos, qos), True, ids) for m in core.retained.matching(mounted))
+    conn.write_packet(Suback(packet.packet_id, codes))
+    for out in retained:
+        session.deliver(out)
+
+
+def on_unsubscribe(conn: Connection, packet: Unsubscribe) -> None:
+    """UNSUBSCRIBE [MQTT-3.10.4]: remove each filter, UNSUBACK with a code per filter in 5.0."""
+    session = conn.session
+    assert session is not None
+    codes: list[int] = []
+    for topic_filter in packet.topic_filters:
+        try:
+            group, plain = parse_shared(topic_filter)
+        except ProtocolError as exc:
+            codes.append(exc.reason_code)
+            continue
+        removed = conn.core.unsubscribe(session, session.mountpoint + plain, group)
+        codes.append(ReasonCode.SUCCESS if removed else ReasonCode.NO_SUBSCRIPTION_EXISTED)
+    conn.write_packet(Unsuback(packet.packet_id, codes))
+
+
+def on_disconnect(conn: Connection, packet: Disconnect) -> None:
+    """DISCONNECT from the client [MQTT-3.14.4]: no will unless 0x04 (5.0), session expiry may change."""
+    session = conn.session
+    assert session is not None
+    props = packet.properties
+    if props is not None and props.session_expiry_interval is not None:
+        if session.expiry_interval == 0 and props.session_expiry_interval:
+            raise ProtocolError("session expiry set on DISCONNECT after 0 at CONNECT [MQTT-3.14.2-2]")
+        session.expiry_interval = min(props.session_expiry_interval, conn.core.config.max_session_expiry)
+    if packet.reason_code != ReasonCode.DISCONNECT_WITH_WILL_MESSAGE:
+        conn.will = None  # [MQTT-3.14.4-3]
+    conn.close(None, f"client disconnected (0x{packet.reason_code:02X})", graceful=packet.reason_code == 0)
+
+
+def strip_alias(props: Properties | None) -> Properties | None:
+    """Properties without the topic alias, which is per connection and never forwarded [MQTT-3.3.2-7]."""
+    if props is None or props.topic_alias is None:
+        return props
+    return dataclasses.replace(props, topic_alias=None)

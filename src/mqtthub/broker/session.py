@@ -1,0 +1,282 @@
+"""Per-client session state [MQTT-4.1]: subscriptions, messages in flight and queued, QoS 2 receipts.
+
+A :class:`Session` outlives its connections when the client asked for a persistent
+session. It owns the outbound side of QoS 1/2: packet identifiers, the in-flight
+window (the client's receive maximum), and the bounded queue of messages waiting
+for the window or for the client to come back (overflow policy: drop oldest,
+counted in ``BrokerStats.queue_dropped``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+
+from mqtthub.broker.hooks import BrokerMessage, Principal
+from mqtthub.broker.stats import BrokerStats
+from mqtthub.broker.subscriptions import SharedGroup, Subscription
+from mqtthub.mqtt.encode import encode_publish
+from mqtthub.mqtt.packets import PROTOCOL_V5, Properties, Will
+
+SessionKey = tuple[str, str]
+"""(mountpoint, client id): client ids are unique per namespace, so one organization cannot take over another's."""
+
+
+@dataclass(slots=True, eq=False)
+class Outgoing:
+    """One message on its way to one session."""
+
+    message: BrokerMessage
+    qos: int
+    retain: bool
+    identifiers: tuple[int, ...] = ()
+    group: SharedGroup | None = None
+    """The shared group it was routed through, so it can go to another member if this one leaves."""
+    packet_id: int = 0
+    released: bool = False
+    """QoS 2: PUBREC received and PUBREL sent; only PUBCOMP is awaited [MQTT-4.3.3]."""
+
+
+class SessionLink(Protocol):
+    """What a session needs from the connection currently attached to it."""
+
+    protocol_level: int
+    send_quota: int
+    """The client's receive maximum: QoS 1/2 messages it accepts unacknowledged [MQTT-3.3.4-7]."""
+
+    @property
+    def write_paused(self) -> bool:
+        """Whether the socket is not draining (transport above its high-water mark)."""
+        ...
+
+    def write(self, data: bytes) -> None:
+        """Queue bytes for the next batched write."""
+        ...
+
+    def write_message(self, data: bytes, qos: int) -> bool:
+        """Queue an encoded PUBLISH; False if it was dropped (too large, or QoS 0 beyond the bound)."""
+        ...
+
+    def write_pubrel(self, packet_id: int) -> None:
+        """Send PUBREL for ``packet_id``."""
+        ...
+
+
+def remaining_expiry(message: BrokerMessage, now: float) -> int | None:
+    """Seconds left of a message's expiry interval, or None if it has none [MQTT-3.3.2-6]."""
+    props = message.properties
+    if props is None or props.message_expiry_interval is None:
+        return None
+    return max(0, int(message.received_at + props.message_expiry_interval - now))
+
+
+def is_expired(message: BrokerMessage, now: float) -> bool:
+    """Whether a message's expiry interval has passed; expired messages are not delivered [MQTT-3.3.2-5]."""
+    props = message.properties
+    if props is None or props.message_expiry_interval is None:
+        return False
+    return now >= message.received_at + props.message_expiry_interval
+
+
+EncodeCache = dict[tuple[object, ...], tuple[bytes, int]]
+"""One fan-out's encoded PUBLISH templates, keyed by everything that changes the bytes but the packet id."""
+
+
+class Session:
+    """State of one client id in one namespace (see the module docstring)."""
+
+    def __init__(self, key: SessionKey, principal: Principal, *, max_queued: int, stats: BrokerStats) -> None:
+        self.key = key
+        self.mountpoint, self.client_id = key
+        self.principal = principal
+        self.subscriptions: dict[tuple[str | None, str], Subscription] = {}
+        """Keyed by (share group, internal filter)."""
+        self.link: SessionLink | None = None
+        self.inflight: dict[int, Outgoing] = {}
+        self.queue: deque[Outgoing] = deque()
+        self.inbound_qos2: set[int] = set()
+        self.expiry_interval = 0
+        self.expiry_timer: asyncio.TimerHandle | None = None
+        self.will: Will | None = None
+        self.will_timer: asyncio.TimerHandle | None = None
+        self._max_queued = max_queued
+        self._stats = stats
+        self._next_packet_id = 1
+
+    @property
+    def online(self) -> bool:
+        """Whether a connection is attached."""
+        return self.link is not None
+
+    def deliver(self, out: Outgoing, cache: EncodeCache | None = None) -> None:
+        """Send a message now, or hold it (QoS 1/2) until the window opens or the client returns."""
+        link = self.link
+        if out.qos == 0:
+            if link is not None:
+                data = self._encode(out, link.protocol_level, cache)
+                if data is not None:
+                    link.write_message(data, 0)
+                    self._delivered(out)
+            return
+        if link is None or self.queue or len(self.inflight) >= link.send_quota or link.write_paused:
+            self._enqueue(out)
+            return
+        self._transmit(out, link, cache)
+
+    def pump(self) -> None:
+        """Move queued messages into the in-flight window while it has room."""
+        link = self.link
+        if link is None:
+            return
+        queue = self.queue
+        while queue and len(self.inflight) < link.send_quota and not link.write_paused:
+            self._transmit(queue.popleft(), link, None)
+
+    def resume(self) -> None:
+        """Re-send what was in flight when the previous connection ended [MQTT-4.4.0-1], then the queue."""
+        link = self.link
+        if link is None:
+            return
+        now = time.time()
+        for packet_id, out in list(self.inflight.items()):
+            if out.released:
+                link.write_pubrel(packet_id)
+                continue
+            data = self._encode_one(out, link.protocol_level, dup=True, now=now)
+            if data is not None:
+                link.write_message(data, out.qos)
+            else:
+                del self.inflight[packet_id]
+        self.pump()
+
+    def acknowledged(self, packet_id: int) -> bool:
+        """PUBACK (QoS 1) or PUBCOMP (QoS 2) received; False if the packet id is unknown."""
+        out = self.inflight.pop(packet_id, None)
+        if out is None:
+            return False
+        self._delivered(out)
+        self.pump()
+        return True
+
+    def received(self, packet_id: int, reason_code: int) -> bool:
+        """PUBREC received for a QoS 2 message; True if PUBREL should follow [MQTT-4.3.3-4]."""
+        out = self.inflight.get(packet_id)
+        if out is None or out.qos != 2:
+            return False
+        if reason_code >= 0x80:
+            del self.inflight[packet_id]
+            self.pump()
+            return False
+        out.released = True
+        return True
+
+    def take_shared(self) -> list[Outgoing]:
+        """Remove and return the unacknowledged messages that came through shared groups.
+
+        Messages already released (PUBREL sent) stay: the client has them [MQTT-4.8.2-6 note].
+        """
+        taken = [out for out in self.queue if out.group is not None]
+        if taken:
+            self.queue = deque(out for out in self.queue if out.group is None)
+        for packet_id, out in list(self.inflight.items()):
+            if out.group is not None and not out.released:
+                del self.inflight[packet_id]
+                taken.append(out)
+        return taken
+
+    def _enqueue(self, out: Outgoing) -> None:
+        if len(self.queue) >= self._max_queued:
+            self.queue.popleft()
+            self._stats.queue_dropped += 1
+        self.queue.append(out)
+
+    def _transmit(self, out: Outgoing, link: SessionLink, cache: EncodeCache | None) -> None:
+        if is_expired(out.message, time.time()):
+            self._stats.expired_dropped += 1
+            return
+        packet_id = self._allocate_packet_id()
+        out.packet_id = packet_id
+        if cache is None:
+            data = self._encode_one(out, link.protocol_level, dup=False, now=time.time())
+        else:
+            data = self._encode(out, link.protocol_level, cache)
+        if data is None:
+            return
+        self.inflight[packet_id] = out
+        link.write_message(data, out.qos)
+
+    def _allocate_packet_id(self) -> int:
+        # Identifiers in use by in-flight messages are skipped [MQTT-2.2.1-3].
+        packet_id = self._next_packet_id
+        while packet_id in self.inflight:
+            packet_id = packet_id % 65535 + 1
+        self._next_packet_id = packet_id % 65535 + 1
+        return packet_id
+
+    def _delivered(self, out: Outgoing) -> None:
+        self._stats.messages_sent += 1
+        callback = out.message.on_delivered
+        if callback is not None:
+            callback(self.client_id)
+
+    def _encode(self, out: Outgoing, level: int, cache: EncodeCache | None) -> bytes | None:
+        now = time.time()
+        if cache is None:
+            return self._encode_one(out, level, dup=False, now=now)
+        remaining = remaining_expiry(out.message, now)
+        if remaining == 0:
+            self._stats.expired_dropped += 1
+            return None
+        key = (level, out.qos, out.retain, out.identifiers, self.mountpoint, remaining)
+        entry = cache.get(key)
+        if entry is None:
+            template = self._encode_one(out, level, dup=False, now=now, packet_id=1 if out.qos else None)
+            if template is None:
+                return None
+            entry = cache[key] = (template, _packet_id_offset(template, out.message.topic, self.mountpoint))
+        template, offset = entry
+        if not out.qos:
+            return template
+        patched = bytearray(template)
+        patched[offset : offset + 2] = out.packet_id.to_bytes(2, "big")
+        return bytes(patched)
+
+    def _encode_one(
+        self, out: Outgoing, level: int, *, dup: bool, now: float, packet_id: int | None = None
+    ) -> bytes | None:
+        message = out.message
+        remaining = remaining_expiry(message, now)
+        if remaining == 0:
+            self._stats.expired_dropped += 1
+            return None
+        props: Properties | None = None
+        if level >= PROTOCOL_V5:
+            props = message.properties
+            if props is not None and (props.topic_alias is not None or remaining is not None):
+                props = dataclasses.replace(props, topic_alias=None, message_expiry_interval=remaining)
+            if out.identifiers:
+                props = dataclasses.replace(props or Properties(), subscription_identifiers=list(out.identifiers))
+        topic = message.topic[len(self.mountpoint) :]
+        return encode_publish(
+            topic,
+            message.payload,
+            out.qos,
+            out.retain,
+            dup,
+            packet_id if packet_id is not None else (out.packet_id if out.qos else None),
+            props,
+            level,
+        )
+
+
+def _packet_id_offset(template: bytes, topic: str, mountpoint: str) -> int:
+    # Fixed header: one byte, then the remaining length as a variable byte integer [MQTT-2.2.3];
+    # then the topic as a two-byte length and UTF-8 bytes; the packet id follows [MQTT-3.3.2].
+    index = 1
+    while template[index] & 0x80:
+        index += 1
+    return index + 1 + 2 + len(topic[len(mountpoint) :].encode())

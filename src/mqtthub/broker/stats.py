@@ -1,0 +1,40 @@
+"""Counters the broker keeps about itself (served by ``stats()`` and ``$SYS``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class BrokerStats:
+    """Running totals since the broker started. :meth:`Broker.stats` returns a copy."""
+
+    started_at: float = 0.0
+    clients_connected: int = 0
+    clients_total: int = 0
+    sessions: int = 0
+    subscriptions: int = 0
+    retained_messages: int = 0
+    messages_received: int = 0
+    messages_sent: int = 0
+    bytes_received: int = 0
+    bytes_sent: int = 0
+    publish_denied: int = 0
+    subscribe_denied: int = 0
+    auth_refused: int = 0
+    protocol_errors: int = 0
+    connections_rejected: int = 0
+    keepalive_timeouts: int = 0
+    connect_timeouts: int = 0
+    kicked: int = 0
+    expired_principals: int = 0
+    qos0_dropped: int = 0
+    queue_dropped: int = 0
+    expired_dropped: int = 0
+    oversize_dropped: int = 0
+    sink_rejected: int = 0
+
+    def snapshot(self) -> BrokerStats:
+        """An independent copy of the counters."""
+        return dataclasses.replace(self)
