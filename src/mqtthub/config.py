@@ -72,6 +72,27 @@ class Settings(BaseSettings):
     allow_anonymous: bool = Field(False, description="Let MQTT clients connect without credentials (global namespace).")
     jwt_expiry_minutes: int = Field(60 * 24, ge=1, description="Lifetime of the JWT returned by login.")
 
+    # --- identity: login limits, MQTT authentication, the hub's CA -------------------------------
+    login_attempts_per_account: int = Field(
+        10, ge=1, description="Login attempts allowed per account within `login_window_seconds` (then 429)."
+    )
+    login_attempts_per_address: int = Field(
+        50, ge=1, description="Login attempts allowed per client address within `login_window_seconds` (then 429)."
+    )
+    login_window_seconds: float = Field(60.0, gt=0, description="Sliding window of the login limits, in seconds.")
+    mqtt_auth_free_failures: int = Field(
+        5, ge=0, description="Failed MQTT authentications per address per minute before refusals are delayed."
+    )
+    mqtt_auth_max_delay: float = Field(
+        5.0, ge=0, le=60, description="Longest delay, in seconds, before refusing a repeatedly failing address."
+    )
+    device_token_expiry_days: int = Field(365, ge=1, description="Default lifetime of a new device token, in days.")
+    ca_cert_file: Path | None = Field(
+        None, description="PEM certificate of the hub's CA; generated into `data_dir` with its key when unset."
+    )
+    ca_key_file: Path | None = Field(None, description="PEM private key of `ca_cert_file`.")
+    client_cert_validity_days: int = Field(365, ge=1, description="Lifetime of client certificates the CA issues.")
+
     # --- broker limits ----------------------------------------------------------------------------
     max_connections: int = Field(100_000, ge=1, description="Most simultaneous MQTT connections.")
     max_packet_size: int = Field(

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from mqtthub import __version__
 from mqtthub.api import service
 from mqtthub.api.errors import install_error_handlers
+from mqtthub.auth.routes import identity_router
 
 if TYPE_CHECKING:
     from mqtthub.hub import Hub
@@ -24,4 +25,5 @@ def create_app(hub: Hub) -> FastAPI:
     app.state.hub = hub
     install_error_handlers(app)
     app.include_router(service.router)
+    app.include_router(identity_router(hub.settings))
     return app

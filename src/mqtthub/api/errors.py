@@ -15,7 +15,7 @@ import math
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from mqtthub.errors import MQTTHubError, RateLimitedError, ValidationFailedError
+from mqtthub.errors import MQTTHubError, RateLimitedError, UnauthenticatedError, ValidationFailedError
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,8 @@ async def _hub_error(request: Request, exc: Exception) -> JSONResponse:
     headers: dict[str, str] = {}
     if isinstance(exc, RateLimitedError):
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    if isinstance(exc, UnauthenticatedError):
+        headers["WWW-Authenticate"] = "Bearer"
     body = error_body(exc.message, exc.code)
     if isinstance(exc, ValidationFailedError) and exc.field:
         body["field"] = exc.field

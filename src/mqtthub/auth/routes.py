@@ -1,0 +1,17 @@
+"""Every HTTP endpoint of the identity domain, gathered in one router for the app factory."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from mqtthub.auth import organizations
+from mqtthub.auth.login import LoginGuard, login_router
+from mqtthub.config import Settings
+
+
+def identity_router(settings: Settings) -> APIRouter:
+    """Login, organizations, users, devices, tokens and certificates under ``/api/v1``."""
+    router = APIRouter()
+    router.include_router(login_router(LoginGuard.from_settings(settings)))
+    router.include_router(organizations.router)
+    return router
