@@ -32,7 +32,7 @@ class PacketReader:
 
     Args:
         protocol_level: Level used for every packet but CONNECT: 3 or 4 (3.1.1 layouts) or 5.
-        max_packet_size: Largest accepted packet, fixed header included [MQTT-3.1.2-24].
+        max_packet_size: Largest accepted packet, fixed header included [MQTT-3.1.2-24] [MQTT-3.2.2-15].
     """
 
     __slots__ = ("_chunks", "_chunks_size", "_needed", "max_packet_size", "protocol_level")

@@ -109,7 +109,7 @@ def decode_connect(buf: bytes, pos: int, end: int, flags: int, level: int) -> Co
     will_qos = (connect_flags >> 3) & 3
     has_will = bool(connect_flags & 4)
     if will_qos == 3:
-        raise MalformedPacketError("will QoS 3 [MQTT-3.1.2-14]")
+        raise MalformedPacketError("will QoS 3 [MQTT-3.1.2-12]")
     if not has_will and (will_qos or connect_flags & 0x20):
         raise MalformedPacketError("will QoS or retain without will flag [MQTT-3.1.2-11] [MQTT-3.1.2-13]")
     if level != PROTOCOL_V5 and connect_flags & 0x40 and not connect_flags & 0x80:

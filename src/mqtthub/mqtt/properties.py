@@ -160,7 +160,7 @@ def decode_properties(buf: bytes, pos: int, end: int, context: int) -> tuple[Pro
         else:
             number, pos = read_varint(buf, pos, stop)
             if not number:
-                raise ProtocolError("subscription identifier 0 [MQTT-3.3.4-6]")
+                raise ProtocolError("subscription identifier 0 [MQTT-3.8.2.1.2]")
             if context == PacketType.SUBSCRIBE and props.subscription_identifiers:
                 raise ProtocolError("more than one subscription identifier [MQTT-3.8.2.1.2]")
             props.subscription_identifiers.append(number)

@@ -53,8 +53,8 @@ def validate_topic_filter(topic_filter: str) -> None:
         topic_filter: The topic filter (a shared filter is checked as a plain one; see :func:`parse_shared`).
 
     Raises:
-        ProtocolError: Empty [MQTT-4.7.3-1], ``#`` not alone in the last level [MQTT-4.7.1-2], or ``+`` not
-            alone in its level [MQTT-4.7.1-3]; reason code 0x8F.
+        ProtocolError: Empty [MQTT-4.7.3-1], ``#`` not alone in the last level [MQTT-4.7.1-1], or ``+`` not
+            alone in its level [MQTT-4.7.1-2]; reason code 0x8F.
         MalformedPacketError: U+0000 [MQTT-4.7.3-2] or longer than 65535 bytes [MQTT-4.7.3-3].
     """
     if not topic_filter:
@@ -67,12 +67,12 @@ def validate_topic_filter(topic_filter: str) -> None:
     for index, level in enumerate(levels):
         if "#" in level and (level != "#" or index != last):
             raise ProtocolError(
-                f"'#' must be alone in the last level of {topic_filter!r} [MQTT-4.7.1-2]",
+                f"'#' must be alone in the last level of {topic_filter!r} [MQTT-4.7.1-1]",
                 reason_code=ReasonCode.TOPIC_FILTER_INVALID,
             )
         if "+" in level and level != "+":
             raise ProtocolError(
-                f"'+' must be alone in its level of {topic_filter!r} [MQTT-4.7.1-3]",
+                f"'+' must be alone in its level of {topic_filter!r} [MQTT-4.7.1-2]",
                 reason_code=ReasonCode.TOPIC_FILTER_INVALID,
             )
 
@@ -109,7 +109,7 @@ def topic_matches(topic_filter: str, topic: str) -> bool:
     """Tell whether ``topic`` matches ``topic_filter`` [MQTT-4.7.1].
 
     A filter starting with a wildcard does not match a topic starting with ``$`` [MQTT-4.7.2-1], and
-    ``a/#`` matches ``a`` as well as everything below it [MQTT-4.7.1-2]. Both arguments are assumed valid.
+    ``a/#`` matches ``a`` as well as everything below it [MQTT-4.7.1.2]. Both arguments are assumed valid.
 
     Args:
         topic_filter: A valid, non-shared topic filter.
