@@ -130,8 +130,8 @@ class BrokerCore:
         session = self.sessions.get(key)
         if session is not None and session.link is not None:
             old = cast(Connection, session.link)
-            self._detach(old, session)
             old.close(ReasonCode.SESSION_TAKEN_OVER, "session taken over")
+            self._detach(old, session)
         if session is not None and clean_start:
             self.discard_session(session)
             session = None
