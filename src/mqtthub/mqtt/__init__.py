@@ -2,6 +2,7 @@
 
 from mqtthub.mqtt.codec import PacketReader
 from mqtthub.mqtt.encode import encode, encode_publish
+from mqtthub.mqtt.fanout import PublishFanout
 from mqtthub.mqtt.packets import (
     PROTOCOL_V5,
     PROTOCOL_V311,
@@ -46,6 +47,7 @@ __all__ = [
     "Puback",
     "Pubcomp",
     "Publish",
+    "PublishFanout",
     "Pubrec",
     "Pubrel",
     "ReasonCode",

@@ -57,12 +57,7 @@ def _packet_id(buf: bytes, pos: int, end: int) -> int:
 
 
 def decode_publish(buf: bytes, pos: int, end: int, flags: int, level: int) -> Publish:
-    """Decode PUBLISH [MQTT-3.3]; the broker's hot path, hence inlined reads."""
-    qos = (flags >> 1) & 3
-    if qos == 3:
-        raise MalformedPacketError("PUBLISH with QoS 3 [MQTT-3.3.1-4]")
-    if not qos and flags & 8:
-        raise MalformedPacketError("DUP set on a QoS 0 PUBLISH [MQTT-3.3.1-2]")
+    """Decode PUBLISH [MQTT-3.3]. The broker's hot path: reads are inlined and checks ordered by frequency."""
     if pos + 2 > end:
         raise truncated("topic name")
     stop = pos + 2 + (buf[pos] << 8 | buf[pos + 1])
@@ -72,21 +67,35 @@ def decode_publish(buf: bytes, pos: int, end: int, flags: int, level: int) -> Pu
         topic = buf[pos + 2 : stop].decode()
     except UnicodeDecodeError as exc:
         raise MalformedPacketError("topic name is not well-formed UTF-8 [MQTT-1.5.4-1]") from exc
-    if "\x00" in topic:
-        raise MalformedPacketError("topic name contains U+0000 [MQTT-1.5.4-2]")
-    if "+" in topic or "#" in topic:
-        raise ProtocolError("wildcard in PUBLISH topic [MQTT-3.3.2-2]", reason_code=ReasonCode.TOPIC_NAME_INVALID)
-    pos = stop
+    if "\x00" in topic or "+" in topic or "#" in topic:
+        raise _bad_topic(topic)
+    qos = flags >> 1 & 3
     packet_id = None
     if qos:
-        packet_id = _packet_id(buf, pos, end)
-        pos += 2
+        if qos == 3:
+            raise MalformedPacketError("PUBLISH with QoS 3 [MQTT-3.3.1-4]")
+        if stop + 2 > end:
+            raise truncated("packet identifier")
+        packet_id = buf[stop] << 8 | buf[stop + 1]
+        if not packet_id:
+            raise MalformedPacketError("packet identifier 0 [MQTT-2.2.1-3]")
+        stop += 2
+    elif flags & 8:
+        raise MalformedPacketError("DUP set on a QoS 0 PUBLISH [MQTT-3.3.1-2]")
     properties = None
     if level == PROTOCOL_V5:
-        properties, pos = decode_properties(buf, pos, end, PacketType.PUBLISH)
-    if not topic and (properties is None or properties.topic_alias is None):
-        raise ProtocolError("empty topic name without topic alias [MQTT-4.7.3-1]")
-    return Publish(topic, buf[pos:end], qos, flags & 1 == 1, flags & 8 == 8, packet_id, properties)
+        properties, stop = decode_properties(buf, stop, end, PacketType.PUBLISH)
+        if not topic and (properties is None or properties.topic_alias is None):
+            raise ProtocolError("empty topic name without topic alias [MQTT-3.3.2-8]")
+    elif not topic:
+        raise ProtocolError("empty topic name [MQTT-4.7.3-1]")
+    return Publish(topic, buf[stop:end], qos, flags & 1 == 1, flags & 8 == 8, packet_id, properties)
+
+
+def _bad_topic(topic: str) -> ProtocolError:
+    if "\x00" in topic:
+        return MalformedPacketError("topic name contains U+0000 [MQTT-1.5.4-2]")
+    return ProtocolError("wildcard in PUBLISH topic [MQTT-3.3.2-2]", reason_code=ReasonCode.TOPIC_NAME_INVALID)
 
 
 def decode_connect(buf: bytes, pos: int, end: int, flags: int, level: int) -> Connect:

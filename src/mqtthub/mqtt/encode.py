@@ -93,7 +93,14 @@ def encode_publish(
     remaining = 2 + len(topic) + len(tail) + len(payload)
     if remaining < 0x80:
         return b"".join((_HEAD_SHORT.pack(first, remaining, len(topic)), topic, tail, payload))
-    return b"".join((bytes((first,)), encode_varint(remaining), UINT16.pack(len(topic)), topic, tail, payload))
+    return b"".join((publish_head(first, topic, remaining), tail, payload))
+
+
+def publish_head(first: int, topic: bytes, remaining: int) -> bytes:
+    """Fixed header and topic name of a PUBLISH whose remaining length is ``remaining`` [MQTT-3.3.1]."""
+    if remaining < 0x80:
+        return _HEAD_SHORT.pack(first, remaining, len(topic)) + topic
+    return bytes((first,)) + encode_varint(remaining) + UINT16.pack(len(topic)) + topic
 
 
 def _publish(packet: Publish, level: int) -> bytes:
