@@ -13,7 +13,6 @@ from mqtthub.errors import MalformedPacketError
 
 MAX_VARINT = 268_435_455
 UINT16 = Struct(">H")
-UINT32 = Struct(">I")
 
 
 def truncated(what: str) -> MalformedPacketError:
@@ -66,14 +65,6 @@ def read_uint16(buf: bytes, pos: int, end: int) -> int:
     if pos + 2 > end:
         raise truncated("two byte integer")
     return buf[pos] << 8 | buf[pos + 1]
-
-
-def read_uint32(buf: bytes, pos: int, end: int) -> int:
-    """Read a four byte integer [MQTT-1.5.3] at ``pos``."""
-    if pos + 4 > end:
-        raise truncated("four byte integer")
-    value: int = UINT32.unpack_from(buf, pos)[0]
-    return value
 
 
 def read_binary(buf: bytes, pos: int, end: int) -> tuple[bytes, int]:

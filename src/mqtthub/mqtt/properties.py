@@ -19,8 +19,6 @@ from mqtthub.mqtt.primitives import (
     encode_utf8,
     encode_varint,
     read_binary,
-    read_uint16,
-    read_uint32,
     read_utf8,
     read_varint,
     truncated,
@@ -143,10 +141,14 @@ def decode_properties(buf: bytes, pos: int, end: int, context: int) -> tuple[Pro
             value = buf[pos]
             pos += 1
         elif kind == _UINT32:
-            value = read_uint32(buf, pos, stop)
+            if pos + 4 > stop:
+                raise truncated("four byte integer property")
+            value = buf[pos] << 24 | buf[pos + 1] << 16 | buf[pos + 2] << 8 | buf[pos + 3]
             pos += 4
         elif kind == _UINT16:
-            value = read_uint16(buf, pos, stop)
+            if pos + 2 > stop:
+                raise truncated("two byte integer property")
+            value = buf[pos] << 8 | buf[pos + 1]
             pos += 2
         elif kind == _UTF8:
             value, pos = read_utf8(buf, pos, stop)
