@@ -49,7 +49,7 @@ class PacketReader:
         """Bytes received but not yet part of a complete packet."""
         return self._chunks_size
 
-    def feed(self, data: bytes) -> list[Packet]:
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Packet]:
         """Add received bytes and return every packet they complete, in order.
 
         Args:
@@ -66,8 +66,9 @@ class PacketReader:
             ProtocolError: A well-formed packet the spec forbids (see the decoders).
         """
         if self._chunks:
-            self._chunks.append(data)
-            self._chunks_size += len(data)
+            chunk = bytes(data)
+            self._chunks.append(chunk)
+            self._chunks_size += len(chunk)
             if self._chunks_size < self._needed:
                 return []
             buf = b"".join(self._chunks)

@@ -99,7 +99,7 @@ def test_level_can_be_set_by_the_broker() -> None:
 
 def test_accepts_bytearray_and_memoryview() -> None:
     reader = PacketReader(protocol_level=PROTOCOL_V5)
-    assert reader.feed(bytearray(WIRE[:10])) + reader.feed(memoryview(WIRE)[10:]) == STREAM  # type: ignore[arg-type]
+    assert reader.feed(bytearray(WIRE[:10])) + reader.feed(memoryview(WIRE)[10:]) == STREAM
 
 
 def test_too_large_is_refused_from_the_fixed_header_alone() -> None:
