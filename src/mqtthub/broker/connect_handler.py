@@ -6,6 +6,7 @@ import logging
 import uuid
 from typing import TYPE_CHECKING
 
+from mqtthub.broker.connection_state import ConnectionState
 from mqtthub.broker.hooks import ConnectInfo
 from mqtthub.errors import AuthenticationRefused, ProtocolError
 from mqtthub.mqtt.packets import PROTOCOL_V5, Connack, Connect, Properties
@@ -27,8 +28,6 @@ def refuse(conn: Connection, reason_code: int, why: str) -> None:
 
 async def handle_connect(conn: Connection, packet: Connect) -> None:
     """Authenticate a CONNECT, attach its session and answer CONNACK."""
-    from mqtthub.broker.connection import ConnectionState
-
     core = conn.core
     config = core.config
     level = packet.protocol_level

@@ -15,7 +15,6 @@ The connection is a small state machine: ``AWAITING_CONNECT`` → ``CONNECTING``
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import time
 from collections import deque
@@ -23,6 +22,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from mqtthub.broker import packet_handlers
+from mqtthub.broker.connection_state import ConnectionState
 from mqtthub.broker.hooks import Action, Principal
 from mqtthub.broker.session import Session
 from mqtthub.errors import ProtocolError
@@ -34,15 +34,6 @@ if TYPE_CHECKING:
     from mqtthub.broker.core import BrokerCore
 
 logger = logging.getLogger(__name__)
-
-
-class ConnectionState(enum.Enum):
-    """Life cycle of a client connection."""
-
-    AWAITING_CONNECT = "awaiting_connect"
-    CONNECTING = "connecting"
-    CONNECTED = "connected"
-    CLOSED = "closed"
 
 
 class CertificateInfo:

@@ -14,7 +14,8 @@ from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, cast
 
 from mqtthub.broker.config import BrokerConfig
-from mqtthub.broker.connection import Connection, ConnectionState
+from mqtthub.broker.connection import Connection
+from mqtthub.broker.connection_state import ConnectionState
 from mqtthub.broker.hooks import (
     Action,
     Authenticator,
@@ -319,7 +320,7 @@ class BrokerCore:
         wall = time.time()
         for conn in list(self.connections):
             state = conn.state
-            if state is ConnectionState.AWAITING_CONNECT:
+            if state is ConnectionState.AWAITING_CONNECT or state is ConnectionState.CONNECTING:
                 if now - conn.created_at > self.config.connect_timeout:
                     self.stats.connect_timeouts += 1
                     logger.info("no CONNECT from %s within %.1fs", conn.peer, self.config.connect_timeout)

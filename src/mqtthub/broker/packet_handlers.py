@@ -16,6 +16,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from mqtthub.broker import connect_handler
+from mqtthub.broker.connection_state import ConnectionState
 from mqtthub.broker.hooks import Action, BrokerMessage
 from mqtthub.broker.session import Outgoing
 from mqtthub.broker.subscriptions import Subscription
@@ -53,8 +54,6 @@ _PINGRESP = b"\xd0\x00"
 
 def dispatch(conn: Connection, packet: Packet) -> Awaitable[None] | None:
     """Handle one packet from ``conn``; see the module docstring for the return value."""
-    from mqtthub.broker.connection import ConnectionState
-
     kind = type(packet)
     if conn.state is not ConnectionState.CONNECTED:
         if kind is Connect and conn.state is ConnectionState.AWAITING_CONNECT:
@@ -63,8 +62,7 @@ def dispatch(conn: Connection, packet: Packet) -> Awaitable[None] | None:
             return connect_handler.handle_connect(conn, packet)
         raise ProtocolError(f"{kind.__name__} before CONNECT completed [MQTT-3.1.0-1]")
     if kind is Publish:
-        assert isinstance(packet, Publish)
-        return on_publish(conn, packet)
+        return on_publish(conn, packet)  # type: ignore[arg-type]
     if kind is Puback or kind is Pubcomp:
         assert isinstance(packet, Puback | Pubcomp)
         assert conn.session is not None
@@ -127,7 +125,6 @@ def on_publish(conn: Connection, packet: Publish) -> Awaitable[None] | None:
         raise ProtocolError(f"QoS {packet.qos} above the maximum", reason_code=ReasonCode.QOS_NOT_SUPPORTED)
     if packet.retain and not conn.core.config.retain_available:
         raise ProtocolError("retain not available", reason_code=ReasonCode.RETAIN_NOT_SUPPORTED)
-    validate_topic_name(topic)
     session = conn.session
     assert session is not None
     if packet.qos == 2 and packet.packet_id in session.inbound_qos2:
@@ -136,6 +133,8 @@ def on_publish(conn: Connection, packet: Publish) -> Awaitable[None] | None:
         return None
     allowed = conn.acl.get((Action.PUBLISH, topic))
     if allowed is None:
+        # Topics in the authorization cache were validated when they entered it.
+        validate_topic_name(topic)
         return _authorize_then_accept(conn, packet, topic)
     accept_publish(conn, packet, topic, allowed)
     return None

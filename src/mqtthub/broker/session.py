@@ -237,7 +237,8 @@ class Session:
             template = self._encode_one(out, level, dup=False, now=now, packet_id=1 if out.qos else None)
             if template is None:
                 return None
-            entry = cache[key] = (template, _packet_id_offset(template, out.message.topic, self.mountpoint))
+            offset = _packet_id_offset(template, out.message.topic, self.mountpoint) if out.qos else 0
+            entry = cache[key] = (template, offset)
         template, offset = entry
         if not out.qos:
             return template
