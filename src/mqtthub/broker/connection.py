@@ -90,6 +90,9 @@ class Connection(asyncio.Protocol):
         self.close_reason = "connection lost"
         self.graceful = False
         self.pending_sink = 0
+        """Messages offered to the sink whose future has not resolved yet."""
+        self.pending_qos1 = 0
+        """QoS 1 messages among them: with QoS 2 receipts, what counts against our receive maximum."""
         self._loop = asyncio.get_running_loop()
         self._out: list[bytes] = []
         self._flush_handle: asyncio.Handle | None = None

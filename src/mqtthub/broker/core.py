@@ -28,7 +28,7 @@ from mqtthub.broker.hooks import (
 from mqtthub.broker.retained import RetainedStore
 from mqtthub.broker.session import EncodeCache, Outgoing, Session, SessionKey
 from mqtthub.broker.stats import BrokerStats
-from mqtthub.broker.subscriptions import Subscriber, Subscription, SubscriptionTrie
+from mqtthub.broker.subscriptions import SharedGroup, Subscriber, Subscription, SubscriptionTrie
 from mqtthub.mqtt.packets import Will
 from mqtthub.mqtt.reason_codes import ReasonCode
 
@@ -207,16 +207,18 @@ class BrokerCore:
         session.queue.clear()
         session.inflight.clear()
 
-    def _hand_over_shared(self, leaving: Session) -> None:
-        # Unacknowledged messages of a shared-group member that leaves go to another member [MQTT-4.8.2-6].
-        for out in leaving.take_shared():
+    def _hand_over_shared(self, leaving: Session, only: SharedGroup | None = None) -> None:
+        # Unacknowledged messages of a shared-group member that goes offline or leaves the group are
+        # re-sent to another member, online ones first; with no other member they stay where they were.
+        for out in leaving.take_shared(only):
             group = out.group
             assert group is not None
             sub = group.pick(exclude=leaving)
+            out.packet_id = 0
             if sub is None:
+                leaving.deliver(out)
                 continue
             out.qos = min(out.message.qos, sub.qos)
-            out.packet_id = 0
             cast(Recipient, sub.subscriber).deliver(out)
 
     def _publish_will(self, session: Session, will: Will) -> None:
@@ -262,10 +264,11 @@ class BrokerCore:
         """Remove a session's subscription; messages it held for a shared group go to another member."""
         if session.subscriptions.pop((share_group, topic_filter), None) is None:
             return False
+        group = self.trie.group(topic_filter, share_group) if share_group is not None else None
         self.trie.remove(session, topic_filter, share_group)
         self.stats.subscriptions = len(self.trie)
-        if share_group is not None:
-            self._hand_over_shared(session)
+        if group is not None:
+            self._hand_over_shared(session, group)
         return True
 
     def route(self, message: BrokerMessage, origin: Session | None) -> None:

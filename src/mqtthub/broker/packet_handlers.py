@@ -131,6 +131,12 @@ def on_publish(conn: Connection, packet: Publish) -> Awaitable[None] | None:
         # A re-sent QoS 2 PUBLISH already accepted: acknowledge again, do not route twice [MQTT-4.3.3-10].
         conn.write_ack(PUBREC, packet.packet_id or 0)
         return None
+    if (
+        packet.qos
+        and conn.protocol_level == PROTOCOL_V5
+        and conn.pending_qos1 + len(session.inbound_qos2) >= conn.core.config.receive_maximum
+    ):
+        raise ProtocolError("receive maximum exceeded [MQTT-3.3.4-9]", reason_code=ReasonCode.RECEIVE_MAXIMUM_EXCEEDED)
     allowed = conn.acl.get((Action.PUBLISH, topic))
     if allowed is None:
         # Topics in the authorization cache were validated when they entered it.
@@ -218,6 +224,8 @@ def accept_publish(conn: Connection, packet: Publish, topic: str, allowed: bool)
             conn.write_ack(PUBACK if qos == 1 else PUBREC, packet_id)
         return
     conn.pending_sink += 1
+    if qos == 1:
+        conn.pending_qos1 += 1
     if conn.pending_sink >= core.config.receive_maximum:
         conn.pause_reading("sink")
     future.add_done_callback(partial(_sink_done, conn, message, packet_id))
@@ -232,6 +240,8 @@ def _sink_done(conn: Connection, message: BrokerMessage, packet_id: int, future:
     else:
         code = future.result()
     conn.pending_sink -= 1
+    if message.qos == 1:
+        conn.pending_qos1 -= 1
     if conn.pending_sink < conn.core.config.receive_maximum:
         conn.resume_reading("sink")
     if code < 0x80:

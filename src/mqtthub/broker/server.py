@@ -12,6 +12,7 @@ from typing import Any, Self
 
 from mqtthub.broker.config import BrokerConfig
 from mqtthub.broker.core import BrokerCore, LocalSubscriber
+from mqtthub.broker.handle import LocalSubscription
 from mqtthub.broker.hooks import Authenticator, Authorizer, BrokerMessage, BrokerObserver, MessageSink
 from mqtthub.broker.listeners import Listener, start_listener
 from mqtthub.broker.retained import InMemoryRetainedStore, RetainedStore
@@ -194,10 +195,10 @@ class Broker:
         core.stats.subscriptions = len(core.trie)
         return subscriber
 
-    def unsubscribe(self, subscription: LocalSubscriber) -> None:
-        """Stop a subscription made with :meth:`subscribe`."""
+    def unsubscribe(self, subscription: LocalSubscription) -> None:
+        """Stop a subscription made with :meth:`subscribe`; other handles are ignored."""
         core = self._running()
-        if not subscription.active:
+        if not isinstance(subscription, LocalSubscriber) or not subscription.active:
             return
         subscription.active = False
         group, plain = parse_shared(subscription.topic_filter)

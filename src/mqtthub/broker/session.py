@@ -118,8 +118,7 @@ class Session:
         if out.qos == 0:
             if link is not None:
                 data = self._encode(out, link.protocol_level, cache)
-                if data is not None:
-                    link.write_message(data, 0)
+                if data is not None and link.write_message(data, 0):
                     self._delivered(out)
             return
         if link is None or self.queue or len(self.inflight) >= link.send_quota or link.write_paused:
@@ -174,16 +173,20 @@ class Session:
         out.released = True
         return True
 
-    def take_shared(self) -> list[Outgoing]:
-        """Remove and return the unacknowledged messages that came through shared groups.
+    def take_shared(self, group: SharedGroup | None = None) -> list[Outgoing]:
+        """Remove and return the unacknowledged messages that came through shared groups (or one group).
 
-        Messages already released (PUBREL sent) stay: the client has them [MQTT-4.8.2-6 note].
+        Messages already released (PUBREL sent) stay: the client has them.
         """
-        taken = [out for out in self.queue if out.group is not None]
+
+        def shared(out: Outgoing) -> bool:
+            return out.group is not None and (group is None or out.group is group)
+
+        taken = [out for out in self.queue if shared(out)]
         if taken:
-            self.queue = deque(out for out in self.queue if out.group is None)
+            self.queue = deque(out for out in self.queue if not shared(out))
         for packet_id, out in list(self.inflight.items()):
-            if out.group is not None and not out.released:
+            if shared(out) and not out.released:
                 del self.inflight[packet_id]
                 taken.append(out)
         return taken
@@ -204,10 +207,8 @@ class Session:
             data = self._encode_one(out, link.protocol_level, dup=False, now=time.time())
         else:
             data = self._encode(out, link.protocol_level, cache)
-        if data is None:
-            return
-        self.inflight[packet_id] = out
-        link.write_message(data, out.qos)
+        if data is not None and link.write_message(data, out.qos):
+            self.inflight[packet_id] = out
 
     def _allocate_packet_id(self) -> int:
         # Identifiers in use by in-flight messages are skipped [MQTT-2.2.1-3].
