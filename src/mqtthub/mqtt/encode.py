@@ -100,7 +100,7 @@ def publish_head(first: int, topic: bytes, remaining: int) -> bytes:
     """Fixed header and topic name of a PUBLISH whose remaining length is ``remaining`` [MQTT-3.3.1]."""
     if remaining < 0x80:
         return _HEAD_SHORT.pack(first, remaining, len(topic)) + topic
-    return bytes((first,)) + encode_varint(remaining) + UINT16.pack(len(topic)) + topic
+    return bytes((first,)) + encode_varint(remaining) + encode_binary(topic)
 
 
 def _publish(packet: Publish, level: int) -> bytes:

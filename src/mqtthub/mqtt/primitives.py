@@ -100,11 +100,20 @@ def read_utf8(buf: bytes, pos: int, end: int) -> tuple[str, int]:
 
 
 def encode_binary(data: bytes) -> bytes:
-    """Encode binary data with its two byte length [MQTT-1.5.6]."""
+    """Encode binary data with its two byte length [MQTT-1.5.6].
+
+    Raises:
+        ValueError: More than 65,535 bytes.
+    """
+    if len(data) > 0xFFFF:
+        raise ValueError(f"{len(data)} bytes do not fit a length-prefixed field [MQTT-1.5.6]")
     return UINT16.pack(len(data)) + data
 
 
 def encode_utf8(text: str) -> bytes:
-    """Encode a UTF-8 string with its two byte length [MQTT-1.5.4]."""
-    data = text.encode()
-    return UINT16.pack(len(data)) + data
+    """Encode a UTF-8 string with its two byte length [MQTT-1.5.4].
+
+    Raises:
+        ValueError: More than 65,535 bytes once encoded.
+    """
+    return encode_binary(text.encode())

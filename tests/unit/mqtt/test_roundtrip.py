@@ -32,6 +32,7 @@ from mqtthub.mqtt import (
     encode,
     encode_publish,
 )
+from mqtthub.mqtt.primitives import encode_varint
 from tests.unit.mqtt.strategies import connects, packets, publishes
 
 LEVELS = [PROTOCOL_V311, PROTOCOL_V5]
@@ -164,3 +165,31 @@ def test_any_publish_fast_path_round_trips(case: tuple[int, Publish]) -> None:
     level, p = case
     wire = encode_publish(p.topic.encode(), p.payload, p.qos, p.retain, p.dup, p.packet_id, p.properties, level)
     assert PacketReader(protocol_level=level).feed(wire) == [p]
+
+
+@pytest.mark.parametrize(
+    "packet",
+    [
+        Publish("t" * 65536),
+        Publish("t", b"", 1),
+        Publish("t", dup=True),
+        Publish("t", packet_id=1),
+        Subscribe(1, [SubscriptionRequest("f" * 65536)]),
+        Connect("c", password=b"p" * 65536),
+    ],
+    ids=["topic", "qos1-no-id", "qos0-dup", "qos0-id", "filter", "password"],
+)
+def test_encode_refuses_what_the_wire_cannot_carry(packet: Packet) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 - the message varies with the field
+        encode(packet, PROTOCOL_V311)
+
+
+def test_remaining_length_has_a_ceiling() -> None:
+    assert encode_varint(268_435_455) == b"\xff\xff\xff\x7f"
+    with pytest.raises(ValueError, match="variable byte integer"):
+        encode_varint(268_435_456)
+
+
+def test_auth_does_not_exist_in_v311() -> None:
+    with pytest.raises(ValueError, match="AUTH"):
+        encode(Auth(), PROTOCOL_V311)
