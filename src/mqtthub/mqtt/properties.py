@@ -214,11 +214,14 @@ def encode_properties(props: Properties | None, context: int) -> bytes:
 
 def _scalar_encoder(context: int) -> tuple[tuple[tuple[int, int], ...], Callable[[Properties], tuple[Any, ...]]]:
     """The allowed single-valued properties of ``context`` and a getter returning their values as a tuple."""
-    scalars = [(ident, kind) for ident, (_, kind, _) in _RULES[context].items() if kind not in (_VARINT, _PAIR)]
-    getter = attrgetter(*(_TABLE[ident][0] for ident, _ in scalars)) if scalars else None
-    if getter is None or len(scalars) > 1:
-        return tuple(scalars), getter or (lambda props: ())
-    return tuple(scalars), lambda props: (getter(props),)
+    scalars = tuple((ident, kind) for ident, (_, kind, _) in _RULES[context].items() if kind not in (_VARINT, _PAIR))
+    names = [_TABLE[ident][0] for ident, _ in scalars]
+    if len(names) > 1:
+        return scalars, attrgetter(*names)
+    if names:
+        single = attrgetter(names[0])
+        return scalars, lambda props: (single(props),)
+    return scalars, lambda props: ()
 
 
 _ENCODERS = {context: _scalar_encoder(context) for context in _ALL}
