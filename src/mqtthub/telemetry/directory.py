@@ -1,0 +1,123 @@
+"""Cached look-ups the ingest path needs: devices, organizations' namespaces, telemetry definitions.
+
+The ingest store runs these inside its batch transaction, asking the database only for
+ids it has not seen within ``ttl`` seconds, so a steady stream from known devices costs
+no extra queries. Changes made through the API call ``forget_*`` so they bite at once;
+changes made elsewhere (another hub instance) bite within ``ttl``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mqtthub.models import Device, Organization, TelemetryDefinition
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """What ingestion needs to know about a device."""
+
+    id: str
+    organization_id: str
+    short_id: str
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DefinitionInfo:
+    """What ingestion needs to know about a telemetry definition."""
+
+    id: int
+    device_id: str
+    key: str
+    unit: str
+    min_threshold: float | None
+    max_threshold: float | None
+
+
+class Directory:
+    """Time-bounded caches of :class:`DeviceInfo`, :class:`DefinitionInfo` and organization short ids."""
+
+    def __init__(self, *, ttl: float = 30.0, max_entries: int = 100_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._devices: dict[str, tuple[float, DeviceInfo]] = {}
+        self._definitions: dict[int, tuple[float, DefinitionInfo]] = {}
+        self._orgs: dict[str, tuple[float, str]] = {}
+
+    def _fresh(self, stamp: float, now: float) -> bool:
+        return now - stamp < self.ttl
+
+    def _trim(self) -> None:
+        for cache in (self._devices, self._definitions, self._orgs):
+            if len(cache) > self.max_entries:
+                cache.clear()
+
+    async def devices(self, session: AsyncSession, ids: Iterable[str]) -> dict[str, DeviceInfo]:
+        """The known devices among ``ids`` (unknown ids are absent)."""
+        now = time.monotonic()
+        found: dict[str, DeviceInfo] = {}
+        missing: list[str] = []
+        for device_id in set(ids):
+            cached = self._devices.get(device_id)
+            if cached is not None and self._fresh(cached[0], now):
+                found[device_id] = cached[1]
+            else:
+                missing.append(device_id)
+        if missing:
+            self._trim()
+            rows = await session.execute(
+                select(Device.id, Device.organization_id, Organization.short_id, Device.enabled)
+                .join(Organization, Organization.id == Device.organization_id)
+                .where(Device.id.in_(missing))
+            )
+            for device_id, organization_id, short_id, enabled in rows:
+                info = DeviceInfo(device_id, organization_id, short_id, enabled)
+                self._devices[device_id] = (now, info)
+                self._orgs[short_id] = (now, organization_id)
+                found[device_id] = info
+        return found
+
+    async def definitions(self, session: AsyncSession, ids: Iterable[int]) -> dict[int, DefinitionInfo]:
+        """The existing telemetry definitions among ``ids``."""
+        now = time.monotonic()
+        found: dict[int, DefinitionInfo] = {}
+        missing: list[int] = []
+        for definition_id in set(ids):
+            cached = self._definitions.get(definition_id)
+            if cached is not None and self._fresh(cached[0], now):
+                found[definition_id] = cached[1]
+            else:
+                missing.append(definition_id)
+        if missing:
+            self._trim()
+            rows = await session.scalars(select(TelemetryDefinition).where(TelemetryDefinition.id.in_(missing)))
+            for row in rows:
+                info = DefinitionInfo(row.id, row.device_id, row.key, row.unit, row.min_threshold, row.max_threshold)
+                self._definitions[row.id] = (now, info)
+                found[row.id] = info
+        return found
+
+    async def organization_by_short_id(self, session: AsyncSession, short_id: str) -> str | None:
+        """The id of the organization whose namespace is ``org/{short_id}/``."""
+        now = time.monotonic()
+        cached = self._orgs.get(short_id)
+        if cached is not None and self._fresh(cached[0], now):
+            return cached[1]
+        organization_id = await session.scalar(select(Organization.id).where(Organization.short_id == short_id))
+        if organization_id is not None:
+            self._orgs[short_id] = (now, organization_id)
+        return organization_id
+
+    def forget_device(self, device_id: str) -> None:
+        """Drop a cached device (it was changed or deleted)."""
+        self._devices.pop(device_id, None)
+
+    def forget_definition(self, definition_id: int) -> None:
+        """Drop a cached definition (it was changed or deleted)."""
+        self._definitions.pop(definition_id, None)

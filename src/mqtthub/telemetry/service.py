@@ -1,0 +1,316 @@
+"""The telemetry service: ingest writer, broker sink and observer, commands, broadcasts and pruning.
+
+Built once by the hub::
+
+    telemetry = TelemetryService(database, settings, realtime=bus)
+    broker = Broker(config, ..., sink=telemetry.sink, observer=telemetry.observer)
+    telemetry.broker = broker
+    async with telemetry:      # before the broker, so it is torn down after it
+        ...
+
+``async with`` runs the ingest writer and, when retention is on, the pruning loop, as
+named tasks; leaving it writes what is still queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from functools import partial
+from types import TracebackType
+from typing import Any, Self
+
+from sqlalchemy import delete, select
+
+from mqtthub.broker.handle import BrokerHandle
+from mqtthub.config import Settings
+from mqtthub.db import Database
+from mqtthub.db.base import new_id
+from mqtthub.errors import PermissionDeniedError, StateError, UnavailableError, ValidationFailedError
+from mqtthub.models import DeviceCommand, Organization, RejectedMessage, TelemetryAlert, TelemetryValue
+from mqtthub.realtime import RealtimeBus
+from mqtthub.telemetry.directory import Directory
+from mqtthub.telemetry.events import command_event, command_json
+from mqtthub.telemetry.ingest import Ingest, IngestKind, Source, from_message
+from mqtthub.telemetry.routing import Route, broadcast_topic, command_topic
+from mqtthub.telemetry.sink import DeviceObserver, TelemetrySink
+from mqtthub.telemetry.store import TelemetryStore
+from mqtthub.telemetry.writer import IngestWriter
+
+logger = logging.getLogger(__name__)
+
+PRUNE_CHUNK = 5000
+DAY_MS = 86_400_000
+
+
+class ServiceState(enum.Enum):
+    """Life cycle of a :class:`TelemetryService`."""
+
+    CREATED = "created"
+    RUNNING = "running"
+    CLOSED = "closed"
+
+
+class TelemetryService:
+    """Everything telemetry does at run time; see the module docstring.
+
+    Args:
+        database: Where readings are written.
+        settings: ``telemetry_*`` settings.
+        broker: Publishes commands and broadcasts; may be set after construction (the broker
+            itself needs :attr:`sink` and :attr:`observer` first).
+        realtime: Where live events go after each commit.
+        prune_interval: Seconds between retention passes.
+        clock: Unix time source.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        settings: Settings,
+        broker: BrokerHandle | None = None,
+        realtime: RealtimeBus | None = None,
+        *,
+        prune_interval: float = 300.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.database = database
+        self.settings = settings
+        self.broker = broker
+        self.realtime = realtime if realtime is not None else RealtimeBus(queue_size=settings.realtime_queue_size)
+        self.prune_interval = prune_interval
+        self.clock = clock
+        self.directory = Directory()
+        self.store = TelemetryStore(self.directory)
+        self.writer: IngestWriter[Ingest] = IngestWriter(
+            database,
+            self.store,
+            capacity=settings.telemetry_queue_size,
+            max_batch=settings.telemetry_batch_size,
+            max_delay=settings.telemetry_batch_delay_ms / 1000,
+            on_committed=self._committed,
+        )
+        self.sink = TelemetrySink(self.writer)
+        self.observer = DeviceObserver(self.writer, clock=clock)
+        self.stored: Counter[str] = Counter()
+        self.rejected: Counter[str] = Counter()
+        self.state = ServiceState.CREATED
+        self._prune_task: asyncio.Task[None] | None = None
+
+    # --- life cycle ------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self.state is not ServiceState.CREATED:
+            raise StateError(f"the telemetry service can be started only once (it is {self.state.value})")
+        await self.writer.__aenter__()
+        if self.settings.telemetry_retention_days > 0:
+            self._prune_task = asyncio.create_task(self._prune_loop(), name="telemetry-retention")
+        self.state = ServiceState.RUNNING
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.state = ServiceState.CLOSED
+        if self._prune_task is not None:
+            self._prune_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._prune_task
+        await self.writer.close()
+
+    def _committed(self, items: Sequence[Ingest], codes: Sequence[int]) -> None:
+        for item, code in zip(items, codes, strict=True):
+            if item.rejection is not None:
+                self.rejected[item.rejection.field] += 1
+            elif code < 0x80:
+                self.stored[item.kind.value] += 1
+            for event in item.events:
+                self.realtime.publish(event)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for ``/stats`` and the telemetry stats endpoint."""
+        writer = self.writer
+        return {
+            "stored": dict(self.stored),
+            "rejected": sum(self.rejected.values()),
+            "rejectedByField": dict(self.rejected),
+            "offered": self.sink.offered,
+            "queued": writer.queued,
+            "batches": writer.batches,
+            "written": writer.written,
+            "droppedQos0": writer.dropped,
+            "failed": writer.failed,
+            "publisherPauses": writer.parked_total,
+            "liveSubscribers": self.realtime.subscriber_count,
+        }
+
+    # --- HTTP ingestion (same path as MQTT) ------------------------------------------------------
+
+    async def ingest_http(self, route: Route, device_id: str, organization_id: str, payload: bytes) -> dict[str, Any]:
+        """Store a device message that came over HTTP, exactly as if it came over MQTT.
+
+        Returns what was stored (the same JSON as the live event).
+
+        Raises:
+            ValidationFailedError: the payload is invalid; ``field`` names what is wrong (HTTP 422).
+            PermissionDeniedError: the device is disabled.
+            UnavailableError: telemetry is stopping.
+        """
+        item = from_message(
+            route,
+            device_id,
+            payload,
+            source=Source.HTTP,
+            received_ms=int(self.clock() * 1000),
+            topic=f"devices/{device_id}/{route.value}",
+            organization_id=organization_id,
+        )
+        try:
+            future = self.writer.submit(item)
+            code = await asyncio.shield(future)
+        except StateError:
+            raise UnavailableError("telemetry ingestion is stopping") from None
+        if code < 0x80:
+            return item.stored or {}
+        rejection = item.rejection
+        if rejection is None:
+            raise UnavailableError("the message could not be stored")
+        if rejection.field == "device":
+            raise PermissionDeniedError(rejection.reason)
+        raise ValidationFailedError(f"{rejection.field} {rejection.reason}", field=rejection.field)
+
+    # --- commands and broadcasts -----------------------------------------------------------------
+
+    def _broker(self) -> BrokerHandle:
+        if self.broker is None:
+            raise UnavailableError("the MQTT broker is not running")
+        return self.broker
+
+    async def _short_id(self, organization_id: str) -> str:
+        async with self.database.session() as session:
+            short_id = await session.scalar(select(Organization.short_id).where(Organization.id == organization_id))
+        if short_id is None:
+            raise UnavailableError("the device's organization no longer exists")
+        return short_id
+
+    async def send_command(
+        self,
+        *,
+        device_id: str,
+        organization_id: str,
+        command: str,
+        parameters: dict[str, Any],
+        created_by: str | None,
+    ) -> dict[str, Any]:
+        """Record a command, then publish it QoS 1 to ``devices/{id}/commands``.
+
+        The row is committed before the PUBLISH so that the device's acknowledgement (which
+        moves it to ``delivered``) always finds it. A device with a persistent session that
+        is offline gets it when it reconnects.
+        """
+        broker = self._broker()
+        short_id = await self._short_id(organization_id)
+        row = DeviceCommand(
+            id=new_id(),
+            organization_id=organization_id,
+            device_id=device_id,
+            command=command,
+            parameters=parameters,
+            status="pending",
+            created_by=created_by,
+            created_at=datetime.fromtimestamp(self.clock(), UTC),
+        )
+        async with self.database.session() as session:
+            session.add(row)
+        data = command_json(row)
+        message = {
+            "commandId": row.id,
+            "command": command,
+            "parameters": parameters,
+            "timestamp": data["createdAt"],
+        }
+        await broker.publish(
+            command_topic(short_id, device_id),
+            json.dumps(message).encode(),
+            qos=1,
+            on_delivered=partial(self._command_delivered, row.id, device_id),
+        )
+        self.realtime.publish(command_event(organization_id, data))
+        return data
+
+    def _command_delivered(self, command_id: str, device_id: str, client_id: str) -> None:
+        item = Ingest(
+            IngestKind.COMMAND_DELIVERED,
+            device_id,
+            Source.BROKER,
+            int(self.clock() * 1000),
+            command_id=command_id,
+        )
+        try:
+            self.writer.submit(item)
+        except StateError:
+            logger.info("command %s delivered to %s while telemetry is stopped", command_id, client_id)
+
+    async def broadcast(self, organization_id: str, message: Any, *, qos: int = 1) -> dict[str, Any]:
+        """Publish ``message`` to ``organizations/{org}/broadcast`` in the organization's namespace."""
+        broker = self._broker()
+        short_id = await self._short_id(organization_id)
+        broadcast_id = new_id()
+        sent_at = datetime.fromtimestamp(self.clock(), UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        body = {
+            "broadcastId": broadcast_id,
+            "organizationId": organization_id,
+            "message": message,
+            "timestamp": sent_at,
+        }
+        await broker.publish(broadcast_topic(short_id, organization_id), json.dumps(body).encode(), qos=qos)
+        return {
+            "broadcastId": broadcast_id,
+            "topic": f"organizations/{organization_id}/broadcast",
+            "timestamp": sent_at,
+        }
+
+    # --- retention -------------------------------------------------------------------------------
+
+    async def _prune_loop(self) -> None:
+        while True:
+            try:
+                await self.prune()
+            except Exception:
+                logger.exception("telemetry retention pass failed")
+            await asyncio.sleep(self.prune_interval)
+
+    async def prune(self) -> int:
+        """Delete readings, alerts and rejected messages older than the retention; return how many."""
+        days = self.settings.telemetry_retention_days
+        if days <= 0:
+            return 0
+        cutoff_ms = int(self.clock() * 1000 - days * DAY_MS)
+        cutoff = datetime.fromtimestamp(cutoff_ms / 1000, UTC)
+        total = 0
+        targets: list[tuple[Any, Any, Any]] = [
+            (TelemetryValue, TelemetryValue.id, TelemetryValue.ts_ms < cutoff_ms),
+            (TelemetryAlert, TelemetryAlert.id, TelemetryAlert.created_at < cutoff),
+            (RejectedMessage, RejectedMessage.id, RejectedMessage.received_at < cutoff),
+        ]
+        for model, key, condition in targets:
+            while True:
+                # Small chunks keep each transaction short, so the ingest writer is never held up for long.
+                async with self.database.session() as session:
+                    chunk = select(key).where(condition).limit(PRUNE_CHUNK).scalar_subquery()
+                    result = await session.execute(delete(model).where(key.in_(chunk)))
+                deleted = int(getattr(result, "rowcount", 0) or 0)
+                total += deleted
+                if deleted < PRUNE_CHUNK:
+                    break
+                await asyncio.sleep(0)
+        if total:
+            logger.info("retention: pruned %d telemetry rows older than %s days", total, days)
+        return total

@@ -1,0 +1,375 @@
+"""What one ingest batch writes: readings, alerts, status, command updates and rejected messages.
+
+:class:`TelemetryStore` is the :class:`~mqtthub.telemetry.writer.BatchStore` of the ingest
+writer. For each batch it resolves the devices and telemetry definitions it names (through
+the cached :class:`~mqtthub.telemetry.directory.Directory`), decides per item whether it
+is stored or rejected (and with which MQTT 5.0 reason code), and adds the rows with one
+multi-row statement per table. It only flushes; the writer commits. Live events for the
+items are prepared here and published by the service after the commit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mqtthub.db.base import new_id
+from mqtthub.models import DeviceCommand, DeviceStatus, RejectedMessage, TelemetryAlert, TelemetryValue
+from mqtthub.models.telemetry import CommandStatus
+from mqtthub.mqtt.reason_codes import ReasonCode
+from mqtthub.telemetry.directory import DeviceInfo, Directory
+from mqtthub.telemetry.events import (
+    alert_event,
+    command_event,
+    command_json,
+    datastream_event,
+    iso_ms,
+    status_event,
+    status_json,
+    telemetry_event,
+)
+from mqtthub.telemetry.ingest import Ingest, IngestKind
+from mqtthub.telemetry.parsing import (
+    CommandReply,
+    DatastreamReading,
+    PayloadError,
+    SensorReading,
+    StatusReport,
+)
+from mqtthub.telemetry.thresholds import check_reading, effective_thresholds
+
+logger = logging.getLogger(__name__)
+
+MAX_LOGGED_PAYLOAD = 2048
+_VALUES = cast(Table, TelemetryValue.__table__)
+_ALERTS = cast(Table, TelemetryAlert.__table__)
+_REJECTED = cast(Table, RejectedMessage.__table__)
+_STATUS = cast(Table, DeviceStatus.__table__)
+_DATA_KINDS = frozenset({IngestKind.DATASTREAM, IngestKind.TELEMETRY, IngestKind.STATUS, IngestKind.COMMAND_REPLY})
+
+
+def _moment(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+class _Batch:
+    """Rows collected while walking one batch."""
+
+    def __init__(self) -> None:
+        self.values: list[dict[str, Any]] = []
+        self.alerts: list[dict[str, Any]] = []
+        self.rejected: list[dict[str, Any]] = []
+        self.statuses: dict[str, dict[str, Any]] = {}
+        self.status_items: dict[str, tuple[Ingest, str]] = {}
+        self.seen: dict[str, datetime] = {}
+
+
+class TelemetryStore:
+    """Writes ingest batches; see the module docstring."""
+
+    def __init__(self, directory: Directory) -> None:
+        self.directory = directory
+
+    async def write(self, session: AsyncSession, items: Sequence[Ingest]) -> list[int]:
+        """Add the batch's rows; return one reason code per item (>= 0x80: not stored)."""
+        devices = await self.directory.devices(session, {item.device_id for item in items})
+        definition_ids = {
+            item.body.telemetry_data_id
+            for item in items
+            if isinstance(item.body, DatastreamReading) and item.device_id in devices
+        }
+        definitions = await self.directory.definitions(session, definition_ids) if definition_ids else {}
+        batch = _Batch()
+        codes: list[int] = []
+        for item in items:
+            item.events = []
+            item.rejection = None
+            item.stored = None
+            device = devices.get(item.device_id)
+            code = self._check(item, device)
+            if code is None:
+                assert device is not None
+                code = await self._apply(session, batch, item, device, definitions)
+            if item.rejection is not None:
+                await self._reject(session, batch, item, device)
+            codes.append(code)
+        await self._flush(session, batch)
+        return codes
+
+    # --- per item --------------------------------------------------------------------------------
+
+    def _check(self, item: Ingest, device: DeviceInfo | None) -> int | None:
+        """A reason code when the item cannot be applied at all, else None."""
+        if item.error is not None:
+            item.rejection = item.error
+            return ReasonCode.PAYLOAD_FORMAT_INVALID
+        if (
+            device is None
+            or (item.short_id is not None and device.short_id != item.short_id)
+            or (item.organization_id is not None and device.organization_id != item.organization_id)
+        ):
+            if item.kind in _DATA_KINDS:
+                item.rejection = PayloadError("device", "no such device in this organization")
+            return ReasonCode.NOT_AUTHORIZED
+        if not device.enabled and item.kind in _DATA_KINDS:
+            item.rejection = PayloadError("device", "the device is disabled")
+            return ReasonCode.NOT_AUTHORIZED
+        return None
+
+    async def _apply(
+        self,
+        session: AsyncSession,
+        batch: _Batch,
+        item: Ingest,
+        device: DeviceInfo,
+        definitions: dict[int, Any],
+    ) -> int:
+        now = _moment(item.received_ms)
+        body = item.body
+        if isinstance(body, DatastreamReading):
+            definition = definitions.get(body.telemetry_data_id)
+            if definition is None or definition.device_id != device.id:
+                item.rejection = PayloadError(
+                    "telemetryDataId", f"{body.telemetry_data_id} is not a telemetry definition of this device"
+                )
+                return ReasonCode.PAYLOAD_FORMAT_INVALID
+            self._datastream(batch, item, device, body, definition)
+        elif isinstance(body, SensorReading):
+            self._sensor(batch, item, device, body)
+        elif isinstance(body, StatusReport):
+            row = self._status_row(batch, device.id)
+            row.update(
+                online=body.status != "offline",
+                status=body.status,
+                status_at=_moment(body.timestamp_ms or item.received_ms),
+                last_seen=now,
+            )
+            if body.metadata:
+                row.update(metadata=body.metadata, battery=body.battery, signal=body.signal)
+            batch.status_items[device.id] = (item, device.organization_id)
+            item.stored = {"deviceId": device.id, "status": body.status}
+        elif isinstance(body, CommandReply):
+            if not await self._command_reply(session, item, device, body):
+                item.rejection = PayloadError("commandId", f"no command {body.command_id!r} for this device")
+                return ReasonCode.PAYLOAD_FORMAT_INVALID
+        elif item.kind is IngestKind.CONNECTED:
+            row = self._status_row(batch, device.id)
+            row.update(online=True, status="online", connected_at=now, last_seen=now)
+            batch.status_items[device.id] = (item, device.organization_id)
+        elif item.kind is IngestKind.DISCONNECTED:
+            row = self._status_row(batch, device.id)
+            row.update(online=False, status="offline", disconnected_at=now, last_seen=now)
+            batch.status_items[device.id] = (item, device.organization_id)
+        elif item.kind is IngestKind.COMMAND_DELIVERED:
+            await self._command_delivered(session, item, device)
+        if item.kind in _DATA_KINDS:
+            batch.seen[device.id] = now
+        return ReasonCode.SUCCESS
+
+    def _datastream(
+        self, batch: _Batch, item: Ingest, device: DeviceInfo, body: DatastreamReading, definition: Any
+    ) -> None:
+        ts_ms = body.timestamp_ms or item.received_ms
+        batch.values.append(
+            {
+                "device_id": device.id,
+                "definition_id": definition.id,
+                "sensor": definition.key,
+                "value": body.value,
+                "raw": body.raw,
+                "urgent": body.urgent,
+                "source": item.source.value,
+                "ts_ms": ts_ms,
+                "received_ms": item.received_ms,
+            }
+        )
+        data = {
+            "deviceId": device.id,
+            "telemetryDataId": definition.id,
+            "key": definition.key,
+            "unit": definition.unit,
+            "value": body.value if body.value is not None else body.raw,
+            "rawValue": body.raw,
+            "urgent": body.urgent,
+            "timestamp": iso_ms(ts_ms),
+            "receivedAt": iso_ms(item.received_ms),
+            "source": item.source.value,
+        }
+        item.stored = data
+        item.events.append(datastream_event(device.organization_id, data))
+        low, high = effective_thresholds(
+            body.threshold_min, body.threshold_max, definition.min_threshold, definition.max_threshold
+        )
+        kind = check_reading(body.value, urgent=body.urgent, low=low, high=high)
+        if kind is None:
+            return
+        alert = {
+            "id": new_id(),
+            "organization_id": device.organization_id,
+            "device_id": device.id,
+            "definition_id": definition.id,
+            "sensor": definition.key,
+            "kind": kind.value,
+            "value": body.value,
+            "raw": body.raw,
+            "min_threshold": low,
+            "max_threshold": high,
+            "created_at": _moment(item.received_ms),
+        }
+        batch.alerts.append(alert)
+        item.events.append(alert_event(device.organization_id, alert_json(alert)))
+
+    def _sensor(self, batch: _Batch, item: Ingest, device: DeviceInfo, body: SensorReading) -> None:
+        ts_ms = body.timestamp_ms or item.received_ms
+        batch.values.append(
+            {
+                "device_id": device.id,
+                "definition_id": None,
+                "sensor": body.sensor,
+                "value": body.value,
+                "raw": body.raw,
+                "urgent": False,
+                "source": item.source.value,
+                "ts_ms": ts_ms,
+                "received_ms": item.received_ms,
+            }
+        )
+        data = {
+            "deviceId": device.id,
+            "sensor": body.sensor,
+            "value": body.value,
+            "payload": json.loads(body.raw),
+            "timestamp": iso_ms(ts_ms),
+            "source": item.source.value,
+        }
+        item.stored = data
+        item.events.append(telemetry_event(device.organization_id, data))
+
+    @staticmethod
+    def _status_row(batch: _Batch, device_id: str) -> dict[str, Any]:
+        row = batch.statuses.get(device_id)
+        if row is None:
+            row = batch.statuses[device_id] = {
+                "device_id": device_id,
+                "online": False,
+                "status": "unknown",
+                "battery": None,
+                "signal": None,
+                "metadata": None,
+                "last_seen": None,
+                "status_at": None,
+                "connected_at": None,
+                "disconnected_at": None,
+            }
+        return row
+
+    async def _command_reply(self, session: AsyncSession, item: Ingest, device: DeviceInfo, body: CommandReply) -> bool:
+        command = await session.get(DeviceCommand, body.command_id)
+        if command is None or command.device_id != device.id:
+            return False
+        command.status = body.status
+        command.result = body.result
+        command.error = body.error
+        command.completed_at = _moment(item.received_ms)
+        if command.delivered_at is None:
+            command.delivered_at = command.completed_at
+        data = command_json(command)
+        item.stored = data
+        item.events.append(command_event(device.organization_id, data))
+        return True
+
+    async def _command_delivered(self, session: AsyncSession, item: Ingest, device: DeviceInfo) -> None:
+        command = await session.get(DeviceCommand, item.command_id) if item.command_id else None
+        if command is None or command.device_id != device.id or command.status != CommandStatus.PENDING:
+            return
+        command.status = CommandStatus.DELIVERED.value
+        command.delivered_at = _moment(item.received_ms)
+        item.events.append(command_event(device.organization_id, command_json(command)))
+
+    async def _reject(self, session: AsyncSession, batch: _Batch, item: Ingest, device: DeviceInfo | None) -> None:
+        rejection = item.rejection
+        assert rejection is not None
+        organization_id = device.organization_id if device is not None else item.organization_id
+        if organization_id is None and item.short_id is not None:
+            organization_id = await self.directory.organization_by_short_id(session, item.short_id)
+        payload = item.payload[:MAX_LOGGED_PAYLOAD].decode("utf-8", errors="replace")
+        batch.rejected.append(
+            {
+                "organization_id": organization_id,
+                "device_id": item.device_id[:200],
+                "source": item.source.value,
+                "topic": item.topic[:1024],
+                "field": rejection.field[:100],
+                "reason": rejection.reason[:500],
+                "payload": payload,
+                "received_at": _moment(item.received_ms),
+            }
+        )
+        logger.info("rejected %s from device %s: %s", item.kind.value, item.device_id, rejection)
+
+    # --- per batch -------------------------------------------------------------------------------
+
+    async def _flush(self, session: AsyncSession, batch: _Batch) -> None:
+        if batch.values:
+            await session.execute(insert(_VALUES), batch.values)
+        if batch.alerts:
+            await session.execute(insert(_ALERTS), batch.alerts)
+        if batch.rejected:
+            await session.execute(insert(_REJECTED), batch.rejected)
+        dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        if batch.statuses:
+            await self._upsert_status(session, dialect_insert, batch)
+        touched = [
+            {"device_id": device_id, "online": True, "status": "online", "last_seen": moment}
+            for device_id, moment in batch.seen.items()
+            if device_id not in batch.statuses
+        ]
+        if touched:
+            stmt = dialect_insert(_STATUS)
+            stmt = stmt.on_conflict_do_update(index_elements=["device_id"], set_={"last_seen": stmt.excluded.last_seen})
+            await session.execute(stmt, touched)
+        await session.flush()
+
+    async def _upsert_status(self, session: AsyncSession, dialect_insert: Any, batch: _Batch) -> None:
+        table = _STATUS
+        stmt = dialect_insert(table)
+        keep = ("battery", "signal", "metadata", "last_seen", "status_at", "connected_at", "disconnected_at")
+        update: dict[str, Any] = {"online": stmt.excluded.online, "status": stmt.excluded.status}
+        for name in keep:
+            update[name] = func.coalesce(stmt.excluded[name], table.c[name])
+        await session.execute(
+            stmt.on_conflict_do_update(index_elements=["device_id"], set_=update), list(batch.statuses.values())
+        )
+        rows = await session.scalars(
+            select(DeviceStatus)
+            .where(DeviceStatus.device_id.in_(list(batch.statuses)))
+            .execution_options(populate_existing=True)
+        )
+        for row in rows:
+            item, organization_id = batch.status_items[row.device_id]
+            item.events.append(status_event(organization_id, status_json(row.device_id, row)))
+
+
+def alert_json(alert: dict[str, Any] | TelemetryAlert) -> dict[str, Any]:
+    """An alert as the API and live events show it, from a row or the dict it was inserted from."""
+    get = alert.get if isinstance(alert, dict) else lambda name: getattr(alert, name)
+    created = cast(datetime, get("created_at"))
+    return {
+        "id": get("id"),
+        "deviceId": get("device_id"),
+        "telemetryDataId": get("definition_id"),
+        "sensor": get("sensor"),
+        "kind": get("kind"),
+        "value": get("value"),
+        "rawValue": get("raw"),
+        "min": get("min_threshold"),
+        "max": get("max_threshold"),
+        "createdAt": created.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+    }
