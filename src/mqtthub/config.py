@@ -105,6 +105,23 @@ class Settings(BaseSettings):
         1000, ge=1, description="QoS 1/2 messages kept per session while its client is slow or offline."
     )
 
+    # --- messaging API (REST, WebSocket, history) ----------------------------------------------
+    max_history_size: int = Field(
+        1000, ge=1, description="Messages kept in each organization's history; older ones are pruned."
+    )
+    message_retention_hours: float = Field(24.0, gt=0, description="Messages older than this leave the history.")
+    ws_heartbeat_interval: float = Field(
+        30.0, gt=0, description="Seconds between heartbeat frames on `/ws` connections."
+    )
+    ws_max_connections: int = Field(100, ge=1, description="Most simultaneous `/ws` connections.")
+    cors_origins: str = Field(
+        "*", description="Comma-separated origins allowed by CORS on the HTTP API (`*` allows any)."
+    )
+    api_rate_limit: float = Field(
+        50.0, ge=0, description="Requests per second allowed to each caller of the messaging API (0 disables)."
+    )
+    api_rate_burst: int = Field(100, ge=1, description="Requests a caller may make at once above the steady rate.")
+
     # --- operations -------------------------------------------------------------------------------
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Least severe level logged.")
     log_format: Literal["text", "json"] = Field("text", description="`text` for people, `json` for log collectors.")

@@ -1,0 +1,92 @@
+"""The Python SDK of mqtthub: talk to a running hub over HTTP and WebSocket.
+
+::
+
+    from mqtthub.client import HubClient
+
+    with HubClient("http://localhost:8000", api_key="mqh_...") as hub:
+        hub.publish("factory/line1/press1/temperature", "45.2", qos=1)
+        page = hub.get_messages(topic="factory/+/+/temperature", limit=10)
+
+- :class:`HubClient` (sync) and :class:`AsyncHubClient` (asyncio) cover the HTTP API and
+  return typed models;
+- :class:`StreamClient` follows the live stream (``/ws``) with a handler or ``async for``,
+  reconnecting with backoff;
+- every failure is a :class:`HubError` (tree in :mod:`mqtthub.client._exceptions`).
+
+``MQTTAPIClient``, ``AsyncMQTTAPIClient`` and ``MQTTWebSocketClient`` are the same classes under
+the names used by the REST bridge's documentation. Importing this package imports no server code.
+"""
+
+from mqtthub.client._async import AsyncHubClient
+from mqtthub.client._exceptions import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    ClientStateError,
+    ConflictError,
+    HubConnectionError,
+    HubError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+    ServerError,
+    ServiceUnavailableError,
+    ValidationError,
+)
+from mqtthub.client._models import (
+    Health,
+    LoginUser,
+    Message,
+    MessagePage,
+    Organization,
+    OrganizationList,
+    PublishResult,
+    ServiceInfo,
+    Session,
+    Stats,
+    SubscriptionResult,
+    TopicInfo,
+    TopicList,
+)
+from mqtthub.client._stream import StreamClient
+from mqtthub.client._sync import HubClient
+
+MQTTAPIClient = HubClient
+AsyncMQTTAPIClient = AsyncHubClient
+MQTTWebSocketClient = StreamClient
+
+__all__ = [
+    "APIError",
+    "AsyncHubClient",
+    "AsyncMQTTAPIClient",
+    "AuthenticationError",
+    "BadRequestError",
+    "ClientStateError",
+    "ConflictError",
+    "Health",
+    "HubClient",
+    "HubConnectionError",
+    "HubError",
+    "LoginUser",
+    "MQTTAPIClient",
+    "MQTTWebSocketClient",
+    "Message",
+    "MessagePage",
+    "NotFoundError",
+    "Organization",
+    "OrganizationList",
+    "PermissionDeniedError",
+    "PublishResult",
+    "RateLimitedError",
+    "ServerError",
+    "ServiceInfo",
+    "ServiceUnavailableError",
+    "Session",
+    "Stats",
+    "StreamClient",
+    "SubscriptionResult",
+    "TopicInfo",
+    "TopicList",
+    "ValidationError",
+]

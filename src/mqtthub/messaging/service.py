@@ -1,0 +1,327 @@
+"""The messaging service: what the REST and WebSocket endpoints do, and the loops behind them.
+
+It owns, for every organization, the desired set of recorded topic filters (kept in the
+database, re-established with the broker at start-up) and one in-process broker
+subscription per filter; every matching message goes to the history writer and to the
+organization's live WebSocket listeners. Background loops (history writer, pruner) are
+named tasks in one task group, cancelled and awaited on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mqtthub.broker.handle import BrokerHandle, LocalSubscription
+from mqtthub.broker.hooks import BrokerMessage
+from mqtthub.config import Settings
+from mqtthub.db import Database
+from mqtthub.db.base import new_id, utcnow
+from mqtthub.errors import MQTTHubError, NotFoundError, StateError, UnavailableError
+from mqtthub.messaging import history
+from mqtthub.messaging.live import LiveFeed, LiveListener
+from mqtthub.messaging.namespace import OrgScope
+from mqtthub.messaging.ratelimit import TokenBucketLimiter
+from mqtthub.messaging.recorder import HistoryRecorder, Record
+from mqtthub.messaging.schemas import encode_payload
+from mqtthub.models import MessageSubscription, Organization
+from mqtthub.models.messaging import MAX_RECORDED_TOPIC_LENGTH
+
+logger = logging.getLogger(__name__)
+
+BrokerProvider = Callable[[], BrokerHandle]
+"""Returns the running broker, or raises :class:`~mqtthub.errors.StateError` when there is none."""
+
+
+def live_message_text(topic: str, message: BrokerMessage, *, history_id: str | None = None) -> str:
+    """The JSON text a WebSocket client receives for a message."""
+    payload, encoding = encode_payload(message.payload)
+    timestamp = datetime.fromtimestamp(message.received_at or time.time(), UTC)
+    body: dict[str, Any] = {
+        "type": "message",
+        "id": history_id,
+        "topic": topic,
+        "payload": payload,
+        "payload_encoding": encoding,
+        "qos": message.qos,
+        "retain": message.retain,
+        "timestamp": timestamp.isoformat(),
+    }
+    return json.dumps(body, separators=(",", ":"))
+
+
+class _Recorded:
+    """One recorded filter of one organization and its broker subscription."""
+
+    __slots__ = ("handle", "qos", "scope")
+
+    def __init__(self, scope: OrgScope, qos: int, handle: LocalSubscription | None) -> None:
+        self.scope = scope
+        self.qos = qos
+        self.handle = handle
+
+
+class MessagingService:
+    """Publishing, recorded subscriptions, history and live feed; an async context manager."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        broker: BrokerProvider,
+        *,
+        prune_interval: float = 30.0,
+        started_at: float | None = None,
+    ) -> None:
+        self.settings = settings
+        self.database = database
+        self._broker = broker
+        self._prune_interval = prune_interval
+        self.started_at = time.time() if started_at is None else started_at
+        self.recorder = HistoryRecorder(database)
+        self.limiter = TokenBucketLimiter(settings.api_rate_limit, settings.api_rate_burst)
+        self.feed = LiveFeed()
+        self._recorded: dict[tuple[str, str], _Recorded] = {}
+        self._last_message: dict[str, BrokerMessage] = {}
+        self._loops: list[asyncio.Task[None]] = []
+        self._started = False
+        self._closed = False
+        self.skipped_long_topics = 0
+
+    # --- life cycle ----------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> MessagingService:
+        if self._started or self._closed:
+            raise StateError("a MessagingService can be started only once")
+        self._started = True
+        await self._restore()
+        self._loops = [
+            asyncio.create_task(self.recorder.run(), name="messaging-history-writer"),
+            asyncio.create_task(self._prune_loop(), name="messaging-history-pruner"),
+        ]
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._closed = True
+        for recorded in self._recorded.values():
+            self._drop_handle(recorded)
+        self._recorded.clear()
+        await self.recorder.flushed(wait=self.settings.shutdown_timeout / 2)
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        self._loops.clear()
+
+    async def _restore(self) -> None:
+        async with self.database.session() as session:
+            rows = await session.execute(
+                select(MessageSubscription, Organization.short_id).join(
+                    Organization, Organization.id == MessageSubscription.organization_id
+                )
+            )
+            for subscription, short_id in rows.all():
+                scope = OrgScope.of(subscription.organization_id, short_id)
+                self._recorded[(scope.organization_id, subscription.topic_filter)] = _Recorded(
+                    scope, subscription.qos, self._try_subscribe(scope, subscription.topic_filter)
+                )
+        if self._recorded:
+            logger.info("recording %d topic filters again", len(self._recorded))
+
+    async def _prune_loop(self) -> None:
+        while True:
+            await self.prune()
+            await asyncio.sleep(self._prune_interval)
+
+    async def prune(self) -> int:
+        """Apply the history bounds now (count per organization, retention age); return rows deleted."""
+        cutoff = history.retention_cutoff(utcnow(), self.settings.message_retention_hours)
+        try:
+            async with self.database.session() as session:
+                deleted = await history.prune(
+                    session, max_per_organization=self.settings.max_history_size, older_than=cutoff
+                )
+        except Exception:
+            logger.exception("pruning the message history failed")
+            return 0
+        if deleted:
+            logger.debug("pruned %d history messages", deleted)
+        return deleted
+
+    # --- broker ----------------------------------------------------------------------------------------
+
+    def broker(self) -> BrokerHandle:
+        """The running broker.
+
+        Raises:
+            UnavailableError: the broker is not running.
+        """
+        try:
+            return self._broker()
+        except StateError as exc:
+            raise UnavailableError(f"the MQTT broker is not available: {exc.message}") from None
+
+    @property
+    def broker_connected(self) -> bool:
+        """Whether the broker is up and answering."""
+        try:
+            self._broker().stats()
+        except MQTTHubError:
+            return False
+        return True
+
+    def _try_subscribe(self, scope: OrgScope, topic_filter: str) -> LocalSubscription | None:
+        try:
+            broker = self._broker()
+            return broker.subscribe(scope.namespace.internal(topic_filter), self._recording_callback(scope))
+        except StateError:
+            logger.warning("broker not running: filter %r is recorded once it is", topic_filter)
+            return None
+
+    def _drop_handle(self, recorded: _Recorded) -> None:
+        if recorded.handle is None:
+            return
+        with contextlib.suppress(StateError):
+            self._broker().unsubscribe(recorded.handle)
+        recorded.handle = None
+
+    def _recording_callback(self, scope: OrgScope) -> Callable[[BrokerMessage], None]:
+        def record(message: BrokerMessage) -> None:
+            self.record(scope, message)
+
+        return record
+
+    def record(self, scope: OrgScope, message: BrokerMessage) -> None:
+        """Take a message of a recorded filter: queue it for the history and send it to live listeners.
+
+        Overlapping filters of one organization deliver the same message object several times in a
+        row during one routing pass; it is recorded once.
+        """
+        if self._last_message.get(scope.organization_id) is message:
+            return
+        self._last_message[scope.organization_id] = message
+        topic = scope.namespace.strip(message.topic)
+        if len(topic) > MAX_RECORDED_TOPIC_LENGTH:
+            self.skipped_long_topics += 1
+            return
+        record_id = new_id()
+        received = datetime.fromtimestamp(message.received_at, UTC) if message.received_at else utcnow()
+        self.recorder.offer(
+            Record(scope.organization_id, topic, message.payload, message.qos, message.retain, received, record_id)
+        )
+        self.feed.send(scope.organization_id, topic, live_message_text(topic, message, history_id=record_id), message)
+
+    # --- operations ------------------------------------------------------------------------------------
+
+    async def publish(self, scope: OrgScope, topic: str, payload: bytes, *, qos: int, retain: bool) -> None:
+        """Publish to a checked topic of the caller's namespace.
+
+        Raises:
+            UnavailableError: the broker is not running.
+        """
+        broker = self.broker()
+        try:
+            await broker.publish(scope.namespace.internal(topic), payload, qos=qos, retain=retain)
+        except StateError as exc:
+            raise UnavailableError(f"the MQTT broker is not available: {exc.message}") from None
+
+    async def subscribe(self, session: AsyncSession, scope: OrgScope, topic_filter: str, qos: int) -> bool:
+        """Record a checked filter's messages from now on; False if it already was (its QoS is updated).
+
+        Raises:
+            UnavailableError: the broker is not running.
+        """
+        broker = self.broker()
+        key = (scope.organization_id, topic_filter)
+        row = await session.scalar(
+            select(MessageSubscription).where(
+                MessageSubscription.organization_id == scope.organization_id,
+                MessageSubscription.topic_filter == topic_filter,
+            )
+        )
+        existing = self._recorded.get(key)
+        if row is not None and existing is not None and existing.handle is not None:
+            row.qos = existing.qos = qos
+            await session.flush()
+            return False
+        if row is None:
+            session.add(MessageSubscription(organization_id=scope.organization_id, topic_filter=topic_filter, qos=qos))
+            await session.flush()
+        else:
+            row.qos = qos
+        handle = broker.subscribe(scope.namespace.internal(topic_filter), self._recording_callback(scope))
+        self._recorded[key] = _Recorded(scope, qos, handle)
+        return row is None
+
+    async def unsubscribe(self, session: AsyncSession, scope: OrgScope, topic_filter: str) -> None:
+        """Stop recording a filter.
+
+        Raises:
+            NotFoundError: the organization does not record this filter.
+        """
+        row = await session.scalar(
+            select(MessageSubscription).where(
+                MessageSubscription.organization_id == scope.organization_id,
+                MessageSubscription.topic_filter == topic_filter,
+            )
+        )
+        recorded = self._recorded.pop((scope.organization_id, topic_filter), None)
+        if row is None and recorded is None:
+            raise NotFoundError(f"not subscribed to {topic_filter!r}")
+        if row is not None:
+            await session.delete(row)
+            await session.flush()
+        if recorded is not None:
+            self._drop_handle(recorded)
+
+    def filters(self, organization_id: str) -> list[str]:
+        """The filters an organization records, sorted."""
+        return sorted(topic_filter for org, topic_filter in self._recorded if org == organization_id)
+
+    def subscription_count(self, organization_id: str | None = None) -> int:
+        """Recorded filters of one organization, or of all."""
+        if organization_id is None:
+            return len(self._recorded)
+        return sum(1 for org, _ in self._recorded if org == organization_id)
+
+    # --- live ------------------------------------------------------------------------------------------
+
+    def subscribe_live(self, scope: OrgScope, topic_filter: str, listener: LiveListener) -> LocalSubscription:
+        """Send a checked filter's messages to one WebSocket listener (not recorded in the history).
+
+        Raises:
+            UnavailableError: the broker is not running.
+        """
+        broker = self.broker()
+
+        def deliver(message: BrokerMessage) -> None:
+            listener.put(live_message_text(scope.namespace.strip(message.topic), message), message)
+
+        return broker.subscribe(scope.namespace.internal(topic_filter), deliver)
+
+    def unsubscribe_live(self, handle: LocalSubscription) -> None:
+        """Stop a subscription made with :meth:`subscribe_live`."""
+        with contextlib.suppress(StateError):
+            self._broker().unsubscribe(handle)
+
+    async def health(self) -> dict[str, Any]:
+        """The messaging fields of ``GET /health`` (totals over every organization, no topics)."""
+        async with self.database.session() as session:
+            message_count = await history.count_all(session)
+        return {
+            "mqtt_connected": self.broker_connected,
+            "message_count": message_count,
+            "active_subscriptions": self.subscription_count(),
+            "websocket_connections": self.feed.count(),
+        }
