@@ -46,6 +46,21 @@ CASES: list[tuple[str, Packet, int, str]] = [
         5,
         "10 12 0004 4d515454 05 02 000a 05 11 0000000a 0000",
     ),
+    # The whole variable header of that example (flags 0xCE: user name, password, will QoS 1, will, clean start).
+    (
+        "connect-v5-spec-example",
+        Connect(
+            "c",
+            PROTOCOL_V5,
+            keep_alive=10,
+            username="u",
+            password=b"p",
+            will=Will("w", b"x", 1),
+            properties=Properties(session_expiry_interval=10),
+        ),
+        5,
+        "10 20 0004 4d515454 05 ce 000a 05 11 0000000a 0001 63 00 0001 77 0001 78 0001 75 0001 70",
+    ),
     ("connack-v311", Connack(True, 0), 4, "20 02 01 00"),
     ("connack-v5", Connack(False, 0x86), 5, "20 03 00 86 00"),
     ("publish-qos0", Publish("a/b", b"hi"), 4, "30 07 0003 612f62 6869"),
