@@ -39,7 +39,7 @@ CASES: list[tuple[str, Packet, int, str]] = [
         "10 19 0004 4d515454 04 ee 000a 0001 63 0001 77 0001 78 0001 75 0001 70",
     ),
     ("connect-v31", Connect("c", 3, "MQIsdp", keep_alive=60), 4, "10 0f 0006 4d5149736470 03 02 003c 0001 63"),
-    # The variable header of the spec's example in 3.1.2.11 (session expiry interval 10), with an empty client id.
+    # The spec's CONNECT variable header example (3.1.2.12), session expiry interval 10, with other flags.
     (
         "connect-v5",
         Connect("", PROTOCOL_V5, keep_alive=10, properties=Properties(session_expiry_interval=10)),
