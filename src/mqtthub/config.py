@@ -122,6 +122,26 @@ class Settings(BaseSettings):
     )
     api_rate_burst: int = Field(100, ge=1, description="Requests a caller may make at once above the steady rate.")
 
+    # --- integrations (connections to external brokers, event subscriptions, actions) -------------
+    integrations_enabled: bool = Field(True, description="Run the connectors of products with an MQTT configuration.")
+    integration_instance_id: str | None = Field(
+        None,
+        max_length=40,
+        description="Names this hub in generated MQTT client ids; derived from host name and `data_dir` when unset.",
+    )
+    integration_reconnect_min: float = Field(1.0, gt=0, description="First reconnect delay (s); doubles, jittered.")
+    integration_reconnect_max: float = Field(60.0, gt=0, description="Longest reconnect delay (s).")
+    integration_domain_actions_url: str | None = Field(
+        None, description="Base URL of domain actions: type `activate_policy` POSTs to `<url>/activate_policy`."
+    )
+    smtp_host: str | None = Field(None, description="SMTP server for e-mail actions; e-mail actions fail when unset.")
+    smtp_port: int = Field(587, ge=1, le=65535, description="SMTP server port.")
+    smtp_username: str | None = Field(None, description="SMTP user name (no login when unset).")
+    smtp_password: str | None = Field(None, description="SMTP password.")
+    smtp_from: str = Field("mqtthub@localhost", description="Sender address of e-mail actions.")
+    smtp_starttls: bool = Field(True, description="Upgrade the SMTP connection with STARTTLS.")
+    smtp_timeout: float = Field(30.0, gt=0, description="Seconds allowed for one SMTP delivery.")
+
     # --- operations -------------------------------------------------------------------------------
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Least severe level logged.")
     log_format: Literal["text", "json"] = Field("text", description="`text` for people, `json` for log collectors.")

@@ -1,0 +1,255 @@
+"""The integration service: one connector per configured product, event dispatch, and stats.
+
+Built by the hub as ``IntegrationService(database, secrets, settings, broker)`` and
+entered with ``async with``. Configuration changes made through the API are applied at
+once with :meth:`IntegrationService.apply`: a changed connection means a new connection
+(the old one is closed first), changed subscriptions only resubscribe. Nothing needs a
+restart.
+
+For each message: the event name is read from the payload field named by the
+product's ``event_field`` (default ``event``); every enabled subscription whose topic
+matches and whose name equals the event name runs its actions in order. A failing action
+is logged (and stored in the failure log) and the next action still runs. Counters are
+written to the database after every message, so they survive restarts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+import httpx
+from sqlalchemy import update
+
+from mqtthub.config import Settings
+from mqtthub.crypto import SecretBox
+from mqtthub.db import Database
+from mqtthub.errors import StateError
+from mqtthub.integrations.actions import ActionError, ActionRunner, EventContext, LocalPublisher
+from mqtthub.integrations.connector import Connector, InboundMessage
+from mqtthub.integrations.runtime import ProductRuntime, configured_products, load_runtime
+from mqtthub.integrations.status import ConnectionStatus
+from mqtthub.models import ActionFailure, EventSubscription, MqttConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _Outcome:
+    subscription_id: str
+    executed: int = 0
+    failures: list[tuple[int, str, str]] = field(default_factory=list)
+
+
+class _Running:
+    """A product's connector, the runtime it dispatches with, and its status (kept across reconnections)."""
+
+    def __init__(self, runtime: ProductRuntime, status: ConnectionStatus) -> None:
+        self.runtime = runtime
+        self.status = status
+        self.connector: Connector | None = None
+
+
+class IntegrationService:
+    """Runs every product's connector and the actions its messages trigger.
+
+    Args:
+        database: The hub's database (configurations, counters, failure log).
+        secrets: Decrypts stored broker passwords and keys.
+        settings: Reconnect timings, SMTP, domain-actions URL, instance id.
+        broker: The embedded broker, for ``republish`` to ``local``; None when not running.
+    """
+
+    def __init__(
+        self, database: Database, secrets: SecretBox, settings: Settings, broker: LocalPublisher | None = None
+    ) -> None:
+        self.database = database
+        self.secrets = secrets
+        self.settings = settings
+        self._broker = broker
+        self._running: dict[str, _Running] = {}
+        self._http: httpx.AsyncClient | None = None
+        self._runner: ActionRunner | None = None
+        self._state = "created"
+
+    async def __aenter__(self) -> IntegrationService:
+        if self._state != "created":
+            raise StateError(f"the integration service can be started only once (it is {self._state})")
+        self._state = "running"
+        self._http = httpx.AsyncClient(follow_redirects=False)
+        self._runner = ActionRunner(self.database, self.settings, self._http, self._broker)
+        if self.settings.integrations_enabled:
+            async with self.database.session() as session:
+                for product_id in await configured_products(session):
+                    runtime = await load_runtime(session, product_id, self.secrets, self.settings)
+                    if runtime is not None:
+                        await self._start(runtime, None)
+        logger.info("integrations: %d connector(s) started", len(self._running))
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._state = "closed"
+        for running in list(self._running.values()):
+            if running.connector is not None:
+                await running.connector.aclose()
+        self._running.clear()
+        if self._http is not None:
+            await self._http.aclose()
+
+    # --- control ---------------------------------------------------------------------------------------
+
+    async def apply(self, product_id: str, runtime: ProductRuntime | None) -> None:
+        """Make the product's connector run ``runtime`` (None: the configuration is gone, stop it)."""
+        if self._state != "running":
+            raise StateError(f"the integration service is {self._state}")
+        running = self._running.get(product_id)
+        if runtime is None or not self.settings.integrations_enabled:
+            if running is not None:
+                del self._running[product_id]
+                if running.connector is not None:
+                    await running.connector.aclose()
+            return
+        if running is None:
+            await self._start(runtime, None)
+            return
+        if running.runtime.options != runtime.options or running.connector is None:
+            if running.connector is not None:
+                await running.connector.aclose()
+            await self._start(runtime, running.status)
+            return
+        running.runtime = runtime
+        running.connector.set_topics(runtime.topic_filters())
+
+    def status(self, product_id: str) -> ConnectionStatus | None:
+        """The live status of a product's connector, or None when it has none."""
+        running = self._running.get(product_id)
+        return running.status if running is not None else None
+
+    def reconnect(self, product_id: str) -> bool:
+        """Force a product's connector to reconnect; False when it has none."""
+        running = self._running.get(product_id)
+        if running is None or running.connector is None:
+            return False
+        running.connector.reconnect()
+        return True
+
+    async def _start(self, runtime: ProductRuntime, status: ConnectionStatus | None) -> None:
+        if status is None:
+            status = ConnectionStatus(
+                product_id=runtime.product_id,
+                client_id=runtime.options.client_id,
+                messages_received=runtime.messages_received,
+                last_message_at=runtime.last_message_at,
+            )
+        status.client_id = runtime.options.client_id
+        running = _Running(runtime, status)
+        self._running[runtime.product_id] = running
+
+        async def handle(message: InboundMessage) -> None:
+            await self._dispatch(running, message)
+
+        connector = Connector(
+            runtime.options,
+            topics=runtime.topic_filters(),
+            handler=handle,
+            status=status,
+            reconnect_min=self.settings.integration_reconnect_min,
+            reconnect_max=self.settings.integration_reconnect_max,
+            name=f"integration-{runtime.product_id[:8]}",
+        )
+        running.connector = await connector.__aenter__()
+
+    # --- dispatch --------------------------------------------------------------------------------------
+
+    async def _dispatch(self, running: _Running, message: InboundMessage) -> None:
+        runtime = running.runtime
+        assert self._runner is not None
+        data = _json_object(message.payload)
+        event_name = _lookup(data, runtime.event_field)
+        outcomes: list[_Outcome] = []
+        for subscription in runtime.subscriptions:
+            if not subscription.matches(message.topic, event_name):
+                continue
+            outcome = _Outcome(subscription.id)
+            outcomes.append(outcome)
+            context = EventContext(
+                product_id=runtime.product_id,
+                organization_short_id=runtime.organization_short_id,
+                subscription_id=subscription.id,
+                subscription_name=subscription.name,
+                topic=message.topic,
+                payload=message.payload,
+                data=data,
+            )
+            connector = running.connector
+            remote = connector.publish if connector is not None else None
+            for index, action in enumerate(subscription.actions):
+                try:
+                    if await self._runner.run(action, context, remote):
+                        outcome.executed += 1
+                except ActionError as exc:
+                    logger.warning(
+                        "subscription %s: action %d (%s) failed: %s", subscription.id, index, action.type, exc
+                    )
+                    outcome.failures.append((index, action.type, str(exc)))
+        await self._record(runtime.product_id, message, outcomes)
+
+    async def _record(self, product_id: str, message: InboundMessage, outcomes: list[_Outcome]) -> None:
+        try:
+            async with self.database.session() as session:
+                await session.execute(
+                    update(MqttConfig)
+                    .where(MqttConfig.product_id == product_id)
+                    .values(messages_received=MqttConfig.messages_received + 1, last_message_at=message.received_at)
+                )
+                for outcome in outcomes:
+                    await session.execute(_count(outcome, message.received_at))
+                    session.add_all(
+                        ActionFailure(
+                            product_id=product_id,
+                            subscription_id=outcome.subscription_id,
+                            action_index=index,
+                            action_type=kind,
+                            error=error[:2000],
+                            topic=message.topic,
+                        )
+                        for index, kind, error in outcome.failures
+                    )
+        except Exception:  # statistics must never stop the connector
+            logger.exception("integrations: cannot record statistics of product %s", product_id)
+
+
+def _count(outcome: _Outcome, at: datetime) -> Any:
+    return (
+        update(EventSubscription)
+        .where(EventSubscription.id == outcome.subscription_id)
+        .values(
+            messages_received=EventSubscription.messages_received + 1,
+            last_message_at=at,
+            actions_executed=EventSubscription.actions_executed + outcome.executed,
+            actions_failed=EventSubscription.actions_failed + len(outcome.failures),
+        )
+    )
+
+
+def _json_object(payload: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(payload)
+    except (UnicodeDecodeError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {"value": data}
+
+
+def _lookup(data: dict[str, Any], dotted: str) -> Any:
+    value: Any = data
+    for part in dotted.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value

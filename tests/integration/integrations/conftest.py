@@ -1,0 +1,57 @@
+"""Fixtures of the integration tests: a test PKI, a real Mosquitto, helpers to publish and to wait."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from tests.conftest import require
+from tests.integration.integrations.mosquitto import PASSWORD, USERNAME, Certificates, Mosquitto, mosquitto_available
+
+
+@pytest.fixture(scope="session")
+def pki() -> Certificates:
+    """One CA with server and client certificates for the whole session."""
+    return Certificates.generate()
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path, pki: Certificates) -> Iterator[Mosquitto]:
+    """A Mosquitto of this test, stopped (by PID) afterwards."""
+    require(mosquitto_available(), "Mosquitto (apt-get install mosquitto mosquitto-clients)")
+    broker = Mosquitto(tmp_path / "mosquitto", pki)
+    broker.workdir.mkdir()
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.stop()
+
+
+def publish(broker: Mosquitto, topic: str, payloads: list[bytes], *, qos: int = 1) -> None:
+    """Publish ``payloads`` in order through the password listener and wait until each is acknowledged."""
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"publisher-{time.monotonic_ns()}")
+    client.username_pw_set(USERNAME, PASSWORD)
+    client.connect("127.0.0.1", broker.tcp_port)
+    client.loop_start()
+    try:
+        for payload in payloads:
+            client.publish(topic, payload, qos=qos).wait_for_publish(timeout=10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+async def wait_until(condition: Callable[[], object], *, timeout: float = 30.0, what: str = "condition") -> None:
+    """Poll ``condition`` until it is truthy (generous limit: these tests assert outcomes, not timings)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
