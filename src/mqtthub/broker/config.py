@@ -77,6 +77,7 @@ class BrokerConfig:
         max_topic_aliases: Topic aliases a 5.0 client may use towards the broker [MQTT-3.2.2.3.9].
         maximum_qos: Highest QoS the broker grants [MQTT-3.2.2.3.4].
         housekeeping_interval: Seconds between keep alive / expiry / will-delay checks.
+        max_acl_cache_entries: Authorizer answers cached per connection; overflow policy: clear when full.
     """
 
     listeners: tuple[ListenerConfig, ...] = field(default_factory=lambda: (ListenerConfig(name="tcp"),))
@@ -95,6 +96,7 @@ class BrokerConfig:
     max_topic_aliases: int = 16
     maximum_qos: int = 2
     housekeeping_interval: float = 0.5
+    max_acl_cache_entries: int = 1_024
 
     def __post_init__(self) -> None:
         names = [listener.name for listener in self.listeners]

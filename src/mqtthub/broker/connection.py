@@ -81,10 +81,15 @@ class Connection(asyncio.Protocol):
         self.client_id = ""
         self.keepalive = 0
         self.send_quota = config.max_inflight
+        self.maximum_qos = config.maximum_qos
+        self.retain_available = config.retain_available
+        self.receive_maximum = config.receive_maximum
         self.max_packet_size_out: int | None = None
         self.will: Will | None = None
         self.topic_aliases: dict[int, str] = {}
         self.acl: dict[tuple[Action, str], bool] = {}
+        self.acl_generation = 0
+        """Bumped by ``invalidate`` so an answer obtained before it is not cached after it."""
         self.created_at = time.monotonic()
         self.last_received = self.created_at
         self.close_reason = "connection lost"

@@ -316,6 +316,7 @@ class BrokerCore:
         for conn in self.connections:
             if conn.principal is not None and conn.principal.id == principal_id:
                 conn.acl.clear()
+                conn.acl_generation += 1
 
     def housekeeping(self) -> None:
         """Close silent sockets, keep-alive timeouts [MQTT-3.1.2-24] and expired principals."""

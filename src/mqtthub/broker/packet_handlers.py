@@ -27,7 +27,6 @@ from mqtthub.mqtt.packets import (
     Disconnect,
     Packet,
     Pingreq,
-    Properties,
     Puback,
     Pubcomp,
     Publish,
@@ -46,6 +45,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+_PUBLISH = Action.PUBLISH
 PUBACK = 0x40
 PUBREC = 0x50
 PUBCOMP = 0x70
@@ -116,28 +116,25 @@ def on_pubrel(conn: Connection, packet: Pubrel) -> None:
 
 
 def on_publish(conn: Connection, packet: Publish) -> Awaitable[None] | None:
-    """PUBLISH from the client [MQTT-3.3.4]: resolve the alias, authorize, accept."""
+    """PUBLISH from the client [MQTT-3.3.4]: resolve the alias, check limits, authorize, accept."""
     topic = packet.topic
+    qos = packet.qos
     props = packet.properties
     if props is not None and props.topic_alias is not None:
         topic = _resolve_alias(conn, topic, props.topic_alias)
-    if packet.qos > conn.core.config.maximum_qos:
-        raise ProtocolError(f"QoS {packet.qos} above the maximum", reason_code=ReasonCode.QOS_NOT_SUPPORTED)
-    if packet.retain and not conn.core.config.retain_available:
-        raise ProtocolError("retain not available", reason_code=ReasonCode.RETAIN_NOT_SUPPORTED)
-    session = conn.session
-    assert session is not None
-    if packet.qos == 2 and packet.packet_id in session.inbound_qos2:
-        # A re-sent QoS 2 PUBLISH already accepted: acknowledge again, do not route twice [MQTT-4.3.3-10].
-        conn.write_ack(PUBREC, packet.packet_id or 0)
-        return None
-    if (
-        packet.qos
-        and conn.protocol_level == PROTOCOL_V5
-        and conn.pending_qos1 + len(session.inbound_qos2) >= conn.core.config.receive_maximum
-    ):
-        raise ProtocolError("receive maximum exceeded [MQTT-3.3.4-9]", reason_code=ReasonCode.RECEIVE_MAXIMUM_EXCEEDED)
-    allowed = conn.acl.get((Action.PUBLISH, topic))
+    if qos:
+        if qos > conn.maximum_qos:
+            raise ProtocolError(f"QoS {qos} above the maximum [MQTT-3.2.2-11]", reason_code=0x9B)
+        inbound = conn.session.inbound_qos2  # type: ignore[union-attr]
+        if qos == 2 and packet.packet_id in inbound:
+            # A re-sent QoS 2 PUBLISH already accepted: acknowledge again, do not route twice [MQTT-4.3.3-10].
+            conn.write_ack(PUBREC, packet.packet_id or 0)
+            return None
+        if conn.protocol_level == PROTOCOL_V5 and conn.pending_qos1 + len(inbound) >= conn.receive_maximum:
+            raise ProtocolError("receive maximum exceeded [MQTT-3.3.4-9]", reason_code=0x93)
+    if packet.retain and not conn.retain_available:
+        raise ProtocolError("retain not available [MQTT-3.3.1-9]", reason_code=0x9A)
+    allowed = conn.acl.get((_PUBLISH, topic))
     if allowed is None:
         # Topics in the authorization cache were validated when they entered it.
         validate_topic_name(topic)
@@ -166,6 +163,7 @@ async def authorized(conn: Connection, action: Action, topic: str) -> bool:
         return cached
     principal = conn.principal
     assert principal is not None
+    generation = conn.acl_generation
     if action is Action.PUBLISH and topic.startswith("$"):
         # Clients do not publish into the broker's own "$" topics [MQTT-4.7.2-1].
         allowed = False
@@ -175,6 +173,10 @@ async def authorized(conn: Connection, action: Action, topic: str) -> bool:
         except Exception:
             logger.exception("authorizer failed for %s %s %s", principal.id, action.value, topic)
             return False
+    if generation != conn.acl_generation:
+        return allowed  # invalidated while the authorizer ran: use the answer once, do not cache it
+    if len(conn.acl) >= conn.core.config.max_acl_cache_entries:
+        conn.acl.clear()
     conn.acl[key] = allowed
     return allowed
 
@@ -202,16 +204,19 @@ def accept_publish(conn: Connection, packet: Publish, topic: str, allowed: bool)
                 session.inbound_qos2.add(packet_id)
             conn.write_ack(PUBREC, packet_id, ReasonCode.NOT_AUTHORIZED)
         return
-    props = strip_alias(packet.properties)
+    props = packet.properties
+    if props is not None and props.topic_alias is not None:
+        props = dataclasses.replace(props, topic_alias=None)  # per connection, never forwarded [MQTT-3.3.2-7]
+    mountpoint = session.mountpoint
     message = BrokerMessage(
-        topic=session.mountpoint + topic if session.mountpoint else topic,
-        payload=packet.payload,
-        qos=qos,
-        retain=packet.retain,
-        properties=props,
-        publisher_client_id=conn.client_id,
-        publisher=conn.principal,
-        received_at=time.time(),
+        mountpoint + topic if mountpoint else topic,
+        packet.payload,
+        qos,
+        packet.retain,
+        props,
+        conn.client_id,
+        conn.principal,
+        time.time(),
     )
     core.stats.messages_received += 1
     if qos == 2:
@@ -327,10 +332,3 @@ def on_disconnect(conn: Connection, packet: Disconnect) -> None:
     if packet.reason_code != ReasonCode.DISCONNECT_WITH_WILL_MESSAGE:
         conn.will = None  # [MQTT-3.14.4-3]
     conn.close(None, f"client disconnected (0x{packet.reason_code:02X})", graceful=packet.reason_code == 0)
-
-
-def strip_alias(props: Properties | None) -> Properties | None:
-    """Properties without the topic alias, which is per connection and never forwarded [MQTT-3.3.2-7]."""
-    if props is None or props.topic_alias is None:
-        return props
-    return dataclasses.replace(props, topic_alias=None)

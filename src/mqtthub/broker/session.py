@@ -225,23 +225,27 @@ class Session:
             callback(self.client_id)
 
     def _encode(self, out: Outgoing, level: int, cache: EncodeCache | None) -> bytes | None:
-        now = time.time()
+        message = out.message
         if cache is None:
-            return self._encode_one(out, level, dup=False, now=now)
-        remaining = remaining_expiry(out.message, now)
-        if remaining == 0:
-            self._stats.expired_dropped += 1
-            return None
-        key = (level, out.qos, out.retain, out.identifiers, self.mountpoint, remaining)
+            return self._encode_one(out, level, dup=False, now=time.time())
+        props = message.properties
+        remaining = None
+        if props is not None and props.message_expiry_interval is not None:
+            remaining = remaining_expiry(message, time.time())
+            if remaining == 0:
+                self._stats.expired_dropped += 1
+                return None
+        qos = out.qos
+        key = (level, qos, out.retain, out.identifiers, self.mountpoint, remaining)
         entry = cache.get(key)
         if entry is None:
-            template = self._encode_one(out, level, dup=False, now=now, packet_id=1 if out.qos else None)
+            template = self._encode_one(out, level, dup=False, now=time.time(), packet_id=1 if qos else None)
             if template is None:
                 return None
-            offset = _packet_id_offset(template, out.message.topic, self.mountpoint) if out.qos else 0
+            offset = _packet_id_offset(template, message.topic, self.mountpoint) if qos else 0
             entry = cache[key] = (template, offset)
         template, offset = entry
-        if not out.qos:
+        if not qos:
             return template
         patched = bytearray(template)
         patched[offset : offset + 2] = out.packet_id.to_bytes(2, "big")
