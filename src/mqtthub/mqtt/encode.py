@@ -7,6 +7,7 @@ omitted where the spec allows [MQTT-3.4.2.1] [MQTT-3.14.2.1] [MQTT-3.15.2.1].
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from struct import Struct
 from typing import Any
@@ -248,6 +249,9 @@ def encode(packet: Packet, protocol_level: int) -> bytes:
 
     Raises:
         ValueError: A field the wire format cannot carry (AUTH below 5.0, QoS 0 with a packet identifier,
-            a property the packet type does not allow, a packet above 268,435,455 bytes).
+            an integer or a length out of its range, a packet above 268,435,455 bytes).
     """
-    return _ENCODERS[type(packet)](packet, protocol_level)
+    try:
+        return _ENCODERS[type(packet)](packet, protocol_level)
+    except struct.error as exc:  # an integer field out of its range
+        raise ValueError(f"cannot encode {type(packet).__name__}: {exc}") from exc

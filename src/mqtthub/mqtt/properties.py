@@ -7,6 +7,7 @@ will-properties context of CONNECT, which has its own set [MQTT-3.1.3.2].
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from operator import attrgetter
 from struct import Struct
@@ -180,6 +181,9 @@ def encode_properties(props: Properties | None, context: int) -> bytes:
 
     Properties the packet type cannot carry are left out rather than refused, so the broker can pass on a
     received set (say a will's, into a PUBLISH) and the output is never malformed [MQTT-2.2.2.2].
+
+    Raises:
+        ValueError: A value out of the range of its data representation.
     """
     if props is None:
         return EMPTY
@@ -187,19 +191,10 @@ def encode_properties(props: Properties | None, context: int) -> bytes:
     entries, getter = _ENCODERS[context]
     values = getter(props)
     if values.count(None) != len(values):
-        for (ident, kind), value in zip(entries, values, strict=True):
-            if value is None:
-                continue
-            if kind == _BYTE:
-                parts.append(bytes((ident, value)))
-            elif kind == _UINT32:
-                parts.append(_ID_UINT32.pack(ident, value))
-            elif kind == _UINT16:
-                parts.append(_ID_UINT16.pack(ident, value))
-            elif kind == _UTF8:
-                parts.append(bytes((ident,)) + encode_utf8(value))
-            else:
-                parts.append(bytes((ident,)) + encode_binary(value))
+        try:
+            _encode_scalars(entries, values, parts)
+        except (struct.error, ValueError) as exc:
+            raise ValueError(f"property out of range: {exc}") from exc
     if props.subscription_identifiers and (context == PacketType.PUBLISH or context == PacketType.SUBSCRIBE):
         for number in props.subscription_identifiers:
             parts.append(b"\x0b" + encode_varint(number))
@@ -210,6 +205,22 @@ def encode_properties(props: Properties | None, context: int) -> bytes:
         return EMPTY
     body = b"".join(parts)
     return encode_varint(len(body)) + body
+
+
+def _encode_scalars(entries: tuple[tuple[int, int], ...], values: tuple[Any, ...], parts: list[bytes]) -> None:
+    for (ident, kind), value in zip(entries, values, strict=True):
+        if value is None:
+            continue
+        if kind == _BYTE:
+            parts.append(bytes((ident, value)))
+        elif kind == _UINT32:
+            parts.append(_ID_UINT32.pack(ident, value))
+        elif kind == _UINT16:
+            parts.append(_ID_UINT16.pack(ident, value))
+        elif kind == _UTF8:
+            parts.append(bytes((ident,)) + encode_utf8(value))
+        else:
+            parts.append(bytes((ident,)) + encode_binary(value))
 
 
 def _scalar_encoder(context: int) -> tuple[tuple[tuple[int, int], ...], Callable[[Properties], tuple[Any, ...]]]:

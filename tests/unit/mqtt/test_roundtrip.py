@@ -176,12 +176,28 @@ def test_any_publish_fast_path_round_trips(case: tuple[int, Publish]) -> None:
         Publish("t", packet_id=1),
         Subscribe(1, [SubscriptionRequest("f" * 65536)]),
         Connect("c", password=b"p" * 65536),
+        Connect("c", keep_alive=65536),
+        Puback(65536),
     ],
-    ids=["topic", "qos1-no-id", "qos0-dup", "qos0-id", "filter", "password"],
+    ids=["topic", "qos1-no-id", "qos0-dup", "qos0-id", "filter", "password", "keep-alive", "packet-id"],
 )
 def test_encode_refuses_what_the_wire_cannot_carry(packet: Packet) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - the message varies with the field
         encode(packet, PROTOCOL_V311)
+
+
+@pytest.mark.parametrize(
+    "props",
+    [
+        Properties(topic_alias=65536),
+        Properties(message_expiry_interval=2**32),
+        Properties(payload_format_indicator=256),
+    ],
+    ids=["uint16", "uint32", "byte"],
+)
+def test_property_out_of_range(props: Properties) -> None:
+    with pytest.raises(ValueError, match="property out of range"):
+        encode(Publish("t", properties=props), PROTOCOL_V5)
 
 
 def test_remaining_length_has_a_ceiling() -> None:
