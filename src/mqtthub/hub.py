@@ -1,7 +1,9 @@
 """The composition root: builds every component from one ``Settings`` and tears them down in reverse.
 
-Start-up order: secret key → database (migrations, first-run account) → HTTP API
-(socket bound, so the real port is known before serving). Background loops run as
+Start-up order: secret key → database (migrations, first-run account) → embedded
+broker (listeners bound) → HTTP API (socket bound, so every real port is known before
+serving). The rest of the hub reaches the broker only through
+:class:`~mqtthub.broker.handle.BrokerHandle`, so an external broker can stand in for it. Background loops run as
 named tasks in one task group owned by :meth:`Hub.run`; stopping cancels and awaits them.
 """
 
@@ -23,6 +25,9 @@ import uvicorn
 from mqtthub import __version__
 from mqtthub.api.app import create_app
 from mqtthub.auth.bootstrap import FirstRunCredentials, bootstrap_first_run
+from mqtthub.auth.broker_hooks import DatabaseAuthenticator, TopicAuthorizer
+from mqtthub.broker import Broker, BrokerConfig, BrokerHandle, BrokerState, ListenerConfig
+from mqtthub.broker.config import ListenerKind
 from mqtthub.config import Settings
 from mqtthub.crypto import SecretBox, load_or_create_secret_key
 from mqtthub.db import Database
@@ -50,6 +55,47 @@ class _EmbeddedUvicorn(uvicorn.Server):
         yield
 
 
+_LISTENER_LABELS = {
+    "tcp": ("MQTT", "mqtt"),
+    "tls": ("MQTT TLS", "mqtts"),
+    "ws": ("MQTT WebSocket", "ws"),
+    "wss": ("MQTT WSS", "wss"),
+}
+
+
+def broker_config(settings: Settings) -> BrokerConfig:
+    """The embedded broker's listeners and limits, from the hub's settings.
+
+    TLS and WSS listeners exist only when a server certificate is configured.
+    """
+    listeners = []
+    if settings.mqtt_enabled:
+        listeners.append(ListenerConfig(name="tcp", kind="tcp", host=settings.host, port=settings.mqtt_port))
+    if settings.ws_enabled:
+        listeners.append(ListenerConfig(name="ws", kind="ws", host=settings.host, port=settings.ws_port))
+    if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+        secure: tuple[tuple[ListenerKind, int], ...] = (("tls", settings.mqtts_port), ("wss", settings.wss_port))
+        for kind, port in secure:
+            listeners.append(
+                ListenerConfig(
+                    name=kind,
+                    kind=kind,
+                    host=settings.host,
+                    port=port,
+                    certfile=settings.tls_cert_file,
+                    keyfile=settings.tls_key_file,
+                )
+            )
+    return BrokerConfig(
+        listeners=tuple(listeners),
+        max_connections=settings.max_connections,
+        max_packet_size=settings.max_packet_size,
+        receive_maximum=settings.max_inflight,
+        max_inflight=settings.max_inflight,
+        max_queued_messages=settings.max_queued_messages,
+    )
+
+
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening TCP socket on ``host:port`` (port 0 picks a free one)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -74,6 +120,7 @@ class Hub:
         self._secrets: SecretBox | None = None
         self._http_socket: socket.socket | None = None
         self._http_server: _EmbeddedUvicorn | None = None
+        self._broker: Broker | None = None
 
     # --- components ------------------------------------------------------------------------------
 
@@ -90,6 +137,25 @@ class Hub:
         if self._secrets is None:
             raise StateError("the hub is not started")
         return self._secrets
+
+    @property
+    def broker(self) -> BrokerHandle:
+        """The broker the hub publishes through and subscribes to."""
+        if self._broker is None:
+            raise StateError("the hub is not started")
+        return self._broker
+
+    @property
+    def mqtt_urls(self) -> dict[str, str]:
+        """Where MQTT clients connect, by label (``MQTT``, ``MQTT TLS``, ``MQTT WebSocket``, ``MQTT WSS``)."""
+        if self._broker is None:
+            raise StateError("the hub is not started")
+        urls = {}
+        for name, (host, port) in self._broker.addresses.items():
+            label, scheme = _LISTENER_LABELS[name]
+            path = "/mqtt" if name in ("ws", "wss") else ""
+            urls[label] = f"{scheme}://{host}:{port}{path}"
+        return urls
 
     @property
     def http_address(self) -> tuple[str, int]:
@@ -131,6 +197,13 @@ class Hub:
                 admin_password=settings.admin_password,
                 organization_name=settings.default_organization,
             )
+        self._broker = await self._stack.enter_async_context(
+            Broker(
+                broker_config(settings),
+                authenticator=DatabaseAuthenticator(self._database, self._secrets, settings),
+                authorizer=TopicAuthorizer(),
+            )
+        )
         self._http_socket = bind_socket(settings.host, settings.http_port)
         self._stack.callback(self._http_socket.close)
         logger.info("database ready (%s)", self._database.dialect)
@@ -169,7 +242,14 @@ class Hub:
     async def health(self) -> dict[str, Any]:
         """Status of each component, for ``GET /health``."""
         database_up = await self.database.ping()
-        components = {"database": {"status": "up" if database_up else "down", "dialect": self.database.dialect}}
+        broker_up = self._broker is not None and self._broker.state is BrokerState.RUNNING
+        components: dict[str, dict[str, Any]] = {
+            "database": {"status": "up" if database_up else "down", "dialect": self.database.dialect},
+            "broker": {"status": "up" if broker_up else "down"},
+        }
+        if broker_up:
+            stats = self.broker.stats()
+            components["broker"] |= {"clients": stats.clients_connected, "subscriptions": stats.subscriptions}
         healthy = all(component["status"] == "up" for component in components.values())
         return {
             "status": "healthy" if healthy else "degraded",

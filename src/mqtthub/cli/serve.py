@@ -25,6 +25,9 @@ async def run_hub(settings: Settings, console: Console) -> None:
             console.print(f"  e-mail:   {hub.first_run.email}", highlight=False)
             if hub.first_run.password is not None:
                 console.print(f"  password: {hub.first_run.password}  (shown only now)", highlight=False)
+        for label, url in hub.mqtt_urls.items():
+            console.print(f"{label} listening on {url}", highlight=False)
         host, port = hub.http_address
         console.print(f"HTTP API listening on http://{host}:{port}", highlight=False)
+        console.file.flush()  # scripts and supervisors read these lines from a pipe
         await hub.run(stop)
