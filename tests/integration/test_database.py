@@ -69,6 +69,7 @@ async def test_first_run_creates_admin_once(database_url: str) -> None:
 async def test_session_rolls_back_on_error(database_url: str) -> None:
     await upgrade(database_url)
     async with Database(database_url) as database:
+
         async def add_then_fail() -> None:
             async with database.session() as session:
                 session.add(Organization(name="ghost", short_id="ghost123"))
