@@ -28,7 +28,7 @@ class Namespace:
         """The internal topic or filter of an already checked caller topic or filter."""
         return self.prefix + topic
 
-    def strip(self, internal_topic: str) -> str:
+    def external(self, internal_topic: str) -> str:
         """The caller's view of an internal topic of this namespace."""
         return internal_topic[len(self.prefix) :] if internal_topic.startswith(self.prefix) else internal_topic
 

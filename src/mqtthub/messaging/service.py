@@ -211,7 +211,7 @@ class MessagingService:
         if self._last_message.get(scope.organization_id) is message:
             return
         self._last_message[scope.organization_id] = message
-        topic = scope.namespace.strip(message.topic)
+        topic = scope.namespace.external(message.topic)
         if len(topic) > MAX_RECORDED_TOPIC_LENGTH:
             self.skipped_long_topics += 1
             return
@@ -306,7 +306,7 @@ class MessagingService:
         broker = self.broker()
 
         def deliver(message: BrokerMessage) -> None:
-            listener.put(live_message_text(scope.namespace.strip(message.topic), message), message)
+            listener.put(live_message_text(scope.namespace.external(message.topic), message), message)
 
         return broker.subscribe(scope.namespace.internal(topic_filter), deliver)
 

@@ -1,0 +1,72 @@
+"""The one fake of the messaging unit tests: an in-memory stand-in for the broker's ``BrokerHandle`` seam.
+
+It routes with the real MQTT matching rules and hands every matching in-process subscriber the
+same message object, as the real broker does. The acceptance tests use the real broker.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mqtthub.broker.handle import LocalSubscription
+from mqtthub.broker.hooks import BrokerMessage
+from mqtthub.broker.stats import BrokerStats
+from mqtthub.errors import StateError
+from mqtthub.mqtt.packets import Properties
+from mqtthub.mqtt.topics import topic_matches
+
+
+@dataclass(eq=False)
+class FakeSubscription:
+    topic_filter: str
+    callback: Callable[[BrokerMessage], None]
+
+
+class FakeBroker:
+    """Routes published messages to in-process subscribers; ``running = False`` makes it unavailable."""
+
+    def __init__(self) -> None:
+        self.running = True
+        self.subscriptions: list[FakeSubscription] = []
+        self.published: list[BrokerMessage] = []
+
+    def provider(self) -> FakeBroker:
+        if not self.running:
+            raise StateError("broker is not running: it is stopped")
+        return self
+
+    async def publish(
+        self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False, properties: Properties | None = None
+    ) -> None:
+        self.provider()
+        message = BrokerMessage(topic, payload, qos, retain, properties, received_at=time.time())
+        self.route(message)
+
+    def route(self, message: BrokerMessage) -> None:
+        self.published.append(message)
+        for subscription in list(self.subscriptions):
+            if topic_matches(subscription.topic_filter, message.topic):
+                subscription.callback(message)
+
+    def subscribe(self, topic_filter: str, callback: Callable[[BrokerMessage], None]) -> FakeSubscription:
+        self.provider()
+        subscription = FakeSubscription(topic_filter, callback)
+        self.subscriptions.append(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: LocalSubscription) -> None:
+        self.provider()
+        if isinstance(subscription, FakeSubscription) and subscription in self.subscriptions:
+            self.subscriptions.remove(subscription)
+
+    def kick(self, *, client_id: str | None = None, principal_id: str | None = None, reason_code: int = 0x98) -> int:
+        return 0
+
+    def invalidate(self, principal_id: str) -> None:
+        return None
+
+    def stats(self) -> BrokerStats:
+        self.provider()
+        return BrokerStats(subscriptions=len(self.subscriptions))

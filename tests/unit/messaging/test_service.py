@@ -1,0 +1,234 @@
+"""The messaging service on a real SQLite database, with the in-memory broker fake at the broker seam."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, update
+
+from mqtthub.config import Settings
+from mqtthub.db import Database
+from mqtthub.db.migrate import upgrade
+from mqtthub.errors import NotFoundError, StateError, UnavailableError
+from mqtthub.messaging import history
+from mqtthub.messaging.live import LiveListener
+from mqtthub.messaging.namespace import OrgScope
+from mqtthub.messaging.service import MessagingService
+from mqtthub.models import HistoryMessage, MessageSubscription, Organization
+from tests.unit.messaging.fakes import FakeBroker
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+    await upgrade(url)
+    async with Database(url) as database:
+        async with database.session() as session:
+            session.add_all(
+                [
+                    Organization(id="org-a", name="A", short_id="aaaaaa"),
+                    Organization(id="org-b", name="B", short_id="bbbbbb"),
+                ]
+            )
+        yield database
+
+
+A = OrgScope.of("org-a", "aaaaaa")
+B = OrgScope.of("org-b", "bbbbbb")
+
+
+def settings(**values: object) -> Settings:
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+async def subscribe(service: MessagingService, scope: OrgScope, topic_filter: str, qos: int = 0) -> bool:
+    async with service.database.session() as session:
+        return await service.subscribe(session, scope, topic_filter, qos)
+
+
+async def page(service: MessagingService, scope: OrgScope, **query: object) -> history.MessagePage:
+    assert await service.recorder.flushed()
+    async with service.database.session() as session:
+        return await history.page(session, scope.organization_id, **query)  # type: ignore[arg-type]
+
+
+async def test_recorded_messages_are_scoped_stripped_and_newest_first(database: Database) -> None:
+    broker = FakeBroker()
+    async with MessagingService(settings(), database, broker.provider) as service:
+        assert await subscribe(service, A, "factory/+/+/temperature", qos=1)
+        assert await subscribe(service, B, "#")
+        await service.publish(A, "factory/line1/press1/temperature", b"45.2", qos=1, retain=False)
+        await service.publish(A, "factory/line1/press1/pressure", b"3", qos=0, retain=False)
+        await service.publish(A, "factory/line2/press7/temperature", b"\xff\x00", qos=0, retain=True)
+        assert broker.published[0].topic == "org/aaaaaa/factory/line1/press1/temperature"
+        found = await page(service, A)
+        assert found.total == 2
+        assert [row.topic for row in found.rows] == [
+            "factory/line2/press7/temperature",
+            "factory/line1/press1/temperature",
+        ]
+        assert found.rows[0].payload == b"\xff\x00"
+        assert found.rows[0].retain is True
+        assert (await page(service, B)).total == 0  # B records '#' of its own namespace only
+        assert service.filters("org-a") == ["factory/+/+/temperature"]
+        assert service.subscription_count() == 2
+        health = await service.health()
+        assert health == {
+            "mqtt_connected": True,
+            "message_count": 2,
+            "active_subscriptions": 2,
+            "websocket_connections": 0,
+        }
+
+
+async def test_overlapping_filters_record_a_message_once(database: Database) -> None:
+    broker = FakeBroker()
+    async with MessagingService(settings(), database, broker.provider) as service:
+        await subscribe(service, A, "a/#")
+        await subscribe(service, A, "a/+")
+        await subscribe(service, A, "a/b")
+        await service.publish(A, "a/b", b"once", qos=0, retain=False)
+        await service.publish(A, "a/b", b"twice", qos=0, retain=False)
+        assert [row.payload for row in (await page(service, A)).rows] == [b"twice", b"once"]
+
+
+async def test_subscribing_again_only_changes_qos(database: Database) -> None:
+    broker = FakeBroker()
+    async with MessagingService(settings(), database, broker.provider) as service:
+        assert await subscribe(service, A, "x/#", qos=0)
+        assert not await subscribe(service, A, "x/#", qos=2)
+        assert len(broker.subscriptions) == 1
+        async with database.session() as session:
+            assert await session.scalar(select(MessageSubscription.qos)) == 2
+
+
+async def test_unsubscribe_stops_recording(database: Database) -> None:
+    broker = FakeBroker()
+    async with MessagingService(settings(), database, broker.provider) as service:
+        await subscribe(service, A, "t")
+        async with database.session() as session:
+            await service.unsubscribe(session, A, "t")
+        assert broker.subscriptions == []
+        await service.publish(A, "t", b"x", qos=0, retain=False)
+        assert (await page(service, A)).total == 0
+        async with database.session() as session:
+            with pytest.raises(NotFoundError):
+                await service.unsubscribe(session, A, "t")
+            with pytest.raises(NotFoundError):
+                await service.unsubscribe(session, B, "t")
+
+
+async def test_filters_are_recorded_again_after_a_restart(database: Database) -> None:
+    broker = FakeBroker()
+    async with MessagingService(settings(), database, broker.provider) as service:
+        await subscribe(service, A, "kept/#")
+    assert broker.subscriptions == []  # closing unsubscribes from the broker
+    async with MessagingService(settings(), database, broker.provider) as service:
+        assert service.filters("org-a") == ["kept/#"]
+        await service.publish(A, "kept/1", b"again", qos=0, retain=False)
+        assert (await page(service, A)).total == 1
+
+
+async def test_unavailable_broker(database: Database) -> None:
+    broker = FakeBroker()
+    async with MessagingService(settings(), database, broker.provider) as service:
+        broker.running = False
+        assert not service.broker_connected
+        with pytest.raises(UnavailableError):
+            await service.publish(A, "t", b"x", qos=0, retain=False)
+        with pytest.raises(UnavailableError):
+            await subscribe(service, A, "t")
+        with pytest.raises(UnavailableError):
+            service.subscribe_live(A, "t", LiveListener("org-a"))
+        broker.running = True
+        assert service.broker_connected
+
+
+async def test_history_is_bounded_by_count_and_age(database: Database) -> None:
+    broker = FakeBroker()
+    async with MessagingService(
+        settings(max_history_size=3, message_retention_hours=1), database, broker.provider, prune_interval=3600
+    ) as service:
+        await subscribe(service, A, "#")
+        await subscribe(service, B, "#")
+        for index in range(5):
+            await service.publish(A, f"n/{index}", str(index).encode(), qos=0, retain=False)
+        await service.publish(B, "b", b"b", qos=0, retain=False)
+        assert (await page(service, A)).total == 5
+        async with database.session() as session:
+            await session.execute(
+                update(HistoryMessage)
+                .where(HistoryMessage.organization_id == "org-b")
+                .values(received_at=datetime.now(UTC) - timedelta(hours=2))
+            )
+        assert await service.prune() == 3
+        kept = await page(service, A)
+        assert [row.topic for row in kept.rows] == ["n/4", "n/3", "n/2"]
+        assert (await page(service, B)).total == 0
+
+
+async def test_queries_by_filter_time_range_permissions_and_offset(database: Database) -> None:
+    broker = FakeBroker()
+    async with MessagingService(settings(), database, broker.provider) as service:
+        await subscribe(service, A, "#")
+        for topic in ("s/1/t", "s/2/t", "s/2/h", "other", "s_x/1/t"):
+            await service.publish(A, topic, topic.encode(), qos=0, retain=False)
+        assert [r.topic for r in (await page(service, A, topic="s/+/t")).rows] == ["s/2/t", "s/1/t"]
+        assert (await page(service, A, topic="s/#")).total == 3  # '_' of 's_x' is no LIKE wildcard
+        assert (await page(service, A, topic="other")).total == 1
+        assert (await page(service, A, allowed=["s/2/#"])).total == 2
+        assert (await page(service, A, topic="s/#", allowed=["s/+/t"])).total == 2
+        second = await page(service, A, limit=2, offset=1)
+        assert [r.topic for r in second.rows] == ["other", "s/2/h"]
+        assert second.total == 5
+        future = datetime.now(UTC) + timedelta(minutes=1)
+        assert (await page(service, A, since=future)).total == 0
+        assert (await page(service, A, until=future)).total == 5
+        async with database.session() as session:
+            topics = await history.topics(session, "org-a", allowed=["s/#"])
+            assert {t.topic for t in topics} == {"s/1/t", "s/2/t", "s/2/h"}
+            assert all(t.count == 1 and t.last_at.tzinfo is not None for t in topics)
+            assert await session.scalar(select(func.count()).select_from(HistoryMessage)) == 5
+
+
+async def test_live_listeners_get_recorded_and_own_filter_messages(database: Database) -> None:
+    broker = FakeBroker()
+    async with MessagingService(settings(), database, broker.provider) as service:
+        await subscribe(service, A, "rec/#")
+        follower = LiveListener("org-a")
+        service.feed.attach(follower)
+        await service.publish(A, "rec/1", b"21.5", qos=1, retain=False)
+        message = json.loads(await follower.get())
+        assert message["type"] == "message"
+        assert message["topic"] == "rec/1"
+        assert message["payload"] == "21.5"
+        assert message["payload_encoding"] == "utf-8"
+        assert message["qos"] == 1
+        assert message["id"]
+        own = LiveListener("org-a")
+        handle = service.subscribe_live(A, "live/+", own)
+        await service.publish(A, "live/x", b"\x80", qos=0, retain=False)
+        live = json.loads(await own.get())
+        assert (live["topic"], live["payload"], live["payload_encoding"], live["id"]) == (
+            "live/x",
+            "gA==",
+            "base64",
+            None,
+        )
+        service.unsubscribe_live(handle)
+        await service.publish(A, "live/x", b"gone", qos=0, retain=False)
+        assert len(own) == 0
+        assert (await page(service, A)).total == 1  # live-only filters are not recorded
+
+
+async def test_service_starts_once(database: Database) -> None:
+    service = MessagingService(settings(), database, FakeBroker().provider)
+    async with service:
+        with pytest.raises(StateError):
+            await service.__aenter__()
+    with pytest.raises(StateError):
+        await service.__aenter__()
