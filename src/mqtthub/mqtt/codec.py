@@ -17,10 +17,11 @@ from mqtthub.mqtt.primitives import MAX_VARINT
 __all__ = ["PacketReader", "encode", "encode_publish"]
 
 # Required low nibble of the first byte per packet type [MQTT-2.2.2-2]; PUBLISH carries its flags there.
-_FLAGS: dict[int, int] = dict.fromkeys(PacketType, 0)
+_FLAGS_0010 = (PacketType.PUBREL, PacketType.SUBSCRIBE, PacketType.UNSUBSCRIBE)
+_FLAGS: dict[int, int] = {ptype: 2 if ptype in _FLAGS_0010 else 0 for ptype in PacketType}
+# Plain ints: comparing with an IntEnum member costs an attribute lookup on every packet.
 _PUBLISH = int(PacketType.PUBLISH)
 _CONNECT = int(PacketType.CONNECT)
-_FLAGS.update({PacketType.PUBREL: 2, PacketType.SUBSCRIBE: 2, PacketType.UNSUBSCRIBE: 2})
 
 
 class PacketReader:
