@@ -144,6 +144,7 @@ class BrokerCore:
             if timer is not None:
                 timer.cancel()  # a will delayed past a reconnect is not sent [MQTT-3.1.3-9]
         session.expiry_timer = session.will_timer = None
+        session.will = None
         session.principal = principal
         session.expiry_interval = expiry
         session.link = conn
@@ -179,14 +180,15 @@ class BrokerCore:
         if will is not None:
             delay = will.properties.will_delay_interval if will.properties is not None else None
             delay = min(delay or 0, session.expiry_interval)
+            session.will = will
             if delay:
-                session.will_timer = self._loop.call_later(delay, self._publish_will, session, will)
+                session.will_timer = self._loop.call_later(delay, self._publish_will, session)
             else:
-                self._publish_will(session, will)
+                self._publish_will(session)
         self._hand_over_shared(session)
         if session.expiry_interval == 0:
             self.discard_session(session)
-        else:
+        elif self.accepting:
             session.expiry_timer = self._loop.call_later(session.expiry_interval, self._expire, session)
 
     def _expire(self, session: Session) -> None:
@@ -197,10 +199,11 @@ class BrokerCore:
         """End a session: its subscriptions and held messages go [MQTT-4.1.0-2]."""
         if self.sessions.get(session.key) is session:
             del self.sessions[session.key]
-        for timer in (session.expiry_timer, session.will_timer):
-            if timer is not None:
-                timer.cancel()
-        session.expiry_timer = session.will_timer = None
+        if session.expiry_timer is not None:
+            session.expiry_timer.cancel()
+            session.expiry_timer = None
+        if session.will is not None:
+            self._publish_will(session)  # the session ends before the will delay: send it now [MQTT-3.1.3-9]
         for sub in list(session.subscriptions.values()):
             self.unsubscribe(session, sub.topic_filter, sub.share_group)
         self._hand_over_shared(session)
@@ -221,8 +224,13 @@ class BrokerCore:
             out.qos = min(out.message.qos, sub.qos)
             cast(Recipient, sub.subscriber).deliver(out)
 
-    def _publish_will(self, session: Session, will: Will) -> None:
-        session.will_timer = None
+    def _publish_will(self, session: Session) -> None:
+        will, session.will = session.will, None
+        if session.will_timer is not None:
+            session.will_timer.cancel()
+            session.will_timer = None
+        if will is None:
+            return
         self.spawn(self._authorize_will(session.principal, session.client_id, will), name=f"mqtt-will:{will.topic}")
 
     async def _authorize_will(self, principal: Principal, client_id: str, will: Will) -> None:
@@ -350,6 +358,7 @@ class BrokerCore:
             conn.will = None
             conn.close(ReasonCode.SERVER_SHUTTING_DOWN, "server shutting down")
         for session in list(self.sessions.values()):
+            session.will = None
             for timer in (session.expiry_timer, session.will_timer):
                 if timer is not None:
                     timer.cancel()

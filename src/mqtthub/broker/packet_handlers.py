@@ -192,7 +192,8 @@ def accept_publish(conn: Connection, packet: Publish, topic: str, allowed: bool)
     qos = packet.qos
     packet_id = packet.packet_id or 0
     session = conn.session
-    assert session is not None
+    if session is None:
+        return  # taken over or closed while the authorizer ran
     v5 = conn.protocol_level == PROTOCOL_V5
     if not allowed:
         core.stats.publish_denied += 1

@@ -102,6 +102,7 @@ class Session:
         self.expiry_interval = 0
         self.expiry_timer: asyncio.TimerHandle | None = None
         self.will: Will | None = None
+        """The will of the last connection, waiting for its delay interval [MQTT-3.1.3-9]."""
         self.will_timer: asyncio.TimerHandle | None = None
         self._max_queued = max_queued
         self._stats = stats

@@ -138,3 +138,19 @@ async def test_public_surface() -> None:
         handle: BrokerHandle = broker
         assert isinstance(handle, Broker)
         assert handle.stats().clients_connected == 0
+
+
+async def test_delayed_will_sent_when_the_session_ends_first() -> None:
+    async with running_broker() as broker:
+        seen: list[BrokerMessage] = []
+        broker.subscribe("w/#", collect(seen))
+        will = Will("w/ended", b"bye", properties=Properties(will_delay_interval=60))
+        client = await RawClient.open(broker.addresses["tcp"])
+        await client.connect("e", will=will, properties=Properties(session_expiry_interval=60))
+        client.writer.transport.abort()
+        await eventually(lambda: broker.stats().clients_connected == 0)
+        assert seen == []
+        fresh = await RawClient.open(broker.addresses["tcp"])
+        assert (await fresh.connect("e", clean_start=True)).session_present is False
+        await eventually(lambda: len(seen) == 1)
+        await fresh.close()
