@@ -1,0 +1,374 @@
+"""Broker benchmark: the same scenarios against the embedded broker and Debian's mosquitto, in one run.
+
+Usage (or ``scripts/bench``)::
+
+    python bench/broker_bench.py [--quick] [--repeat N] [--only KEY ...] [--no-write] [--profile DIR]
+
+For each scenario, each broker is started fresh as its own process (mosquitto,
+then the embedded broker on the default asyncio loop, then on uvloop when it is
+installed), loaded by ``bench/loadgen.py``, and stopped. The results are printed
+as a Markdown table with the ratio mqtthub/mosquitto per scenario and written
+between the ``bench`` markers of ``docs/benchmarks.md``.
+
+``--quick`` runs a tenth of the load (a smoke test, not a measurement).
+``--profile DIR`` instead runs only the embedded broker (asyncio), under
+cProfile, and prints where its time goes per scenario.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import os
+import platform
+import pstats
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from brokers import Target, mosquitto_version, rss_kib, started
+from loadgen import Flow, FlowResult, hold_idle, run_flow
+from run_broker import raise_open_files_limit
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+START_MARK = "<!-- bench:start -->"
+END_MARK = "<!-- bench:end -->"
+IDLE_CONNECTIONS = 10_000
+LATENCY_RATE = 2_000
+LATENCY_SECONDS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    """One row of the table."""
+
+    key: str
+    title: str
+    kind: str
+    """``throughput`` (msg/s, higher is better), ``latency`` (ms) or ``memory`` (KiB per connection)."""
+    target: str
+    check: Callable[[float, float], bool]
+    """(mqtthub figure, ratio to mosquitto) -> target met."""
+    flow: Flow | None = None
+
+
+SCENARIOS = (
+    Scenario(
+        "qos0-1to1",
+        "QoS 0, 1 publisher → 1 subscriber",
+        "throughput",
+        "ratio ≥ 1.0",
+        lambda value, ratio: ratio >= 1.0,
+        Flow(1, 1, 0, 400_000, "bench/one", "bench/one"),
+    ),
+    Scenario(
+        "qos1-1to1",
+        "QoS 1, 1 publisher → 1 subscriber",
+        "throughput",
+        "ratio ≥ 1.0",
+        lambda value, ratio: ratio >= 1.0,
+        Flow(1, 1, 1, 150_000, "bench/one", "bench/one", subscribe_qos=1),
+    ),
+    Scenario(
+        "qos0-10to1",
+        "QoS 0, 10 publishers → 1 wildcard subscriber",
+        "throughput",
+        "ratio ≥ 1.0",
+        lambda value, ratio: ratio >= 1.0,
+        Flow(10, 1, 0, 400_000, "bench/p/{i}", "bench/p/+", publisher_procs=2),
+    ),
+    Scenario(
+        "qos0-1to10",
+        "QoS 0, 1 publisher → 10 subscribers",
+        "throughput",
+        "ratio ≥ 1.0",
+        lambda value, ratio: ratio >= 1.0,
+        Flow(1, 10, 0, 60_000, "bench/fan", "bench/fan", subscriber_procs=2),
+    ),
+    Scenario(
+        "devices",
+        "QoS 1, 100 devices (1 in flight each) → 1 wildcard subscriber",
+        "throughput",
+        "ratio ≥ 0.7",
+        lambda value, ratio: ratio >= 0.7,
+        Flow(
+            100,
+            1,
+            1,
+            60_000,
+            "bench/dev/{i}/data",
+            "bench/dev/+/data",
+            subscribe_qos=1,
+            inflight=1,
+            publisher_procs=2,
+        ),
+    ),
+    Scenario(
+        "latency",
+        f"Latency p50 / p99 at {LATENCY_RATE:,} msg/s, QoS 0, 1 → 1",
+        "latency",
+        "p99 ≤ 2 ms",
+        lambda value, ratio: value <= 2.0,
+        Flow(
+            1,
+            1,
+            0,
+            LATENCY_RATE * LATENCY_SECONDS,
+            "bench/lat",
+            "bench/lat",
+            rate=LATENCY_RATE,
+            latency=True,
+        ),
+    ),
+    Scenario(
+        "memory",
+        f"Memory per idle connection, {IDLE_CONNECTIONS:,} connections",
+        "memory",
+        "≤ 30 KiB",
+        lambda value, ratio: value <= 30.0,
+    ),
+)
+
+
+@dataclass(slots=True)
+class Measurement:
+    """One scenario against one broker: the headline figure and what else is worth printing."""
+
+    value: float
+    detail: str = ""
+    shortfall: str = ""
+
+
+def _percentile(sorted_values: list[int], fraction: float) -> float:
+    index = min(len(sorted_values) - 1, max(0, round(fraction * (len(sorted_values) - 1))))
+    return float(sorted_values[index])
+
+
+def _shortfall(result: FlowResult) -> str:
+    notes = list(dict.fromkeys(result.errors))[:2]
+    if result.delivered < result.expected:
+        notes.insert(0, f"received {result.delivered:,} of {result.expected:,}")
+    return "; ".join(notes)
+
+
+def measure(scenario: Scenario, target: Target, quick: bool, profile_dir: Path | None) -> Measurement:
+    """Start the broker, run one scenario against it, stop it."""
+    profile = profile_dir / f"{scenario.key}.prof" if profile_dir is not None else None
+    with started(target, profile=profile) as broker:
+        time.sleep(0.3)
+        if scenario.kind == "memory":
+            connections = IDLE_CONNECTIONS // 10 if quick else IDLE_CONNECTIONS
+            before = rss_kib(broker.pid)
+            opened, after, errors = hold_idle(broker.port, connections, lambda _: rss_kib(broker.pid))
+            if not opened:
+                return Measurement(float("nan"), shortfall="; ".join(errors[:2]) or "no connection opened")
+            short = f"opened {opened:,} of {connections:,}; " + "; ".join(errors[:2]) if opened < connections else ""
+            detail = f"RSS {before / 1024:.1f} → {after / 1024:.1f} MiB"
+            return Measurement((after - before) / opened, detail, short)
+        assert scenario.flow is not None
+        flow = scenario.flow
+        if quick:
+            flow = replace(flow, messages=max(flow.messages // 10, flow.publishers))
+        result = run_flow(broker.port, flow)
+        if scenario.kind == "latency":
+            # The first second is warm-up (connections, caches, the loop's first timers).
+            samples = sorted(result.latencies_ns[LATENCY_RATE:] or result.latencies_ns)
+            if not samples:
+                return Measurement(float("nan"), shortfall=_shortfall(result) or "no samples")
+            p50, p99 = _percentile(samples, 0.50) / 1e6, _percentile(samples, 0.99) / 1e6
+            detail = f"{p50:.3f} / {p99:.3f}"
+            return Measurement(p99, detail, _shortfall(result))
+        return Measurement(result.rate, f"{result.delivered:,} msgs in {result.seconds:.2f} s", _shortfall(result))
+
+
+def _best(kind: str, runs: list[Measurement]) -> Measurement:
+    valid = [m for m in runs if m.value == m.value]
+    if not valid:
+        return runs[0]
+    higher_is_better = kind == "throughput"
+    return max(valid, key=lambda m: m.value) if higher_is_better else min(valid, key=lambda m: m.value)
+
+
+def machine() -> dict[str, str]:
+    """What the figures were measured on."""
+    model = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
+    try:
+        uvloop_version = importlib.metadata.version("uvloop")
+    except importlib.metadata.PackageNotFoundError:
+        uvloop_version = "not installed"
+    return {
+        "CPU": f"{model}, {os.cpu_count()} cores",
+        "Kernel": platform.release(),
+        "Python": platform.python_version(),
+        "uvloop": uvloop_version,
+        "mosquitto": mosquitto_version(),
+        "Date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def _format(kind: str, m: Measurement) -> str:
+    if m.value != m.value:
+        return "failed"
+    if kind == "throughput":
+        return f"{m.value:,.0f}"
+    if kind == "latency":
+        return m.detail
+    return f"{m.value:.1f}"
+
+
+def render(
+    results: dict[str, dict[str, Measurement]],
+    targets: list[Target],
+    info: dict[str, str],
+    load: tuple[tuple[float, ...], tuple[float, ...]],
+    quick: bool,
+    repeat: int,
+) -> str:
+    """The Markdown block written to docs/benchmarks.md."""
+    ours = [t for t in targets if not t.is_mosquitto]
+    units = {"throughput": "msg/s received", "latency": "ms", "memory": "KiB"}
+    header = ["Scenario", "Unit", "mosquitto"]
+    for target in ours:
+        header += [target.label, "ratio"]
+    header += ["Target", "Met"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
+    notes: list[str] = []
+    for scenario in SCENARIOS:
+        row_results = results.get(scenario.key)
+        if not row_results:
+            continue
+        reference = row_results["mosquitto"]
+        cells = [scenario.title, units[scenario.kind], _format(scenario.kind, reference)]
+        met: list[str] = []
+        for target in ours:
+            mine = row_results[target.key]
+            ratio = mine.value / reference.value if reference.value else float("nan")
+            cells += [_format(scenario.kind, mine), f"{ratio:.2f}" if ratio == ratio else "n/a"]
+            ok = ratio == ratio and scenario.check(mine.value, ratio)
+            met.append(f"{target.key.removeprefix('mqtthub-')}: {'yes' if ok else 'no'}")
+        cells += [scenario.target, ", ".join(met)]
+        lines.append("| " + " | ".join(cells) + " |")
+        for key, m in row_results.items():
+            if m.shortfall:
+                notes.append(f"- {scenario.title}, {key}: {m.shortfall}")
+            if scenario.kind == "memory" and m.detail:
+                notes.append(f"- {scenario.title}, {key}: {m.detail}")
+    start_load, end_load = load
+    out = [
+        START_MARK,
+        "",
+        "| Machine | |",
+        "|---|---|",
+        *(f"| {k} | {v} |" for k, v in info.items()),
+        f"| Load average (1/5/15 min) | {_loads(start_load)} at start, {_loads(end_load)} at the end |",
+        "",
+    ]
+    if quick:
+        out += ["**Quick run (a tenth of the load): a smoke test, not a measurement.**", ""]
+    if max(start_load[0], end_load[0]) >= 1.0:
+        out += [
+            f"The machine was busy: other processes kept the load average around {max(start_load[0], end_load[0]):.1f}"
+            f" on {os.cpu_count()} cores during the run, so absolute figures are lower and noisier than on an idle"
+            " machine; the brokers ran one after the other under the same conditions, so ratios are the fairer"
+            " comparison.",
+            "",
+        ]
+    out += lines
+    out += [
+        "",
+        f"Throughput and latency: best of {repeat} run(s) per broker. Ratio = mqtthub / mosquitto (for latency, of"
+        " the p99; for memory, of KiB per connection: lower is better for both).",
+    ]
+    if notes:
+        out += ["", *notes]
+    out += ["", END_MARK]
+    return "\n".join(out)
+
+
+def _loads(values: tuple[float, ...]) -> str:
+    return " / ".join(f"{v:.2f}" for v in values)
+
+
+def write_doc(block: str) -> None:
+    """Replace the generated block of docs/benchmarks.md (creating the file if needed)."""
+    text = DOC.read_text() if DOC.exists() else f"# Broker benchmark\n\n{START_MARK}\n{END_MARK}\n"
+    if START_MARK not in text or END_MARK not in text:
+        text = text.rstrip("\n") + f"\n\n{START_MARK}\n{END_MARK}\n"
+    head, rest = text.split(START_MARK, 1)
+    _, tail = rest.split(END_MARK, 1)
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text(head + block + tail)
+
+
+def print_profile(path: Path, limit: int = 25) -> None:
+    """Top functions by own time, then by cumulative time."""
+    stats = pstats.Stats(str(path))
+    stats.strip_dirs().sort_stats("tottime").print_stats(limit)
+    stats.sort_stats("cumulative").print_stats(limit)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the scenarios, print the table, write the doc."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a tenth of the load (smoke test)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per broker and scenario; the best counts")
+    parser.add_argument("--only", nargs="+", choices=[s.key for s in SCENARIOS], help="scenarios to run")
+    parser.add_argument("--no-write", action="store_true", help="print only, leave docs/benchmarks.md alone")
+    parser.add_argument("--profile", type=Path, metavar="DIR", help="profile the embedded broker instead")
+    parser.add_argument("--no-uvloop", action="store_true", help="skip the embedded broker on uvloop")
+    args = parser.parse_args(argv)
+    raise_open_files_limit()
+    scenarios = [s for s in SCENARIOS if not args.only or s.key in args.only]
+
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        target = Target("mqtthub-asyncio", "mqtthub (asyncio)")
+        for scenario in scenarios:
+            m = measure(scenario, target, args.quick, args.profile)
+            print(f"\n=== {scenario.title}: {_format(scenario.kind, m)} (under cProfile) {m.shortfall}")
+            print_profile(args.profile / f"{scenario.key}.prof")
+        return 0
+
+    targets = [Target("mosquitto", "mosquitto"), Target("mqtthub-asyncio", "mqtthub (asyncio)")]
+    try:
+        import uvloop  # noqa: F401
+
+        if not args.no_uvloop:
+            targets.append(Target("mqtthub-uvloop", "mqtthub (uvloop)", uvloop=True))
+    except ImportError:
+        print("uvloop is not installed (pip install 'mqtthub[speed]'): the uvloop column is skipped", file=sys.stderr)
+    info = machine()
+    start_load = os.getloadavg()
+    began = time.monotonic()
+    results: dict[str, dict[str, Measurement]] = {}
+    for scenario in scenarios:
+        row = results[scenario.key] = {}
+        repeat = 1 if scenario.kind == "memory" else max(1, args.repeat)
+        runs: dict[str, list[Measurement]] = {t.key: [] for t in targets}
+        for _ in range(repeat):
+            # Brokers take turns within each repetition, so a burst of load from elsewhere hits all of them.
+            for target in targets:
+                m = measure(scenario, target, args.quick, None)
+                runs[target.key].append(m)
+                print(f"{scenario.key:>12} {target.label:<18} {_format(scenario.kind, m):>16} {m.shortfall}")
+        for key, measured in runs.items():
+            row[key] = _best(scenario.kind, measured)
+    block = render(results, targets, info, (start_load, os.getloadavg()), args.quick, max(1, args.repeat))
+    print()
+    print(block)
+    print(f"\n({time.monotonic() - began:.0f} s)")
+    if not args.no_write:
+        write_doc(block)
+        print(f"written to {DOC}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Run the embedded broker alone in this process, for the benchmark.
+
+The broker listens on 127.0.0.1 with one TCP listener, lets every client in and
+allows every publish and subscribe, so the benchmark measures the broker and not
+the hub's identity checks. Once bound it prints ``ready <port>`` on stdout; it
+stops gracefully on SIGTERM or SIGINT.
+
+Usage::
+
+    python bench/run_broker.py [--port 0] [--uvloop] [--max-connections N] [--profile FILE]
+
+``--profile`` runs the broker under :mod:`cProfile` and writes the statistics to
+FILE when it stops (for ``pstats``); profiling slows it down several times, so
+profiled figures only show where the time goes, not how fast it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import resource
+import signal
+import sys
+
+from mqtthub.broker import Broker, BrokerConfig, ListenerConfig
+from mqtthub.broker.hooks import Action, ConnectInfo, Principal
+
+_ANONYMOUS = Principal(id="anonymous", kind="anonymous")
+
+
+class AllowAll:
+    """Authenticator and authorizer that accept everyone and everything."""
+
+    async def authenticate(self, info: ConnectInfo) -> Principal:
+        """Every client is the anonymous principal."""
+        return _ANONYMOUS
+
+    async def authorize(self, principal: Principal, action: Action, topic: str) -> bool:
+        """Everything is allowed."""
+        return True
+
+
+def raise_open_files_limit() -> int:
+    """Raise the soft limit on open files to the hard limit (10,000 idle clients need 10,000 sockets)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+async def serve(port: int, max_connections: int) -> None:
+    """Run the broker until SIGTERM or SIGINT."""
+    config = BrokerConfig(
+        listeners=(ListenerConfig(name="tcp", port=port),),
+        # The idle-connection scenario opens 10,000 clients at once; mosquitto limits neither count nor rate.
+        max_connections=max_connections,
+        max_connection_rate=float(max_connections),
+    )
+    allow = AllowAll()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with Broker(config, authenticator=allow, authorizer=allow) as broker:
+        print(f"ready {broker.addresses['tcp'][1]}", flush=True)
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the command line and serve."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: ephemeral, printed)")
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop (the mqtthub[speed] extra)")
+    parser.add_argument("--max-connections", type=int, default=20_000)
+    parser.add_argument("--profile", metavar="FILE", help="write cProfile statistics to FILE on exit")
+    args = parser.parse_args(argv)
+    raise_open_files_limit()
+    profiler = cProfile.Profile() if args.profile else None
+    if profiler is not None:
+        profiler.enable()
+    try:
+        if args.uvloop:
+            import uvloop
+
+            uvloop.run(serve(args.port, args.max_connections))
+        else:
+            asyncio.run(serve(args.port, args.max_connections))
+    finally:
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
