@@ -33,6 +33,7 @@ from mqtthub.crypto import SecretBox, load_or_create_secret_key
 from mqtthub.db import Database
 from mqtthub.db.migrate import upgrade
 from mqtthub.errors import StateError
+from mqtthub.messaging.service import MessagingService
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +122,7 @@ class Hub:
         self._http_socket: socket.socket | None = None
         self._http_server: _EmbeddedUvicorn | None = None
         self._broker: Broker | None = None
+        self._messaging: MessagingService | None = None
 
     # --- components ------------------------------------------------------------------------------
 
@@ -144,6 +146,13 @@ class Hub:
         if self._broker is None:
             raise StateError("the hub is not started")
         return self._broker
+
+    @property
+    def messaging(self) -> MessagingService:
+        """The REST/WebSocket messaging service: publishing, recorded filters, history, live feed."""
+        if self._messaging is None:
+            raise StateError("the hub is not started")
+        return self._messaging
 
     @property
     def mqtt_urls(self) -> dict[str, str]:
@@ -204,6 +213,9 @@ class Hub:
                 authorizer=TopicAuthorizer(),
             )
         )
+        self._messaging = await self._stack.enter_async_context(
+            MessagingService(settings, self._database, lambda: self.broker, started_at=self.started_at)
+        )
         self._http_socket = bind_socket(settings.host, settings.http_port)
         self._stack.callback(self._http_socket.close)
         logger.info("database ready (%s)", self._database.dialect)
@@ -251,9 +263,11 @@ class Hub:
             stats = self.broker.stats()
             components["broker"] |= {"clients": stats.clients_connected, "subscriptions": stats.subscriptions}
         healthy = all(component["status"] == "up" for component in components.values())
+        messaging = await self.messaging.health() if self._messaging is not None else {}
         return {
             "status": "healthy" if healthy else "degraded",
             "version": __version__,
             "uptime": round(self.uptime, 3),
+            **messaging,
             "components": components,
         }

@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from mqtthub import __version__
 from mqtthub.api import service
 from mqtthub.api.errors import install_error_handlers
 from mqtthub.auth.routes import identity_router
+from mqtthub.messaging import endpoints as messaging_endpoints
+from mqtthub.messaging import ws as messaging_ws
 
 if TYPE_CHECKING:
     from mqtthub.hub import Hub
@@ -26,4 +29,14 @@ def create_app(hub: Hub) -> FastAPI:
     install_error_handlers(app)
     app.include_router(service.router)
     app.include_router(identity_router(hub.settings))
+    app.include_router(messaging_endpoints.router)
+    app.include_router(messaging_ws.router)
+    origins = [origin.strip() for origin in hub.settings.cors_origins.split(",") if origin.strip()]
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=["Retry-After"],
+    )
     return app

@@ -1,0 +1,201 @@
+"""The REST endpoints of the messaging API (reference document 004), scoped to the caller's organization."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+
+from mqtthub.api.deps import SessionDep, get_hub
+from mqtthub.messaging import history
+from mqtthub.messaging.auth import CallerDep
+from mqtthub.messaging.namespace import check_topic_filter
+from mqtthub.messaging.schemas import (
+    MessageOut,
+    MessagesResponse,
+    PublishRequest,
+    PublishResponse,
+    StatsResponse,
+    SubscribeRequest,
+    SubscriptionResponse,
+    TopicInfo,
+    TopicsResponse,
+    encode_payload,
+)
+
+if TYPE_CHECKING:
+    from mqtthub.messaging.service import MessagingService
+
+MAX_PAGE = 1000
+RECENT = timedelta(hours=1)
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {
+            "application/json": {
+                "example": {"success": False, "error": description, "code": "…", "detail": description}
+            }
+        },
+    }
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: _error("Missing or invalid credentials"),
+    403: _error("Outside the caller's permissions"),
+    429: _error("Too many requests (see the Retry-After header)"),
+}
+BROKER_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 503: _error("The MQTT broker is unavailable")}
+
+router = APIRouter(tags=["messaging"], responses=ERRORS)
+
+
+def _service(request: Request) -> MessagingService:
+    return get_hub(request).messaging
+
+
+def _checked_filter(topic: str, location: str) -> str:
+    try:
+        return check_topic_filter(topic)
+    except ValueError as exc:
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": (location, "topic"), "msg": str(exc), "input": topic}]
+        ) from None
+
+
+@router.post("/publish", response_model=PublishResponse, responses=BROKER_ERRORS, summary="Publish a message")
+async def publish(body: PublishRequest, caller: CallerDep, request: Request) -> PublishResponse:
+    """Publish to ``topic`` inside the caller's namespace through the broker."""
+    caller.require_publish(body.topic)
+    payload = body.payload_bytes()
+    await _service(request).publish(caller.scope, body.topic, payload, qos=body.qos, retain=body.retain)
+    return PublishResponse(
+        message=f"Message published to {body.topic}",
+        topic=body.topic,
+        qos=body.qos,
+        retain=body.retain,
+        payload_size=len(payload),
+        timestamp=datetime.now(UTC),
+    )
+
+
+@router.post(
+    "/subscribe",
+    response_model=SubscriptionResponse,
+    responses=BROKER_ERRORS,
+    summary="Record a topic filter's messages",
+)
+async def subscribe(
+    body: SubscribeRequest, caller: CallerDep, session: SessionDep, request: Request
+) -> SubscriptionResponse:
+    """From now on, messages matching ``topic`` (``+``/``#`` allowed) are kept in the history and streamed on
+    ``/ws``. Subscribing again to the same filter changes only its QoS."""
+    caller.require_subscribe(body.topic)
+    created = await _service(request).subscribe(session, caller.scope, body.topic, body.qos)
+    verb = "Subscribed to" if created else "Already subscribed to"
+    return SubscriptionResponse(message=f"{verb} {body.topic}", topic=body.topic, qos=body.qos)
+
+
+@router.delete(
+    "/subscribe/{topic:path}",
+    response_model=SubscriptionResponse,
+    responses={**ERRORS, 404: _error("Not subscribed to this filter")},
+    summary="Stop recording a topic filter",
+)
+async def unsubscribe(
+    topic: Annotated[str, Path(description="The filter, URL-encoded (`+` as %2B, `#` as %23).")],
+    caller: CallerDep,
+    session: SessionDep,
+    request: Request,
+) -> SubscriptionResponse:
+    """Stop recording a filter given to ``POST /subscribe``."""
+    topic_filter = _checked_filter(topic, "path")
+    caller.require_subscribe(topic_filter)
+    await _service(request).unsubscribe(session, caller.scope, topic_filter)
+    return SubscriptionResponse(message=f"Unsubscribed from {topic_filter}", topic=topic_filter)
+
+
+@router.get("/messages", response_model=MessagesResponse, summary="Message history")
+async def messages(
+    caller: CallerDep,
+    session: SessionDep,
+    request: Request,
+    topic: Annotated[str | None, Query(description="A topic name or filter (`+`, `#`).")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")] = 100,
+    offset: Annotated[int, Query(ge=0, description="Messages skipped, newest first.")] = 0,
+    since: Annotated[datetime | None, Query(description="Only messages received at or after (ISO 8601).")] = None,
+    until: Annotated[datetime | None, Query(description="Only messages received at or before (ISO 8601).")] = None,
+) -> MessagesResponse:
+    """The caller's organization's recorded messages, newest first."""
+    if topic is not None:
+        _checked_filter(topic, "query")
+        caller.require_subscribe(topic)
+    await _service(request).recorder.flushed(wait=2.0)
+    found = await history.page(
+        session,
+        caller.organization_id,
+        topic=topic,
+        since=_aware(since),
+        until=_aware(until),
+        limit=limit,
+        offset=offset,
+        allowed=caller.readable,
+    )
+    out = []
+    for row in found.rows:
+        payload, encoding = encode_payload(row.payload)
+        out.append(
+            MessageOut(
+                id=row.id,
+                topic=row.topic,
+                payload=payload,
+                payload_encoding=encoding,
+                qos=row.qos,
+                retain=row.retain,
+                timestamp=row.received_at,
+            )
+        )
+    return MessagesResponse(messages=out, count=len(out), total=found.total, limit=limit, offset=offset)
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+@router.get("/topics", response_model=TopicsResponse, summary="Topics in the history")
+async def topics(caller: CallerDep, session: SessionDep, request: Request) -> TopicsResponse:
+    """Topics with messages in the history (busiest first) and the filters being recorded."""
+    service = _service(request)
+    await service.recorder.flushed(wait=2.0)
+    summaries = await history.topics(session, caller.organization_id, allowed=caller.readable)
+    return TopicsResponse(
+        topics=[TopicInfo(topic=s.topic, message_count=s.count, last_message_at=s.last_at) for s in summaries],
+        count=len(summaries),
+        subscriptions=[f for f in service.filters(caller.organization_id) if caller.can_subscribe(f)],
+    )
+
+
+@router.get("/stats", response_model=StatsResponse, summary="Messaging statistics")
+async def stats(caller: CallerDep, session: SessionDep, request: Request) -> StatsResponse:
+    """Counts over the caller's organization's history, and the state of the broker and the live stream."""
+    service = _service(request)
+    await service.recorder.flushed(wait=2.0)
+    summaries = await history.topics(session, caller.organization_id, allowed=caller.readable)
+    recent = await history.topics(
+        session, caller.organization_id, since=datetime.now(UTC) - RECENT, allowed=caller.readable
+    )
+    return StatsResponse(
+        total_messages=sum(s.count for s in summaries),
+        unique_topics=len(summaries),
+        recent_messages=sum(s.count for s in recent),
+        topic_counts={s.topic: s.count for s in summaries},
+        active_subscriptions=service.subscription_count(caller.organization_id),
+        mqtt_connected=service.broker_connected,
+        websocket_connections=service.feed.count(caller.organization_id),
+        uptime=round(get_hub(request).uptime, 3),
+    )
