@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mqtthub.auth import organizations
+from mqtthub.auth import device_tokens, devices, mqtt_tokens, organizations, users
 from mqtthub.auth.login import LoginGuard, login_router
 from mqtthub.config import Settings
 
@@ -13,5 +13,6 @@ def identity_router(settings: Settings) -> APIRouter:
     """Login, organizations, users, devices, tokens and certificates under ``/api/v1``."""
     router = APIRouter()
     router.include_router(login_router(LoginGuard.from_settings(settings)))
-    router.include_router(organizations.router)
+    for module in (organizations, users, devices, device_tokens, mqtt_tokens):
+        router.include_router(module.router)
     return router

@@ -1,6 +1,7 @@
 """ORM models of every domain; importing this package registers all tables on ``Base.metadata``."""
 
 from mqtthub.models.account import Organization, User, UserRole
+from mqtthub.models.identity import ClientCertificate, Device, DeviceToken, MqttApiToken
 from mqtthub.models.integrations import (
     ActionFailure,
     EmailTemplate,
@@ -13,10 +14,14 @@ from mqtthub.models.messaging import HistoryMessage, MessageSubscription
 
 __all__ = [
     "ActionFailure",
+    "ClientCertificate",
+    "Device",
+    "DeviceToken",
     "EmailTemplate",
     "EventSubscription",
     "HistoryMessage",
     "MessageSubscription",
+    "MqttApiToken",
     "MqttConfig",
     "Organization",
     "Product",

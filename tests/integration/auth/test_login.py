@@ -50,31 +50,29 @@ async def test_management_endpoints_need_a_valid_bearer_token(running_hub: Runni
 
 async def test_login_attempts_are_limited_per_account(tmp_path: Path) -> None:
     settings = hub_settings(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}", tmp_path, login_attempts_per_account=3)
-    async with start_hub(settings) as running:
-        async with httpx.AsyncClient(base_url=running.base_url) as client:
-            statuses = []
-            for _ in range(4):
-                response = await client.post(
-                    "/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": "wrong password"}
-                )
-                statuses.append(response.status_code)
-            assert statuses == [401, 401, 401, 429]
-            assert int(response.headers["Retry-After"]) >= 1
-            assert response.json()["code"] == "rate_limited"
-            # Even the right password is refused while the account is limited.
-            right = await client.post("/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
-            assert right.status_code == 429
+    async with start_hub(settings) as running, httpx.AsyncClient(base_url=running.base_url) as client:
+        statuses = []
+        for _ in range(4):
+            response = await client.post(
+                "/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": "wrong password"}
+            )
+            statuses.append(response.status_code)
+        assert statuses == [401, 401, 401, 429]
+        assert int(response.headers["Retry-After"]) >= 1
+        assert response.json()["code"] == "rate_limited"
+        # Even the right password is refused while the account is limited.
+        right = await client.post("/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+        assert right.status_code == 429
 
 
 async def test_login_attempts_are_limited_per_address(tmp_path: Path) -> None:
     settings = hub_settings(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}", tmp_path, login_attempts_per_address=3)
-    async with start_hub(settings) as running:
-        async with httpx.AsyncClient(base_url=running.base_url) as client:
-            statuses = [
-                (
-                    await client.post("/api/v1/auth/login", json={"email": f"user{index}@example.com", "password": "x"})
-                ).status_code
-                for index in range(3)
-            ]
-            # The fixture's own administrator login was the first attempt from this address.
-            assert statuses == [401, 401, 429]
+    async with start_hub(settings) as running, httpx.AsyncClient(base_url=running.base_url) as client:
+        statuses = [
+            (
+                await client.post("/api/v1/auth/login", json={"email": f"user{index}@example.com", "password": "x"})
+            ).status_code
+            for index in range(3)
+        ]
+        # The fixture's own administrator login was the first attempt from this address.
+        assert statuses == [401, 401, 429]

@@ -1,0 +1,282 @@
+"""The broker's authenticator and authorizer, backed by the identity database.
+
+Who may connect (:class:`DatabaseAuthenticator`):
+
+- a **device**: username = device id, password = one of its device tokens;
+- an **app**: username = password = an MQTT API token (``mqh_mqtt_…``);
+- a **certificate**: a TLS client certificate issued by the hub's CA (verified by the
+  listener); its serial must not be revoked and its CN names the device or user;
+- **anonymous** clients, only with ``allow_anonymous``, in the default organization.
+
+Every principal is mounted at ``org/<organization short id>/``, so its topics live in its
+organization's namespace and nothing it names can reach another organization. Its topic
+rules (:mod:`mqtthub.auth.acl`) travel in its attributes, so :class:`TopicAuthorizer`
+decides without touching the database.
+
+Refusals use reason code 0x87 "Not authorized", which 3.1.1 clients receive as CONNACK
+return code 5 — the code document 000 promises for a wrong, expired or revoked token. They
+are logged without secrets, counted by reason, and an address that keeps failing waits
+longer and longer (up to ``mqtt_auth_max_delay``) before each refusal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections import Counter
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mqtthub.auth.acl import ANONYMOUS_RULES, TopicRules, device_rules, user_rules
+from mqtthub.auth.credentials import API_TOKEN_PATTERN, API_TOKEN_PREFIX
+from mqtthub.auth.ratelimit import SlidingWindowLimiter
+from mqtthub.broker.hooks import Action, ConnectInfo, Principal
+from mqtthub.config import Settings
+from mqtthub.crypto import SecretBox
+from mqtthub.db import Database
+from mqtthub.db.base import utcnow
+from mqtthub.errors import AuthenticationRefused
+from mqtthub.models import ClientCertificate, Device, DeviceToken, MqttApiToken, Organization, User
+from mqtthub.mqtt.reason_codes import ReasonCode
+
+logger = logging.getLogger(__name__)
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# ``last_used_at`` is written at most this often per token, to keep connection storms off the disk.
+_LAST_USED_PRECISION = timedelta(seconds=30)
+
+
+def mountpoint_of(organization: Organization) -> str:
+    """The broker topic namespace of an organization."""
+    return f"org/{organization.short_id}/"
+
+
+class _Refusal(Exception):
+    """Internal: why a CONNECT is refused (a counter name and a log line, never a secret)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+class DatabaseAuthenticator:
+    """Authenticates MQTT clients against devices, tokens and certificates in the database.
+
+    Args:
+        database: The open identity database.
+        secrets: Hashes presented tokens the way they were stored.
+        settings: ``allow_anonymous``, ``default_organization``, ``mqtt_auth_free_failures``
+            and ``mqtt_auth_max_delay`` are read.
+        failure_window: Seconds over which an address's failures are counted.
+    """
+
+    def __init__(
+        self, database: Database, secrets: SecretBox, settings: Settings, *, failure_window: float = 60.0
+    ) -> None:
+        self._database = database
+        self._secrets = secrets
+        self._allow_anonymous = settings.allow_anonymous
+        self._default_organization = settings.default_organization
+        self._free_failures = settings.mqtt_auth_free_failures
+        self._max_delay = settings.mqtt_auth_max_delay
+        self._failures = SlidingWindowLimiter(max(1, settings.mqtt_auth_free_failures), failure_window)
+        self.accepted: Counter[str] = Counter()
+        """Successful authentications per principal kind."""
+        self.refused: Counter[str] = Counter()
+        """Refusals per reason (``unknown_token``, ``expired``, ``revoked``, …)."""
+
+    async def authenticate(self, info: ConnectInfo) -> Principal:
+        """Return the client's principal or raise :class:`AuthenticationRefused` (0x87)."""
+        try:
+            async with self._database.session() as session:
+                principal = await self._identify(session, info)
+        except _Refusal as refusal:
+            await self._slow_down(info, refusal)
+            raise AuthenticationRefused(refusal.detail, reason_code=ReasonCode.NOT_AUTHORIZED) from None
+        self.accepted[principal.kind] += 1
+        return principal
+
+    def failure_delay(self, address: str) -> float:
+        """Seconds to wait before refusing ``address`` again: 0 for its first failures, then doubling."""
+        excess = self._failures.count(address) - self._free_failures
+        if excess <= 0 or self._max_delay <= 0:
+            return 0.0
+        return min(self._max_delay, 0.1 * 2.0 ** min(excess - 1, 16))
+
+    async def _slow_down(self, info: ConnectInfo, refusal: _Refusal) -> None:
+        address = info.peer.rsplit(":", 1)[0]
+        self._failures.hit(address)
+        self.refused[refusal.reason] += 1
+        logger.debug(
+            "MQTT authentication refused: client %r from %s on %s: %s",
+            info.client_id,
+            info.peer,
+            info.listener,
+            refusal.detail,
+        )
+        delay = self.failure_delay(address)
+        if delay:
+            await asyncio.sleep(delay)
+
+    async def _identify(self, session: AsyncSession, info: ConnectInfo) -> Principal:
+        if info.certificate_serial is not None and info.certificate_cn is not None:
+            return await self._certificate(session, info.certificate_serial, info.certificate_cn)
+        username = info.username or ""
+        if not username:
+            if info.password:
+                raise _Refusal("bad_request", "a password without a user name")
+            if not self._allow_anonymous:
+                raise _Refusal("no_credentials", "no credentials and anonymous access is off")
+            return await self._anonymous(session)
+        password = (info.password or b"").decode("utf-8", "replace")
+        if username.startswith(API_TOKEN_PREFIX):
+            if password != username:
+                raise _Refusal("bad_password", "an API token must be given as both user name and password")
+            return await self._api_token(session, username)
+        return await self._device(session, username, password)
+
+    async def _api_token(self, session: AsyncSession, token: str) -> Principal:
+        if not API_TOKEN_PATTERN.match(token):
+            raise _Refusal("unknown_token", "malformed API token")
+        row = (
+            await session.execute(
+                select(MqttApiToken, Organization)
+                .join(Organization, Organization.id == MqttApiToken.organization_id)
+                .where(MqttApiToken.token_hash == self._secrets.hash_token(token))
+            )
+        ).one_or_none()
+        if row is None:
+            raise _Refusal("unknown_token", "unknown API token")
+        api_token, organization = row._tuple()
+        now = utcnow()
+        if api_token.revoked_at is not None:
+            raise _Refusal("revoked", f"API token {api_token.id} is revoked")
+        if api_token.expires_at <= now:
+            raise _Refusal("expired", f"API token {api_token.id} expired")
+        await _touch(session, MqttApiToken, api_token.id, api_token.last_used_at, now)
+        rules = TopicRules(publish=tuple(api_token.publish), subscribe=tuple(api_token.subscribe))
+        return Principal(
+            id=f"token:{api_token.id}",
+            kind="app",
+            organization_id=organization.id,
+            mountpoint=mountpoint_of(organization),
+            attributes={"token_id": api_token.id, **rules.to_attributes()},
+            expires_at=api_token.expires_at.timestamp(),
+        )
+
+    async def _device(self, session: AsyncSession, device_id: str, password: str) -> Principal:
+        if not _UUID.match(device_id) or not password:
+            raise _Refusal("unknown_device", "unknown device or missing token")
+        row = (
+            await session.execute(
+                select(DeviceToken, Device, Organization)
+                .join(Device, Device.id == DeviceToken.device_id)
+                .join(Organization, Organization.id == Device.organization_id)
+                .where(DeviceToken.token_hash == self._secrets.hash_token(password), Device.id == device_id)
+            )
+        ).one_or_none()
+        if row is None:
+            raise _Refusal("unknown_token", f"device {device_id}: unknown token")
+        token, device, organization = row._tuple()
+        now = utcnow()
+        if token.revoked_at is not None:
+            raise _Refusal("revoked", f"device {device_id}: token {token.id} is revoked")
+        if token.expires_at is not None and token.expires_at <= now:
+            raise _Refusal("expired", f"device {device_id}: token {token.id} expired")
+        if not device.enabled:
+            raise _Refusal("disabled", f"device {device_id} is disabled")
+        await _touch(session, DeviceToken, token.id, token.last_used_at, now)
+        return Principal(
+            id=f"device:{device.id}",
+            kind="device",
+            organization_id=organization.id,
+            mountpoint=mountpoint_of(organization),
+            attributes={"device_id": device.id, **device_rules(device.id, organization.id).to_attributes()},
+            expires_at=token.expires_at.timestamp() if token.expires_at is not None else None,
+        )
+
+    async def _certificate(self, session: AsyncSession, serial: int, common_name: str) -> Principal:
+        row = (
+            await session.execute(
+                select(ClientCertificate, Organization)
+                .join(Organization, Organization.id == ClientCertificate.organization_id)
+                .where(ClientCertificate.serial == format(serial, "x"))
+            )
+        ).one_or_none()
+        if row is None:
+            raise _Refusal("unknown_certificate", f"certificate {serial:x} was not issued by this hub")
+        certificate, organization = row._tuple()
+        if certificate.revoked_at is not None:
+            raise _Refusal("revoked", f"certificate {serial:x} is revoked")
+        if certificate.common_name != common_name:
+            raise _Refusal("unknown_certificate", f"certificate {serial:x} does not match its record")
+        if certificate.not_after <= utcnow():
+            raise _Refusal("expired", f"certificate {serial:x} expired")
+        attributes = {"certificate_serial": certificate.serial}
+        if certificate.device_id is not None:
+            device = await session.get(Device, certificate.device_id)
+            if device is None or not device.enabled:
+                raise _Refusal("disabled", f"device {certificate.device_id} is disabled")
+            rules = device_rules(device.id, organization.id)
+            attributes["device_id"] = device.id
+        else:
+            user = await session.get(User, certificate.user_id) if certificate.user_id else None
+            if user is None or not user.is_active:
+                raise _Refusal("disabled", f"the user of certificate {serial:x} is disabled")
+            rules = user_rules(user.id)
+            attributes["user_id"] = user.id
+        return Principal(
+            id=f"cert:{certificate.serial}",
+            kind="certificate",
+            organization_id=organization.id,
+            mountpoint=mountpoint_of(organization),
+            attributes=attributes | rules.to_attributes(),
+            expires_at=certificate.not_after.timestamp(),
+        )
+
+    async def _anonymous(self, session: AsyncSession) -> Principal:
+        organization = await session.scalar(
+            select(Organization)
+            .where(Organization.name == self._default_organization)
+            .order_by(Organization.created_at)
+            .limit(1)
+        )
+        if organization is None:
+            raise _Refusal("no_credentials", "anonymous access has no default organization")
+        return Principal(
+            id="anonymous",
+            kind="anonymous",
+            organization_id=organization.id,
+            mountpoint=mountpoint_of(organization),
+            attributes=ANONYMOUS_RULES.to_attributes(),
+        )
+
+
+async def _touch(
+    session: AsyncSession,
+    model: type[MqttApiToken] | type[DeviceToken],
+    token_id: str,
+    last_used_at: datetime | None,
+    now: datetime,
+) -> None:
+    if last_used_at is None or now - last_used_at >= _LAST_USED_PRECISION:
+        await session.execute(update(model).where(model.id == token_id).values(last_used_at=now))
+
+
+class TopicAuthorizer:
+    """Applies the topic rules that :class:`DatabaseAuthenticator` put in each principal.
+
+    Topics arrive as the client sent them (inside its mountpoint); a shared
+    subscription's filter arrives without its ``$share/<group>/`` prefix.
+    """
+
+    async def authorize(self, principal: Principal, action: Action, topic: str) -> bool:
+        """Whether the principal may publish to, or subscribe with, ``topic``."""
+        rules = TopicRules.from_attributes(principal.attributes)
+        if action is Action.PUBLISH:
+            return rules.may_publish(topic)
+        return rules.may_subscribe(topic)

@@ -1,0 +1,69 @@
+"""Applying identity changes to live MQTT connections, once they are committed.
+
+Revoking a token, disabling a device or deleting an organization must disconnect the
+clients concerned. Kicking them before the change is committed would let a quick
+reconnect be authenticated against the old state, so the kick is queued on the
+database session and done right after its commit (and dropped on rollback).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from mqtthub.broker.handle import BrokerHandle
+from mqtthub.mqtt.reason_codes import ReasonCode
+
+if TYPE_CHECKING:
+    from mqtthub.hub import Hub
+
+logger = logging.getLogger(__name__)
+
+_PENDING = "mqtthub.disconnect"
+_LISTENING = "mqtthub.disconnect.listening"
+
+
+def disconnect_now(broker: BrokerHandle, principal_ids: Iterable[str]) -> int:
+    """Drop cached authorizations and disconnect every client of these principals; return how many."""
+    kicked = 0
+    for principal_id in principal_ids:
+        broker.invalidate(principal_id)
+        kicked += broker.kick(principal_id=principal_id, reason_code=ReasonCode.NOT_AUTHORIZED)
+    if kicked:
+        logger.info("disconnected %d client(s) after an access change", kicked)
+    return kicked
+
+
+def disconnect_after_commit(session: AsyncSession, broker: BrokerHandle | None, principal_ids: Iterable[str]) -> None:
+    """Disconnect the principals' clients once ``session`` commits (nothing without a broker)."""
+    if broker is None:
+        return
+    info: dict[str, Any] = session.info
+    if not info.get(_LISTENING):
+        # Registered once per session (sessions live for one request or one command).
+        info[_LISTENING] = True
+        event.listen(session.sync_session, "after_commit", _after_commit)
+        event.listen(session.sync_session, "after_soft_rollback", _after_rollback)
+    pending: list[tuple[BrokerHandle, str]] = info.setdefault(_PENDING, [])
+    pending.extend((broker, principal_id) for principal_id in principal_ids)
+
+
+def _after_commit(session: Session) -> None:
+    pending: list[tuple[BrokerHandle, str]] = session.info.pop(_PENDING, [])
+    for broker, principal_id in pending:
+        disconnect_now(broker, (principal_id,))
+
+
+def _after_rollback(session: Session, previous_transaction: object) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def broker_of(hub: Hub) -> BrokerHandle | None:
+    """The hub's broker when it runs one (it may be absent, for instance in tests of the HTTP API alone)."""
+    broker: BrokerHandle | None = getattr(hub, "broker", None)
+    return broker

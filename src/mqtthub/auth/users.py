@@ -1,0 +1,148 @@
+"""Users of an organization, created by its org admins (or a platform admin).
+
+Endpoints (session token):
+
+- ``POST  /api/v1/organizations/{org_id}/users`` (org admin) — ``{email, password, role}``
+- ``GET   /api/v1/organizations/{org_id}/users`` (members)
+- ``PATCH /api/v1/organizations/{org_id}/users/{user_id}`` (org admin) — ``{role?, is_active?}``
+
+Only a platform admin creates another platform admin. Deactivating a user ends its
+sessions at their next request and disconnects its certificates' MQTT connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mqtthub.api.deps import SessionDep, get_hub
+from mqtthub.auth.deps import AuthenticatedUser, CurrentUser, require_org_access
+from mqtthub.auth.live import broker_of, disconnect_after_commit
+from mqtthub.auth.organizations import get_organization
+from mqtthub.auth.passwords import hash_password
+from mqtthub.broker.handle import BrokerHandle
+from mqtthub.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationFailedError
+from mqtthub.models import ClientCertificate, User, UserRole
+
+
+class UserCreate(BaseModel):
+    """A new user of the organization."""
+
+    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    password: str = Field(min_length=8, max_length=1024)
+    role: UserRole = UserRole.ORG_MEMBER
+
+
+class UserUpdate(BaseModel):
+    """Changes to a user; omitted fields stay as they are."""
+
+    role: UserRole | None = None
+    is_active: bool | None = None
+
+
+class UserOut(BaseModel):
+    """A user as the API shows it (never the password hash)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    email: str
+    role: UserRole
+    organization_id: str | None
+    is_active: bool
+    created_at: datetime
+
+
+class UserList(BaseModel):
+    """Users of an organization."""
+
+    users: list[UserOut]
+    count: int
+
+
+async def create_user(
+    session: AsyncSession, organization_id: str, email: str, password: str, role: UserRole = UserRole.ORG_MEMBER
+) -> User:
+    """Add a user to an organization; the password is hashed with argon2id off the event loop.
+
+    Raises:
+        NotFoundError: the organization does not exist.
+        ConflictError: the e-mail is taken.
+    """
+    await get_organization(session, organization_id)
+    email = email.strip().lower()
+    if await session.scalar(select(User.id).where(User.email == email)):
+        raise ConflictError("a user with this e-mail already exists")
+    user = User(
+        email=email,
+        password_hash=await asyncio.to_thread(hash_password, password),
+        role=role,
+        organization_id=organization_id,
+    )
+    session.add(user)
+    await session.flush()
+    return user
+
+
+async def set_user_active(session: AsyncSession, user: User, active: bool, broker: BrokerHandle | None = None) -> None:
+    """Activate or deactivate a user; deactivation disconnects its certificates' clients once committed."""
+    if user.is_active == active:
+        return
+    user.is_active = active
+    await session.flush()
+    if not active:
+        serials = await session.scalars(select(ClientCertificate.serial).where(ClientCertificate.user_id == user.id))
+        disconnect_after_commit(session, broker, [f"cert:{serial}" for serial in serials])
+
+
+def _check_grant(actor: AuthenticatedUser, role: UserRole) -> None:
+    if role is UserRole.PLATFORM_ADMIN and not actor.is_platform_admin:
+        raise PermissionDeniedError("only a platform administrator grants the platform_admin role")
+
+
+router = APIRouter(prefix="/api/v1/organizations/{org_id}/users", tags=["users"])
+
+
+@router.post("", status_code=201, summary="Create a user")
+async def create(org_id: str, body: UserCreate, user: CurrentUser, session: SessionDep) -> UserOut:
+    """Create a user in the organization (org admins)."""
+    require_org_access(user, org_id, admin=True)
+    _check_grant(user, body.role)
+    return UserOut.model_validate(await create_user(session, org_id, body.email, body.password, body.role))
+
+
+@router.get("", summary="List users")
+async def list_all(org_id: str, user: CurrentUser, session: SessionDep) -> UserList:
+    """The organization's users."""
+    require_org_access(user, org_id)
+    await get_organization(session, org_id)
+    query = select(User).where(User.organization_id == org_id).order_by(User.created_at, User.email)
+    users = [UserOut.model_validate(member) for member in (await session.scalars(query)).all()]
+    return UserList(users=users, count=len(users))
+
+
+@router.patch("/{user_id}", summary="Change a user's role or activity")
+async def update(
+    org_id: str, user_id: str, body: UserUpdate, user: CurrentUser, session: SessionDep, request: Request
+) -> UserOut:
+    """Change a user's role, or (de)activate it (org admins; not yourself)."""
+    require_org_access(user, org_id, admin=True)
+    member = await session.get(User, user_id)
+    if member is None or member.organization_id != org_id:
+        raise NotFoundError("user not found")
+    if member.id == user.id:
+        raise ValidationFailedError("you cannot change your own role or activity")
+    if member.role is UserRole.PLATFORM_ADMIN and not user.is_platform_admin:
+        raise PermissionDeniedError("only a platform administrator changes a platform administrator")
+    if body.role is not None:
+        _check_grant(user, body.role)
+        member.role = body.role
+    if body.is_active is not None:
+        await set_user_active(session, member, body.is_active, broker_of(get_hub(request)))
+    await session.flush()
+    return UserOut.model_validate(member)
