@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from mqtthub import __version__
+from mqtthub.cli.client_commands import register_client_commands
 from mqtthub.config import Settings, load_settings
 from mqtthub.errors import ConfigurationError
 
@@ -94,6 +95,9 @@ def db_upgrade(
 
     upgrade_sync(settings.database_url)
     console.print("database is up to date", highlight=False)
+
+
+register_client_commands(app)
 
 
 def main() -> None:
