@@ -67,6 +67,7 @@ class Connection(asyncio.Protocol):
     """The broker side of one MQTT network connection (see the module docstring)."""
 
     def __init__(self, core: BrokerCore, listener: str) -> None:
+        """``listener`` is the listener kind reported in :class:`ConnectInfo` (``tcp``, ``tls``, ``ws``, ``wss``)."""
         config = core.config
         self.core = core
         self.listener = listener

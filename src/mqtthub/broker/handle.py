@@ -27,8 +27,12 @@ class BrokerHandle(Protocol):
         qos: int = 0,
         retain: bool = False,
         properties: Properties | None = None,
+        on_delivered: Callable[[str], None] | None = None,
     ) -> None:
-        """Publish a message as the hub (not offered to the message sink)."""
+        """Publish a message as the hub (not offered to the message sink).
+
+        ``on_delivered`` is called with the client id of each subscriber that received it.
+        """
         ...
 
     def subscribe(self, topic_filter: str, callback: Callable[[BrokerMessage], None]) -> LocalSubscription:

@@ -79,7 +79,7 @@ class StreamListener:
         """Bind and start accepting."""
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
-            lambda: Connection(core, config.name), config.host, config.port, ssl=context, reuse_address=True
+            lambda: Connection(core, config.kind), config.host, config.port, ssl=context, reuse_address=True
         )
         return cls(config, server)
 
@@ -223,7 +223,7 @@ class WebSocketListener:
         peer = ws.remote_address
         peercert = ws.transport.get_extra_info("peercert") if self.config.is_tls else None
         transport = WebSocketTransport(ws, {"peername": peer, "peercert": peercert})
-        conn = Connection(self._core, self.config.name)
+        conn = Connection(self._core, self.config.kind)
         conn.connection_made(transport)
         sender = self._core.spawn(transport.send_loop(conn), name=f"mqtt-ws-send:{conn.peer}")
         try:

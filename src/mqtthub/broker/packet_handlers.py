@@ -125,7 +125,9 @@ def on_publish(conn: Connection, packet: Publish) -> Awaitable[None] | None:
     if qos:
         if qos > conn.maximum_qos:
             raise ProtocolError(f"QoS {qos} above the maximum [MQTT-3.2.2-11]", reason_code=0x9B)
-        inbound = conn.session.inbound_qos2  # type: ignore[union-attr]
+        session = conn.session
+        assert session is not None
+        inbound = session.inbound_qos2
         if qos == 2 and packet.packet_id in inbound:
             # A re-sent QoS 2 PUBLISH already accepted: acknowledge again, do not route twice [MQTT-4.3.3-10].
             conn.write_ack(PUBREC, packet.packet_id or 0)

@@ -179,11 +179,17 @@ class Broker:
         qos: int = 0,
         retain: bool = False,
         properties: Properties | None = None,
+        on_delivered: Callable[[str], None] | None = None,
     ) -> None:
-        """Publish as the hub to a full internal topic; not offered to the message sink."""
+        """Publish as the hub to a full internal topic; not offered to the message sink.
+
+        ``on_delivered`` is called with each subscriber's client id once it acknowledged the
+        message (QoS 1/2) or it was written (QoS 0).
+        """
         core = self._running()
         validate_topic_name(topic)
         message = BrokerMessage(topic, payload, qos, retain, properties, received_at=time.time())
+        message.on_delivered = on_delivered
         core.route(message, None)
 
     def subscribe(self, topic_filter: str, callback: Callable[[BrokerMessage], None]) -> LocalSubscriber:

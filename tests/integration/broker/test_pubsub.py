@@ -193,11 +193,9 @@ async def test_local_subscription_and_on_delivered(broker: Broker) -> None:
     delivered: list[str] = []
     async with client(broker, "sub") as sub:
         await sub.subscribe("hub/#", qos=1)
-        message = BrokerMessage("hub/cmd", b"go", qos=1)
-        message.on_delivered = delivered.append
         local: list[BrokerMessage] = []
         handle = broker.subscribe("$share/g/hub/#", collect(local))
-        broker._running().route(message, None)
+        await broker.publish("hub/cmd", b"go", qos=1, on_delivered=delivered.append)
         await next_message(sub)
         await eventually(lambda: delivered == ["sub"])
         broker.unsubscribe(handle)

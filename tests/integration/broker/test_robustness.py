@@ -88,3 +88,11 @@ async def test_slow_subscriber_is_bounded_and_does_not_stall_others() -> None:
         assert stats.queue_dropped > 0
         await stalled.close()
         await publisher.close()
+
+
+async def test_connection_rate_limit() -> None:
+    async with running_broker(max_connection_rate=2) as broker:
+        clients = [await RawClient.open(broker.addresses["tcp"], PROTOCOL_V311) for _ in range(4)]
+        await eventually(lambda: broker.stats().connections_rejected >= 1)
+        for client in clients:
+            await client.close()
