@@ -84,7 +84,10 @@ def decode_publish(buf: bytes, pos: int, end: int, flags: int, level: int) -> Pu
         raise MalformedPacketError("DUP set on a QoS 0 PUBLISH [MQTT-3.3.1-2]")
     properties = None
     if level == PROTOCOL_V5:
-        properties, stop = decode_properties(buf, stop, end, PacketType.PUBLISH)
+        if stop < end and not buf[stop]:
+            stop += 1  # no properties, the common case
+        else:
+            properties, stop = decode_properties(buf, stop, end, PacketType.PUBLISH)
         if not topic and (properties is None or properties.topic_alias is None):
             raise ProtocolError("empty topic name without topic alias [MQTT-3.3.2-8]")
     elif not topic:
