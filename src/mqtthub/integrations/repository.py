@@ -1,0 +1,174 @@
+"""Reading and writing products, MQTT configurations, subscriptions and templates (services only flush)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mqtthub.auth.deps import AuthenticatedUser, require_org_access
+from mqtthub.crypto import SecretBox
+from mqtthub.db.base import utcnow
+from mqtthub.errors import NotFoundError, ValidationFailedError
+from mqtthub.integrations.action_specs import DomainAction, dump_actions
+from mqtthub.integrations.runtime import SECRET_FIELDS, compose_topic
+from mqtthub.integrations.schemas import MASK, BrokerConfig, MqttConfigIn, SubscriptionCreate, SubscriptionUpdate
+from mqtthub.models import EventSubscription, MqttConfig, Product
+
+
+async def visible_product(
+    session: AsyncSession, user: AuthenticatedUser, product_id: str, *, admin: bool = False
+) -> Product:
+    """The product, if the user's organization owns it (or the user is a platform admin).
+
+    Raises:
+        NotFoundError: no such product, or another organization's ("Product not found").
+        PermissionDeniedError: ``admin`` is required and the user is only a member.
+    """
+    product = await session.get(Product, product_id)
+    if product is None or not (user.is_platform_admin or user.organization_id == product.organization_id):
+        raise NotFoundError("Product not found")
+    require_org_access(user, product.organization_id, admin=admin)
+    return product
+
+
+async def config_of(session: AsyncSession, product_id: str) -> MqttConfig | None:
+    """The product's MQTT configuration, or None."""
+    config: MqttConfig | None = await session.scalar(select(MqttConfig).where(MqttConfig.product_id == product_id))
+    return config
+
+
+async def subscriptions_of(session: AsyncSession, product_id: str) -> list[EventSubscription]:
+    """Every subscription of the product, oldest first."""
+    rows = await session.scalars(
+        select(EventSubscription)
+        .where(EventSubscription.product_id == product_id)
+        .order_by(EventSubscription.created_at, EventSubscription.id)
+    )
+    return list(rows)
+
+
+async def subscription_of(session: AsyncSession, product_id: str, subscription_id: str) -> EventSubscription:
+    """One subscription of the product.
+
+    Raises:
+        NotFoundError: "Subscription not found".
+    """
+    row = await session.get(EventSubscription, subscription_id)
+    if row is None or row.product_id != product_id:
+        raise NotFoundError("Subscription not found")
+    return row
+
+
+def merge_broker(given: BrokerConfig, stored: dict[str, Any] | None, secrets: SecretBox) -> dict[str, Any]:
+    """The broker object to store: secrets encrypted, kept or removed as the request says."""
+    result = given.model_dump(mode="json", exclude=set(SECRET_FIELDS))
+    for name in SECRET_FIELDS:
+        value = getattr(given, name)
+        kept = (stored or {}).get(name)
+        if name not in given.model_fields_set or value in ("", MASK):
+            result[name] = kept
+        elif value is None:
+            result[name] = None
+        else:
+            result[name] = secrets.encrypt(value)
+    if result.get("client_cert") and not result.get("client_key"):
+        raise ValidationFailedError(
+            "a client certificate needs its private key (client_key)", field="broker.client_key"
+        )
+    return result
+
+
+def masked_broker(stored: dict[str, Any]) -> dict[str, Any]:
+    """The stored broker object as responses show it: secrets ``"***"`` when set, null when not."""
+    shown = dict(stored)
+    for name in SECRET_FIELDS:
+        shown[name] = MASK if stored.get(name) else None
+    return shown
+
+
+async def save_config(
+    session: AsyncSession, product: Product, body: MqttConfigIn, secrets: SecretBox
+) -> tuple[MqttConfig, bool]:
+    """Create or replace the product's MQTT configuration; True when it was created.
+
+    Subscription topics are recomputed from the new prefix and pattern.
+    """
+    config = await config_of(session, product.id)
+    created = config is None
+    broker = merge_broker(body.broker, None if config is None else config.broker, secrets)
+    topics = body.topics.model_dump(mode="json")
+    now = utcnow()
+    if config is None:
+        config = MqttConfig(product_id=product.id, broker=broker, topics=topics, messages_received=0)
+        config.created_at = now
+        session.add(config)
+    else:
+        config.broker = broker
+        config.topics = topics
+    config.updated_at = now
+    for subscription in await subscriptions_of(session, product.id):
+        topic = compose_topic(topics["prefix"], topics["pattern"], subscription.variables)
+        if topic != subscription.topic:
+            subscription.topic = topic
+            subscription.updated_at = now
+    await session.flush()
+    return config, created
+
+
+def check_domain_actions(actions: list[Any], domain_url: str | None) -> None:
+    """Refuse domain actions (any non-built-in type) when no domain-actions URL is configured.
+
+    Raises:
+        ValidationFailedError: such an action and no ``MQTTHUB_INTEGRATION_DOMAIN_ACTIONS_URL``.
+    """
+    for index, action in enumerate(actions):
+        if isinstance(action, DomainAction) and not domain_url:
+            raise ValidationFailedError(
+                f"unknown action type {action.type!r}: domain actions need MQTTHUB_INTEGRATION_DOMAIN_ACTIONS_URL",
+                field=f"actions[{index}].type",
+            )
+
+
+async def create_subscription(
+    session: AsyncSession, product: Product, body: SubscriptionCreate, topics: dict[str, Any]
+) -> EventSubscription:
+    """A new subscription whose topic is the product's prefix and pattern filled with ``variables``."""
+    now = utcnow()
+    row = EventSubscription(
+        product_id=product.id,
+        name=body.name,
+        topic=compose_topic(topics["prefix"], topics["pattern"], body.variables),
+        variables=body.variables,
+        enabled=body.enabled,
+        description=body.description,
+        actions=dump_actions(body.actions),
+        messages_received=0,
+        actions_executed=0,
+        actions_failed=0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def update_subscription(
+    session: AsyncSession, row: EventSubscription, body: SubscriptionUpdate, topics: dict[str, Any]
+) -> EventSubscription:
+    """Apply the fields given in ``body``."""
+    given = body.model_fields_set
+    if "enabled" in given and body.enabled is not None:
+        row.enabled = body.enabled
+    if "description" in given:
+        row.description = body.description
+    if "actions" in given and body.actions is not None:
+        row.actions = dump_actions(body.actions)
+    if "variables" in given and body.variables is not None:
+        row.variables = body.variables
+        row.topic = compose_topic(topics["prefix"], topics["pattern"], body.variables)
+    row.updated_at = utcnow()
+    await session.flush()
+    return row
