@@ -50,6 +50,15 @@ PRUNE_CHUNK = 5000
 DAY_MS = 86_400_000
 
 
+def http_topic(route: Route, device_id: str, sensor: str | None) -> str:
+    """The MQTT topic an HTTP device message stands for (shown in the rejected-message log)."""
+    if route is Route.TELEMETRY:
+        return f"device/{device_id}/telemetry/{sensor}"
+    if route is Route.COMMAND_REPLY:
+        return f"devices/{device_id}/commands/reply"
+    return f"devices/{device_id}/{route.value}"
+
+
 class ServiceState(enum.Enum):
     """Life cycle of a :class:`TelemetryService`."""
 
@@ -153,7 +162,9 @@ class TelemetryService:
 
     # --- HTTP ingestion (same path as MQTT) ------------------------------------------------------
 
-    async def ingest_http(self, route: Route, device_id: str, organization_id: str, payload: bytes) -> dict[str, Any]:
+    async def ingest_http(
+        self, route: Route, device_id: str, organization_id: str, payload: bytes, *, sensor: str | None = None
+    ) -> dict[str, Any]:
         """Store a device message that came over HTTP, exactly as if it came over MQTT.
 
         Returns what was stored (the same JSON as the live event).
@@ -169,7 +180,8 @@ class TelemetryService:
             payload,
             source=Source.HTTP,
             received_ms=int(self.clock() * 1000),
-            topic=f"devices/{device_id}/{route.value}",
+            topic=http_topic(route, device_id, sensor),
+            sensor=sensor,
             organization_id=organization_id,
         )
         try:

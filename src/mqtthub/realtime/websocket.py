@@ -1,0 +1,139 @@
+"""``WS /api/v1/stream``: live telemetry events of one organization as JSON.
+
+Authentication: ``Authorization: Bearer <token>``, ``?token=<token>``, or a first message
+``{"action": "auth", "token": "<token>"}`` (browsers cannot set headers). The token is a
+session token (JWT) or an MQTT API token; a platform administrator adds
+``organization_id``.
+
+Messages from the client::
+
+    {"action": "subscribe", "topics": ["devices/+/datastream", "device/+/telemetry/#"]}
+    {"action": "unsubscribe", "topics": ["devices/+/datastream"]}
+    {"action": "ping"}
+
+``?topics=a,b`` subscribes at once. Messages to the client::
+
+    {"event": "ready", "organizationId": "...", "topics": [...]}
+    {"event": "subscribed", "topics": [...]}                       (the whole current set)
+    {"event": "datastream" | "telemetry" | "status" | "alert" | "command", "topic": "...", "data": {...}}
+    {"event": "dropped", "count": 12}     (the client was too slow; that many events were discarded)
+    {"event": "error", "error": "...", "code": "..."}
+    {"event": "pong"}
+
+Each client has a bounded queue (``MQTTHUB_REALTIME_QUEUE_SIZE``) with the ``drop_oldest``
+policy: a slow client misses events (and is told how many), ingestion never waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from mqtthub.errors import MQTTHubError, ValidationFailedError
+from mqtthub.realtime.access import StreamAuthenticator, StreamIdentity
+from mqtthub.realtime.bus import Subscriber
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter()
+
+AUTH_TIMEOUT = 10.0
+CLOSE_POLICY_VIOLATION = 1008
+
+
+def _topics(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValidationFailedError("topics must be a list of topic filters", field="topics")
+    return value
+
+
+async def _send_error(websocket: WebSocket, exc: MQTTHubError) -> None:
+    await websocket.send_json({"event": "error", "error": exc.message, "code": exc.code})
+
+
+async def _authenticate(websocket: WebSocket) -> StreamIdentity:
+    hub = websocket.app.state.hub
+    header = websocket.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    token = value.strip() if scheme.lower() == "bearer" else None
+    token = token or websocket.query_params.get("token")
+    organization_id = websocket.query_params.get("organization_id")
+    if not token:
+        message = await asyncio.wait_for(websocket.receive_json(), AUTH_TIMEOUT)
+        if isinstance(message, dict) and message.get("action") == "auth":
+            token = message.get("token") if isinstance(message.get("token"), str) else None
+            organization_id = message.get("organization_id") or organization_id
+    return await StreamAuthenticator(hub.database, hub.secrets).identify(token, organization_id)
+
+
+async def _pump(websocket: WebSocket, subscriber: Subscriber) -> None:
+    async for event in subscriber:
+        dropped = subscriber.take_dropped()
+        if dropped:
+            await websocket.send_json({"event": "dropped", "count": dropped})
+        await websocket.send_json(event.to_json())
+
+
+async def _listen(websocket: WebSocket, identity: StreamIdentity, subscriber: Subscriber) -> None:
+    while True:
+        raw = await websocket.receive_text()
+        try:
+            message = json.loads(raw)
+            if not isinstance(message, dict):
+                raise ValidationFailedError("messages must be JSON objects", field="action")
+            action = message.get("action")
+            if action == "ping":
+                await websocket.send_json({"event": "pong"})
+                continue
+            if action == "subscribe":
+                wanted = identity.check(_topics(message.get("topics")))
+                subscriber.set_filters([*subscriber.filters, *wanted])
+            elif action == "unsubscribe":
+                removed = set(_topics(message.get("topics")))
+                subscriber.set_filters([f for f in subscriber.filters if f not in removed])
+            else:
+                raise ValidationFailedError("action must be subscribe, unsubscribe or ping", field="action")
+            await websocket.send_json({"event": "subscribed", "topics": list(subscriber.filters)})
+        except ValueError:
+            await websocket.send_json({"event": "error", "error": "messages must be JSON", "code": "validation_error"})
+        except MQTTHubError as exc:
+            await _send_error(websocket, exc)
+
+
+@router.websocket("/api/v1/stream")
+async def stream(websocket: WebSocket) -> None:
+    """See the module docstring."""
+    await websocket.accept()
+    try:
+        identity = await _authenticate(websocket)
+        initial = [t for t in websocket.query_params.get("topics", "").split(",") if t]
+        hub = websocket.app.state.hub
+        subscriber = hub.realtime.subscribe(identity.organization_id, identity.check(initial))
+    except (MQTTHubError, TimeoutError, ValueError, WebSocketDisconnect) as exc:
+        if isinstance(exc, MQTTHubError):
+            with contextlib.suppress(Exception):
+                await _send_error(websocket, exc)
+        with contextlib.suppress(Exception):
+            await websocket.close(CLOSE_POLICY_VIOLATION)
+        return
+    try:
+        await websocket.send_json(
+            {"event": "ready", "organizationId": identity.organization_id, "topics": list(subscriber.filters)}
+        )
+        async with asyncio.TaskGroup() as tasks:
+            pump = tasks.create_task(_pump(websocket, subscriber), name="stream-pump")
+            listener = tasks.create_task(_listen(websocket, identity, subscriber), name="stream-listen")
+            await asyncio.wait({pump, listener}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (pump, listener):
+                task.cancel()
+    except* (WebSocketDisconnect, RuntimeError, OSError):
+        pass
+    finally:
+        subscriber.close()
+        with contextlib.suppress(Exception):
+            await websocket.close()

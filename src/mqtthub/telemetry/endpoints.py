@@ -1,0 +1,437 @@
+"""Telemetry endpoints under ``/api/v1``.
+
+Device endpoints (device token, the same validation and storage as MQTT):
+
+- ``POST /devices/{id}/datastream``, ``POST /devices/{id}/status``,
+  ``POST /devices/{id}/telemetry/{sensor}``, ``POST /devices/{id}/commands/reply``
+
+User endpoints (session token; the device's organization):
+
+- ``GET /devices/{id}/status``
+- ``GET /devices/{id}/datastreams`` and ``GET /devices/{id}/datastreams/{sensor}``: ``from``, ``to``,
+  ``limit``, ``offset``, ``telemetryDataId``, ``bucket`` (aggregates per time bucket)
+- ``GET|POST /devices/{id}/telemetry-definitions``, ``GET|PATCH|DELETE …/{definition_id}``
+- ``GET /devices/{id}/alerts``, ``GET /organizations/{org_id}/alerts``
+- ``GET /organizations/{org_id}/rejected-messages``
+- ``POST|GET /devices/{id}/commands``, ``GET /devices/{id}/commands/{command_id}``, ``GET /commands/{command_id}``
+- ``POST /organizations/{org_id}/broadcast``
+- ``GET /telemetry/stats`` (platform administrators)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from mqtthub.api.deps import SessionDep, get_hub
+from mqtthub.auth.deps import CurrentUser, require_org_access
+from mqtthub.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationFailedError
+from mqtthub.models import DeviceCommand, DeviceStatus, RejectedMessage, TelemetryAlert, TelemetryDefinition
+from mqtthub.telemetry.access import authenticate_device, bearer_token, body_token, can_see, device_for_user
+from mqtthub.telemetry.events import command_json, iso, status_json
+from mqtthub.telemetry.history import HistoryQuery, aggregates, parse_bucket, readings
+from mqtthub.telemetry.parsing import PayloadError, parse_timestamp
+from mqtthub.telemetry.routing import Route
+from mqtthub.telemetry.schemas import (
+    BroadcastCreate,
+    CommandCreate,
+    DefinitionCreate,
+    DefinitionUpdate,
+    definition_json,
+)
+from mqtthub.telemetry.store import alert_json
+
+if TYPE_CHECKING:
+    from mqtthub.telemetry.service import TelemetryService
+
+router = APIRouter(prefix="/api/v1", tags=["telemetry"])
+
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Offset = Annotated[int, Query(ge=0)]
+
+
+def _service(request: Request) -> TelemetryService:
+    return get_hub(request).telemetry
+
+
+def _ok(data: Any, **extra: Any) -> dict[str, Any]:
+    return {"success": True, "data": data, **extra}
+
+
+def _time(value: str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_timestamp(float(value) if value.replace(".", "", 1).isdigit() else value, name)
+    except PayloadError as exc:
+        raise ValidationFailedError(f"{name} {exc.reason}", field=name) from None
+
+
+# --- device messages over HTTP ---------------------------------------------------------------------
+
+
+async def _ingest(request: Request, device_id: str, route: Route, sensor: str | None = None) -> dict[str, Any]:
+    hub = get_hub(request)
+    payload = await request.body()
+    token = bearer_token(request.headers.get("authorization")) or body_token(payload)
+    caller = await authenticate_device(hub.database, hub.secrets, device_id, token)
+    data = await _service(request).ingest_http(route, caller.device_id, caller.organization_id, payload, sensor=sensor)
+    return _ok(data)
+
+
+_DEVICE_BODY = {"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}, "required": True}}
+
+
+@router.post("/devices/{device_id}/datastream", status_code=201, openapi_extra=_DEVICE_BODY)
+async def post_datastream(device_id: str, request: Request) -> dict[str, Any]:
+    """A datastream value from a device (document 001's datastream message)."""
+    return await _ingest(request, device_id, Route.DATASTREAM)
+
+
+@router.post("/devices/{device_id}/status", status_code=201, openapi_extra=_DEVICE_BODY)
+async def post_status(device_id: str, request: Request) -> dict[str, Any]:
+    """A status message from a device (document 001's status message)."""
+    return await _ingest(request, device_id, Route.STATUS)
+
+
+@router.post("/devices/{device_id}/telemetry/{sensor:path}", status_code=201, openapi_extra=_DEVICE_BODY)
+async def post_sensor(device_id: str, sensor: str, request: Request) -> dict[str, Any]:
+    """A sensor reading (a JSON object or a bare number), as on ``device/{id}/telemetry/{sensor}``."""
+    return await _ingest(request, device_id, Route.TELEMETRY, sensor)
+
+
+@router.post("/devices/{device_id}/commands/reply", status_code=201, openapi_extra=_DEVICE_BODY)
+async def post_command_reply(device_id: str, request: Request) -> dict[str, Any]:
+    """A device reporting how a command ended: ``{commandId, status: completed|failed, result?, error?}``."""
+    return await _ingest(request, device_id, Route.COMMAND_REPLY)
+
+
+# --- status and history ----------------------------------------------------------------------------
+
+
+@router.get("/devices/{device_id}/status")
+async def get_status(device_id: str, user: CurrentUser, session: SessionDep, request: Request) -> dict[str, Any]:
+    """The device's status: online, status, last seen, battery, signal, metadata."""
+    await device_for_user(session, user, device_id)
+    row = await session.get(DeviceStatus, device_id)
+    data = status_json(device_id, row)
+    data["connected"] = _service(request).observer.online(device_id)
+    return _ok(data)
+
+
+async def _history(
+    session: SessionDep,
+    user: CurrentUser,
+    device_id: str,
+    sensor: str | None,
+    start: str | None,
+    end: str | None,
+    limit: int,
+    offset: int,
+    telemetry_data_id: int | None,
+    bucket: str | None,
+) -> dict[str, Any]:
+    await device_for_user(session, user, device_id)
+    query = HistoryQuery(
+        device_id,
+        sensor=sensor,
+        definition_id=telemetry_data_id,
+        start_ms=_time(start, "from"),
+        end_ms=_time(end, "to"),
+        limit=limit,
+        offset=offset,
+    )
+    if bucket is not None:
+        bucket_ms = parse_bucket(bucket)
+        rows, more = await aggregates(session, query, bucket_ms)
+    else:
+        rows, more = await readings(session, query)
+    return _ok(rows, pagination={"limit": limit, "offset": offset, "hasMore": more})
+
+
+@router.get("/devices/{device_id}/datastreams")
+async def list_datastreams(
+    device_id: str,
+    user: CurrentUser,
+    session: SessionDep,
+    start: Annotated[str | None, Query(alias="from", description="ISO 8601 or Unix time")] = None,
+    end: Annotated[str | None, Query(alias="to", description="ISO 8601 or Unix time")] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+    telemetry_data_id: Annotated[int | None, Query(alias="telemetryDataId")] = None,
+    bucket: Annotated[str | None, Query(description="Aggregate per bucket: 30s, 5m, 1h, 1d")] = None,
+) -> dict[str, Any]:
+    """The device's readings, newest first, or per-bucket min/max/avg/count with ``bucket``."""
+    return await _history(session, user, device_id, None, start, end, limit, offset, telemetry_data_id, bucket)
+
+
+@router.get("/devices/{device_id}/datastreams/{sensor:path}")
+async def list_sensor_datastream(
+    device_id: str,
+    sensor: str,
+    user: CurrentUser,
+    session: SessionDep,
+    start: Annotated[str | None, Query(alias="from")] = None,
+    end: Annotated[str | None, Query(alias="to")] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+    bucket: Annotated[str | None, Query()] = None,
+) -> dict[str, Any]:
+    """One sensor's readings (the definition's ``key`` or the telemetry topic's sensor name)."""
+    return await _history(session, user, device_id, sensor, start, end, limit, offset, None, bucket)
+
+
+# --- telemetry definitions -------------------------------------------------------------------------
+
+
+async def _definition(session: SessionDep, device_id: str, definition_id: int) -> TelemetryDefinition:
+    definition = await session.get(TelemetryDefinition, definition_id)
+    if definition is None or definition.device_id != device_id:
+        raise NotFoundError(f"telemetry definition {definition_id} not found")
+    return definition
+
+
+@router.post("/devices/{device_id}/telemetry-definitions", status_code=201)
+async def create_definition(
+    device_id: str, body: DefinitionCreate, user: CurrentUser, session: SessionDep
+) -> dict[str, Any]:
+    """A new telemetry definition; its ``id`` is the ``telemetryDataId`` the device sends."""
+    device = await device_for_user(session, user, device_id, admin=True)
+    definition = TelemetryDefinition(
+        organization_id=device.organization_id,
+        device_id=device.id,
+        key=body.key,
+        name=body.name,
+        unit=body.unit,
+        min_threshold=body.min_threshold,
+        max_threshold=body.max_threshold,
+    )
+    session.add(definition)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise ConflictError(f"the device already has a telemetry definition {body.key!r}") from None
+    return _ok(definition_json(definition))
+
+
+@router.get("/devices/{device_id}/telemetry-definitions")
+async def list_definitions(device_id: str, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
+    """The device's telemetry definitions."""
+    await device_for_user(session, user, device_id)
+    rows = await session.scalars(
+        select(TelemetryDefinition).where(TelemetryDefinition.device_id == device_id).order_by(TelemetryDefinition.id)
+    )
+    return _ok([definition_json(row) for row in rows])
+
+
+@router.get("/devices/{device_id}/telemetry-definitions/{definition_id}")
+async def get_definition(device_id: str, definition_id: int, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
+    """One telemetry definition."""
+    await device_for_user(session, user, device_id)
+    return _ok(definition_json(await _definition(session, device_id, definition_id)))
+
+
+@router.patch("/devices/{device_id}/telemetry-definitions/{definition_id}")
+async def update_definition(
+    device_id: str,
+    definition_id: int,
+    body: DefinitionUpdate,
+    user: CurrentUser,
+    session: SessionDep,
+    request: Request,
+) -> dict[str, Any]:
+    """Change name, unit or default thresholds (effective for the next message)."""
+    await device_for_user(session, user, device_id, admin=True)
+    definition = await _definition(session, device_id, definition_id)
+    for name, value in body.model_dump(exclude_unset=True).items():
+        if name in ("name", "unit") and value is None:
+            continue
+        setattr(definition, name, value)
+    low, high = definition.min_threshold, definition.max_threshold
+    if low is not None and high is not None and low > high:
+        raise ValidationFailedError("minThreshold must not be greater than maxThreshold", field="minThreshold")
+    await session.flush()
+    _service(request).directory.forget_definition(definition_id)
+    return _ok(definition_json(definition))
+
+
+@router.delete("/devices/{device_id}/telemetry-definitions/{definition_id}", status_code=204)
+async def delete_definition(
+    device_id: str, definition_id: int, user: CurrentUser, session: SessionDep, request: Request
+) -> Response:
+    """Remove a definition; stored readings stay (``telemetryDataId`` kept in history)."""
+    await device_for_user(session, user, device_id, admin=True)
+    await session.delete(await _definition(session, device_id, definition_id))
+    await session.flush()
+    _service(request).directory.forget_definition(definition_id)
+    return Response(status_code=204)
+
+
+# --- alerts and rejected messages ------------------------------------------------------------------
+
+
+@router.get("/devices/{device_id}/alerts")
+async def list_device_alerts(
+    device_id: str, user: CurrentUser, session: SessionDep, limit: Limit = 100, offset: Offset = 0
+) -> dict[str, Any]:
+    """The device's alerts, newest first."""
+    await device_for_user(session, user, device_id)
+    rows = list(
+        await session.scalars(
+            select(TelemetryAlert)
+            .where(TelemetryAlert.device_id == device_id)
+            .order_by(TelemetryAlert.created_at.desc())
+            .limit(limit + 1)
+            .offset(offset)
+        )
+    )
+    return _ok([alert_json(row) for row in rows[:limit]], pagination=_page(limit, offset, len(rows)))
+
+
+def _page(limit: int, offset: int, fetched: int) -> dict[str, Any]:
+    return {"limit": limit, "offset": offset, "hasMore": fetched > limit}
+
+
+@router.get("/organizations/{org_id}/alerts")
+async def list_alerts(
+    org_id: str,
+    user: CurrentUser,
+    session: SessionDep,
+    device_id: Annotated[str | None, Query(alias="deviceId")] = None,
+    kind: Annotated[str | None, Query(description="urgent, below_min or above_max")] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """The organization's alerts, newest first."""
+    require_org_access(user, org_id)
+    statement = select(TelemetryAlert).where(TelemetryAlert.organization_id == org_id)
+    if device_id is not None:
+        statement = statement.where(TelemetryAlert.device_id == device_id)
+    if kind is not None:
+        statement = statement.where(TelemetryAlert.kind == kind)
+    rows = list(
+        await session.scalars(statement.order_by(TelemetryAlert.created_at.desc()).limit(limit + 1).offset(offset))
+    )
+    return _ok([alert_json(row) for row in rows[:limit]], pagination=_page(limit, offset, len(rows)))
+
+
+@router.get("/organizations/{org_id}/rejected-messages")
+async def list_rejected(
+    org_id: str,
+    user: CurrentUser,
+    session: SessionDep,
+    device_id: Annotated[str | None, Query(alias="deviceId")] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """Device messages that were not stored, with the field and the reason, newest first."""
+    require_org_access(user, org_id)
+    statement = select(RejectedMessage).where(RejectedMessage.organization_id == org_id)
+    if device_id is not None:
+        statement = statement.where(RejectedMessage.device_id == device_id)
+    rows = list(await session.scalars(statement.order_by(RejectedMessage.id.desc()).limit(limit + 1).offset(offset)))
+    data = [
+        {
+            "id": row.id,
+            "deviceId": row.device_id,
+            "source": row.source,
+            "topic": row.topic,
+            "field": row.field,
+            "reason": row.reason,
+            "payload": row.payload,
+            "receivedAt": iso(row.received_at),
+        }
+        for row in rows[:limit]
+    ]
+    return _ok(data, pagination=_page(limit, offset, len(rows)))
+
+
+# --- commands and broadcasts -----------------------------------------------------------------------
+
+
+@router.post("/devices/{device_id}/commands", status_code=201)
+async def send_command(
+    device_id: str, body: CommandCreate, user: CurrentUser, session: SessionDep, request: Request
+) -> dict[str, Any]:
+    """Publish a command QoS 1 to ``devices/{id}/commands``; its status starts ``pending``.
+
+    The device receives ``{commandId, command, parameters, timestamp}``. The status becomes
+    ``delivered`` when the device acknowledges the PUBLISH (a device with a persistent session
+    gets it when it reconnects), then ``completed`` or ``failed`` when the device publishes
+    ``{commandId, status, result?, error?}`` to ``devices/{id}/commands/reply``.
+    """
+    device = await device_for_user(session, user, device_id)
+    if not device.enabled:
+        raise PermissionDeniedError("the device is disabled")
+    data = await _service(request).send_command(
+        device_id=device.id,
+        organization_id=device.organization_id,
+        command=body.command,
+        parameters=body.parameters,
+        created_by=user.id,
+    )
+    return _ok(data)
+
+
+@router.get("/devices/{device_id}/commands")
+async def list_commands(
+    device_id: str,
+    user: CurrentUser,
+    session: SessionDep,
+    status: Annotated[str | None, Query(description="pending, delivered, completed or failed")] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> dict[str, Any]:
+    """The device's commands, newest first."""
+    await device_for_user(session, user, device_id)
+    statement = select(DeviceCommand).where(DeviceCommand.device_id == device_id)
+    if status is not None:
+        statement = statement.where(DeviceCommand.status == status)
+    rows = list(
+        await session.scalars(statement.order_by(DeviceCommand.created_at.desc()).limit(limit + 1).offset(offset))
+    )
+    return _ok([command_json(row) for row in rows[:limit]], pagination=_page(limit, offset, len(rows)))
+
+
+async def _command(session: SessionDep, user: CurrentUser, command_id: str) -> DeviceCommand:
+    command = await session.get(DeviceCommand, command_id)
+    if command is None or not can_see(user, command.organization_id):
+        raise NotFoundError(f"command {command_id} not found")
+    return command
+
+
+@router.get("/devices/{device_id}/commands/{command_id}")
+async def get_device_command(device_id: str, command_id: str, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
+    """One command of the device and its status."""
+    command = await _command(session, user, command_id)
+    if command.device_id != device_id:
+        raise NotFoundError(f"command {command_id} not found")
+    return _ok(command_json(command))
+
+
+@router.get("/commands/{command_id}")
+async def get_command(command_id: str, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
+    """One command and its status."""
+    return _ok(command_json(await _command(session, user, command_id)))
+
+
+@router.post("/organizations/{org_id}/broadcast", status_code=202)
+async def broadcast(org_id: str, body: BroadcastCreate, user: CurrentUser, request: Request) -> dict[str, Any]:
+    """Publish to ``organizations/{org_id}/broadcast``, which every device of the organization may subscribe to.
+
+    Devices receive ``{broadcastId, organizationId, message, timestamp}``.
+    """
+    require_org_access(user, org_id, admin=True)
+    return _ok(await _service(request).broadcast(org_id, body.message, qos=body.qos))
+
+
+@router.get("/telemetry/stats")
+async def telemetry_stats(user: CurrentUser, request: Request) -> dict[str, Any]:
+    """Ingestion counters of this hub (platform administrators)."""
+    if not user.is_platform_admin:
+        raise PermissionDeniedError("telemetry statistics are for platform administrators")
+    return _ok(_service(request).stats())

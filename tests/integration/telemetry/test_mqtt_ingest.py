@@ -1,0 +1,187 @@
+"""Device messages over MQTT into the database, acknowledged after commit, with live events."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+
+from mqtthub.models import DeviceStatus, RejectedMessage, TelemetryAlert, TelemetryValue
+from tests.integration.telemetry.conftest import Stack
+from tests.integration.telemetry.support import PahoDevice
+
+PAYLOAD_FORMAT_INVALID = 0x99
+
+
+async def _rows(stack: Stack, model: Any) -> list[Any]:
+    async with stack.database.session() as session:
+        return list(await session.scalars(select(model).execution_options(populate_existing=True)))
+
+
+async def _eventually(check: Callable[[], Any], timeout: float = 30.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await asyncio.sleep(0.05)
+
+
+async def test_datastream_is_committed_before_the_puback(stack: Stack) -> None:
+    mine = stack.bus.subscribe(stack.a.organization_id, ["devices/+/datastream"])
+    theirs = stack.bus.subscribe(stack.b.organization_id, ["#"])
+    device = await asyncio.to_thread(PahoDevice(stack.port, stack.a).connect)
+    try:
+        message = {"value": "25.6", "telemetryDataId": stack.a.definition_id, "token": stack.a.token, "urgent": False}
+        topic = f"devices/{stack.a.device_id}/datastream"
+        assert await asyncio.to_thread(device.publish, topic, message) == 0
+        # No waiting: the PUBACK came after the commit, so the row is already there.
+        rows = await _rows(stack, TelemetryValue)
+        assert [(r.device_id, r.sensor, r.value, r.raw, r.source) for r in rows] == [
+            (stack.a.device_id, "temperature", 25.6, "25.6", "mqtt")
+        ]
+        event = await asyncio.wait_for(mine.get(), 10)
+        assert event.type == "datastream"
+        assert event.topic == topic
+        assert event.data["value"] == 25.6
+        assert event.data["telemetryDataId"] == stack.a.definition_id
+        assert theirs.qsize() == 0
+    finally:
+        await asyncio.to_thread(device.close)
+
+
+async def test_invalid_payloads_are_rejected_logged_and_answered_0x99(stack: Stack) -> None:
+    device = await asyncio.to_thread(PahoDevice(stack.port, stack.a).connect)
+    topic = f"devices/{stack.a.device_id}/datastream"
+    bad: list[tuple[Any, str]] = [
+        (b"not json", "payload"),
+        ({"telemetryDataId": stack.a.definition_id}, "value"),
+        ({"value": 1, "telemetryDataId": "x"}, "telemetryDataId"),
+        ({"value": 1, "telemetryDataId": stack.b.definition_id}, "telemetryDataId"),
+        ({"value": 1, "telemetryDataId": 999_999}, "telemetryDataId"),
+    ]
+    try:
+        for payload, _ in bad:
+            assert await asyncio.to_thread(device.publish, topic, payload) == PAYLOAD_FORMAT_INVALID
+        status_topic = f"devices/{stack.a.device_id}/status"
+        assert await asyncio.to_thread(device.publish, status_topic, {"metadata": {}}) == PAYLOAD_FORMAT_INVALID
+        good = {"value": 21, "telemetryDataId": stack.a.definition_id}
+        assert await asyncio.to_thread(device.publish, topic, good) == 0
+    finally:
+        await asyncio.to_thread(device.close)
+    rejected = await _rows(stack, RejectedMessage)
+    assert sorted(r.field for r in rejected) == sorted([field for _, field in bad] + ["status"])
+    assert all(r.organization_id == stack.a.organization_id and r.reason for r in rejected)
+    assert {r.payload for r in rejected if r.field == "payload"} == {"not json"}
+    assert [r.value for r in await _rows(stack, TelemetryValue)] == [21.0]
+    assert stack.telemetry.stats()["rejected"] == len(bad) + 1
+
+
+async def test_mqtt_311_devices_get_a_plain_puback_but_the_rejection_is_logged(stack: Stack) -> None:
+    device = await asyncio.to_thread(PahoDevice(stack.port, stack.a, v5=False).connect)
+    try:
+        code = await asyncio.to_thread(device.publish, f"devices/{stack.a.device_id}/datastream", b"{")
+    finally:
+        await asyncio.to_thread(device.close)
+    assert code == 0
+    assert [r.field for r in await _rows(stack, RejectedMessage)] == ["payload"]
+
+
+async def test_thresholds_and_urgent_raise_alerts(stack: Stack) -> None:
+    alerts = stack.bus.subscribe(stack.a.organization_id, ["devices/+/alerts"])
+    device = await asyncio.to_thread(PahoDevice(stack.port, stack.a).connect)
+    topic = f"devices/{stack.a.device_id}/datastream"
+    data_id = stack.a.definition_id
+    try:
+        for payload in (
+            {"value": 25, "telemetryDataId": data_id},
+            {"value": 35, "telemetryDataId": data_id},
+            {"value": "12.5", "telemetryDataId": data_id},
+            {"value": 25, "telemetryDataId": data_id, "urgent": True},
+            {"value": 35, "telemetryDataId": data_id, "thresholds": {"max": 40}},
+            {"value": 45, "telemetryDataId": data_id, "thresholds": {"min": 0, "max": 40}},
+        ):
+            assert await asyncio.to_thread(device.publish, topic, payload) == 0
+    finally:
+        await asyncio.to_thread(device.close)
+    rows = sorted(await _rows(stack, TelemetryAlert), key=lambda r: r.created_at)
+    assert sorted((r.kind, r.value) for r in rows) == [
+        ("above_max", 35.0),
+        ("above_max", 45.0),
+        ("below_min", 12.5),
+        ("urgent", 25.0),
+    ]
+    high = next(r for r in rows if r.value == 45.0)
+    assert (high.min_threshold, high.max_threshold) == (0.0, 40.0)
+    kinds = sorted([(await asyncio.wait_for(alerts.get(), 10)).data["kind"] for _ in range(4)])
+    assert kinds == ["above_max", "above_max", "below_min", "urgent"]
+    assert len(await _rows(stack, TelemetryValue)) == 6
+
+
+async def test_status_follows_connections_and_status_messages(stack: Stack) -> None:
+    events = stack.bus.subscribe(stack.a.organization_id, ["devices/+/status"])
+    device = await asyncio.to_thread(PahoDevice(stack.port, stack.a).connect)
+
+    async def status() -> DeviceStatus | None:
+        rows = await _rows(stack, DeviceStatus)
+        return rows[0] if rows else None
+
+    await _eventually(lambda: _is(status(), lambda s: s is not None and s.online))
+    report = {"status": "online", "timestamp": "2023-12-01T10:30:00Z", "metadata": {"battery": 85, "signal": -45}}
+    assert await asyncio.to_thread(device.publish, f"devices/{stack.a.device_id}/status", report) == 0
+    row = await status()
+    assert row is not None
+    assert (row.status, row.online, row.battery, row.signal) == ("online", True, 85.0, -45.0)
+    assert row.last_seen is not None
+    assert stack.telemetry.observer.online(stack.a.device_id)
+    await asyncio.to_thread(device.close)
+    await _eventually(lambda: _is(status(), lambda s: s is not None and not s.online))
+    row = await status()
+    assert row is not None
+    assert (row.status, row.battery) == ("offline", 85.0)
+    assert row.disconnected_at is not None
+    seen = []
+    while events.qsize():
+        seen.append((await events.get()).data["status"])
+    assert seen[0] == "online"
+    assert seen[-1] == "offline"
+
+
+async def _is(value: Any, predicate: Callable[[Any], bool]) -> bool:
+    return predicate(await value)
+
+
+async def test_sensor_telemetry_topics(stack: Stack) -> None:
+    live = stack.bus.subscribe(stack.a.organization_id, ["device/+/telemetry/#"])
+    device = await asyncio.to_thread(PahoDevice(stack.port, stack.a).connect)
+    base = f"device/{stack.a.device_id}/telemetry"
+    try:
+        assert await asyncio.to_thread(device.publish, f"{base}/humidity", 40.5) == 0
+        assert await asyncio.to_thread(device.publish, f"{base}/air", {"co2": 412, "value": 3}) == 0
+        assert await asyncio.to_thread(device.publish, f"{base}/air", b'"warm"') == PAYLOAD_FORMAT_INVALID
+    finally:
+        await asyncio.to_thread(device.close)
+    rows = await _rows(stack, TelemetryValue)
+    assert sorted((r.sensor, r.value, r.definition_id) for r in rows) == [("air", 3.0, None), ("humidity", 40.5, None)]
+    first = await asyncio.wait_for(live.get(), 10)
+    assert (first.type, first.topic, first.data["value"]) == ("telemetry", f"{base}/humidity", 40.5)
+
+
+async def test_qos0_messages_are_stored_too(stack: Stack) -> None:
+    device = await asyncio.to_thread(PahoDevice(stack.port, stack.a).connect)
+    try:
+        for n in range(20):
+            payload = {"value": 20 + n % 5, "telemetryDataId": stack.a.definition_id}
+            await asyncio.to_thread(device.publish, f"devices/{stack.a.device_id}/datastream", payload, qos=0)
+    finally:
+        await asyncio.to_thread(device.close)
+
+    async def count() -> bool:
+        return len(await _rows(stack, TelemetryValue)) == 20
+
+    await _eventually(count)
