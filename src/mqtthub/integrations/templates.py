@@ -21,10 +21,19 @@ from mqtthub.errors import ValidationFailedError
 _SINGLE_EXPRESSION = re.compile(r"^\{\{\s*(?P<expression>[^{}]+?)\s*\}\}$")
 
 
+class _EventEnvironment(SandboxedEnvironment):
+    """Dotted names read JSON keys first, so ``event.items`` is the payload's ``items``, not ``dict.items``."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if isinstance(obj, dict) and attribute in obj:
+            return obj[attribute]
+        return super().getattr(obj, attribute)
+
+
 @lru_cache(maxsize=1)
 def environment() -> SandboxedEnvironment:
     """The one sandboxed environment (no autoescape: output is JSON, MQTT payloads and plain-text mail)."""
-    env = SandboxedEnvironment(autoescape=False, keep_trailing_newline=True)
+    env = _EventEnvironment(autoescape=False, keep_trailing_newline=True)
     env.filters["tojson"] = lambda value: json.dumps(value, separators=(",", ":"), default=str)
     return env
 
