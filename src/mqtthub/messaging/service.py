@@ -60,6 +60,13 @@ def live_message_text(topic: str, message: BrokerMessage, *, history_id: str | N
     return json.dumps(body, separators=(",", ":"))
 
 
+def _subscribe(broker: BrokerHandle, topic_filter: str, callback: Callable[[BrokerMessage], None]) -> LocalSubscription:
+    try:
+        return broker.subscribe(topic_filter, callback)
+    except StateError as exc:
+        raise UnavailableError(f"the MQTT broker is not available: {exc.message}") from None
+
+
 class _Recorded:
     """One recorded filter of one organization and its broker subscription."""
 
@@ -260,7 +267,7 @@ class MessagingService:
             await session.flush()
         else:
             row.qos = qos
-        handle = broker.subscribe(scope.namespace.internal(topic_filter), self._recording_callback(scope))
+        handle = _subscribe(broker, scope.namespace.internal(topic_filter), self._recording_callback(scope))
         self._recorded[key] = _Recorded(scope, qos, handle)
         return row is None
 
@@ -308,7 +315,7 @@ class MessagingService:
         def deliver(message: BrokerMessage) -> None:
             listener.put(live_message_text(scope.namespace.external(message.topic), message), message)
 
-        return broker.subscribe(scope.namespace.internal(topic_filter), deliver)
+        return _subscribe(broker, scope.namespace.internal(topic_filter), deliver)
 
     def unsubscribe_live(self, handle: LocalSubscription) -> None:
         """Stop a subscription made with :meth:`subscribe_live`."""
