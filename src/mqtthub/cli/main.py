@@ -13,6 +13,7 @@ from rich.console import Console
 
 from mqtthub import __version__
 from mqtthub.cli.client_commands import register_client_commands
+from mqtthub.cli.listen import register_listen_command
 from mqtthub.config import Settings, load_settings
 from mqtthub.errors import ConfigurationError
 
@@ -98,6 +99,7 @@ def db_upgrade(
 
 
 register_client_commands(app)
+register_listen_command(app)
 
 
 def main() -> None:
