@@ -80,6 +80,8 @@ class PahoDevice:
         self._lock = threading.Lock()
         self.messages: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        self.client.on_subscribe = lambda *args: self.subscribed.set()
         self.client.on_publish = self._on_publish
         self.client.on_connect = lambda *args: self.connected.set()
         self.client.on_message = lambda client, userdata, msg: self.messages.put((msg.topic, json.loads(msg.payload)))
@@ -117,8 +119,10 @@ class PahoDevice:
         return box.get(timeout=WAIT)
 
     def subscribe(self, topic: str, qos: int = 1) -> None:
-        """Subscribe (no wait for SUBACK beyond a round trip through a publish)."""
+        """Subscribe and wait for the SUBACK."""
+        self.subscribed.clear()
         self.client.subscribe(topic, qos=qos)
+        assert self.subscribed.wait(WAIT), "no SUBACK"
 
     def close(self) -> None:
         """Disconnect cleanly and stop the network thread."""

@@ -1,0 +1,173 @@
+"""Document 001's flows against a real ``mqtthub serve``: MQTT and HTTP devices, WebSocket and Socket.IO apps."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from pathlib import Path
+from typing import Any
+
+import socketio
+import websockets
+
+from tests.integration.telemetry.hubflows import Admin, admin_client, poll, short_id_of, started_hub
+from tests.integration.telemetry.support import PahoDevice, SeededDevice
+
+EVENTS = ("datastream", "telemetry", "status", "alert", "command")
+
+
+class StreamClient:
+    """A ``/api/v1/stream`` client collecting every event it receives."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.events: list[dict[str, Any]] = []
+        self._task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for raw in self.connection:
+                self.events.append(json.loads(raw))
+
+    def of(self, event: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e.get("event") == event]
+
+    async def close(self) -> None:
+        await self.connection.close()
+        await self._task
+
+
+async def _socketio(url: str, token: str, organization_id: str | None = None) -> tuple[Any, list[tuple[str, Any]]]:
+    client = socketio.AsyncClient(reconnection=False)
+    received: list[tuple[str, Any]] = []
+    for name in EVENTS:
+        client.on(name, lambda data, name=name: received.append((name, data)))
+    auth = {"token": token} | ({"organization_id": organization_id} if organization_id else {})
+    await client.connect(url, auth=auth, transports=["websocket"], wait_timeout=30)
+    return client, received
+
+
+async def _stream(hub_url: str, admin: Admin, organization_id: str | None = None) -> StreamClient:
+    url = hub_url.replace("http://", "ws://") + f"/api/v1/stream?token={admin.token}&topics=%23"
+    if organization_id:
+        url += f"&organization_id={organization_id}"
+    connection = await websockets.connect(url)
+    ready = json.loads(await asyncio.wait_for(connection.recv(), 30))
+    assert ready["event"] == "ready"
+    return StreamClient(connection)
+
+
+def _comparable(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k not in ("id", "source", "timestamp", "receivedAt")}
+
+
+async def test_mqtt_and_http_devices_reach_the_same_rows_and_live_clients(database_url: str, tmp_path: Path) -> None:
+    with contextlib.ExitStack() as exits:
+        hub = await asyncio.to_thread(exits.enter_context, started_hub(tmp_path, database_url))
+        async with admin_client(hub) as admin:
+            org_a = admin.organization_id
+            a = await admin.device(org_a, await short_id_of(admin, org_a))
+            other = await admin.call("POST", "/api/v1/organizations", json={"name": "Other Org"}, expect=201)
+            b = await admin.device(other["id"], other["short_id"])
+            ws_a = await _stream(hub.http_url, admin)
+            ws_b = await _stream(hub.http_url, admin, b.organization_id)
+            sio_a, sio_a_events = await _socketio(hub.http_url, admin.token)
+            sio_b, sio_b_events = await _socketio(hub.http_url, admin.token, b.organization_id)
+            try:
+                await _device_flows(hub.port("MQTT"), admin, a, b)
+                await poll(lambda: _has(ws_a, "datastream", 2))
+                datastreams = ws_a.of("datastream")
+                assert {e["data"]["source"] for e in datastreams} == {"mqtt", "http"}
+                assert all(e["topic"] == f"devices/{a.device_id}/datastream" for e in datastreams)
+                await poll(lambda: _true(any(e["data"]["battery"] == 85 for e in ws_a.of("status"))))
+                await poll(lambda: _true(len([n for n, _ in sio_a_events if n == "datastream"]) == 2))
+                assert {d["data"]["source"] for n, d in sio_a_events if n == "datastream"} == {"mqtt", "http"}
+
+                # Organization B sees its own event first and never A's.
+                await _http_datastream(admin, b, {"value": 22, "telemetryDataId": b.definition_id})
+                await poll(lambda: _has(ws_b, "datastream", 1))
+                await poll(lambda: _true(any(n == "datastream" for n, _ in sio_b_events)))
+                for events in ([e for e in ws_b.events if e.get("event") in EVENTS], [d for _, d in sio_b_events]):
+                    assert events
+                    assert all(a.device_id not in e["topic"] for e in events)
+                assert all(b.device_id not in e.get("topic", "") for e in ws_a.events)
+            finally:
+                await ws_a.close()
+                await ws_b.close()
+                await sio_a.disconnect()
+                await sio_b.disconnect()
+
+
+async def _has(client: StreamClient, event: str, count: int) -> bool:
+    return len(client.of(event)) >= count
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _http_datastream(admin: Admin, device: SeededDevice, body: dict[str, Any]) -> Any:
+    response = await admin.http.post(
+        f"/api/v1/devices/{device.device_id}/datastream",
+        json=body,
+        headers={"Authorization": f"Bearer {device.token}"},
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def _device_flows(port: int, admin: Admin, a: SeededDevice, b: SeededDevice) -> None:
+    message = {"value": "25.6", "telemetryDataId": a.definition_id, "token": a.token, "urgent": False}
+    status = {"status": "online", "timestamp": "2023-12-01T10:30:00Z", "metadata": {"battery": 85, "signal": -45}}
+    device = await asyncio.to_thread(PahoDevice(port, a).connect)
+    try:
+        assert await asyncio.to_thread(device.publish, f"devices/{a.device_id}/datastream", message) == 0
+        assert await asyncio.to_thread(device.publish, f"devices/{a.device_id}/status", status) == 0
+    finally:
+        await asyncio.to_thread(device.close)
+
+    stored = await _http_datastream(admin, a, message)
+    assert stored["data"]["value"] == 25.6
+    # Document 001 puts the device token in the body; that authenticates too.
+    response = await admin.http.post(f"/api/v1/devices/{a.device_id}/status", json=status | {"token": a.token})
+    assert response.status_code == 201, response.text
+
+    rows = (await admin.call("GET", f"/api/v1/devices/{a.device_id}/datastreams"))["data"]
+    assert len(rows) == 2
+    assert {row["source"] for row in rows} == {"mqtt", "http"}
+    assert _comparable(rows[0]) == _comparable(rows[1])
+    assert rows[0]["value"] == 25.6
+    assert rows[0]["sensor"] == "temperature"
+
+    current = (await admin.call("GET", f"/api/v1/devices/{a.device_id}/status"))["data"]
+    assert (current["status"], current["battery"], current["signal"]) == ("online", 85, -45)
+    assert current["lastSeen"] is not None
+
+    # Invalid: 422 naming the field, and the rejected-message log has it.
+    for body, field in (
+        ({"value": 1}, "telemetryDataId"),
+        ({"value": 1, "telemetryDataId": b.definition_id}, "telemetryDataId"),
+    ):
+        response = await admin.http.post(
+            f"/api/v1/devices/{a.device_id}/datastream", json=body, headers={"Authorization": f"Bearer {a.token}"}
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["field"] == field
+    response = await admin.http.post(
+        f"/api/v1/devices/{a.device_id}/datastream", content=b"{oops", headers={"Authorization": f"Bearer {a.token}"}
+    )
+    assert (response.status_code, response.json()["field"]) == (422, "payload")
+    rejected = (await admin.call("GET", f"/api/v1/organizations/{a.organization_id}/rejected-messages"))["data"]
+    assert [(r["field"], r["source"]) for r in rejected] == [
+        ("payload", "http"),
+        ("telemetryDataId", "http"),
+        ("telemetryDataId", "http"),
+    ]
+    # Wrong credentials.
+    response = await admin.http.post(f"/api/v1/devices/{a.device_id}/datastream", json=message | {"token": "nope"})
+    assert response.status_code == 401
+    response = await admin.http.post(
+        f"/api/v1/devices/{a.device_id}/datastream", json=message, headers={"Authorization": f"Bearer {b.token}"}
+    )
+    assert response.status_code == 403
