@@ -192,7 +192,19 @@ def encode_properties(props: Properties | None, context: int) -> bytes:
     values = getter(props)
     if values.count(None) != len(values):
         try:
-            _encode_scalars(entries, values, parts)
+            for (ident, kind), value in zip(entries, values):  # noqa: B905 - same length by construction
+                if value is None:
+                    continue
+                if kind == _BYTE:
+                    parts.append(bytes((ident, value)))
+                elif kind == _UINT32:
+                    parts.append(_ID_UINT32.pack(ident, value))
+                elif kind == _UINT16:
+                    parts.append(_ID_UINT16.pack(ident, value))
+                elif kind == _UTF8:
+                    parts.append(bytes((ident,)) + encode_utf8(value))
+                else:
+                    parts.append(bytes((ident,)) + encode_binary(value))
         except (struct.error, ValueError) as exc:
             raise ValueError(f"property out of range: {exc}") from exc
     if props.subscription_identifiers and (context == PacketType.PUBLISH or context == PacketType.SUBSCRIBE):
@@ -204,23 +216,7 @@ def encode_properties(props: Properties | None, context: int) -> bytes:
     if not parts:
         return EMPTY
     body = b"".join(parts)
-    return encode_varint(len(body)) + body
-
-
-def _encode_scalars(entries: tuple[tuple[int, int], ...], values: tuple[Any, ...], parts: list[bytes]) -> None:
-    for (ident, kind), value in zip(entries, values, strict=True):
-        if value is None:
-            continue
-        if kind == _BYTE:
-            parts.append(bytes((ident, value)))
-        elif kind == _UINT32:
-            parts.append(_ID_UINT32.pack(ident, value))
-        elif kind == _UINT16:
-            parts.append(_ID_UINT16.pack(ident, value))
-        elif kind == _UTF8:
-            parts.append(bytes((ident,)) + encode_utf8(value))
-        else:
-            parts.append(bytes((ident,)) + encode_binary(value))
+    return (bytes((len(body),)) if len(body) < 0x80 else encode_varint(len(body))) + body
 
 
 def _scalar_encoder(context: int) -> tuple[tuple[tuple[int, int], ...], Callable[[Properties], tuple[Any, ...]]]:
