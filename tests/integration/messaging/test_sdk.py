@@ -190,7 +190,7 @@ async def test_stream_reconnects_with_backoff_and_subscribes_again() -> None:
         await ws.wait_closed()
 
     async with serve(handler, "127.0.0.1", 0) as server:
-        port = server.sockets[0].getsockname()[1]
+        port = next(iter(server.sockets)).getsockname()[1]
         stream = StreamClient(f"http://127.0.0.1:{port}", topics=["r/#"], initial_backoff=0.05, max_backoff=0.2)
         async with stream:
             message = await asyncio.wait_for(anext(aiter(stream)), 30)
@@ -204,7 +204,7 @@ async def test_stream_without_reconnect_ends_with_an_error() -> None:
         await ws.close()
 
     async with serve(handler, "127.0.0.1", 0) as server:
-        port = server.sockets[0].getsockname()[1]
+        port = next(iter(server.sockets)).getsockname()[1]
         async with StreamClient(f"ws://127.0.0.1:{port}", reconnect=False) as stream:
             with pytest.raises(HubConnectionError):
                 async for _ in stream:
