@@ -15,6 +15,7 @@ written to the database after every message, so they survive restarts.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
@@ -75,6 +76,7 @@ class IntegrationService:
         self._http: httpx.AsyncClient | None = None
         self._runner: ActionRunner | None = None
         self._state = "created"
+        self._changes = asyncio.Lock()
 
     async def __aenter__(self) -> IntegrationService:
         if self._state != "created":
@@ -108,6 +110,10 @@ class IntegrationService:
         """Make the product's connector run ``runtime`` (None: the configuration is gone, stop it)."""
         if self._state != "running":
             raise StateError(f"the integration service is {self._state}")
+        async with self._changes:  # one change at a time, so a product never ends up with two connectors
+            await self._apply(product_id, runtime)
+
+    async def _apply(self, product_id: str, runtime: ProductRuntime | None) -> None:
         running = self._running.get(product_id)
         if runtime is None or not self.settings.integrations_enabled:
             if running is not None:
