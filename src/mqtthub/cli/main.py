@@ -13,6 +13,7 @@ from rich.console import Console
 
 from mqtthub import __version__
 from mqtthub.cli.client_commands import register_client_commands
+from mqtthub.cli.identity import register_identity_commands
 from mqtthub.cli.listen import register_listen_command
 from mqtthub.config import Settings, load_settings
 from mqtthub.errors import ConfigurationError
@@ -100,6 +101,7 @@ def db_upgrade(
 
 register_client_commands(app)
 register_listen_command(app)
+register_identity_commands(app)
 
 
 def main() -> None:
