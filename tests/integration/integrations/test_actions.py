@@ -14,20 +14,17 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import func, select
 
-from mqtthub.config import Settings
-from mqtthub.crypto import SecretBox
 from mqtthub.db import Database
 from mqtthub.db.migrate import upgrade
-from mqtthub.integrations import repository
-from mqtthub.integrations.schemas import EmailTemplateIn, MqttConfigIn, SubscriptionCreate
+from mqtthub.integrations.schemas import EmailTemplateIn
 from mqtthub.integrations.service import IntegrationService
-from mqtthub.models import ActionFailure, EmailTemplate, EventSubscription, Organization, Product, StoredEvent
+from mqtthub.models import ActionFailure, EventSubscription, StoredEvent
 from tests.integration.integrations.conftest import publish, wait_until
 from tests.integration.integrations.mosquitto import PASSWORD, USERNAME, Mosquitto
+from tests.integration.integrations.seeding import SECRETS, seed, settings_for
 from tests.integration.integrations.servers import http_recorder, smtp_server
 
 TOPIC = "/v3/applications/ABC123/business-events"
-SECRETS = SecretBox("k" * 40)
 
 
 @pytest.fixture
@@ -36,58 +33,6 @@ async def database(tmp_path: Path) -> AsyncIterator[Database]:
     await upgrade(url)
     async with Database(url) as opened:
         yield opened
-
-
-def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "database_url": f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}",
-        "data_dir": tmp_path,
-        "integration_reconnect_min": 0.1,
-        "integration_reconnect_max": 1.0,
-        "smtp_starttls": False,
-    }
-    values.update(overrides)
-    return Settings(**values)
-
-
-async def seed(
-    database: Database,
-    broker: Mosquitto,
-    subscriptions: list[dict[str, Any]],
-    *,
-    use_shared: bool = False,
-    templates: dict[str, EmailTemplateIn] | None = None,
-) -> tuple[str, list[str]]:
-    """An organization, a product configured for ``broker``, its subscriptions and templates."""
-    async with database.session() as session:
-        organization = Organization(name="acme", short_id="acme01")
-        session.add(organization)
-        await session.flush()
-        product = Product(organization_id=organization.id, name="tyres")
-        session.add(product)
-        await session.flush()
-        config = MqttConfigIn.model_validate(
-            {
-                "broker": {"host": "127.0.0.1", "port": broker.tcp_port, "username": USERNAME, "password": PASSWORD},
-                "topics": {"use_shared": use_shared, "shared_group": "hub"},
-            }
-        )
-        saved, _ = await repository.save_config(session, product, config, SECRETS)
-        ids = []
-        for item in subscriptions:
-            body = SubscriptionCreate.model_validate({"variables": {"application_id": "ABC123"}, **item})
-            ids.append((await repository.create_subscription(session, product, body, saved.topics)).id)
-        for name, template in (templates or {}).items():
-            session.add(
-                EmailTemplate(
-                    product_id=product.id,
-                    name=name,
-                    subject=template.subject,
-                    body=template.body,
-                    recipients=template.recipients,
-                )
-            )
-        return product.id, ids
 
 
 async def subscribed(service: IntegrationService, product_id: str, count: int = 1) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import subprocess
@@ -12,8 +13,11 @@ from pathlib import Path
 
 from mqtthub.client.listener import BrokerListener, ListenerMessage, ListenerState
 from mqtthub.client.tls import TLSOptions
+from mqtthub.db import Database
+from mqtthub.db.migrate import upgrade
 from tests.integration.integrations.conftest import publish
 from tests.integration.integrations.mosquitto import P12_PASSWORD, PASSWORD, USERNAME, Certificates, Mosquitto
+from tests.integration.integrations.seeding import SECRET_KEY, seed
 
 TOPIC = "app/user/42/sub"
 
@@ -144,3 +148,21 @@ def test_the_client_package_imports_no_server_code() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+async def test_cli_listens_with_a_stored_product_configuration(tmp_path: Path, mosquitto: Mosquitto) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+    await upgrade(url)
+    async with Database(url) as database:
+        product_id, _ = await seed(database, mosquitto, [{"name": "tick", "actions": []}], use_shared=True)
+    env_file = tmp_path / "hub.env"
+    env_file.write_text(f"MQTTHUB_DATABASE_URL={url}\nMQTTHUB_SECRET_KEY={SECRET_KEY}\nMQTTHUB_DATA_DIR={tmp_path}\n")
+    process = _listen("--product", product_id, "--env-file", str(env_file), "--count", "1")
+    try:
+        await asyncio.to_thread(_wait_for_line, process, "subscribed to /v3/applications/ABC123/business-events")
+        await asyncio.to_thread(publish, mosquitto, "/v3/applications/ABC123/business-events", [b'{"event": "tick"}'])
+        stdout, _ = await asyncio.to_thread(process.communicate, timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 0
+    assert '"event": "tick"' in stdout
