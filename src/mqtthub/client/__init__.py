@@ -12,7 +12,9 @@
   return typed models;
 - :class:`StreamClient` follows the live stream (``/ws``) with a handler or ``async for``,
   reconnecting with backoff;
-- every failure is a :class:`HubError` (tree in :mod:`mqtthub.client._exceptions`).
+- :class:`BrokerListener` listens to topics on any MQTT broker (password or client certificate,
+  :class:`TLSOptions`), blocking or in the background;
+- every failure of the hub clients is a :class:`HubError` (tree in :mod:`mqtthub.client._exceptions`).
 
 ``MQTTAPIClient``, ``AsyncMQTTAPIClient`` and ``MQTTWebSocketClient`` are the same classes under
 the names used by the REST bridge's documentation. Importing this package imports no server code.
@@ -34,6 +36,24 @@ from mqtthub.client._exceptions import (
     ServiceUnavailableError,
     ValidationError,
 )
+from mqtthub.client._identity_models import (
+    Certificate,
+    CertificateConfig,
+    CertificateIssued,
+    CertificateList,
+    Device,
+    DeviceList,
+    DeviceToken,
+    DeviceTokenCreated,
+    DeviceTokenList,
+    MqttToken,
+    MqttTokenCreated,
+    MqttTokenList,
+    MqttTokenRevoked,
+    TokenPermissions,
+    User,
+    UserList,
+)
 from mqtthub.client._models import (
     Health,
     LoginUser,
@@ -51,6 +71,8 @@ from mqtthub.client._models import (
 )
 from mqtthub.client._stream import StreamClient
 from mqtthub.client._sync import HubClient
+from mqtthub.client.listener import BrokerListener, ListenerMessage
+from mqtthub.client.tls import TLSOptions
 
 MQTTAPIClient = HubClient
 AsyncMQTTAPIClient = AsyncHubClient
@@ -62,17 +84,32 @@ __all__ = [
     "AsyncMQTTAPIClient",
     "AuthenticationError",
     "BadRequestError",
+    "BrokerListener",
+    "Certificate",
+    "CertificateConfig",
+    "CertificateIssued",
+    "CertificateList",
     "ClientStateError",
     "ConflictError",
+    "Device",
+    "DeviceList",
+    "DeviceToken",
+    "DeviceTokenCreated",
+    "DeviceTokenList",
     "Health",
     "HubClient",
     "HubConnectionError",
     "HubError",
+    "ListenerMessage",
     "LoginUser",
     "MQTTAPIClient",
     "MQTTWebSocketClient",
     "Message",
     "MessagePage",
+    "MqttToken",
+    "MqttTokenCreated",
+    "MqttTokenList",
+    "MqttTokenRevoked",
     "NotFoundError",
     "Organization",
     "OrganizationList",
@@ -86,7 +123,11 @@ __all__ = [
     "Stats",
     "StreamClient",
     "SubscriptionResult",
+    "TLSOptions",
+    "TokenPermissions",
     "TopicInfo",
     "TopicList",
+    "User",
+    "UserList",
     "ValidationError",
 ]

@@ -12,6 +12,22 @@ from urllib.parse import quote
 import httpx
 
 from mqtthub.client._exceptions import HubConnectionError, error_for
+from mqtthub.client._identity_models import (
+    Certificate,
+    CertificateIssued,
+    CertificateList,
+    Device,
+    DeviceList,
+    DeviceToken,
+    DeviceTokenCreated,
+    DeviceTokenList,
+    MqttToken,
+    MqttTokenCreated,
+    MqttTokenList,
+    MqttTokenRevoked,
+    User,
+    UserList,
+)
 from mqtthub.client._models import (
     Health,
     MessagePage,
@@ -143,6 +159,118 @@ def organizations() -> Call[OrganizationList]:
 
 def organization(org_id: str) -> Call[Organization]:
     return Call("GET", f"/api/v1/organizations/{quote(org_id, safe='')}", Organization)
+
+
+def _org(org_id: str, *parts: str) -> str:
+    return "/".join(["/api/v1/organizations", quote(org_id, safe=""), *(quote(part, safe="") for part in parts)])
+
+
+def create_organization(name: str, short_id: str | None) -> Call[Organization]:
+    return Call("POST", "/api/v1/organizations", Organization, json=_without_none({"name": name, "short_id": short_id}))
+
+
+def rename_organization(org_id: str, name: str) -> Call[Organization]:
+    return Call("PATCH", _org(org_id), Organization, json={"name": name})
+
+
+def delete_organization(org_id: str) -> Call[None]:
+    return Call("DELETE", _org(org_id), None)
+
+
+def create_user(org_id: str, email: str, password: str, role: str) -> Call[User]:
+    return Call("POST", _org(org_id, "users"), User, json={"email": email, "password": password, "role": role})
+
+
+def users(org_id: str) -> Call[UserList]:
+    return Call("GET", _org(org_id, "users"), UserList)
+
+
+def update_user(org_id: str, user_id: str, role: str | None, is_active: bool | None) -> Call[User]:
+    return Call(
+        "PATCH", _org(org_id, "users", user_id), User, json=_without_none({"role": role, "is_active": is_active})
+    )
+
+
+def create_device(org_id: str, name: str, metadata: dict[str, Any] | None, enabled: bool) -> Call[Device]:
+    body = {"name": name, "metadata": metadata or {}, "enabled": enabled}
+    return Call("POST", _org(org_id, "devices"), Device, json=body)
+
+
+def devices(org_id: str) -> Call[DeviceList]:
+    return Call("GET", _org(org_id, "devices"), DeviceList)
+
+
+def device(org_id: str, device_id: str) -> Call[Device]:
+    return Call("GET", _org(org_id, "devices", device_id), Device)
+
+
+def update_device(
+    org_id: str, device_id: str, name: str | None, metadata: dict[str, Any] | None, enabled: bool | None
+) -> Call[Device]:
+    body = _without_none({"name": name, "metadata": metadata, "enabled": enabled})
+    return Call("PATCH", _org(org_id, "devices", device_id), Device, json=body)
+
+
+def delete_device(org_id: str, device_id: str) -> Call[None]:
+    return Call("DELETE", _org(org_id, "devices", device_id), None)
+
+
+def create_device_token(
+    org_id: str, device_id: str, name: str, expires_in_days: int | None
+) -> Call[DeviceTokenCreated]:
+    body = _without_none({"name": name, "expires_in_days": expires_in_days})
+    return Call("POST", _org(org_id, "devices", device_id, "tokens"), DeviceTokenCreated, json=body)
+
+
+def device_tokens(org_id: str, device_id: str) -> Call[DeviceTokenList]:
+    return Call("GET", _org(org_id, "devices", device_id, "tokens"), DeviceTokenList)
+
+
+def revoke_device_token(org_id: str, device_id: str, token_id: str) -> Call[DeviceToken]:
+    return Call("DELETE", _org(org_id, "devices", device_id, "tokens", token_id), DeviceToken)
+
+
+def create_mqtt_token(
+    org_id: str,
+    name: str,
+    description: str,
+    expires_in_days: int | None,
+    subscribe: list[str] | None,
+    publish: list[str] | None,
+) -> Call[MqttTokenCreated]:
+    body: dict[str, Any] = _without_none({"name": name, "description": description, "expires_in_days": expires_in_days})
+    permissions = _without_none({"subscribe": subscribe, "publish": publish})
+    if permissions:
+        body["permissions"] = permissions
+    return Call("POST", _org(org_id, "mqtt-tokens"), MqttTokenCreated, json=body)
+
+
+def mqtt_tokens(org_id: str) -> Call[MqttTokenList]:
+    return Call("GET", _org(org_id, "mqtt-tokens"), MqttTokenList)
+
+
+def mqtt_token(org_id: str, token_id: str) -> Call[MqttToken]:
+    return Call("GET", _org(org_id, "mqtt-tokens", token_id), MqttToken)
+
+
+def revoke_mqtt_token(org_id: str, token_id: str) -> Call[MqttTokenRevoked]:
+    return Call("DELETE", _org(org_id, "mqtt-tokens", token_id), MqttTokenRevoked)
+
+
+def my_certificate() -> Call[CertificateIssued]:
+    return Call("POST", "/api/v1/auth/mqtt-certificate", CertificateIssued)
+
+
+def device_certificate(org_id: str, device_id: str) -> Call[CertificateIssued]:
+    return Call("POST", _org(org_id, "devices", device_id, "certificate"), CertificateIssued)
+
+
+def certificates(org_id: str) -> Call[CertificateList]:
+    return Call("GET", _org(org_id, "certificates"), CertificateList)
+
+
+def revoke_certificate(org_id: str, serial: str) -> Call[Certificate]:
+    return Call("DELETE", _org(org_id, "certificates", serial), Certificate)
 
 
 def raw(method: str, path: str, params: dict[str, Any] | None, json: Any) -> Call[Any]:

@@ -11,6 +11,22 @@ import httpx
 from mqtthub.client import _calls as calls
 from mqtthub.client._calls import Call, Payload
 from mqtthub.client._exceptions import ClientStateError
+from mqtthub.client._identity_models import (
+    Certificate,
+    CertificateIssued,
+    CertificateList,
+    Device,
+    DeviceList,
+    DeviceToken,
+    DeviceTokenCreated,
+    DeviceTokenList,
+    MqttToken,
+    MqttTokenCreated,
+    MqttTokenList,
+    MqttTokenRevoked,
+    User,
+    UserList,
+)
 from mqtthub.client._models import (
     Health,
     MessagePage,
@@ -143,6 +159,117 @@ class HubClient:
     def get_organization(self, org_id: str) -> Organization:
         """One organization."""
         return self._run(calls.organization(org_id))
+
+    def create_organization(self, name: str, *, short_id: str | None = None) -> Organization:
+        """Create an organization (platform administrators)."""
+        return self._run(calls.create_organization(name, short_id))
+
+    def rename_organization(self, org_id: str, name: str) -> Organization:
+        """Rename an organization (platform administrators)."""
+        return self._run(calls.rename_organization(org_id, name))
+
+    def delete_organization(self, org_id: str) -> None:
+        """Delete an organization with everything in it (platform administrators)."""
+        self._run(calls.delete_organization(org_id))
+
+    def create_user(self, org_id: str, email: str, password: str, *, role: str = "org_member") -> User:
+        """Add a user to an organization (``org_member`` or ``org_admin``)."""
+        return self._run(calls.create_user(org_id, email, password, role))
+
+    def list_users(self, org_id: str) -> UserList:
+        """Users of an organization."""
+        return self._run(calls.users(org_id))
+
+    def update_user(self, org_id: str, user_id: str, *, role: str | None = None, is_active: bool | None = None) -> User:
+        """Change a user's role or deactivate them."""
+        return self._run(calls.update_user(org_id, user_id, role, is_active))
+
+    # --- devices and their credentials -----------------------------------------------------------------
+
+    def create_device(
+        self, org_id: str, name: str, *, metadata: dict[str, Any] | None = None, enabled: bool = True
+    ) -> Device:
+        """Register a device."""
+        return self._run(calls.create_device(org_id, name, metadata, enabled))
+
+    def list_devices(self, org_id: str) -> DeviceList:
+        """Devices of an organization."""
+        return self._run(calls.devices(org_id))
+
+    def get_device(self, org_id: str, device_id: str) -> Device:
+        """One device."""
+        return self._run(calls.device(org_id, device_id))
+
+    def update_device(
+        self,
+        org_id: str,
+        device_id: str,
+        *,
+        name: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        enabled: bool | None = None,
+    ) -> Device:
+        """Rename, re-describe, enable or disable a device."""
+        return self._run(calls.update_device(org_id, device_id, name, metadata, enabled))
+
+    def delete_device(self, org_id: str, device_id: str) -> None:
+        """Delete a device (its connections end)."""
+        self._run(calls.delete_device(org_id, device_id))
+
+    def create_device_token(
+        self, org_id: str, device_id: str, *, name: str = "", expires_in_days: int | None = None
+    ) -> DeviceTokenCreated:
+        """Issue a device token (its MQTT password); the secret is in the answer only."""
+        return self._run(calls.create_device_token(org_id, device_id, name, expires_in_days))
+
+    def list_device_tokens(self, org_id: str, device_id: str) -> DeviceTokenList:
+        """A device's tokens, without secrets."""
+        return self._run(calls.device_tokens(org_id, device_id))
+
+    def revoke_device_token(self, org_id: str, device_id: str, token_id: str) -> DeviceToken:
+        """Revoke a device token."""
+        return self._run(calls.revoke_device_token(org_id, device_id, token_id))
+
+    def create_mqtt_token(
+        self,
+        org_id: str,
+        name: str,
+        *,
+        description: str = "",
+        expires_in_days: int | None = None,
+        subscribe: list[str] | None = None,
+        publish: list[str] | None = None,
+    ) -> MqttTokenCreated:
+        """Issue an MQTT API token for an app (subscribe-only unless ``publish`` is given)."""
+        return self._run(calls.create_mqtt_token(org_id, name, description, expires_in_days, subscribe, publish))
+
+    def list_mqtt_tokens(self, org_id: str) -> MqttTokenList:
+        """An organization's MQTT API tokens, without secrets."""
+        return self._run(calls.mqtt_tokens(org_id))
+
+    def get_mqtt_token(self, org_id: str, token_id: str) -> MqttToken:
+        """One MQTT API token."""
+        return self._run(calls.mqtt_token(org_id, token_id))
+
+    def revoke_mqtt_token(self, org_id: str, token_id: str) -> MqttTokenRevoked:
+        """Revoke an MQTT API token; its connections end."""
+        return self._run(calls.revoke_mqtt_token(org_id, token_id))
+
+    def request_certificate(self) -> CertificateIssued:
+        """A client certificate for the logged-in user (document 003's shape)."""
+        return self._run(calls.my_certificate())
+
+    def issue_device_certificate(self, org_id: str, device_id: str) -> CertificateIssued:
+        """A client certificate for a device."""
+        return self._run(calls.device_certificate(org_id, device_id))
+
+    def list_certificates(self, org_id: str) -> CertificateList:
+        """Client certificates of an organization."""
+        return self._run(calls.certificates(org_id))
+
+    def revoke_certificate(self, org_id: str, serial: str) -> Certificate:
+        """Revoke a client certificate."""
+        return self._run(calls.revoke_certificate(org_id, serial))
 
     # --- anything else -------------------------------------------------------------------------------
 

@@ -324,8 +324,13 @@ class MessagingService:
 
     async def health(self) -> dict[str, Any]:
         """The messaging fields of ``GET /health`` (totals over every organization, no topics)."""
-        async with self.database.session() as session:
-            message_count = await history.count_all(session)
+        message_count: int | None = None
+        try:
+            async with self.database.session() as session:
+                message_count = await history.count_all(session)
+        except Exception:
+            # /health must answer while the database is down; its component status says so.
+            logger.warning("cannot count history messages for /health", exc_info=True)
         return {
             "mqtt_connected": self.broker_connected,
             "message_count": message_count,

@@ -209,3 +209,58 @@ async def test_stream_without_reconnect_ends_with_an_error() -> None:
             with pytest.raises(HubConnectionError):
                 async for _ in stream:
                     pass
+
+
+def test_identity_endpoints_through_the_sync_client(shared_hub: ThreadedHub) -> None:
+    org_id = shared_hub.default_org.id
+    with HubClient(shared_hub.url, token=shared_hub.admin_token) as hub:
+        device = hub.create_device(org_id, "press-1", metadata={"line": 1})
+        assert device.metadata == {"line": 1}
+        assert device.id in [d.id for d in hub.list_devices(org_id).devices]
+        assert hub.update_device(org_id, device.id, name="press-one").name == "press-one"
+        assert hub.get_device(org_id, device.id).name == "press-one"
+        issued = hub.create_device_token(org_id, device.id, name="primary")
+        assert issued.token
+        assert [t.id for t in hub.list_device_tokens(org_id, device.id).tokens] == [issued.id]
+        assert hub.revoke_device_token(org_id, device.id, issued.id).revoked_at is not None
+
+        app = hub.create_mqtt_token(org_id, "dashboard", subscribe=["device/+/telemetry/#"])
+        assert app.permissions.publish == []
+        assert hub.get_mqtt_token(org_id, app.token_id).status == "active"
+        assert app.token_id in [t.token_id for t in hub.list_mqtt_tokens(org_id).tokens]
+        with HubClient(shared_hub.url, api_key=app.token) as app_client, pytest.raises(PermissionDeniedError):
+            app_client.publish("device/x/commands", "reboot")
+        assert hub.revoke_mqtt_token(org_id, app.token_id).token_id == app.token_id
+
+        member = hub.create_user(org_id, "member@sdk.example", "long enough password")
+        assert member.role == "org_member"
+        assert hub.update_user(org_id, member.id, is_active=False).is_active is False
+        assert "member@sdk.example" in [u.email for u in hub.list_users(org_id).users]
+
+        other = hub.create_organization("SDK Org")
+        assert hub.rename_organization(other.id, "SDK Org 2").name == "SDK Org 2"
+        hub.delete_organization(other.id)
+        with pytest.raises(NotFoundError):
+            hub.get_organization(other.id)
+
+        certificate = hub.issue_device_certificate(org_id, device.id)
+        assert certificate.data.clientId == device.id
+        assert certificate.serial in [c.serial for c in hub.list_certificates(org_id).certificates]
+        assert hub.revoke_certificate(org_id, certificate.serial).revoked_at is not None
+        hub.delete_device(org_id, device.id)
+        with pytest.raises(NotFoundError):
+            hub.get_device(org_id, device.id)
+
+
+async def test_identity_endpoints_through_the_async_client(shared_hub: ThreadedHub) -> None:
+    org_id = shared_hub.default_org.id
+    async with AsyncHubClient(shared_hub.url) as hub:
+        await hub.login(ADMIN_EMAIL, ADMIN_PASSWORD)
+        device = await hub.create_device(org_id, "async-device")
+        token = await hub.create_device_token(org_id, device.id)
+        assert (await hub.list_device_tokens(org_id, device.id)).count == 1
+        assert token.device_id == device.id
+        app = await hub.create_mqtt_token(org_id, "async app", subscribe=["#"], publish=["#"])
+        assert (await hub.get_mqtt_token(org_id, app.token_id)).permissions.publish == ["#"]
+        await hub.delete_device(org_id, device.id)
+        assert device.id not in [d.id for d in (await hub.list_devices(org_id)).devices]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, update
@@ -23,10 +22,10 @@ from tests.unit.messaging.fakes import FakeBroker
 
 
 @pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
-    await upgrade(url)
-    async with Database(url) as database:
+async def database(database_url: str) -> AsyncIterator[Database]:
+    """A migrated SQLite or PostgreSQL database with two organizations."""
+    await upgrade(database_url)
+    async with Database(database_url) as database:
         async with database.session() as session:
             session.add_all(
                 [
