@@ -19,7 +19,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from mqtthub.broker import packet_handlers
 from mqtthub.broker.connection_state import ConnectionState
@@ -74,7 +74,7 @@ class Connection(asyncio.Protocol):
         self.state = ConnectionState.AWAITING_CONNECT
         self.protocol_level = PROTOCOL_V311
         self.reader = PacketReader(max_packet_size=config.max_packet_size)
-        self.transport: asyncio.BaseTransport | None = None
+        self.transport: asyncio.Transport | None = None
         self.peer = "?"
         self.certificate = CertificateInfo(None, None, None)
         self.session: Session | None = None
@@ -112,7 +112,9 @@ class Connection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Register with the broker, which may refuse (connection limits) and close at once."""
-        self.transport = transport
+        # Stream transports of asyncio, uvloop and our WebSocket adapter all read and write; uvloop's are not
+        # subclasses of asyncio.Transport, so this is a cast rather than an isinstance check.
+        self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
             self.peer = f"{peer[0]}:{peer[1]}"
@@ -198,7 +200,7 @@ class Connection(asyncio.Protocol):
     def pause_reading(self, reason: str) -> None:
         """Stop reading the socket until every reason given here has been lifted."""
         transport = self.transport
-        if not self._read_pause_reasons and isinstance(transport, asyncio.ReadTransport) and not transport.is_closing():
+        if not self._read_pause_reasons and transport is not None and not transport.is_closing():
             transport.pause_reading()
         self._read_pause_reasons.add(reason)
 
@@ -206,7 +208,7 @@ class Connection(asyncio.Protocol):
         """Lift one reason for not reading."""
         self._read_pause_reasons.discard(reason)
         transport = self.transport
-        if not self._read_pause_reasons and isinstance(transport, asyncio.ReadTransport) and not transport.is_closing():
+        if not self._read_pause_reasons and transport is not None and not transport.is_closing():
             transport.resume_reading()
 
     # -- writing ------------------------------------------------------------------------------------------
@@ -262,7 +264,7 @@ class Connection(asyncio.Protocol):
         self._flush_handle = None
         out = self._out
         transport = self.transport
-        if not out or not isinstance(transport, asyncio.WriteTransport) or transport.is_closing():
+        if not out or transport is None or transport.is_closing():
             return
         self._out = []
         self.core.stats.bytes_sent += sum(map(len, out))

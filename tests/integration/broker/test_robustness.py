@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from mqtthub.broker.hooks import BrokerMessage
 from mqtthub.mqtt.packets import PROTOCOL_V311, Connect, Disconnect, Publish, Subscribe, SubscriptionRequest
 
@@ -96,3 +98,21 @@ async def test_connection_rate_limit() -> None:
         await eventually(lambda: broker.stats().connections_rejected >= 1)
         for client in clients:
             await client.close()
+
+
+def test_runs_on_uvloop() -> None:
+    uvloop = pytest.importorskip("uvloop")
+
+    async def scenario() -> None:
+        async with running_broker() as broker:
+            subscriber = await RawClient.open(broker.addresses["tcp"], PROTOCOL_V311)
+            await subscriber.connect("uv-sub")
+            subscriber.send(Subscribe(1, [SubscriptionRequest("uv/#", 1)]))
+            await subscriber.receive()
+            await broker.publish("uv/1", b"fast", qos=1)
+            packet = await subscriber.receive()
+            assert isinstance(packet, Publish)
+            assert packet.payload == b"fast"
+            await subscriber.close()
+
+    uvloop.run(scenario())
