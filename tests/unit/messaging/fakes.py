@@ -38,10 +38,19 @@ class FakeBroker:
         return self
 
     async def publish(
-        self, topic: str, payload: bytes, *, qos: int = 0, retain: bool = False, properties: Properties | None = None
+        self,
+        topic: str,
+        payload: bytes,
+        *,
+        qos: int = 0,
+        retain: bool = False,
+        properties: Properties | None = None,
+        on_delivered: Callable[[str], None] | None = None,
     ) -> None:
         self.provider()
-        message = BrokerMessage(topic, payload, qos, retain, properties, received_at=time.time())
+        message = BrokerMessage(
+            topic, payload, qos, retain, properties, received_at=time.time(), on_delivered=on_delivered
+        )
         self.route(message)
 
     def route(self, message: BrokerMessage) -> None:
