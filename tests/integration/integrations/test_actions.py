@@ -271,3 +271,46 @@ async def test_two_instances_split_a_shared_stream_without_loss_or_duplicates(
         payloads = list(await session.scalars(select(StoredEvent.payload)))
     sequences = sorted(json.loads(payload)["seq"] for payload in payloads)
     assert sequences == list(range(count))
+
+
+async def test_domain_and_http_actions_call_their_endpoints(
+    tmp_path: Path, database: Database, mosquitto: Mosquitto
+) -> None:
+    async with http_recorder() as api:
+        base = f"http://127.0.0.1:{api.port}"
+        product_id, (subscription_id,) = await seed(
+            database,
+            mosquitto,
+            [
+                {
+                    "name": "distributor_successful_created_policy",
+                    "actions": [
+                        {"type": "activate_policy", "params": {"policy_id": "{{event.policy_id}}"}},
+                        {
+                            "type": "http",
+                            "method": "GET",
+                            "url": base + "/policies",
+                            "params": {"id": "{{ event.policy_id }}", "n": "{{ event.n }}"},
+                        },
+                    ],
+                }
+            ],
+        )
+        settings = settings_for(tmp_path, integration_domain_actions_url=base + "/domain/")
+        async with IntegrationService(database, SECRETS, settings) as service:
+            await subscribed(service, product_id)
+            message = {"event": "distributor_successful_created_policy", "policy_id": "P-5", "n": 2}
+            await asyncio.to_thread(publish, mosquitto, TOPIC, events(message))
+            await wait_until(lambda: len(api.requests) == 2, what="two calls")
+    activate, lookup = api.requests
+    assert (activate.method, activate.path, activate.json()) == (
+        "POST",
+        "/domain/activate_policy",
+        {"policy_id": "P-5"},
+    )
+    assert (lookup.method, lookup.path) == ("GET", "/policies?id=P-5&n=2")
+    row = await stats(database, subscription_id)
+    while row.actions_executed < 2:
+        await asyncio.sleep(0.05)
+        row = await stats(database, subscription_id)
+    assert row.actions_failed == 0
