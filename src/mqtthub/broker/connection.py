@@ -27,7 +27,7 @@ from mqtthub.broker.hooks import Action, Principal
 from mqtthub.broker.session import Session
 from mqtthub.errors import ProtocolError
 from mqtthub.mqtt.codec import PacketReader, encode
-from mqtthub.mqtt.packets import PROTOCOL_V5, PROTOCOL_V311, Disconnect, Packet, Will
+from mqtthub.mqtt.packets import PROTOCOL_V5, PROTOCOL_V311, Disconnect, Packet, Properties, Will
 from mqtthub.mqtt.reason_codes import ReasonCode
 
 if TYPE_CHECKING:
@@ -290,7 +290,7 @@ class Connection(asyncio.Protocol):
             and self.state is ConnectionState.CONNECTED
             and reason_code >= 0x80
         ):
-            self.write_packet(Disconnect(reason_code))
+            self.write_packet(Disconnect(reason_code, Properties(reason_string=reason)))  # [MQTT-3.14.2.2.3]
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush()

@@ -22,7 +22,7 @@ from mqtthub.broker import Broker, BrokerConfig, ListenerConfig
 from mqtthub.broker.hooks import Action, BrokerMessage, BrokerObserver, ConnectInfo, MessageSink, Principal
 from mqtthub.errors import AuthenticationRefused
 from mqtthub.mqtt.codec import PacketReader, encode
-from mqtthub.mqtt.packets import PROTOCOL_V5, Connack, Connect, Packet
+from mqtthub.mqtt.packets import PROTOCOL_V5, Connack, Connect, Disconnect, Packet
 
 WAIT = 10.0
 """Generous upper bound for anything the tests wait on."""
@@ -240,3 +240,8 @@ def paho_props(packet_type: int, **values: Any) -> PahoProperties:
 def collect(into: list[BrokerMessage]) -> Callable[[BrokerMessage], None]:
     """A local-subscription callback appending to a list."""
     return into.append
+
+
+def disconnect_codes(packets: list[Packet]) -> list[int]:
+    """Reason codes of the DISCONNECT packets among ``packets``."""
+    return [packet.reason_code for packet in packets if isinstance(packet, Disconnect)]
