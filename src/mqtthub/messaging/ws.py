@@ -23,7 +23,7 @@ import asyncio
 import json
 import logging
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
@@ -82,7 +82,7 @@ class _Connection:
             await asyncio.sleep(interval)
             await self.send({"type": "heartbeat", "timestamp": datetime.now(UTC).isoformat()})
 
-    async def receive(self) -> None:
+    async def receive(self) -> NoReturn:
         while True:
             text = await self.websocket.receive_text()
             if text.strip().lower() == "ping":
@@ -172,8 +172,7 @@ async def stream(websocket: WebSocket) -> None:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(connection.forward(), name="ws-forward")
             tasks.create_task(connection.heartbeat(hub.settings.ws_heartbeat_interval), name="ws-heartbeat")
-            await connection.receive()
-            raise WebSocketDisconnect  # receive() only returns by raising; this keeps the type checker honest
+            await connection.receive()  # returns only by raising: the client went away
     except* WebSocketDisconnect:
         pass
     except* (RuntimeError, OSError) as group:
