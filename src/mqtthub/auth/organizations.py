@@ -14,16 +14,17 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mqtthub.api.deps import SessionDep
+from mqtthub.api.deps import SessionDep, get_hub
 from mqtthub.auth.bootstrap import make_short_id
 from mqtthub.auth.deps import AuthenticatedUser, CurrentUser, require_org_access
+from mqtthub.auth.live import broker_of, disconnect_after_commit
 from mqtthub.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationFailedError
-from mqtthub.models import Organization
+from mqtthub.models import ClientCertificate, Device, MqttApiToken, Organization
 
 SHORT_ID = re.compile(r"^[a-z0-9]{6,10}$")
 
@@ -110,6 +111,20 @@ async def visible_organization(session: AsyncSession, user: AuthenticatedUser, o
     return await get_organization(session, organization_id)
 
 
+async def organization_principals(session: AsyncSession, organization_id: str) -> list[str]:
+    """Broker principal ids of every device, API token and certificate of the organization."""
+    devices = await session.scalars(select(Device.id).where(Device.organization_id == organization_id))
+    tokens = await session.scalars(select(MqttApiToken.id).where(MqttApiToken.organization_id == organization_id))
+    serials = await session.scalars(
+        select(ClientCertificate.serial).where(ClientCertificate.organization_id == organization_id)
+    )
+    return [
+        *(f"device:{device_id}" for device_id in devices),
+        *(f"token:{token_id}" for token_id in tokens),
+        *(f"cert:{serial}" for serial in serials),
+    ]
+
+
 def _require_platform_admin(user: AuthenticatedUser) -> None:
     if not user.is_platform_admin:
         raise PermissionDeniedError("only a platform administrator manages organizations")
@@ -155,8 +170,8 @@ async def update(org_id: str, body: OrganizationUpdate, user: CurrentUser, sessi
 
 
 @router.delete("/{org_id}", status_code=204, summary="Delete an organization")
-async def delete(org_id: str, user: CurrentUser, session: SessionDep) -> Response:
-    """Delete an organization with everything in it (platform administrators only).
+async def delete(org_id: str, user: CurrentUser, session: SessionDep, request: Request) -> Response:
+    """Delete an organization with everything in it (platform administrators only); its clients are disconnected.
 
     The caller's own organization cannot be deleted, so an administrator cannot lock
     themselves out.
@@ -165,6 +180,8 @@ async def delete(org_id: str, user: CurrentUser, session: SessionDep) -> Respons
     if org_id == user.organization_id:
         raise ConflictError("you cannot delete your own organization")
     organization = await get_organization(session, org_id)
+    principals = await organization_principals(session, org_id)
     await session.delete(organization)
     await session.flush()
+    disconnect_after_commit(session, broker_of(get_hub(request)), principals)
     return Response(status_code=204)
