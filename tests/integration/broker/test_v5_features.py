@@ -154,3 +154,24 @@ async def test_delayed_will_sent_when_the_session_ends_first() -> None:
         assert (await fresh.connect("e", clean_start=True)).session_present is False
         await eventually(lambda: len(seen) == 1)
         await fresh.close()
+
+
+async def test_retain_handling_one_sends_retained_only_for_new_subscriptions() -> None:
+    async with running_broker() as broker:
+        await broker.publish("rh/1", b"kept", qos=1, retain=True)
+        client = await RawClient.open(broker.addresses["tcp"])
+        await client.connect("rh")
+        request = SubscriptionRequest("rh/#", 1, retain_handling=1)
+        client.send(Subscribe(1, [request]))
+        assert isinstance(await client.receive(), Suback)
+        first = await client.receive()
+        assert isinstance(first, Publish)
+        assert first.retain is True
+        client.send(Puback(first.packet_id or 0))
+        client.send(Subscribe(2, [request]))
+        assert isinstance(await client.receive(), Suback)
+        await broker.publish("rh/2", b"live", qos=0)
+        live = await client.receive()
+        assert isinstance(live, Publish)
+        assert live.payload == b"live"
+        await client.close()
