@@ -18,7 +18,7 @@ import asyncio
 import enum
 import logging
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,7 +163,7 @@ class RealtimeBus:
         self.queue_size = queue_size
         self.published = 0
         self._by_org: dict[str, set[Subscriber]] = {}
-        self._everything: set[Subscriber] = set()
+        self._everything: dict[Subscriber, Callable[[str], bool]] = {}
 
     def subscribe(
         self,
@@ -178,18 +178,27 @@ class RealtimeBus:
         self._by_org.setdefault(organization_id, set()).add(subscriber)
         return subscriber
 
-    def subscribe_all(self, *, maxsize: int | None = None) -> Subscriber:
-        """A subscriber to every organization's events (for bridges that route per organization themselves)."""
+    def subscribe_all(self, *, interest: Callable[[str], bool], maxsize: int | None = None) -> Subscriber:
+        """A subscriber to the events of every organization for which ``interest(organization_id)`` is true.
+
+        For bridges that route per organization themselves (Socket.IO rooms).
+        """
         subscriber = Subscriber(
             self, None, ("#",), maxsize=maxsize or self.queue_size, policy=OverflowPolicy.DROP_OLDEST
         )
-        self._everything.add(subscriber)
+        self._everything[subscriber] = interest
         return subscriber
+
+    def has_listeners(self, organization_id: str) -> bool:
+        """Whether any subscriber would receive an event of the organization (so it is worth building)."""
+        if organization_id in self._by_org:
+            return True
+        return any(interest(organization_id) for interest in self._everything.values())
 
     def remove(self, subscriber: Subscriber) -> None:
         """Forget a subscriber (called by :meth:`Subscriber.close`)."""
         if subscriber.organization_id is None:
-            self._everything.discard(subscriber)
+            self._everything.pop(subscriber, None)
             return
         members = self._by_org.get(subscriber.organization_id)
         if members is not None:
@@ -203,8 +212,9 @@ class RealtimeBus:
         for subscriber in list(self._by_org.get(event.organization_id, ())):
             if subscriber.wants(event):
                 subscriber.put(event)
-        for subscriber in list(self._everything):
-            subscriber.put(event)
+        for subscriber, interest in list(self._everything.items()):
+            if interest(event.organization_id):
+                subscriber.put(event)
 
     @property
     def subscriber_count(self) -> int:

@@ -48,6 +48,8 @@ class SocketIOGateway:
         self.server = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins="*", logger=False)
         self.asgi_app = socketio.ASGIApp(self.server, socketio_path=SOCKETIO_PATH)
         self._restricted: dict[str, StreamIdentity] = {}
+        self._members: dict[str, int] = {}
+        self._organization_of: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self.server.on("connect", self._connect)
@@ -80,13 +82,26 @@ class SocketIOGateway:
         if identity.allowed is not None:
             self._restricted[sid] = identity
         await self.server.enter_room(sid, room_of(identity.organization_id))
+        self._organization_of[sid] = identity.organization_id
+        self._members[identity.organization_id] = self._members.get(identity.organization_id, 0) + 1
         return True
 
     async def _disconnect(self, sid: str, *args: Any) -> None:
         self._restricted.pop(sid, None)
+        organization_id = self._organization_of.pop(sid, None)
+        if organization_id is not None:
+            left = self._members.get(organization_id, 1) - 1
+            if left > 0:
+                self._members[organization_id] = left
+            else:
+                self._members.pop(organization_id, None)
+
+    def _interested(self, organization_id: str) -> bool:
+        """Whether a Socket.IO client of the organization is connected (events are built only then)."""
+        return organization_id in self._members
 
     async def _bridge(self) -> None:
-        subscriber = self._bus.subscribe_all(maxsize=self._queue_size)
+        subscriber = self._bus.subscribe_all(interest=self._interested, maxsize=self._queue_size)
         try:
             async for event in subscriber:
                 try:

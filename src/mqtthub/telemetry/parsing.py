@@ -94,7 +94,7 @@ def decode_json(payload: bytes) -> Any:
         PayloadError: the payload is not UTF-8 JSON.
     """
     try:
-        return json.loads(payload)
+        return json.loads(payload.decode())
     except (UnicodeDecodeError, ValueError):
         raise PayloadError("payload", "not valid UTF-8 JSON") from None
 
@@ -105,6 +105,11 @@ def _number(value: Any) -> float | None:
         return None
     number = float(value)
     return number if math.isfinite(number) else None
+
+
+def _number_text(value: int | float) -> str:
+    """A JSON number as JSON text (what ``json.dumps`` gives, without its overhead)."""
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def _numeric_text(text: str) -> float | None:
@@ -159,7 +164,7 @@ def parse_datastream(document: Any) -> DatastreamReading:
     value = body["value"]
     number = _number(value)
     if number is not None:
-        raw = json.dumps(value)
+        raw = _number_text(value)
     elif isinstance(value, str) and not isinstance(value, bool):
         if len(value) > MAX_TEXT_VALUE:
             raise PayloadError("value", f"must be at most {MAX_TEXT_VALUE} characters")
@@ -219,7 +224,7 @@ def parse_sensor(sensor: str, document: Any) -> SensorReading:
     """Validate a ``device/{id}/telemetry/{sensor}`` message: a JSON object or a bare number."""
     number = _number(document)
     if number is not None:
-        return SensorReading(sensor, json.dumps(document), number)
+        return SensorReading(sensor, _number_text(document), number)
     if not isinstance(document, dict):
         raise PayloadError("payload", "must be a JSON object or a number")
     value = document.get("value")

@@ -97,7 +97,7 @@ class TelemetryService:
         self.prune_interval = prune_interval
         self.clock = clock
         self.directory = Directory()
-        self.store = TelemetryStore(self.directory)
+        self.store = TelemetryStore(self.directory, wants_events=self.realtime.has_listeners)
         self.writer: IngestWriter[Ingest] = IngestWriter(
             database,
             self.store,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -21,10 +21,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mqtthub.db.base import new_id
-from mqtthub.models import DeviceCommand, DeviceStatus, RejectedMessage, TelemetryAlert, TelemetryValue
+from mqtthub.models import DeviceCommand, DeviceStatus, RejectedMessage, TelemetryAlert
 from mqtthub.models.telemetry import CommandStatus
 from mqtthub.mqtt.reason_codes import ReasonCode
-from mqtthub.telemetry.directory import DeviceInfo, Directory
+from mqtthub.telemetry.directory import DefinitionInfo, DeviceInfo, Directory
 from mqtthub.telemetry.events import (
     alert_event,
     command_event,
@@ -35,7 +35,7 @@ from mqtthub.telemetry.events import (
     status_json,
     telemetry_event,
 )
-from mqtthub.telemetry.ingest import Ingest, IngestKind
+from mqtthub.telemetry.ingest import Ingest, IngestKind, Source
 from mqtthub.telemetry.parsing import (
     CommandReply,
     DatastreamReading,
@@ -48,7 +48,6 @@ from mqtthub.telemetry.thresholds import check_reading, effective_thresholds
 logger = logging.getLogger(__name__)
 
 MAX_LOGGED_PAYLOAD = 2048
-_VALUES = cast(Table, TelemetryValue.__table__)
 _ALERTS = cast(Table, TelemetryAlert.__table__)
 _REJECTED = cast(Table, RejectedMessage.__table__)
 _STATUS = cast(Table, DeviceStatus.__table__)
@@ -59,23 +58,42 @@ def _moment(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
+_VALUE_COLUMNS = ("device_id", "definition_id", "sensor", "value", "raw", "urgent", "source", "ts_ms", "received_ms")
+
+
+def _values_sql(dialect: str) -> str:
+    # The hottest statement: executed through the driver's executemany, without per-row
+    # SQLAlchemy parameter processing (the columns are plain strings, numbers and booleans).
+    if dialect == "postgresql":
+        marks = ", ".join(f"${n}" for n in range(1, len(_VALUE_COLUMNS) + 1))
+    else:
+        marks = ", ".join("?" for _ in _VALUE_COLUMNS)
+    return f"INSERT INTO telemetry_values ({', '.join(_VALUE_COLUMNS)}) VALUES ({marks})"  # noqa: S608 (constants)
+
+
 class _Batch:
     """Rows collected while walking one batch."""
 
     def __init__(self) -> None:
-        self.values: list[dict[str, Any]] = []
+        self.values: list[tuple[Any, ...]] = []
         self.alerts: list[dict[str, Any]] = []
         self.rejected: list[dict[str, Any]] = []
         self.statuses: dict[str, dict[str, Any]] = {}
         self.status_items: dict[str, tuple[Ingest, str]] = {}
-        self.seen: dict[str, datetime] = {}
+        self.seen: dict[str, int] = {}
 
 
 class TelemetryStore:
     """Writes ingest batches; see the module docstring."""
 
-    def __init__(self, directory: Directory) -> None:
+    def __init__(self, directory: Directory, *, wants_events: Callable[[str], bool] | None = None) -> None:
         self.directory = directory
+        self.wants_events = wants_events or (lambda organization_id: True)
+        self._sql: dict[str, str] = {}
+
+    def _describe(self, item: Ingest, organization_id: str) -> bool:
+        """Whether to build the JSON of a stored reading: for an HTTP response or a live listener."""
+        return item.source is Source.HTTP or self.wants_events(organization_id)
 
     async def write(self, session: AsyncSession, items: Sequence[Ingest]) -> list[int]:
         """Add the batch's rows; return one reason code per item (>= 0x80: not stored)."""
@@ -129,9 +147,8 @@ class TelemetryStore:
         batch: _Batch,
         item: Ingest,
         device: DeviceInfo,
-        definitions: dict[int, Any],
+        definitions: dict[int, DefinitionInfo],
     ) -> int:
-        now = _moment(item.received_ms)
         body = item.body
         if isinstance(body, DatastreamReading):
             definition = definitions.get(body.telemetry_data_id)
@@ -149,7 +166,7 @@ class TelemetryStore:
                 online=body.status != "offline",
                 status=body.status,
                 status_at=_moment(body.timestamp_ms or item.received_ms),
-                last_seen=now,
+                last_seen=_moment(item.received_ms),
             )
             if body.metadata:
                 row.update(metadata=body.metadata, battery=body.battery, signal=body.signal)
@@ -160,36 +177,46 @@ class TelemetryStore:
                 item.rejection = PayloadError("commandId", f"no command {body.command_id!r} for this device")
                 return ReasonCode.PAYLOAD_FORMAT_INVALID
         elif item.kind is IngestKind.CONNECTED:
+            now = _moment(item.received_ms)
             row = self._status_row(batch, device.id)
             row.update(online=True, status="online", connected_at=now, last_seen=now)
             batch.status_items[device.id] = (item, device.organization_id)
         elif item.kind is IngestKind.DISCONNECTED:
+            now = _moment(item.received_ms)
             row = self._status_row(batch, device.id)
             row.update(online=False, status="offline", disconnected_at=now, last_seen=now)
             batch.status_items[device.id] = (item, device.organization_id)
         elif item.kind is IngestKind.COMMAND_DELIVERED:
             await self._command_delivered(session, item, device)
         if item.kind in _DATA_KINDS:
-            batch.seen[device.id] = now
+            batch.seen[device.id] = item.received_ms
         return ReasonCode.SUCCESS
 
     def _datastream(
-        self, batch: _Batch, item: Ingest, device: DeviceInfo, body: DatastreamReading, definition: Any
+        self, batch: _Batch, item: Ingest, device: DeviceInfo, body: DatastreamReading, definition: DefinitionInfo
     ) -> None:
         ts_ms = body.timestamp_ms or item.received_ms
         batch.values.append(
-            {
-                "device_id": device.id,
-                "definition_id": definition.id,
-                "sensor": definition.key,
-                "value": body.value,
-                "raw": body.raw,
-                "urgent": body.urgent,
-                "source": item.source.value,
-                "ts_ms": ts_ms,
-                "received_ms": item.received_ms,
-            }
+            (
+                device.id,
+                definition.id,
+                definition.key,
+                body.value,
+                body.raw,
+                body.urgent,
+                item.source.value,
+                ts_ms,
+                item.received_ms,
+            )
         )
+        if self._describe(item, device.organization_id):
+            self._datastream_data(item, device, body, definition, ts_ms)
+        self._thresholds(batch, item, device, body, definition)
+
+    @staticmethod
+    def _datastream_data(
+        item: Ingest, device: DeviceInfo, body: DatastreamReading, definition: DefinitionInfo, ts_ms: int
+    ) -> None:
         data = {
             "deviceId": device.id,
             "telemetryDataId": definition.id,
@@ -204,6 +231,11 @@ class TelemetryStore:
         }
         item.stored = data
         item.events.append(datastream_event(device.organization_id, data))
+
+    @staticmethod
+    def _thresholds(
+        batch: _Batch, item: Ingest, device: DeviceInfo, body: DatastreamReading, definition: DefinitionInfo
+    ) -> None:
         low, high = effective_thresholds(
             body.threshold_min, body.threshold_max, definition.min_threshold, definition.max_threshold
         )
@@ -229,18 +261,10 @@ class TelemetryStore:
     def _sensor(self, batch: _Batch, item: Ingest, device: DeviceInfo, body: SensorReading) -> None:
         ts_ms = body.timestamp_ms or item.received_ms
         batch.values.append(
-            {
-                "device_id": device.id,
-                "definition_id": None,
-                "sensor": body.sensor,
-                "value": body.value,
-                "raw": body.raw,
-                "urgent": False,
-                "source": item.source.value,
-                "ts_ms": ts_ms,
-                "received_ms": item.received_ms,
-            }
+            (device.id, None, body.sensor, body.value, body.raw, False, item.source.value, ts_ms, item.received_ms)
         )
+        if not self._describe(item, device.organization_id):
+            return
         data = {
             "deviceId": device.id,
             "sensor": body.sensor,
@@ -317,17 +341,22 @@ class TelemetryStore:
     # --- per batch -------------------------------------------------------------------------------
 
     async def _flush(self, session: AsyncSession, batch: _Batch) -> None:
+        dialect = session.get_bind().dialect.name
         if batch.values:
-            await session.execute(insert(_VALUES), batch.values)
+            sql = self._sql.get(dialect)
+            if sql is None:
+                sql = self._sql[dialect] = _values_sql(dialect)
+            connection = await session.connection()
+            await connection.exec_driver_sql(sql, batch.values)
         if batch.alerts:
             await session.execute(insert(_ALERTS), batch.alerts)
         if batch.rejected:
             await session.execute(insert(_REJECTED), batch.rejected)
-        dialect_insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         if batch.statuses:
             await self._upsert_status(session, dialect_insert, batch)
         touched = [
-            {"device_id": device_id, "online": True, "status": "online", "last_seen": moment}
+            {"device_id": device_id, "online": True, "status": "online", "last_seen": _moment(moment)}
             for device_id, moment in batch.seen.items()
             if device_id not in batch.statuses
         ]

@@ -72,14 +72,22 @@ async def test_a_waiting_reader_is_woken_and_close_ends_iteration() -> None:
     sub.close()
 
 
-async def test_subscribe_all_sees_every_organization() -> None:
+async def test_subscribe_all_sees_the_organizations_it_is_interested_in() -> None:
     bus = RealtimeBus()
-    everything = bus.subscribe_all()
+    assert not bus.has_listeners("a")
+    everything = bus.subscribe_all(interest=lambda org: org != "c")
+    assert bus.has_listeners("a")
+    assert not bus.has_listeners("c")
     bus.publish(_event("a"))
+    bus.publish(_event("c"))
     bus.publish(_event("b"))
     assert [(await everything.get()).organization_id for _ in range(2)] == ["a", "b"]
+    assert everything.qsize() == 0
     everything.close()
     assert bus.subscriber_count == 0
+    assert not bus.has_listeners("a")
+    bus.subscribe("c", ["#"])
+    assert bus.has_listeners("c")
 
 
 @pytest.mark.parametrize("bad", ["", "a/#/b", "a+", "$SYS/#", "x" * 0])
