@@ -133,6 +133,7 @@ class BrokerCore:
             old = cast(Connection, session.link)
             old.close(ReasonCode.SESSION_TAKEN_OVER, "session taken over")
             self._detach(old, session)
+            session = self.sessions.get(key)  # detaching ends a session whose expiry interval is 0
         if session is not None and clean_start:
             self.discard_session(session)
             session = None
@@ -192,7 +193,8 @@ class BrokerCore:
             session.expiry_timer = self._loop.call_later(session.expiry_interval, self._expire, session)
 
     def _expire(self, session: Session) -> None:
-        if session.link is None and self.sessions.get(session.key) is session:
+        session.expiry_timer = None
+        if session.link is None:
             self.discard_session(session)
 
     def discard_session(self, session: Session) -> None:

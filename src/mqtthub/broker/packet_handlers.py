@@ -265,7 +265,8 @@ async def on_subscribe(conn: Connection, packet: Subscribe) -> None:
     """SUBSCRIBE [MQTT-3.8.4]: authorize each filter, register, SUBACK, then retained messages."""
     core = conn.core
     session = conn.session
-    assert session is not None
+    if session is None:
+        return  # taken over or closed before this packet's turn came
     v5 = conn.protocol_level == PROTOCOL_V5
     props = packet.properties
     identifier = props.subscription_identifiers[0] if props is not None and props.subscription_identifiers else None
@@ -279,7 +280,10 @@ async def on_subscribe(conn: Connection, packet: Subscribe) -> None:
             continue
         if group is not None and request.no_local:
             raise ProtocolError("no local on a shared subscription [MQTT-3.8.3-4]")
-        if not await authorized(conn, Action.SUBSCRIBE, plain):
+        allowed = await authorized(conn, Action.SUBSCRIBE, plain)
+        if conn.session is not session:
+            return  # the session moved to another connection (or ended) while the authorizer ran
+        if not allowed:
             core.stats.subscribe_denied += 1
             logger.info("subscribe denied: client %s filter %s", conn.client_id, request.topic_filter)
             codes.append(ReasonCode.NOT_AUTHORIZED if v5 else 0x80)

@@ -261,3 +261,20 @@ async def test_sys_topics_published() -> None:
         assert packet.topic == "$SYS/broker/clients/connected"
         assert packet.retain is True
         await client.close()
+
+
+async def test_takeover_of_a_session_that_ends_with_its_connection() -> None:
+    async with running_broker() as broker:
+        first = await RawClient.open(broker.addresses["tcp"])
+        await first.connect("dup", clean_start=False, properties=Properties(session_expiry_interval=0))
+        await subscribe(first, "t/#")
+        second = await RawClient.open(broker.addresses["tcp"])
+        connack = await second.connect("dup", clean_start=False, properties=Properties(session_expiry_interval=60))
+        assert connack.session_present is False
+        assert disconnect_codes(await first.closed()) == [0x8E]
+        assert broker.stats().subscriptions == 0
+        third = await RawClient.open(broker.addresses["tcp"])
+        await third.connect("dup", clean_start=True)
+        assert disconnect_codes(await second.closed()) == [0x8E]
+        await third.close()
+        await eventually(lambda: broker.stats().sessions == 0)
