@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from brokers import Target, mosquitto_version, rss_kib, started
+from brokers import RunningBroker, Target, cpu_seconds, mosquitto_version, rss_kib, started
 from loadgen import Flow, FlowResult, hold_idle, run_flow
 from run_broker import raise_open_files_limit
 
@@ -140,6 +140,8 @@ class Measurement:
     value: float
     detail: str = ""
     shortfall: str = ""
+    cpu_us: float = float("nan")
+    """Broker CPU time (user + system) per message received by the subscribers, in microseconds."""
 
 
 def _percentile(sorted_values: list[int], fraction: float) -> float:
@@ -160,28 +162,43 @@ def measure(scenario: Scenario, target: Target, quick: bool, profile_dir: Path |
     with started(target, profile=profile) as broker:
         time.sleep(0.3)
         if scenario.kind == "memory":
-            connections = IDLE_CONNECTIONS // 10 if quick else IDLE_CONNECTIONS
-            before = rss_kib(broker.pid)
-            opened, after, errors = hold_idle(broker.port, connections, lambda _: rss_kib(broker.pid))
-            if not opened:
-                return Measurement(float("nan"), shortfall="; ".join(errors[:2]) or "no connection opened")
-            short = f"opened {opened:,} of {connections:,}; " + "; ".join(errors[:2]) if opened < connections else ""
-            detail = f"RSS {before / 1024:.1f} → {after / 1024:.1f} MiB"
-            return Measurement((after - before) / opened, detail, short)
+            return _measure_memory(broker, IDLE_CONNECTIONS // 10 if quick else IDLE_CONNECTIONS)
         assert scenario.flow is not None
         flow = scenario.flow
         if quick:
             flow = replace(flow, messages=max(flow.messages // 10, flow.publishers))
+        cpu_before = cpu_seconds(broker.pid)
         result = run_flow(broker.port, flow)
-        if scenario.kind == "latency":
-            # The first second is warm-up (connections, caches, the loop's first timers).
-            samples = sorted(result.latencies_ns[LATENCY_RATE:] or result.latencies_ns)
-            if not samples:
-                return Measurement(float("nan"), shortfall=_shortfall(result) or "no samples")
-            p50, p99 = _percentile(samples, 0.50) / 1e6, _percentile(samples, 0.99) / 1e6
-            detail = f"{p50:.3f} / {p99:.3f}"
-            return Measurement(p99, detail, _shortfall(result))
-        return Measurement(result.rate, f"{result.delivered:,} msgs in {result.seconds:.2f} s", _shortfall(result))
+        cpu_used = cpu_seconds(broker.pid) - cpu_before
+    cpu_us = cpu_used / result.delivered * 1e6 if result.delivered else float("nan")
+    shortfall = _shortfall(result)
+    # The embedded broker reports what it dropped on purpose when its queue bounds were reached.
+    dropped = [
+        f"{broker.final_stats[name]:,} dropped by the broker ({name})"
+        for name in ("qos0_dropped", "queue_dropped")
+        if broker.final_stats.get(name)
+    ]
+    if dropped:
+        shortfall = "; ".join(part for part in (shortfall, *dropped) if part)
+    if scenario.kind == "latency":
+        # The first second is warm-up (connections, caches, the loop's first timers).
+        samples = sorted(result.latencies_ns[LATENCY_RATE:] or result.latencies_ns)
+        if not samples:
+            return Measurement(float("nan"), shortfall=shortfall or "no samples")
+        p50, p99 = _percentile(samples, 0.50) / 1e6, _percentile(samples, 0.99) / 1e6
+        return Measurement(p99, f"{p50:.3f} / {p99:.3f}", shortfall, cpu_us)
+    rate = result.rate if result.delivered else float("nan")
+    return Measurement(rate, f"{result.delivered:,} msgs in {result.seconds:.2f} s", shortfall, cpu_us)
+
+
+def _measure_memory(broker: RunningBroker, connections: int) -> Measurement:
+    before = rss_kib(broker.pid)
+    opened, after, errors = hold_idle(broker.port, connections, lambda _: rss_kib(broker.pid))
+    if not opened:
+        return Measurement(float("nan"), shortfall="; ".join(errors[:2]) or "no connection opened")
+    short = f"opened {opened:,} of {connections:,}; " + "; ".join(errors[:2]) if opened < connections else ""
+    detail = f"RSS {before / 1024:.1f} → {after / 1024:.1f} MiB"
+    return Measurement((after - before) / opened, detail, short)
 
 
 def _best(kind: str, runs: list[Measurement]) -> Measurement:
@@ -223,23 +240,17 @@ def _format(kind: str, m: Measurement) -> str:
     return f"{m.value:.1f}"
 
 
-def render(
-    results: dict[str, dict[str, Measurement]],
-    targets: list[Target],
-    info: dict[str, str],
-    load: tuple[tuple[float, ...], tuple[float, ...]],
-    quick: bool,
-    repeat: int,
-) -> str:
-    """The Markdown block written to docs/benchmarks.md."""
-    ours = [t for t in targets if not t.is_mosquitto]
+def _row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _results_table(results: dict[str, dict[str, Measurement]], ours: list[Target]) -> list[str]:
     units = {"throughput": "msg/s received", "latency": "ms", "memory": "KiB"}
     header = ["Scenario", "Unit", "mosquitto"]
     for target in ours:
         header += [target.label, "ratio"]
     header += ["Target", "Met"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
-    notes: list[str] = []
+    lines = [_row(header), _row(["---"] * len(header))]
     for scenario in SCENARIOS:
         row_results = results.get(scenario.key)
         if not row_results:
@@ -254,12 +265,34 @@ def render(
             ok = ratio == ratio and scenario.check(mine.value, ratio)
             met.append(f"{target.key.removeprefix('mqtthub-')}: {'yes' if ok else 'no'}")
         cells += [scenario.target, ", ".join(met)]
-        lines.append("| " + " | ".join(cells) + " |")
-        for key, m in row_results.items():
-            if m.shortfall:
-                notes.append(f"- {scenario.title}, {key}: {m.shortfall}")
-            if scenario.kind == "memory" and m.detail:
-                notes.append(f"- {scenario.title}, {key}: {m.detail}")
+        lines.append(_row(cells))
+    return lines
+
+
+def _cpu_table(results: dict[str, dict[str, Measurement]], targets: list[Target]) -> list[str]:
+    header = ["Scenario", *(target.label for target in targets)]
+    lines = [_row(header), _row(["---"] * len(header))]
+    for scenario in SCENARIOS:
+        row_results = results.get(scenario.key)
+        if not row_results or scenario.kind == "memory":
+            continue
+        cells = [scenario.title]
+        for target in targets:
+            cpu = row_results[target.key].cpu_us
+            cells.append(f"{cpu:.1f}" if cpu == cpu else "n/a")
+        lines.append(_row(cells))
+    return lines
+
+
+def render(
+    results: dict[str, dict[str, Measurement]],
+    targets: list[Target],
+    info: dict[str, str],
+    load: tuple[tuple[float, ...], tuple[float, ...]],
+    quick: bool,
+    repeat: int,
+) -> str:
+    """The Markdown block written to docs/benchmarks.md."""
     start_load, end_load = load
     out = [
         START_MARK,
@@ -272,20 +305,32 @@ def render(
     ]
     if quick:
         out += ["**Quick run (a tenth of the load): a smoke test, not a measurement.**", ""]
-    if max(start_load[0], end_load[0]) >= 1.0:
+    busiest = max(start_load[0], end_load[0])
+    if busiest >= 1.0:
         out += [
-            f"The machine was busy: other processes kept the load average around {max(start_load[0], end_load[0]):.1f}"
-            f" on {os.cpu_count()} cores during the run, so absolute figures are lower and noisier than on an idle"
-            " machine; the brokers ran one after the other under the same conditions, so ratios are the fairer"
-            " comparison.",
+            f"**Busy machine:** the benchmark shared these {os.cpu_count()} cores with other work (1-minute load"
+            f" average {start_load[0]:.1f} at the start, {end_load[0]:.1f} at the end, the benchmark's own processes"
+            " included). Absolute figures are lower and noisier than on an idle machine; the brokers took turns"
+            " under the same conditions, so the ratios and the CPU cost per message below are the fairer comparison.",
             "",
         ]
-    out += lines
+    out += _results_table(results, [t for t in targets if not t.is_mosquitto])
     out += [
         "",
         f"Throughput and latency: best of {repeat} run(s) per broker. Ratio = mqtthub / mosquitto (for latency, of"
         " the p99; for memory, of KiB per connection: lower is better for both).",
+        "",
+        "Broker CPU time (user + system) per message received by the subscribers, in µs (lower is better):",
+        "",
+        *_cpu_table(results, targets),
     ]
+    notes: list[str] = []
+    for scenario in SCENARIOS:
+        for key, m in results.get(scenario.key, {}).items():
+            if m.shortfall:
+                notes.append(f"- {scenario.title}, {key}: {m.shortfall}")
+            if scenario.kind == "memory" and m.detail:
+                notes.append(f"- {scenario.title}, {key}: {m.detail}")
     if notes:
         out += ["", *notes]
     out += ["", END_MARK]
@@ -318,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the scenarios, print the table, write the doc."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a tenth of the load (smoke test)")
-    parser.add_argument("--repeat", type=int, default=1, help="runs per broker and scenario; the best counts")
+    parser.add_argument("--repeat", type=int, default=2, help="runs per broker and scenario; the best counts")
     parser.add_argument("--only", nargs="+", choices=[s.key for s in SCENARIOS], help="scenarios to run")
     parser.add_argument("--no-write", action="store_true", help="print only, leave docs/benchmarks.md alone")
     parser.add_argument("--profile", type=Path, metavar="DIR", help="profile the embedded broker instead")

@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import re
 import select
 import socket
@@ -17,7 +19,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -53,12 +55,16 @@ class Target:
         return self.key == "mosquitto"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RunningBroker:
-    """A started broker: its process id and the port it listens on."""
+    """A started broker: its process id and the port it listens on.
+
+    ``final_stats`` is filled when the embedded broker has stopped: its counters (``BrokerStats``).
+    """
 
     pid: int
     port: int
+    final_stats: dict[str, int] = field(default_factory=dict)
 
 
 def mosquitto_version() -> str:
@@ -74,6 +80,12 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used (``/proc/<pid>/stat``), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _free_port() -> int:
@@ -143,10 +155,13 @@ def started(target: Target, *, profile: Path | None = None) -> Iterator[RunningB
         if profile is not None:
             command += ["--profile", str(profile)]
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+        final_stats: dict[str, int] = {}
         try:
-            port = _read_ready(process, 30)
-            yield RunningBroker(process.pid, port)
+            yield RunningBroker(process.pid, _read_ready(process, 30), final_stats)
         finally:
             _stop(process)
             if process.stdout is not None:
+                for line in process.stdout.read().decode().splitlines():
+                    if line.startswith("stats "):
+                        final_stats.update(json.loads(line.removeprefix("stats ")))
                 process.stdout.close()

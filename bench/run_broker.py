@@ -2,8 +2,8 @@
 
 The broker listens on 127.0.0.1 with one TCP listener, lets every client in and
 allows every publish and subscribe, so the benchmark measures the broker and not
-the hub's identity checks. Once bound it prints ``ready <port>`` on stdout; it
-stops gracefully on SIGTERM or SIGINT.
+the hub's identity checks. Once bound it prints ``ready <port>`` on stdout; on
+SIGTERM or SIGINT it prints ``stats <JSON of BrokerStats>`` and stops gracefully.
 
 Usage::
 
@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import dataclasses
+import json
 import resource
 import signal
 import sys
@@ -65,6 +67,8 @@ async def serve(port: int, max_connections: int) -> None:
     async with Broker(config, authenticator=allow, authorizer=allow) as broker:
         print(f"ready {broker.addresses['tcp'][1]}", flush=True)
         await stop.wait()
+        # The counters say what the broker dropped and why (queue bounds), which a client cannot tell.
+        print(f"stats {json.dumps(dataclasses.asdict(broker.stats()))}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
