@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from mqtthub.realtime import Event
 from mqtthub.telemetry.parsing import (
@@ -40,12 +40,12 @@ class IngestKind(enum.StrEnum):
     COMMAND_DELIVERED = "command_delivered"
 
 
-class Source(enum.StrEnum):
-    """Where an item came from."""
+class Source:
+    """Where an item came from (plain strings: they go into ``telemetry_values.source`` as they are)."""
 
-    MQTT = "mqtt"
-    HTTP = "http"
-    BROKER = "broker"
+    MQTT: Final = "mqtt"
+    HTTP: Final = "http"
+    BROKER: Final = "broker"
 
 
 Body = DatastreamReading | StatusReport | SensorReading | CommandReply
@@ -57,7 +57,7 @@ class Ingest:
 
     kind: IngestKind
     device_id: str
-    source: Source
+    source: str
     received_ms: int
     short_id: str | None = None
     """The namespace an MQTT message arrived in; the device must belong to that organization."""
@@ -68,10 +68,20 @@ class Ingest:
     body: Body | None = None
     error: PayloadError | None = None
     command_id: str | None = None
+    from_device: bool = False
+    """A message the device sent (as opposed to an event the hub observed about it)."""
     # Filled in by the store for the batch that wrote the item:
     rejection: PayloadError | None = None
     events: list[Event] = field(default_factory=list)
     stored: dict[str, Any] | None = None
+
+
+_KIND_OF_ROUTE: dict[str, IngestKind] = {
+    Route.DATASTREAM: IngestKind.DATASTREAM,
+    Route.STATUS: IngestKind.STATUS,
+    Route.TELEMETRY: IngestKind.TELEMETRY,
+    Route.COMMAND_REPLY: IngestKind.COMMAND_REPLY,
+}
 
 
 def _parse(kind: IngestKind, sensor: str | None, document: Any) -> Body:
@@ -81,9 +91,7 @@ def _parse(kind: IngestKind, sensor: str | None, document: Any) -> Body:
         return parse_status(document)
     if kind is IngestKind.TELEMETRY:
         return parse_sensor(sensor or "", document)
-    if kind is IngestKind.COMMAND_REPLY:
-        return parse_command_reply(document)
-    raise ValueError(f"{kind} is not a device message")
+    return parse_command_reply(document)
 
 
 def from_message(
@@ -91,7 +99,7 @@ def from_message(
     device_id: str,
     payload: bytes,
     *,
-    source: Source,
+    source: str,
     received_ms: int,
     topic: str,
     sensor: str | None = None,
@@ -99,7 +107,7 @@ def from_message(
     organization_id: str | None = None,
 ) -> Ingest:
     """An item for a device message, parsed and validated; ``error`` is set when it is invalid."""
-    kind = IngestKind(route.value)
+    kind = _KIND_OF_ROUTE[route]
     item = Ingest(
         kind,
         device_id,
@@ -109,6 +117,7 @@ def from_message(
         organization_id=organization_id,
         topic=topic,
         payload=payload,
+        from_device=True,
     )
     try:
         item.body = _parse(kind, sensor, decode_json(payload))

@@ -87,6 +87,16 @@ class CommandReply:
     error: str | None = None
 
 
+def _stdlib_loads(payload: bytes) -> Any:
+    return json.loads(payload.decode())
+
+
+try:  # orjson (the ``speed`` extra) parses small documents several times faster
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover - depends on the installed extras
+    _loads = _stdlib_loads
+
+
 def decode_json(payload: bytes) -> Any:
     """The JSON document in an MQTT payload.
 
@@ -94,7 +104,7 @@ def decode_json(payload: bytes) -> Any:
         PayloadError: the payload is not UTF-8 JSON.
     """
     try:
-        return json.loads(payload.decode())
+        return _loads(payload)
     except (UnicodeDecodeError, ValueError):
         raise PayloadError("payload", "not valid UTF-8 JSON") from None
 

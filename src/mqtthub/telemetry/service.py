@@ -139,7 +139,7 @@ class TelemetryService:
             if item.rejection is not None:
                 self.rejected[item.rejection.field] += 1
             elif code < 0x80:
-                self.stored[item.kind.value] += 1
+                self.stored[item.kind] += 1
             for event in item.events:
                 self.realtime.publish(event)
 

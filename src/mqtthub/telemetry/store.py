@@ -51,7 +51,6 @@ MAX_LOGGED_PAYLOAD = 2048
 _ALERTS = cast(Table, TelemetryAlert.__table__)
 _REJECTED = cast(Table, RejectedMessage.__table__)
 _STATUS = cast(Table, DeviceStatus.__table__)
-_DATA_KINDS = frozenset({IngestKind.DATASTREAM, IngestKind.TELEMETRY, IngestKind.STATUS, IngestKind.COMMAND_REPLY})
 
 
 def _moment(ms: int) -> datetime:
@@ -93,7 +92,7 @@ class TelemetryStore:
 
     def _describe(self, item: Ingest, organization_id: str) -> bool:
         """Whether to build the JSON of a stored reading: for an HTTP response or a live listener."""
-        return item.source is Source.HTTP or self.wants_events(organization_id)
+        return item.source == Source.HTTP or self.wants_events(organization_id)
 
     async def write(self, session: AsyncSession, items: Sequence[Ingest]) -> list[int]:
         """Add the batch's rows; return one reason code per item (>= 0x80: not stored)."""
@@ -133,10 +132,10 @@ class TelemetryStore:
             or (item.short_id is not None and device.short_id != item.short_id)
             or (item.organization_id is not None and device.organization_id != item.organization_id)
         ):
-            if item.kind in _DATA_KINDS:
+            if item.from_device:
                 item.rejection = PayloadError("device", "no such device in this organization")
             return ReasonCode.NOT_AUTHORIZED
-        if not device.enabled and item.kind in _DATA_KINDS:
+        if not device.enabled and item.from_device:
             item.rejection = PayloadError("device", "the device is disabled")
             return ReasonCode.NOT_AUTHORIZED
         return None
@@ -188,7 +187,7 @@ class TelemetryStore:
             batch.status_items[device.id] = (item, device.organization_id)
         elif item.kind is IngestKind.COMMAND_DELIVERED:
             await self._command_delivered(session, item, device)
-        if item.kind in _DATA_KINDS:
+        if item.from_device:
             batch.seen[device.id] = item.received_ms
         return ReasonCode.SUCCESS
 
@@ -204,7 +203,7 @@ class TelemetryStore:
                 body.value,
                 body.raw,
                 body.urgent,
-                item.source.value,
+                item.source,
                 ts_ms,
                 item.received_ms,
             )
@@ -227,7 +226,7 @@ class TelemetryStore:
             "urgent": body.urgent,
             "timestamp": iso_ms(ts_ms),
             "receivedAt": iso_ms(item.received_ms),
-            "source": item.source.value,
+            "source": item.source,
         }
         item.stored = data
         item.events.append(datastream_event(device.organization_id, data))
@@ -261,7 +260,7 @@ class TelemetryStore:
     def _sensor(self, batch: _Batch, item: Ingest, device: DeviceInfo, body: SensorReading) -> None:
         ts_ms = body.timestamp_ms or item.received_ms
         batch.values.append(
-            (device.id, None, body.sensor, body.value, body.raw, False, item.source.value, ts_ms, item.received_ms)
+            (device.id, None, body.sensor, body.value, body.raw, False, item.source, ts_ms, item.received_ms)
         )
         if not self._describe(item, device.organization_id):
             return
@@ -271,7 +270,7 @@ class TelemetryStore:
             "value": body.value,
             "payload": json.loads(body.raw),
             "timestamp": iso_ms(ts_ms),
-            "source": item.source.value,
+            "source": item.source,
         }
         item.stored = data
         item.events.append(telemetry_event(device.organization_id, data))
@@ -328,7 +327,7 @@ class TelemetryStore:
             {
                 "organization_id": organization_id,
                 "device_id": item.device_id[:200],
-                "source": item.source.value,
+                "source": item.source,
                 "topic": item.topic[:1024],
                 "field": rejection.field[:100],
                 "reason": rejection.reason[:500],
