@@ -142,6 +142,23 @@ class Settings(BaseSettings):
     smtp_starttls: bool = Field(True, description="Upgrade the SMTP connection with STARTTLS.")
     smtp_timeout: float = Field(30.0, gt=0, description="Seconds allowed for one SMTP delivery.")
 
+    # --- telemetry (device messages, history, live push) -------------------------------------------
+    telemetry_queue_size: int = Field(
+        10_000,
+        ge=1,
+        description="Device messages queued for the database; beyond it QoS 1/2 publishers are paused, QoS 0 dropped.",
+    )
+    telemetry_batch_size: int = Field(1000, ge=1, description="Most device messages written in one transaction.")
+    telemetry_batch_delay_ms: float = Field(
+        2.0, ge=0, le=1000, description="Milliseconds the ingest writer lets a batch fill before writing it."
+    )
+    telemetry_retention_days: float = Field(
+        30.0, ge=0, description="Readings, alerts and rejected messages older than this are pruned (0 keeps all)."
+    )
+    realtime_queue_size: int = Field(
+        1000, ge=1, description="Live events queued per `/api/v1/stream` or Socket.IO client; the oldest are dropped."
+    )
+
     # --- operations -------------------------------------------------------------------------------
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Least severe level logged.")
     log_format: Literal["text", "json"] = Field("text", description="`text` for people, `json` for log collectors.")

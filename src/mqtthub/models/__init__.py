@@ -11,11 +11,23 @@ from mqtthub.models.integrations import (
     StoredEvent,
 )
 from mqtthub.models.messaging import HistoryMessage, MessageSubscription
+from mqtthub.models.telemetry import (
+    CommandStatus,
+    DeviceCommand,
+    DeviceStatus,
+    RejectedMessage,
+    TelemetryAlert,
+    TelemetryDefinition,
+    TelemetryValue,
+)
 
 __all__ = [
     "ActionFailure",
     "ClientCertificate",
+    "CommandStatus",
     "Device",
+    "DeviceCommand",
+    "DeviceStatus",
     "DeviceToken",
     "EmailTemplate",
     "EventSubscription",
@@ -25,7 +37,11 @@ __all__ = [
     "MqttConfig",
     "Organization",
     "Product",
+    "RejectedMessage",
     "StoredEvent",
+    "TelemetryAlert",
+    "TelemetryDefinition",
+    "TelemetryValue",
     "User",
     "UserRole",
 ]
