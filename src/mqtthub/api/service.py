@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from mqtthub import __version__
 from mqtthub.api.deps import get_hub
@@ -34,10 +34,26 @@ async def service_info() -> ServiceInfo:
     )
 
 
+class HealthReport(BaseModel):
+    """What ``GET /health`` answers (the messaging counters are totals over every organization)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: str
+    version: str
+    uptime: float
+    mqtt_connected: bool
+    message_count: int | None
+    active_subscriptions: int
+    websocket_connections: int
+    components: dict[str, dict[str, Any]]
+
+
 @router.get(
     "/health",
     summary="Health check",
-    responses={503: {"description": "A component is down"}},
+    response_model=HealthReport,
+    responses={503: {"description": "A component is down", "model": HealthReport}},
 )
 async def health(request: Request) -> JSONResponse:
     """``status`` is ``healthy`` when every component is up (HTTP 200), else ``degraded`` (HTTP 503)."""

@@ -215,5 +215,9 @@ def test_openapi_documents_every_endpoint_with_models_and_errors(shared_hub: Thr
         assert errors <= set(operation["responses"]), (path, sorted(operation["responses"]))
         ok = operation["responses"]["200"]["content"]["application/json"]["schema"]
         assert "$ref" in ok, path
+    health = schema["paths"]["/health"]["get"]["responses"]
+    assert health["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/HealthReport")
+    report = schema["components"]["schemas"]["HealthReport"]["properties"]
+    assert {"mqtt_connected", "message_count", "active_subscriptions", "websocket_connections"} <= set(report)
     security = schema["components"]["securitySchemes"]
     assert {"APIKeyHeader", "HTTPBearer"} <= set(security)
