@@ -17,6 +17,7 @@ import socket
 import time
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -26,6 +27,7 @@ from mqtthub import __version__
 from mqtthub.api.app import create_app
 from mqtthub.auth.bootstrap import FirstRunCredentials, bootstrap_first_run
 from mqtthub.auth.broker_hooks import DatabaseAuthenticator, TopicAuthorizer
+from mqtthub.auth.ca import CertificateAuthority
 from mqtthub.broker import Broker, BrokerConfig, BrokerHandle, BrokerState, ListenerConfig
 from mqtthub.broker.config import ListenerKind
 from mqtthub.config import Settings
@@ -64,10 +66,11 @@ _LISTENER_LABELS = {
 }
 
 
-def broker_config(settings: Settings) -> BrokerConfig:
+def broker_config(settings: Settings, client_ca: Path | None = None) -> BrokerConfig:
     """The embedded broker's listeners and limits, from the hub's settings.
 
-    TLS and WSS listeners exist only when a server certificate is configured.
+    TLS and WSS listeners exist only when a server certificate is configured; they ask for
+    client certificates signed by ``client_ca`` (the hub's CA) unless ``tls_client_certs`` is ``none``.
     """
     listeners = []
     if settings.mqtt_enabled:
@@ -85,6 +88,8 @@ def broker_config(settings: Settings) -> BrokerConfig:
                     port=port,
                     certfile=settings.tls_cert_file,
                     keyfile=settings.tls_key_file,
+                    cafile=client_ca if settings.tls_client_certs != "none" else None,
+                    require_client_cert=client_ca is not None and settings.tls_client_certs == "required",
                 )
             )
     return BrokerConfig(
@@ -124,6 +129,7 @@ class Hub:
         self._http_socket: socket.socket | None = None
         self._http_server: _EmbeddedUvicorn | None = None
         self._broker: Broker | None = None
+        self._ca: CertificateAuthority | None = None
         self._messaging: MessagingService | None = None
 
     # --- components ------------------------------------------------------------------------------
@@ -141,6 +147,13 @@ class Hub:
         if self._secrets is None:
             raise StateError("the hub is not started")
         return self._secrets
+
+    @property
+    def ca(self) -> CertificateAuthority:
+        """The hub's certificate authority (client certificates for devices and users)."""
+        if self._ca is None:
+            raise StateError("the hub is not started")
+        return self._ca
 
     @property
     def broker(self) -> BrokerHandle:
@@ -208,9 +221,10 @@ class Hub:
                 admin_password=settings.admin_password,
                 organization_name=settings.default_organization,
             )
+        self._ca = CertificateAuthority.load_or_create(settings)
         self._broker = await self._stack.enter_async_context(
             Broker(
-                broker_config(settings),
+                broker_config(settings, self._ca.cert_file),
                 authenticator=DatabaseAuthenticator(self._database, self._secrets, settings),
                 authorizer=TopicAuthorizer(),
             )

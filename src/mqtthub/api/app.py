@@ -28,7 +28,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.state.hub = hub
     install_error_handlers(app)
     app.include_router(service.router)
-    app.include_router(identity_router(hub.settings))
+    app.include_router(identity_router(hub.settings, hub.ca))
     app.include_router(messaging_endpoints.router)
     app.include_router(messaging_ws.router)
     origins = [origin.strip() for origin in hub.settings.cors_origins.split(",") if origin.strip()]

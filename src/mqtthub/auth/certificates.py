@@ -34,7 +34,7 @@ from mqtthub.auth.ca import CertificateAuthority
 from mqtthub.auth.credentials import new_download_secret
 from mqtthub.auth.deps import CurrentUser, require_org_access
 from mqtthub.auth.devices import get_device
-from mqtthub.auth.live import broker_of, disconnect_after_commit
+from mqtthub.auth.live import disconnect_after_commit
 from mqtthub.auth.organizations import get_organization
 from mqtthub.broker.handle import BrokerHandle
 from mqtthub.crypto import SecretBox
@@ -265,7 +265,7 @@ def certificates_router(ca: CertificateAuthority) -> APIRouter:
     ) -> CertificateOut:
         """Revoke a certificate: connected clients using it are disconnected, new connections refused."""
         require_org_access(user, org_id, admin=True)
-        return _out(await revoke_certificate(session, org_id, serial, broker_of(get_hub(request))))
+        return _out(await revoke_certificate(session, org_id, serial, get_hub(request).broker))
 
     @router.get(
         "/api/v1/certificates/download/{secret}",

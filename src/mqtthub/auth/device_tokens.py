@@ -25,7 +25,7 @@ from mqtthub.api.deps import SessionDep, get_hub
 from mqtthub.auth.credentials import new_device_token, token_hint
 from mqtthub.auth.deps import CurrentUser, require_org_access
 from mqtthub.auth.devices import get_device
-from mqtthub.auth.live import broker_of, disconnect_after_commit
+from mqtthub.auth.live import disconnect_after_commit
 from mqtthub.broker.handle import BrokerHandle
 from mqtthub.crypto import SecretBox
 from mqtthub.db.base import utcnow
@@ -152,5 +152,5 @@ async def revoke(
     """Revoke the token; connections made with it end at once."""
     require_org_access(user, org_id, admin=True)
     device = await get_device(session, org_id, device_id)
-    record = await revoke_device_token(session, device, token_id, broker_of(get_hub(request)))
+    record = await revoke_device_token(session, device, token_id, get_hub(request).broker)
     return DeviceTokenOut.model_validate(record)

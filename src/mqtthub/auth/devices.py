@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mqtthub.api.deps import SessionDep, get_hub
 from mqtthub.auth.deps import CurrentUser, require_org_access
-from mqtthub.auth.live import broker_of, disconnect_after_commit
+from mqtthub.auth.live import disconnect_after_commit
 from mqtthub.auth.organizations import get_organization
 from mqtthub.broker.handle import BrokerHandle
 from mqtthub.errors import NotFoundError
@@ -174,7 +174,7 @@ async def update(
     if body.metadata is not None:
         device.device_metadata = body.metadata
     if body.enabled is not None:
-        await set_device_enabled(session, device, body.enabled, broker_of(get_hub(request)))
+        await set_device_enabled(session, device, body.enabled, get_hub(request).broker)
     await session.flush()
     await session.refresh(device)
     return DeviceOut.model_validate(device)
@@ -184,5 +184,5 @@ async def update(
 async def delete(org_id: str, device_id: str, user: CurrentUser, session: SessionDep, request: Request) -> Response:
     """Delete a device with its tokens and certificates; it is disconnected at once."""
     require_org_access(user, org_id, admin=True)
-    await delete_device(session, await get_device(session, org_id, device_id), broker_of(get_hub(request)))
+    await delete_device(session, await get_device(session, org_id, device_id), get_hub(request).broker)
     return Response(status_code=204)

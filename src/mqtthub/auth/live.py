@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,9 +18,6 @@ from sqlalchemy.orm import Session
 
 from mqtthub.broker.handle import BrokerHandle
 from mqtthub.mqtt.reason_codes import ReasonCode
-
-if TYPE_CHECKING:
-    from mqtthub.hub import Hub
 
 logger = logging.getLogger(__name__)
 
@@ -61,9 +58,3 @@ def _after_commit(session: Session) -> None:
 
 def _after_rollback(session: Session, previous_transaction: object) -> None:
     session.info.pop(_PENDING, None)
-
-
-def broker_of(hub: Hub) -> BrokerHandle | None:
-    """The hub's broker when it runs one (it may be absent, for instance in tests of the HTTP API alone)."""
-    broker: BrokerHandle | None = getattr(hub, "broker", None)
-    return broker

@@ -29,7 +29,7 @@ from mqtthub.api.deps import SessionDep, get_hub
 from mqtthub.auth.acl import DEFAULT_APP_SUBSCRIBE, validate_permission_filters
 from mqtthub.auth.credentials import new_api_token, token_hint
 from mqtthub.auth.deps import CurrentUser, require_org_access
-from mqtthub.auth.live import broker_of, disconnect_after_commit
+from mqtthub.auth.live import disconnect_after_commit
 from mqtthub.auth.organizations import get_organization
 from mqtthub.broker.handle import BrokerHandle
 from mqtthub.crypto import SecretBox
@@ -260,8 +260,6 @@ async def revoke(
 ) -> MqttTokenRevoked:
     """Revoke the token; clients connected with it are disconnected at once."""
     require_org_access(user, org_id, admin=True)
-    record = await revoke_api_token(
-        session, await get_api_token(session, org_id, token_id), broker_of(get_hub(request))
-    )
+    record = await revoke_api_token(session, await get_api_token(session, org_id, token_id), get_hub(request).broker)
     assert record.revoked_at is not None
     return MqttTokenRevoked(token_id=record.id, revoked_at=record.revoked_at)

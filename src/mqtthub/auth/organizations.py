@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mqtthub.api.deps import SessionDep, get_hub
 from mqtthub.auth.bootstrap import make_short_id
 from mqtthub.auth.deps import AuthenticatedUser, CurrentUser, require_org_access
-from mqtthub.auth.live import broker_of, disconnect_after_commit
+from mqtthub.auth.live import disconnect_after_commit
 from mqtthub.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationFailedError
 from mqtthub.models import ClientCertificate, Device, MqttApiToken, Organization
 
@@ -183,5 +183,5 @@ async def delete(org_id: str, user: CurrentUser, session: SessionDep, request: R
     principals = await organization_principals(session, org_id)
     await session.delete(organization)
     await session.flush()
-    disconnect_after_commit(session, broker_of(get_hub(request)), principals)
+    disconnect_after_commit(session, get_hub(request).broker, principals)
     return Response(status_code=204)

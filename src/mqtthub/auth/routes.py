@@ -11,11 +11,11 @@ from mqtthub.auth.login import LoginGuard, login_router
 from mqtthub.config import Settings
 
 
-def identity_router(settings: Settings) -> APIRouter:
+def identity_router(settings: Settings, ca: CertificateAuthority) -> APIRouter:
     """Login, organizations, users, devices, tokens and certificates under ``/api/v1``."""
     router = APIRouter()
     router.include_router(login_router(LoginGuard.from_settings(settings)))
     for module in (organizations, users, devices, device_tokens, mqtt_tokens):
         router.include_router(module.router)
-    router.include_router(certificates_router(CertificateAuthority.load_or_create(settings)))
+    router.include_router(certificates_router(ca))
     return router

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mqtthub.api.deps import SessionDep, get_hub
 from mqtthub.auth.deps import AuthenticatedUser, CurrentUser, require_org_access
-from mqtthub.auth.live import broker_of, disconnect_after_commit
+from mqtthub.auth.live import disconnect_after_commit
 from mqtthub.auth.organizations import get_organization
 from mqtthub.auth.passwords import hash_password
 from mqtthub.broker.handle import BrokerHandle
@@ -143,6 +143,6 @@ async def update(
         _check_grant(user, body.role)
         member.role = body.role
     if body.is_active is not None:
-        await set_user_active(session, member, body.is_active, broker_of(get_hub(request)))
+        await set_user_active(session, member, body.is_active, get_hub(request).broker)
     await session.flush()
     return UserOut.model_validate(member)

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from mqtthub.auth.ca import CertificateAuthority
 from mqtthub.config import Settings
 from mqtthub.hub import Hub
 
@@ -51,6 +52,16 @@ def hub_settings(database_url: str, data_dir: Path, **overrides: Any) -> Setting
         "admin_password": ADMIN_PASSWORD,
     }
     return Settings(_env_file=None, **(values | overrides))
+
+
+def tls_overrides(data_dir: Path) -> dict[str, Any]:
+    """Settings for TLS and WSS listeners: the hub's CA is created in ``data_dir`` ahead of the hub, so a
+    server certificate signed by it can be configured; clients verify the hub with ``data_dir/mqtthub-ca.pem``."""
+    ca = CertificateAuthority.load_or_create(Settings(_env_file=None, data_dir=data_dir))
+    server = ca.issue_server_certificate(("localhost",), ("127.0.0.1",))
+    (data_dir / "server.pem").write_bytes(server.certificate_pem())
+    (data_dir / "server.key").write_bytes(server.private_key_pem())
+    return {"tls_cert_file": data_dir / "server.pem", "tls_key_file": data_dir / "server.key"}
 
 
 async def wait_until_serving(base_url: str) -> None:
