@@ -205,8 +205,11 @@ class Connector:
                 self.status.record_error(error)
                 delay = backoff_delay(attempt, self._reconnect_min, self._reconnect_max)
                 attempt += 1
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
+                # arrives together with reconnect(), and the connector would then never stop.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._reconnect.wait(), delay)
+                    async with asyncio.timeout(delay):
+                        await self._reconnect.wait()
                 continue
             attempt = 0
             await self._serve(_Link(connected))
