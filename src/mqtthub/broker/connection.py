@@ -206,10 +206,19 @@ class Connection(asyncio.Protocol):
 
     def resume_reading(self, reason: str) -> None:
         """Lift one reason for not reading."""
+        if reason not in self._read_pause_reasons:
+            return
         self._read_pause_reasons.discard(reason)
         transport = self.transport
         if not self._read_pause_reasons and transport is not None and not transport.is_closing():
+            # Time spent not reading is ours, not the client's: its keep alive starts afresh.
+            self.last_received = time.monotonic()
             transport.resume_reading()
+
+    @property
+    def reading_paused(self) -> bool:
+        """Whether the broker has stopped reading this socket (the keep alive is not checked meanwhile)."""
+        return bool(self._read_pause_reasons)
 
     # -- writing ------------------------------------------------------------------------------------------
 

@@ -340,7 +340,7 @@ class BrokerCore:
                     logger.info("no CONNECT from %s within %.1fs", conn.peer, self.config.connect_timeout)
                     conn.close(None, "connect timeout")
             elif state is ConnectionState.CONNECTED:
-                if conn.keepalive and now - conn.last_received > conn.keepalive * 1.5:
+                if conn.keepalive and not conn.reading_paused and now - conn.last_received > conn.keepalive * 1.5:
                     self.stats.keepalive_timeouts += 1
                     logger.info("keep alive timeout: client %s (%s)", conn.client_id, conn.peer)
                     conn.close(ReasonCode.KEEP_ALIVE_TIMEOUT, "keep alive timeout")
