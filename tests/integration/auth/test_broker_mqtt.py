@@ -245,6 +245,25 @@ async def test_revoking_a_token_disconnects_its_clients_within_a_second(stack: S
     app.close()
 
 
+async def test_a_revocation_that_rolls_back_disconnects_nobody(stack: Stack) -> None:
+    acme = stack.acme
+    app = await connected(stack, acme.api_token, acme.api_token)
+
+    async def revoke_then_fail() -> None:
+        async with stack.database.session() as session:
+            record = await get_api_token(session, acme.org_id, acme.api_token_id)
+            await revoke_api_token(session, record, stack.broker)
+            raise RuntimeError("the request failed after revoking")
+
+    with pytest.raises(RuntimeError):
+        await revoke_then_fail()
+    assert not await app.wait_disconnected(timeout=0.5)
+    code, again = await connect(stack.port("tcp"), acme.api_token, acme.api_token)
+    assert code == 0
+    again.close()
+    app.close()
+
+
 async def test_disabling_a_device_disconnects_it(stack: Stack) -> None:
     acme = stack.acme
     device = await connected(stack, acme.device_id, acme.device_token)
