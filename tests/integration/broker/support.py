@@ -221,6 +221,7 @@ class RawClient:
             while True:
                 received.append(await self.receive(timeout))
         except (EOFError, ConnectionResetError):
+            await self.close()
             return received
 
     async def close(self) -> None:
