@@ -15,6 +15,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from mqtthub.broker import Broker, ListenerConfig
+from tests.conftest import require
 
 from .support import WAIT, Certificates, FakeAuth, eventually, make_certificates, running_broker
 
@@ -150,13 +151,10 @@ async def test_websocket_wrong_path_is_refused(broker: Broker) -> None:
             pass
 
 
-MOSQUITTO_SUB = shutil.which("mosquitto_sub")
-
-
-@pytest.mark.skipif(MOSQUITTO_SUB is None, reason="mosquitto-clients not installed")
 @pytest.mark.parametrize("listener", ["tcp", "tls"])
 @pytest.mark.parametrize("version", ["mqttv311", "mqttv5"])
 async def test_mosquitto_clients(broker: Broker, certificates: Certificates, listener: str, version: str) -> None:
+    require(shutil.which("mosquitto_sub") is not None, "mosquitto-clients (apt-get install mosquitto-clients)")
     host, port = broker.addresses[listener]
     common = ["-h", host, "-p", str(port), "-V", version]
     if listener == "tls":
