@@ -107,7 +107,7 @@ class AsyncHubClient:
         return await self._run(calls.service_info())
 
     async def health_check(self) -> Health:
-        """``GET /health``; a degraded hub raises :class:`~mqtthub.client.ServiceUnavailableError`."""
+        """``GET /health``: the report, also when the hub is degraded (``status == "degraded"``, HTTP 503)."""
         return await self._run(calls.health())
 
     # --- messaging -----------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -10,6 +11,7 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
+from pydantic import ValidationError as PydanticValidationError
 
 from mqtthub.client._exceptions import HubConnectionError, error_for
 from mqtthub.client._identity_models import (
@@ -56,6 +58,8 @@ class Call(Generic[T]):
     model: type[T] | None
     params: dict[str, Any] = field(default_factory=dict)
     json: Any = None
+    also_ok: tuple[int, ...] = ()
+    """Error statuses whose body is still read into ``model`` when it fits (a degraded ``/health``)."""
 
 
 def base_url_of(url: str | None) -> str:
@@ -80,6 +84,9 @@ def read(call: Call[T], response: httpx.Response) -> T:
             body: Any = response.json()
         except ValueError:
             body = response.text
+        if response.status_code in call.also_ok and call.model is not None:
+            with contextlib.suppress(PydanticValidationError):
+                return call.model.model_validate(body)  # type: ignore[attr-defined,no-any-return]
         raise error_for(response.status_code, body, response.headers.get("retry-after"))
     if call.model is None:
         return None  # type: ignore[return-value]
@@ -111,8 +118,7 @@ def service_info() -> Call[ServiceInfo]:
 
 
 def health() -> Call[Health]:
-    # /health answers 503 with the same body when degraded; read() raises ServiceUnavailableError then.
-    return Call("GET", "/health", Health)
+    return Call("GET", "/health", Health, also_ok=(503,))
 
 
 def publish(topic: str, payload: Payload, qos: int, retain: bool) -> Call[PublishResult]:

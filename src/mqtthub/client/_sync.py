@@ -107,7 +107,7 @@ class HubClient:
         return self._run(calls.service_info())
 
     def health_check(self) -> Health:
-        """``GET /health``; a degraded hub raises :class:`~mqtthub.client.ServiceUnavailableError`."""
+        """``GET /health``: the report, also when the hub is degraded (``status == "degraded"``, HTTP 503)."""
         return self._run(calls.health())
 
     # --- messaging -----------------------------------------------------------------------------------

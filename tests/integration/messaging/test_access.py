@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mqtthub.client import HubClient
 from tests.integration.messaging.conftest import ThreadedHub, threaded_hub
 
 
@@ -180,6 +181,9 @@ def test_broker_down_gives_503(tmp_path: Path) -> None:
         assert health.status_code == 503
         assert health.json()["mqtt_connected"] is False
         assert health.json()["status"] == "degraded"
+        with HubClient(hub.url) as sdk:
+            report = sdk.health_check()  # a degraded report is still a report
+        assert (report.status, report.mqtt_connected) == ("degraded", False)
 
 
 def test_cors_origins_come_from_settings(tmp_path: Path) -> None:
