@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -176,6 +177,18 @@ class WebSocketTransport(asyncio.Transport):
             return
 
 
+def _select_subprotocol(connection: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
+    """Pick ``mqtt`` (or ``mqttv3.1``) when offered [MQTT-6.0.0-4].
+
+    A client offering neither is still served, without a subprotocol, rather than
+    refused: lenient towards lax browser libraries, harmless for everyone else.
+    """
+    for subprotocol in WS_SUBPROTOCOLS:
+        if subprotocol in offered:
+            return subprotocol
+    return None
+
+
 class WebSocketListener:
     """WebSocket or secure WebSocket listener serving MQTT on one path."""
 
@@ -193,7 +206,7 @@ class WebSocketListener:
             config.host,
             config.port,
             ssl=context,
-            subprotocols=list(WS_SUBPROTOCOLS),
+            select_subprotocol=_select_subprotocol,
             process_request=listener._check_path,
             compression=None,
             max_size=core.config.max_packet_size + 16,

@@ -15,6 +15,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from mqtthub.broker import Broker, ListenerConfig
+from mqtthub.mqtt.codec import encode
+from mqtthub.mqtt.packets import PROTOCOL_V311, Connect
 from tests.conftest import require
 
 from .support import WAIT, Certificates, FakeAuth, eventually, make_certificates, running_broker
@@ -139,6 +141,17 @@ async def _connect_over_tls(address: tuple[str, int], context: ssl.SSLContext) -
     writer.close()
     if not data:
         raise EOFError("closed by the broker")
+
+
+@pytest.mark.parametrize("offered", [["mqtt"], ["mqttv3.1"], None])
+async def test_websocket_subprotocols(broker: Broker, offered: list[str] | None) -> None:
+    from websockets.asyncio.client import connect
+
+    host, port = broker.addresses["ws"]
+    async with connect(f"ws://{host}:{port}/mqtt", subprotocols=offered) as ws:  # type: ignore[arg-type]
+        assert ws.subprotocol == (offered[0] if offered else None)
+        await ws.send(encode(Connect("ws-raw"), PROTOCOL_V311))
+        assert await asyncio.wait_for(ws.recv(), WAIT) == b"\x20\x02\x00\x00"
 
 
 async def test_websocket_wrong_path_is_refused(broker: Broker) -> None:
