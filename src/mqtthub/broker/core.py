@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any, Protocol, cast
+from typing import Any, cast
 
 from mqtthub.broker.config import BrokerConfig
 from mqtthub.broker.connection import Connection
@@ -28,21 +28,13 @@ from mqtthub.broker.hooks import (
 from mqtthub.broker.retained import RetainedStore
 from mqtthub.broker.session import EncodeCache, Outgoing, Session, SessionKey
 from mqtthub.broker.stats import BrokerStats
-from mqtthub.broker.subscriptions import SharedGroup, Subscriber, Subscription, SubscriptionTrie
+from mqtthub.broker.subscriptions import SharedGroup, Subscription, SubscriptionTrie
 from mqtthub.mqtt.packets import Will
 from mqtthub.mqtt.reason_codes import ReasonCode
 
 logger = logging.getLogger(__name__)
 
 Spawn = Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]]
-
-
-class Recipient(Subscriber, Protocol):
-    """A subscriber the router can hand messages to."""
-
-    def deliver(self, out: Outgoing, cache: EncodeCache | None = None) -> None:
-        """Take one message (see :meth:`Session.deliver`)."""
-        ...
 
 
 class LocalSubscriber:
@@ -224,7 +216,7 @@ class BrokerCore:
                 leaving.deliver(out)
                 continue
             out.qos = min(out.message.qos, sub.qos)
-            cast(Recipient, sub.subscriber).deliver(out)
+            sub.subscriber.deliver(out)
 
     def _publish_will(self, session: Session) -> None:
         will, session.will = session.will, None
@@ -290,19 +282,24 @@ class BrokerCore:
             return
         cache: EncodeCache = {}
         qos = message.qos
+        retained = message.retain
         for target in result.targets:
             subscriber = target.subscriber
             if target.no_local and subscriber is origin:
                 continue  # [MQTT-3.8.3-3]
-            retain = message.retain and target.retain_as_published  # [MQTT-3.3.1-12], [MQTT-3.3.1-13]
-            out = Outgoing(message, min(qos, target.qos), retain, target.identifiers)
-            cast(Recipient, subscriber).deliver(out, cache)
+            granted = target.qos
+            out = Outgoing(
+                message,
+                qos if qos < granted else granted,  # [MQTT-3.8.4-8]
+                retained and target.retain_as_published,  # [MQTT-3.3.1-12], [MQTT-3.3.1-13]
+                target.identifiers,
+            )
+            subscriber.deliver(out, cache)
         for group in result.groups:
             sub = group.pick()
             if sub is not None:
                 ids = (sub.identifier,) if sub.identifier else ()
-                out = Outgoing(message, min(qos, sub.qos), False, ids, group)
-                cast(Recipient, sub.subscriber).deliver(out, cache)
+                sub.subscriber.deliver(Outgoing(message, min(qos, sub.qos), False, ids, group), cache)
 
     # -- administration -----------------------------------------------------------------------------------
 

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from mqtthub.broker.session import EncodeCache, Outgoing
 
 
 class Subscriber(Protocol):
@@ -25,6 +28,10 @@ class Subscriber(Protocol):
     @property
     def online(self) -> bool:
         """Whether messages can be delivered right now (used to pick shared-group members)."""
+        ...
+
+    def deliver(self, out: Outgoing, cache: EncodeCache | None = None) -> None:
+        """Take one message routed to it (see :meth:`mqtthub.broker.session.Session.deliver`)."""
         ...
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from mqtthub.broker.hooks import BrokerMessage
 from mqtthub.broker.retained import InMemoryRetainedStore
+from mqtthub.broker.session import EncodeCache, Outgoing
 from mqtthub.broker.subscriptions import Subscription, SubscriptionTrie
 
 
@@ -15,6 +16,9 @@ from mqtthub.broker.subscriptions import Subscription, SubscriptionTrie
 class Member:
     name: str
     online: bool = True
+
+    def deliver(self, out: Outgoing, cache: EncodeCache | None = None) -> None:
+        raise AssertionError("the index never delivers")
 
 
 def subscribers(trie: SubscriptionTrie, topic: str) -> set[str]:
