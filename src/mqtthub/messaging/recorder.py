@@ -74,6 +74,11 @@ class HistoryRecorder:
                 return False
         return True
 
+    async def written_at_least(self, count: int) -> None:
+        """Wait until :attr:`recorded` reaches ``count``."""
+        async with self._progress:
+            await self._progress.wait_for(lambda: self.recorded >= count)
+
     async def run(self) -> None:
         """Write queued records until cancelled."""
         while True:

@@ -147,9 +147,15 @@ class MessagingService:
             logger.info("recording %d topic filters again", len(self._recorded))
 
     async def _prune_loop(self) -> None:
+        # Every prune_interval, or sooner once half a history's worth of messages was written since the last
+        # prune, so a busy organization overshoots its bound by at most about half of it.
         while True:
+            written_before = self.recorder.recorded
             await self.prune()
-            await asyncio.sleep(self._prune_interval)
+            threshold = written_before + max(1, self.settings.max_history_size // 2)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._prune_interval):
+                    await self.recorder.written_at_least(threshold)
 
     async def prune(self) -> int:
         """Apply the history bounds now (count per organization, retention age); return rows deleted."""
