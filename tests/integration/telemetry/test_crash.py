@@ -29,21 +29,25 @@ class Streamer:
         self.client.max_queued_messages_set(0)
         self.client.on_publish = self._on_publish
         self.mids: dict[int, int] = {}
+        self.early: dict[int, int] = {}
         self.acked: set[int] = set()
         self.refused: set[int] = set()
         self.lock = threading.Lock()
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
 
+    # paho calls on_publish holding its own lock, so ours is never held around a paho call (lock order).
     def _on_publish(self, client: object, userdata: object, mid: int, reason_code: object, properties: object) -> None:
+        code = int(getattr(reason_code, "value", 0))
         with self.lock:
             seq = self.mids.get(mid)
             if seq is None:
-                return
-            if int(getattr(reason_code, "value", 0)) == 0:
-                self.acked.add(seq)
+                self.early[mid] = code
             else:
-                self.refused.add(seq)
+                self._record(seq, code)
+
+    def _record(self, seq: int, code: int) -> None:
+        (self.acked if code == 0 else self.refused).add(seq)
 
     def run(self, stop: threading.Event) -> None:
         topic = f"devices/{self.device.device_id}/datastream"
@@ -51,9 +55,12 @@ class Streamer:
             if stop.is_set():
                 return
             payload = f'{{"value": {seq}, "telemetryDataId": {self.device.definition_id}}}'
+            info = self.client.publish(topic, payload, qos=1)
             with self.lock:
-                info = self.client.publish(topic, payload, qos=1)
                 self.mids[info.mid] = seq
+                code = self.early.pop(info.mid, None)
+                if code is not None:
+                    self._record(seq, code)
 
     def close(self) -> None:
         self.client.loop_stop()
