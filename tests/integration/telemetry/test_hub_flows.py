@@ -171,3 +171,88 @@ async def _device_flows(port: int, admin: Admin, a: SeededDevice, b: SeededDevic
         f"/api/v1/devices/{a.device_id}/datastream", json=message, headers={"Authorization": f"Bearer {b.token}"}
     )
     assert response.status_code == 403
+
+
+async def test_commands_broadcast_and_api_token_stream_over_http(tmp_path: Path) -> None:
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+    with contextlib.ExitStack() as exits:
+        hub = await asyncio.to_thread(exits.enter_context, started_hub(tmp_path, database_url))
+        async with admin_client(hub) as admin:
+            org = admin.organization_id
+            a = await admin.device(org, await short_id_of(admin, org))
+            created = await admin.call(
+                "POST", f"/api/v1/organizations/{org}/mqtt-tokens", json={"name": "dashboard"}, expect=201
+            )
+            api_token = created["token"]
+            base = hub.http_url.replace("http://", "ws://") + "/api/v1/stream"
+
+            # An API token keeps its subscribe permissions (device/+/telemetry/#) on the live stream.
+            async with websockets.connect(f"{base}?token={api_token}&topics=devices/%2B/datastream") as refused:
+                error = json.loads(await asyncio.wait_for(refused.recv(), 30))
+                assert (error["event"], error["code"]) == ("error", "forbidden")
+            async with websockets.connect(f"{base}?token=mqh_mqtt_nobody123_{'x' * 32}") as unknown:
+                error = json.loads(await asyncio.wait_for(unknown.recv(), 30))
+                assert (error["event"], error["code"]) == ("error", "unauthorized")
+            stream = await _stream_with(base, api_token, "device/%2B/telemetry/%23")
+            app = await _stream_with(base, admin.token, "devices/%2B/commands")
+
+            device = await asyncio.to_thread(PahoDevice(hub.port("MQTT"), a).connect)
+            try:
+                await asyncio.to_thread(device.subscribe, f"devices/{a.device_id}/commands")
+                await asyncio.to_thread(device.subscribe, f"organizations/{org}/broadcast")
+                assert await asyncio.to_thread(device.publish, f"device/{a.device_id}/telemetry/humidity", 41.5) == 0
+                await poll(lambda: _has(stream, "telemetry", 1))
+                assert stream.of("telemetry")[0]["data"]["value"] == 41.5
+
+                sent = await admin.call(
+                    "POST",
+                    f"/api/v1/devices/{a.device_id}/commands",
+                    json={"command": "restart", "parameters": {"delay": 5}},
+                    expect=201,
+                )
+                command_id = sent["data"]["id"]
+                topic, message = await asyncio.to_thread(device.messages.get, True, 30)
+                assert (topic, message["commandId"], message["command"]) == (
+                    f"devices/{a.device_id}/commands",
+                    command_id,
+                    "restart",
+                )
+
+                async def delivered() -> bool:
+                    found = await admin.call("GET", f"/api/v1/commands/{command_id}")
+                    return bool(found["data"]["status"] == "delivered")
+
+                await poll(delivered)
+                reply = {"commandId": command_id, "status": "completed", "result": {"ok": True}}
+                assert await asyncio.to_thread(device.publish, f"devices/{a.device_id}/commands/reply", reply) == 0
+                listed = await admin.call("GET", f"/api/v1/devices/{a.device_id}/commands")
+                assert [(c["id"], c["status"], c["result"]) for c in listed["data"]] == [
+                    (command_id, "completed", {"ok": True})
+                ]
+                await poll(lambda: _has(app, "command", 3))
+                assert [e["data"]["status"] for e in app.of("command")] == ["pending", "delivered", "completed"]
+                assert not stream.of("command")
+
+                result = await admin.call(
+                    "POST", f"/api/v1/organizations/{org}/broadcast", json={"message": "hello"}, expect=202
+                )
+                topic, message = await asyncio.to_thread(device.messages.get, True, 30)
+                assert topic == f"organizations/{org}/broadcast"
+                assert (message["message"], message["broadcastId"]) == ("hello", result["data"]["broadcastId"])
+            finally:
+                await asyncio.to_thread(device.close)
+                await stream.close()
+                await app.close()
+
+            async def offline() -> bool:
+                status = (await admin.call("GET", f"/api/v1/devices/{a.device_id}/status"))["data"]
+                return status["connected"] is False and status["status"] == "offline"
+
+            await poll(offline)
+
+
+async def _stream_with(base: str, token: str, topics: str) -> StreamClient:
+    connection = await websockets.connect(f"{base}?token={token}&topics={topics}")
+    ready = json.loads(await asyncio.wait_for(connection.recv(), 30))
+    assert ready["event"] == "ready", ready
+    return StreamClient(connection)
