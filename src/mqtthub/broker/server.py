@@ -188,6 +188,8 @@ class Broker:
         """
         core = self._running()
         validate_topic_name(topic)
+        if qos not in (0, 1, 2):
+            raise ValueError(f"QoS must be 0, 1 or 2, not {qos}")
         message = BrokerMessage(topic, payload, qos, retain, properties, received_at=time.time())
         message.on_delivered = on_delivered
         core.route(message, None)
