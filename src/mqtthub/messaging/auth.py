@@ -168,8 +168,9 @@ async def resolve_caller(
     api_key: str | None,
     bearer: str | None,
     query: Mapping[str, str] | None = None,
+    rate_limited: bool = True,
 ) -> Caller:
-    """Authenticate a call and take one request from the caller's rate limit.
+    """Authenticate a call and (unless ``rate_limited`` is False) take one request from the caller's rate limit.
 
     Raises:
         UnauthenticatedError: no credentials, or invalid, expired or revoked ones.
@@ -188,7 +189,7 @@ async def resolve_caller(
             caller = await _token_caller(connection, session, bearer)
     else:
         raise UnauthenticatedError("missing credentials: send X-API-Key or Authorization: Bearer")
-    retry_after = _hub(connection).messaging.limiter.acquire(caller.key)
+    retry_after = _hub(connection).messaging.limiter.acquire(caller.key) if rate_limited else 0.0
     if retry_after > 0:
         raise RateLimitedError("too many requests", retry_after=retry_after)
     return caller

@@ -10,7 +10,8 @@ Protocol (JSON text frames unless noted):
   left the connection follows the recorded messages again; each is answered ``subscribed``/``unsubscribed``
   or ``{"type": "error", "error": ...}``;
 - the text ``ping`` is answered with the text ``pong``; every ``ws_heartbeat_interval`` seconds the server
-  sends ``{"type": "heartbeat", "timestamp": ...}``.
+  checks the credentials again and sends ``{"type": "heartbeat", "timestamp": ...}``; once they are revoked or
+  expired it sends ``{"type": "error", "status": 401, ...}`` and closes the connection (code 1008).
 
 Credentials are the same as for REST (headers), or ``?api_key=``/``?token=`` for clients that cannot set
 headers. Refusals happen before the handshake completes, as HTTP responses: 401, 403, 429, and 503 when
@@ -22,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -30,7 +32,7 @@ from fastapi.responses import JSONResponse
 
 from mqtthub.api.errors import error_body
 from mqtthub.broker.handle import LocalSubscription
-from mqtthub.errors import MQTTHubError, UnavailableError
+from mqtthub.errors import MQTTHubError, PermissionDeniedError, UnauthenticatedError, UnavailableError
 from mqtthub.messaging.auth import Caller, resolve_caller
 from mqtthub.messaging.live import LiveListener
 from mqtthub.messaging.namespace import check_topic_filter
@@ -77,9 +79,15 @@ class _Connection:
         while True:
             await self.send(await self.listener.get())
 
-    async def heartbeat(self, interval: float) -> None:
+    async def heartbeat(self, interval: float, recheck: Callable[[], Awaitable[object]]) -> None:
         while True:
             await asyncio.sleep(interval)
+            try:
+                await recheck()
+            except (UnauthenticatedError, PermissionDeniedError) as exc:
+                await self.send({"type": "error", "status": exc.status_code, "error": exc.message})
+                await self.websocket.close(code=1008, reason="credentials no longer valid")
+                raise WebSocketDisconnect(code=1008) from None
             await self.send({"type": "heartbeat", "timestamp": datetime.now(UTC).isoformat()})
 
     async def receive(self) -> NoReturn:
@@ -143,15 +151,20 @@ async def stream(websocket: WebSocket) -> None:
     """The live stream; see the module docstring for the protocol."""
     hub = websocket.app.state.hub
     service: MessagingService = hub.messaging
-    try:
+
+    async def authenticate(rate_limited: bool = True) -> Caller:
         async with hub.database.session() as session:
-            caller = await resolve_caller(
+            return await resolve_caller(
                 websocket,
                 session,
                 api_key=websocket.headers.get("x-api-key"),
                 bearer=_bearer(websocket),
                 query=websocket.query_params,
+                rate_limited=rate_limited,
             )
+
+    try:
+        caller = await authenticate()
         if service.feed.count() >= hub.settings.ws_max_connections:
             raise UnavailableError("too many WebSocket connections")
         service.broker()
@@ -171,7 +184,10 @@ async def stream(websocket: WebSocket) -> None:
         )
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(connection.forward(), name="ws-forward")
-            tasks.create_task(connection.heartbeat(hub.settings.ws_heartbeat_interval), name="ws-heartbeat")
+            tasks.create_task(
+                connection.heartbeat(hub.settings.ws_heartbeat_interval, lambda: authenticate(rate_limited=False)),
+                name="ws-heartbeat",
+            )
             await connection.receive()  # returns only by raising: the client went away
     except* WebSocketDisconnect:
         pass

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.integration.messaging.conftest import ThreadedHub, threaded_hub
 
@@ -128,5 +128,28 @@ def test_heartbeat_and_connection_limit(tmp_path: Path) -> None:
                 await asyncio.sleep(0.05)
             async with connect(f"{hub.ws_url}?token={token}") as again:
                 await next_of(again, "connected")
+
+        asyncio.run(scenario())
+
+
+def test_revoking_the_token_ends_the_stream(tmp_path: Path) -> None:
+    with threaded_hub(tmp_path, ws_heartbeat_interval=0.2) as hub:
+        org = hub.default_org
+        with hub.http(org.admin_token) as admin:
+            created = admin.post(f"/api/v1/organizations/{org.id}/mqtt-tokens", json={"name": "app"}).json()
+
+        async def scenario() -> None:
+            async with connect(f"{hub.ws_url}?token={created['token']}") as ws:
+                await next_of(ws, "connected")
+                await next_of(ws, "heartbeat")  # still valid
+                with hub.http(org.admin_token) as admin:
+                    revoked = admin.delete(f"/api/v1/organizations/{org.id}/mqtt-tokens/{created['token_id']}")
+                    assert revoked.status_code == 200
+                error = await next_of(ws, "error")
+                assert error["status"] == 401
+                with pytest.raises(ConnectionClosed) as closed:
+                    await asyncio.wait_for(ws.recv(), 30)
+                assert closed.value.rcvd is not None
+                assert closed.value.rcvd.code == 1008
 
         asyncio.run(scenario())
