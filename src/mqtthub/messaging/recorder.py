@@ -93,23 +93,32 @@ class HistoryRecorder:
 
     async def _write(self, records: list[Record]) -> None:
         try:
-            async with self._database.session() as session:
-                session.add_all(
-                    HistoryMessage(
-                        id=record.id,
-                        organization_id=record.organization_id,
-                        topic=record.topic,
-                        payload=record.payload,
-                        qos=record.qos,
-                        retain=record.retain,
-                        received_at=record.received_at,
-                    )
-                    for record in records
-                )
+            await self._insert(records)
         except Exception:
-            # The history is best effort (the broker already delivered these messages); a failing
-            # database must not stop the writer, so the batch is counted and given up.
-            self.failed += len(records)
-            logger.exception("could not write %d history messages", len(records))
+            if len(records) > 1:
+                # One bad row (say, of an organization deleted a moment ago) must not cost the whole batch:
+                # write the rows one by one and give up only on those that fail.
+                for record in records:
+                    await self._write([record])
+                return
+            # The history is best effort (the broker already delivered the message); a failing database
+            # must not stop the writer, so the row is counted and given up.
+            self.failed += 1
+            logger.warning("could not write a history message of %s", records[0].organization_id, exc_info=True)
         else:
             self.recorded += len(records)
+
+    async def _insert(self, records: list[Record]) -> None:
+        async with self._database.session() as session:
+            session.add_all(
+                HistoryMessage(
+                    id=record.id,
+                    organization_id=record.organization_id,
+                    topic=record.topic,
+                    payload=record.payload,
+                    qos=record.qos,
+                    retain=record.retain,
+                    received_at=record.received_at,
+                )
+                for record in records
+            )

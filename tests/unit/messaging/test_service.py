@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select, update
 
+from mqtthub.broker.hooks import BrokerMessage
 from mqtthub.config import Settings
 from mqtthub.db import Database
 from mqtthub.db.migrate import upgrade
@@ -247,3 +248,15 @@ async def test_service_starts_once(database: Database) -> None:
             await service.__aenter__()
     with pytest.raises(StateError):
         await service.__aenter__()
+
+
+async def test_a_bad_row_does_not_cost_its_batch(database: Database) -> None:
+    broker = FakeBroker()
+    async with MessagingService(settings(), database, broker.provider) as service:
+        await subscribe(service, A, "#")
+        ghost = OrgScope.of("no-such-org", "ghost1")
+        service.record(ghost, BrokerMessage("org/ghost1/x", b"lost", received_at=1.0))
+        await service.publish(A, "kept", b"kept", qos=0, retain=False)
+        assert (await page(service, A)).total == 1
+        assert service.recorder.failed == 1
+        assert service.recorder.recorded == 1
