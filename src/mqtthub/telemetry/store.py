@@ -342,11 +342,17 @@ class TelemetryStore:
     async def _flush(self, session: AsyncSession, batch: _Batch) -> None:
         dialect = session.get_bind().dialect.name
         if batch.values:
-            sql = self._sql.get(dialect)
-            if sql is None:
-                sql = self._sql[dialect] = _values_sql(dialect)
             connection = await session.connection()
-            await connection.exec_driver_sql(sql, batch.values)
+            if dialect == "postgresql":
+                # COPY inside the batch's transaction: several times faster than a multi-row INSERT.
+                raw = await connection.get_raw_connection()
+                driver: Any = raw.driver_connection
+                await driver.copy_records_to_table("telemetry_values", records=batch.values, columns=_VALUE_COLUMNS)
+            else:
+                sql = self._sql.get(dialect)
+                if sql is None:
+                    sql = self._sql[dialect] = _values_sql(dialect)
+                await connection.exec_driver_sql(sql, batch.values)
         if batch.alerts:
             await session.execute(insert(_ALERTS), batch.alerts)
         if batch.rejected:
