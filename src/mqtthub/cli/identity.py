@@ -16,26 +16,23 @@ import os
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from mqtthub.auth.ca import CertificateAuthority
-from mqtthub.auth.certificates import issue_certificate, take_download
-from mqtthub.auth.device_tokens import issue_device_token
-from mqtthub.auth.devices import create_device, list_devices, set_device_enabled
-from mqtthub.auth.mqtt_tokens import MqttTokenInfo, issue_api_token, list_api_tokens, revoke_api_token
-from mqtthub.auth.organizations import create_organization, list_organizations
 from mqtthub.config import Settings, load_settings
-from mqtthub.crypto import SecretBox, load_or_create_secret_key
-from mqtthub.db import Database
-from mqtthub.db.migrate import upgrade
 from mqtthub.errors import ConfigurationError, MQTTHubError, NotFoundError
-from mqtthub.models import Device, MqttApiToken, Organization, User
+
+if TYPE_CHECKING:
+    # The work happens in functions that import what they need when they run, so that
+    # `mqtthub --help` and the other commands do not pay for the database and the CA.
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from mqtthub.auth.mqtt_tokens import MqttTokenInfo
+    from mqtthub.crypto import SecretBox
+    from mqtthub.models import Device, MqttApiToken, Organization
 
 console = Console()
 errors = Console(stderr=True)
@@ -74,6 +71,10 @@ def _run(env_file: Path | None, database_url: str | None, work: Callable[[Contex
         _fail(f"invalid setting {exc.message}", code=2)
 
     async def main() -> T:
+        from mqtthub.crypto import SecretBox, load_or_create_secret_key
+        from mqtthub.db import Database
+        from mqtthub.db.migrate import upgrade
+
         await upgrade(settings.database_url)
         secrets = SecretBox(load_or_create_secret_key(settings.secret_key, settings.data_dir))
         async with Database(settings.database_url) as database, database.session() as session:
@@ -95,6 +96,10 @@ class Context:
 
     async def organization(self, reference: str) -> Organization:
         """The organization with this id or short id."""
+        from sqlalchemy import or_, select
+
+        from mqtthub.models import Organization
+
         found = await self.session.scalar(
             select(Organization).where(or_(Organization.id == reference, Organization.short_id == reference))
         )
@@ -135,6 +140,8 @@ def org_create(
     """Create an organization."""
 
     async def work(context: Context) -> Organization:
+        from mqtthub.auth.organizations import create_organization
+
         return await create_organization(context.session, name, short_id)
 
     organization = _run(env_file, database_url, work)
@@ -146,6 +153,8 @@ def org_list(env_file: EnvFile = None, database_url: DatabaseUrl = None) -> None
     """List organizations."""
 
     async def work(context: Context) -> list[Organization]:
+        from mqtthub.auth.organizations import list_organizations
+
         return await list_organizations(context.session)
 
     rows = [(org.id, org.short_id, org.name) for org in _run(env_file, database_url, work)]
@@ -175,6 +184,9 @@ def device_create(
         _fail("--metadata must be a JSON object", code=2)
 
     async def work(context: Context) -> tuple[Device, str]:
+        from mqtthub.auth.device_tokens import issue_device_token
+        from mqtthub.auth.devices import create_device
+
         organization = await context.organization(org)
         device = await create_device(context.session, organization.id, name, parsed)
         days = token_days or context.settings.device_token_expiry_days
@@ -191,6 +203,8 @@ def device_list(org: OrgOption, env_file: EnvFile = None, database_url: Database
     """List an organization's devices."""
 
     async def work(context: Context) -> list[Device]:
+        from mqtthub.auth.devices import list_devices
+
         return await list_devices(context.session, (await context.organization(org)).id)
 
     rows = [
@@ -208,6 +222,9 @@ def device_disable(
     """Disable a device: its MQTT connections are refused from now on."""
 
     async def work(context: Context) -> None:
+        from mqtthub.auth.devices import set_device_enabled
+        from mqtthub.models import Device
+
         device = await context.session.get(Device, device_id)
         if device is None:
             raise NotFoundError(f"no device {device_id!r}")
@@ -239,6 +256,8 @@ def token_create(
     """Create an MQTT API token (user name = password = token) and print it once."""
 
     async def work(context: Context) -> tuple[MqttApiToken, str]:
+        from mqtthub.auth.mqtt_tokens import issue_api_token
+
         organization = await context.organization(org)
         issued = await issue_api_token(
             context.session,
@@ -264,6 +283,8 @@ def token_list(org: OrgOption, env_file: EnvFile = None, database_url: DatabaseU
     """List an organization's MQTT API tokens (never their secrets)."""
 
     async def work(context: Context) -> list[MqttTokenInfo]:
+        from mqtthub.auth.mqtt_tokens import MqttTokenInfo, list_api_tokens
+
         records = await list_api_tokens(context.session, (await context.organization(org)).id)
         return [MqttTokenInfo.of(record) for record in records]
 
@@ -290,6 +311,9 @@ def token_revoke(
     """Revoke an MQTT API token: connections with it are refused from now on."""
 
     async def work(context: Context) -> None:
+        from mqtthub.auth.mqtt_tokens import revoke_api_token
+        from mqtthub.models import MqttApiToken
+
         record = await context.session.get(MqttApiToken, token_id)
         if record is None:
             raise NotFoundError(f"no MQTT API token {token_id!r}")
@@ -317,6 +341,12 @@ def cert_issue(
         _fail(f"{out} exists; not overwriting it", code=2)
 
     async def work(context: Context) -> tuple[str, str, bytes, str]:
+        from sqlalchemy import select
+
+        from mqtthub.auth.ca import CertificateAuthority
+        from mqtthub.auth.certificates import issue_certificate, take_download
+        from mqtthub.models import Device, User
+
         ca = CertificateAuthority.load_or_create(context.settings)
         validity = timedelta(days=context.settings.client_cert_validity_days)
         if device is not None:

@@ -24,7 +24,7 @@ def mqtthub(tmp_path: Path, *args: str, ok: bool = True) -> str:
     env = {key: value for key, value in os.environ.items() if not key.startswith("MQTTHUB_")}
     env |= {"MQTTHUB_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}", "MQTTHUB_DATA_DIR": str(tmp_path)}
     done = subprocess.run(
-        [sys.executable, "-m", "mqtthub", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "mqtthub", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
     )
     assert (done.returncode == 0) is ok, done.stdout + done.stderr
     return done.stdout if ok else done.stderr
