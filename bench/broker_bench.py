@@ -152,7 +152,8 @@ def _percentile(sorted_values: list[int], fraction: float) -> float:
 def _shortfall(result: FlowResult) -> str:
     notes = list(dict.fromkeys(result.errors))[:2]
     if result.delivered < result.expected:
-        notes.insert(0, f"received {result.delivered:,} of {result.expected:,}")
+        published = f" ({result.published:,} published)" if result.published < result.expected else ""
+        notes.insert(0, f"received {result.delivered:,} of {result.expected:,}{published}")
     return "; ".join(notes)
 
 
@@ -263,7 +264,8 @@ def _results_table(results: dict[str, dict[str, Measurement]], ours: list[Target
             ratio = mine.value / reference.value if reference.value else float("nan")
             cells += [_format(scenario.kind, mine), f"{ratio:.2f}" if ratio == ratio else "n/a"]
             ok = ratio == ratio and scenario.check(mine.value, ratio)
-            met.append(f"{target.key.removeprefix('mqtthub-')}: {'yes' if ok else 'no'}")
+            verdict = ("yes" if ok else "no") + (", lossy" if mine.shortfall and scenario.kind != "memory" else "")
+            met.append(f"{target.key.removeprefix('mqtthub-')}: {verdict}")
         cells += [scenario.target, ", ".join(met)]
         lines.append(_row(cells))
     return lines
@@ -318,7 +320,8 @@ def render(
     out += [
         "",
         f"Throughput and latency: best of {repeat} run(s) per broker. Ratio = mqtthub / mosquitto (for latency, of"
-        " the p99; for memory, of KiB per connection: lower is better for both).",
+        ' the p99; for memory, of KiB per connection: lower is better for both). "lossy": not every message'
+        " arrived (see the notes below); throughput counts only what did.",
         "",
         "Broker CPU time (user + system) per message received by the subscribers, in µs (lower is better):",
         "",

@@ -37,7 +37,7 @@ T = TypeVar("T")
 
 BATCH = 50
 """PUBLISH packets per write."""
-_QUIET = 2.0
+_QUIET = 3.0
 """Seconds without a message after the publishers are done that end a load."""
 _CTX: ForkContext = multiprocessing.get_context("fork")
 
