@@ -1,0 +1,89 @@
+"""The broker of a served hub, reached as a user would: Mosquitto's command-line clients and paho over WebSocket."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from tests.conftest import require
+from tests.support.hubproc import run_hub
+
+
+def test_anonymous_hub_serves_mosquitto_clients_and_paho_over_websocket(tmp_path: Path) -> None:
+    require(shutil.which("mosquitto_sub") is not None, "mosquitto-clients")
+    with run_hub(
+        tmp_path, env={"MQTTHUB_ALLOW_ANONYMOUS": "true"}, wait_for=("HTTP API", "MQTT", "MQTT WebSocket")
+    ) as hub:
+        port = str(hub.port("MQTT"))
+        ws_url = hub.urls["MQTT WebSocket"]
+        assert ws_url.endswith("/mqtt")
+        subscriber = subprocess.Popen(
+            ["mosquitto_sub", "-h", "127.0.0.1", "-p", port, "-t", "#", "-v", "-C", "3", "-W", "30"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1.0)  # let the subscription settle before publishing
+
+        received: list[tuple[str, bytes]] = []
+        got_all = threading.Event()
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="ws-paho", transport="websockets")
+        client.ws_set_options(path="/mqtt")
+
+        def on_message(_client: mqtt.Client, _userdata: object, message: mqtt.MQTTMessage) -> None:
+            received.append((message.topic, bytes(message.payload)))
+            if len(received) == 3:
+                got_all.set()
+
+        client.on_message = on_message
+        client.connect("127.0.0.1", hub.port("MQTT WebSocket"))
+        client.loop_start()
+        try:
+            assert client.subscribe("factory/#", qos=1)[0] == mqtt.MQTT_ERR_SUCCESS
+            time.sleep(0.5)
+            for qos, (topic, payload) in enumerate([("factory/line1/temp", "21.5"), ("factory/line2/temp", "22.0")]):
+                published = subprocess.run(
+                    ["mosquitto_pub", "-h", "127.0.0.1", "-p", port, "-t", topic, "-m", payload, "-q", str(qos + 1)],
+                    capture_output=True,
+                    text=True,
+                    timeout=30,
+                )
+                assert published.returncode == 0, published.stderr
+            info = client.publish("factory/ws/hello", b"from paho", qos=1)
+            info.wait_for_publish(timeout=10)
+            assert got_all.wait(10)
+        finally:
+            client.loop_stop()
+            client.disconnect()
+        output, _ = subscriber.communicate(timeout=30)
+        assert output.splitlines() == [
+            "factory/line1/temp 21.5",
+            "factory/line2/temp 22.0",
+            "factory/ws/hello from paho",
+        ]
+        assert sorted(received) == [
+            ("factory/line1/temp", b"21.5"),
+            ("factory/line2/temp", b"22.0"),
+            ("factory/ws/hello", b"from paho"),
+        ]
+        assert hub.stop(signal.SIGINT) < 5
+
+
+def test_hub_without_anonymous_access_refuses_mosquitto_pub(tmp_path: Path) -> None:
+    require(shutil.which("mosquitto_pub") is not None, "mosquitto-clients")
+    with run_hub(tmp_path, wait_for=("HTTP API", "MQTT")) as hub:
+        result = subprocess.run(
+            ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(hub.port("MQTT")), "-t", "a", "-m", "x"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert result.returncode != 0
+        assert "not authori" in result.stderr.lower()
