@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -91,6 +92,7 @@ def _stdlib_loads(payload: bytes) -> Any:
     return json.loads(payload.decode())
 
 
+_loads: Callable[[bytes], Any]
 try:  # orjson (the ``speed`` extra) parses small documents several times faster
     from orjson import loads as _loads
 except ImportError:  # pragma: no cover - depends on the installed extras

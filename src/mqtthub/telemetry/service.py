@@ -27,14 +27,14 @@ from functools import partial
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from mqtthub.broker.handle import BrokerHandle
 from mqtthub.config import Settings
 from mqtthub.db import Database
 from mqtthub.db.base import new_id
 from mqtthub.errors import PermissionDeniedError, StateError, UnavailableError, ValidationFailedError
-from mqtthub.models import DeviceCommand, Organization, RejectedMessage, TelemetryAlert, TelemetryValue
+from mqtthub.models import DeviceCommand, DeviceStatus, Organization, RejectedMessage, TelemetryAlert, TelemetryValue
 from mqtthub.realtime import RealtimeBus
 from mqtthub.telemetry.directory import Directory
 from mqtthub.telemetry.events import command_event, command_json
@@ -118,6 +118,7 @@ class TelemetryService:
     async def __aenter__(self) -> Self:
         if self.state is not ServiceState.CREATED:
             raise StateError(f"the telemetry service can be started only once (it is {self.state.value})")
+        await self._reset_presence()
         await self.writer.__aenter__()
         if self.settings.telemetry_retention_days > 0:
             self._prune_task = asyncio.create_task(self._prune_loop(), name="telemetry-retention")
@@ -133,6 +134,19 @@ class TelemetryService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._prune_task
         await self.writer.close()
+
+    async def _reset_presence(self) -> None:
+        """Mark devices offline that a previous run left online: a starting hub has no connections yet.
+
+        (After ``kill -9`` the previous run could not record the disconnects.)
+        """
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        async with self.database.session() as session:
+            await session.execute(
+                update(DeviceStatus)
+                .where(DeviceStatus.online.is_(True))
+                .values(online=False, status="offline", disconnected_at=now)
+            )
 
     def _committed(self, items: Sequence[Ingest], codes: Sequence[int]) -> None:
         for item, code in zip(items, codes, strict=True):

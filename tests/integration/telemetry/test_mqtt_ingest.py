@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from mqtthub.models import DeviceStatus, RejectedMessage, TelemetryAlert, TelemetryValue
+from mqtthub.telemetry import TelemetryService
 from tests.integration.telemetry.conftest import Stack
 from tests.integration.telemetry.support import PahoDevice
 
@@ -185,3 +186,13 @@ async def test_qos0_messages_are_stored_too(stack: Stack) -> None:
         return len(await _rows(stack, TelemetryValue)) == 20
 
     await _eventually(count)
+
+
+async def test_a_starting_service_marks_devices_offline(stack: Stack) -> None:
+    # As after kill -9: the previous run left the device online and could not record the disconnect.
+    async with stack.database.session() as session:
+        session.add(DeviceStatus(device_id=stack.a.device_id, online=True, status="online"))
+    async with TelemetryService(stack.database, stack.telemetry.settings):
+        row = (await _rows(stack, DeviceStatus))[0]
+        assert (row.online, row.status) == (False, "offline")
+        assert row.disconnected_at is not None
