@@ -15,14 +15,18 @@ import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from mqtthub.client import HubClient, HubError, Message, StreamClient
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from mqtthub.client import HubClient, Message
+
+# The SDK (httpx, websockets, pydantic, paho) is imported when a command runs, not when ``mqtthub`` starts.
 
 DEFAULT_CONFIG = Path("~/.config/mqtthub/client.toml")
 
@@ -82,12 +86,13 @@ def resolve_target(url: str | None, api_key: str | None, token: str | None, conf
 
 
 def _client(target: Target) -> HubClient:
+    from mqtthub.client import HubClient
+
     return HubClient(target.url, api_key=target.api_key, token=target.token)
 
 
-def _print_json(value: BaseModel | dict[str, Any]) -> None:
-    data = value.model_dump(mode="json") if isinstance(value, BaseModel) else value
-    console.print_json(json.dumps(data))
+def _print_json(value: BaseModel) -> None:
+    console.print_json(json.dumps(value.model_dump(mode="json")))
 
 
 def _message_row(message: Message) -> tuple[str, str, str, str, str]:
@@ -112,6 +117,8 @@ def pub(
     as_json: JsonOption = False,
 ) -> None:
     """Publish a message through the hub."""
+    from mqtthub.client import HubError
+
     try:
         with _client(resolve_target(url, api_key, token, config)) as hub:
             result = hub.publish(topic, payload, qos=qos, retain=retain)
@@ -133,6 +140,8 @@ def sub(
     as_json: JsonOption = False,
 ) -> None:
     """Print live messages until Ctrl+C (reconnecting when the connection drops)."""
+    from mqtthub.client import HubError, StreamClient
+
     target = resolve_target(url, api_key, token, config)
 
     async def follow() -> None:
@@ -169,6 +178,8 @@ def messages(
     as_json: JsonOption = False,
 ) -> None:
     """Show the message history, newest first."""
+    from mqtthub.client import HubError
+
     try:
         with _client(resolve_target(url, api_key, token, config)) as hub:
             page = hub.get_messages(topic, limit=limit, offset=offset, since=since, until=until)
@@ -198,6 +209,8 @@ def topics(
     as_json: JsonOption = False,
 ) -> None:
     """List the topics in the history and the recorded filters."""
+    from mqtthub.client import HubError
+
     try:
         with _client(resolve_target(url, api_key, token, config)) as hub:
             listing = hub.get_topics()
@@ -221,6 +234,8 @@ def stats(
     as_json: JsonOption = False,
 ) -> None:
     """Show message statistics of your organization."""
+    from mqtthub.client import HubError
+
     try:
         with _client(resolve_target(url, api_key, token, config)) as hub:
             result = hub.get_stats()
