@@ -224,7 +224,6 @@ async def _subscriber_main(port: int, flow: Flow, indexes: range, shared: _Share
             "subscriber",
             {
                 "received": sum(c.received for c in clients),
-                "first_ns": min((c.first_ns for c in clients if c.received), default=0),
                 "last_ns": max((c.last_ns for c in clients), default=0),
                 "latencies": latencies,
             },

@@ -95,10 +95,8 @@ class BenchClient(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.connack: asyncio.Future[int] = loop.create_future()
         self.suback: asyncio.Future[int] = loop.create_future()
-        self.lost: asyncio.Future[None] = loop.create_future()
         self.received = 0
         self.acked = 0
-        self.first_ns = 0
         self.last_ns = 0
         self.latencies = latencies
         self.on_progress: Callable[[BenchClient], None] | None = None
@@ -114,8 +112,6 @@ class BenchClient(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Release anyone waiting."""
-        if not self.lost.done():
-            self.lost.set_result(None)
         for future in (self.connack, self.suback, self._ack_waiter, self._drain_waiter):
             if future is not None and not future.done():
                 future.set_exception(ConnectionError("connection lost"))
@@ -188,8 +184,6 @@ class BenchClient(asyncio.Protocol):
         if acks and self.transport is not None:
             self.transport.write(b"".join(acks))
         if received:
-            if not self.received:
-                self.first_ns = now
             self.received += received
             self.last_ns = now
             if self.on_progress is not None:
