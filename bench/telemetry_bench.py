@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import multiprocessing
 import os
 import shutil
@@ -41,7 +42,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -188,7 +189,7 @@ class DeviceClient(asyncio.Protocol):
         self.running = True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)
         transport.write(self.connect_packet)
 
     def fill(self) -> None:
@@ -255,7 +256,7 @@ async def _load(port: int, devices: list[tuple[str, str, int]], rate: float, sec
     clients: list[DeviceClient] = []
     for index, device in enumerate(devices):
         _, client = await loop.create_connection(
-            lambda device=device, index=index: DeviceClient(device, index, stats, credits), "127.0.0.1", port
+            functools.partial(DeviceClient, device, index, stats, credits), "127.0.0.1", port
         )
         clients.append(client)
     await asyncio.gather(*(client.ready for client in clients))
