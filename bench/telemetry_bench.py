@@ -190,7 +190,7 @@ class DeviceClient(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
-        transport.write(self.connect_packet)
+        self.transport.write(self.connect_packet)
 
     def fill(self) -> None:
         if self.transport is None or not self.running:
