@@ -9,8 +9,8 @@ restart.
 For each message: the event name is read from the payload field named by the
 product's ``event_field`` (default ``event``); every enabled subscription whose topic
 matches and whose name equals the event name runs its actions in order. A failing action
-is logged (and stored in the failure log) and the next action still runs. Counters are
-written to the database after every message, so they survive restarts.
+is logged (and stored in the failure log) and the next action still runs. Counters and
+the failure log are written in batches (:mod:`mqtthub.integrations.stats`) and survive restarts.
 """
 
 from __future__ import annotations
@@ -19,12 +19,10 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 import httpx
-from sqlalchemy import update
 
 from mqtthub.config import Settings
 from mqtthub.crypto import SecretBox
@@ -33,8 +31,8 @@ from mqtthub.errors import StateError
 from mqtthub.integrations.actions import ActionError, ActionRunner, EventContext, LocalPublisher
 from mqtthub.integrations.connector import Connector, InboundMessage
 from mqtthub.integrations.runtime import ProductRuntime, configured_products, load_runtime
+from mqtthub.integrations.stats import StatsRecorder
 from mqtthub.integrations.status import ConnectionStatus
-from mqtthub.models import ActionFailure, EventSubscription, MqttConfig
 
 logger = logging.getLogger(__name__)
 
@@ -63,10 +61,17 @@ class IntegrationService:
         secrets: Decrypts stored broker passwords and keys.
         settings: Reconnect timings, SMTP, domain-actions URL, instance id.
         broker: The embedded broker, for ``republish`` to ``local``; None when not running.
+        stats_interval: Seconds between writes of the counters and the failure log.
     """
 
     def __init__(
-        self, database: Database, secrets: SecretBox, settings: Settings, broker: LocalPublisher | None = None
+        self,
+        database: Database,
+        secrets: SecretBox,
+        settings: Settings,
+        broker: LocalPublisher | None = None,
+        *,
+        stats_interval: float = 0.5,
     ) -> None:
         self.database = database
         self.secrets = secrets
@@ -77,6 +82,9 @@ class IntegrationService:
         self._runner: ActionRunner | None = None
         self._state = "created"
         self._changes = asyncio.Lock()
+        self._stats = StatsRecorder(database)
+        self._stats_interval = stats_interval
+        self._flusher: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> IntegrationService:
         if self._state != "created":
@@ -84,6 +92,7 @@ class IntegrationService:
         self._state = "running"
         self._http = httpx.AsyncClient(follow_redirects=False)
         self._runner = ActionRunner(self.database, self.settings, self._http, self._broker)
+        self._flusher = asyncio.create_task(self._stats.run(self._stats_interval), name="integrations:stats-flush")
         if self.settings.integrations_enabled:
             async with self.database.session() as session:
                 for product_id in await configured_products(session):
@@ -101,6 +110,10 @@ class IntegrationService:
             if running.connector is not None:
                 await running.connector.aclose()
         self._running.clear()
+        if self._flusher is not None:
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        await self._stats.flush()
         if self._http is not None:
             await self._http.aclose()
 
@@ -204,44 +217,11 @@ class IntegrationService:
                         "subscription %s: action %d (%s) failed: %s", subscription.id, index, action.type, exc
                     )
                     outcome.failures.append((index, action.type, str(exc)))
-        await self._record(runtime.product_id, message, outcomes)
-
-    async def _record(self, product_id: str, message: InboundMessage, outcomes: list[_Outcome]) -> None:
-        try:
-            async with self.database.session() as session:
-                await session.execute(
-                    update(MqttConfig)
-                    .where(MqttConfig.product_id == product_id)
-                    .values(messages_received=MqttConfig.messages_received + 1, last_message_at=message.received_at)
-                )
-                for outcome in outcomes:
-                    await session.execute(_count(outcome, message.received_at))
-                    session.add_all(
-                        ActionFailure(
-                            product_id=product_id,
-                            subscription_id=outcome.subscription_id,
-                            action_index=index,
-                            action_type=kind,
-                            error=error[:2000],
-                            topic=message.topic,
-                        )
-                        for index, kind, error in outcome.failures
-                    )
-        except Exception:  # statistics must never stop the connector
-            logger.exception("integrations: cannot record statistics of product %s", product_id)
-
-
-def _count(outcome: _Outcome, at: datetime) -> Any:
-    return (
-        update(EventSubscription)
-        .where(EventSubscription.id == outcome.subscription_id)
-        .values(
-            messages_received=EventSubscription.messages_received + 1,
-            last_message_at=at,
-            actions_executed=EventSubscription.actions_executed + outcome.executed,
-            actions_failed=EventSubscription.actions_failed + len(outcome.failures),
-        )
-    )
+        self._stats.message(runtime.product_id, message.received_at)
+        for outcome in outcomes:
+            self._stats.matched(outcome.subscription_id, message.received_at, outcome.executed, len(outcome.failures))
+            for index, kind, error in outcome.failures:
+                self._stats.failure(runtime.product_id, outcome.subscription_id, index, kind, error, message.topic)
 
 
 def _json_object(payload: bytes) -> dict[str, Any]:
