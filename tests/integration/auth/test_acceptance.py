@@ -221,3 +221,26 @@ async def test_pkcs12_certificate_on_the_tls_listener_until_revoked(tmp_path: Pa
         client.close()
         code, _ = await connect(tls_port, tls=tls, client_id=data["clientId"])
         assert code == 5
+
+
+async def test_deleting_an_organization_disconnects_its_clients(tmp_path: Path) -> None:
+    settings = hub_settings(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}", tmp_path)
+    async with start_hub(settings) as running:
+        port = int(running.hub.mqtt_urls["MQTT"].rsplit(":", 1)[1])
+        doomed = await api_tenant(running.admin, "Doomed", "doomed01")
+        kept = await api_tenant(running.admin, "Kept", "kept0001")
+        token = (
+            await running.admin.post(f"/api/v1/organizations/{doomed['org_id']}/mqtt-tokens", json={"name": "app"})
+        ).json()["token"]
+        code, app = await connect(port, token, token)
+        assert code == 0
+        device = await device_client(port, doomed)
+        survivor = await device_client(port, kept)
+        assert (await running.admin.delete(f"/api/v1/organizations/{doomed['org_id']}")).status_code == 204
+        assert await app.wait_disconnected(timeout=1.0)
+        assert await device.wait_disconnected(timeout=1.0)
+        assert not survivor.disconnected.is_set()
+        code, _ = await connect(port, token, token)
+        assert code == 5
+        for client in (app, device, survivor):
+            client.close()

@@ -31,13 +31,14 @@ from mqtthub.auth.device_tokens import issue_device_token
 from mqtthub.auth.devices import create_device, set_device_enabled
 from mqtthub.auth.mqtt_tokens import get_api_token, issue_api_token, revoke_api_token
 from mqtthub.auth.organizations import create_organization
+from mqtthub.auth.users import create_user, set_user_active
 from mqtthub.broker.config import BrokerConfig, ListenerConfig
 from mqtthub.broker.server import Broker
 from mqtthub.config import Settings
 from mqtthub.crypto import SecretBox
 from mqtthub.db import Database
 from mqtthub.db.migrate import upgrade
-from mqtthub.models import Device
+from mqtthub.models import Device, User
 from tests.conftest import require
 from tests.integration.auth.mqttclient import PahoClient, connect
 
@@ -340,3 +341,38 @@ async def test_app_token_over_wss_with_the_documented_options(stack: Stack) -> N
     assert (await app.next_message()).payload == b'{"value": 21}'
     device.close()
     app.close()
+
+
+async def test_user_certificate_reads_telemetry_until_the_user_is_deactivated(stack: Stack) -> None:
+    acme = stack.acme
+    async with stack.database.session() as session:
+        user = await create_user(session, acme.org_id, "viewer@acme.test", "long enough")
+        bundle = await issue_certificate(
+            session, stack.secrets, stack.ca, organization_id=acme.org_id, validity=timedelta(days=1), user=user
+        )
+        _, p12 = await take_download(session, stack.secrets, bundle.download_secret)
+    key, certificate, _ = pkcs12.load_key_and_certificates(p12, bundle.p12_password.encode())
+    assert key is not None
+    assert certificate is not None
+    certfile, keyfile = stack.tmp_path / "user.pem", stack.tmp_path / "user.key"
+    certfile.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    keyfile.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    code, viewer = await connect(stack.port("tls"), tls=stack.client_tls(certfile, keyfile), client_id=bundle.client_id)
+    assert code == 0
+    assert await viewer.subscribe("device/+/telemetry/#") == [1]
+    assert await viewer.subscribe(f"app/user/{user.id}/sub") == [1]
+    assert await viewer.subscribe("devices/+/commands") == [0x80]
+    device = await connected(stack, acme.device_id, acme.device_token)
+    await device.publish(f"device/{acme.device_id}/telemetry/temperature", b"7")
+    assert (await viewer.next_message()).payload == b"7"
+    async with stack.database.session() as session:
+        account = await session.get(User, user.id)
+        assert account is not None
+        await set_user_active(session, account, False, stack.broker)
+    assert await viewer.wait_disconnected(timeout=1.0)
+    viewer.close()
+    device.close()
+    code, _ = await connect(stack.port("tls"), tls=stack.client_tls(certfile, keyfile), client_id=bundle.client_id)
+    assert code == 5
