@@ -48,6 +48,8 @@ from mqtthub.telemetry.thresholds import check_reading, effective_thresholds
 logger = logging.getLogger(__name__)
 
 MAX_LOGGED_PAYLOAD = 2048
+LAST_SEEN_PRECISION_MS = 1000
+"""``last_seen`` moves at most once a second per device from data messages (status changes always move it)."""
 _ALERTS = cast(Table, TelemetryAlert.__table__)
 _REJECTED = cast(Table, RejectedMessage.__table__)
 _STATUS = cast(Table, DeviceStatus.__table__)
@@ -89,6 +91,8 @@ class TelemetryStore:
         self.directory = directory
         self.wants_events = wants_events or (lambda organization_id: True)
         self._sql: dict[str, str] = {}
+        self._statements: dict[tuple[str, str], Any] = {}
+        self._last_touch: dict[str, int] = {}
 
     def _describe(self, item: Ingest, organization_id: str) -> bool:
         """Whether to build the JSON of a stored reading: for an HTTP response or a live listener."""
@@ -357,30 +361,51 @@ class TelemetryStore:
             await session.execute(insert(_ALERTS), batch.alerts)
         if batch.rejected:
             await session.execute(insert(_REJECTED), batch.rejected)
-        dialect_insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         if batch.statuses:
-            await self._upsert_status(session, dialect_insert, batch)
-        touched = [
-            {"device_id": device_id, "online": True, "status": "online", "last_seen": _moment(moment)}
-            for device_id, moment in batch.seen.items()
-            if device_id not in batch.statuses
-        ]
+            await self._upsert_status(session, dialect, batch)
+        touched = self._touched_rows(batch)
         if touched:
-            stmt = dialect_insert(_STATUS)
-            stmt = stmt.on_conflict_do_update(index_elements=["device_id"], set_={"last_seen": stmt.excluded.last_seen})
-            await session.execute(stmt, touched)
+            await session.execute(self._statement(dialect, "touch"), touched)
         await session.flush()
 
-    async def _upsert_status(self, session: AsyncSession, dialect_insert: Any, batch: _Batch) -> None:
-        table = _STATUS
-        stmt = dialect_insert(table)
-        keep = ("battery", "signal", "metadata", "last_seen", "status_at", "connected_at", "disconnected_at")
-        update: dict[str, Any] = {"online": stmt.excluded.online, "status": stmt.excluded.status}
-        for name in keep:
-            update[name] = func.coalesce(stmt.excluded[name], table.c[name])
-        await session.execute(
-            stmt.on_conflict_do_update(index_elements=["device_id"], set_=update), list(batch.statuses.values())
-        )
+    def _touched_rows(self, batch: _Batch) -> list[dict[str, Any]]:
+        """``last_seen`` updates for devices that sent data, at most one per device and second."""
+        rows = []
+        last = self._last_touch
+        if len(last) > self.directory.max_entries:
+            last.clear()
+        for device_id, moment in batch.seen.items():
+            if device_id in batch.statuses or moment - last.get(device_id, 0) < LAST_SEEN_PRECISION_MS:
+                continue
+            last[device_id] = moment
+            rows.append({"device_id": device_id, "online": True, "status": "online", "last_seen": _moment(moment)})
+        return rows
+
+    def _statement(self, dialect: str, name: str) -> Any:
+        """The upsert statements, built once per dialect (building one costs more than running it)."""
+        key = (dialect, name)
+        statement = self._statements.get(key)
+        if statement is not None:
+            return statement
+        stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_STATUS)
+        if name == "touch":
+            statement = stmt.on_conflict_do_update(
+                index_elements=["device_id"], set_={"last_seen": stmt.excluded.last_seen}
+            )
+        else:
+            keep = ("battery", "signal", "metadata", "last_seen", "status_at", "connected_at", "disconnected_at")
+            update: dict[str, Any] = {"online": stmt.excluded.online, "status": stmt.excluded.status}
+            for column in keep:
+                update[column] = func.coalesce(stmt.excluded[column], _STATUS.c[column])
+            statement = stmt.on_conflict_do_update(index_elements=["device_id"], set_=update)
+        self._statements[key] = statement
+        return statement
+
+    async def _upsert_status(self, session: AsyncSession, dialect: str, batch: _Batch) -> None:
+        for device_id, values in batch.statuses.items():
+            if values["last_seen"] is not None:
+                self._last_touch[device_id] = int(values["last_seen"].timestamp() * 1000)
+        await session.execute(self._statement(dialect, "status"), list(batch.statuses.values()))
         rows = await session.scalars(
             select(DeviceStatus)
             .where(DeviceStatus.device_id.in_(list(batch.statuses)))
