@@ -1,7 +1,8 @@
 """The composition root: builds every component from one ``Settings`` and tears them down in reverse.
 
 Start-up order: secret key → database (migrations, first-run account) → embedded
-broker (listeners bound) → HTTP API (socket bound, so every real port is known before
+broker (listeners bound) → messaging → integrations (one connector per configured product)
+→ HTTP API (socket bound, so every real port is known before
 serving). The rest of the hub reaches the broker only through
 :class:`~mqtthub.broker.handle.BrokerHandle`, so an external broker can stand in for it. Background loops run as
 named tasks in one task group owned by :meth:`Hub.run`; stopping cancels and awaits them.
@@ -35,6 +36,7 @@ from mqtthub.crypto import SecretBox, load_or_create_secret_key
 from mqtthub.db import Database
 from mqtthub.db.migrate import upgrade
 from mqtthub.errors import StateError
+from mqtthub.integrations.service import IntegrationService
 from mqtthub.messaging.service import MessagingService
 
 logger = logging.getLogger(__name__)
@@ -131,6 +133,7 @@ class Hub:
         self._broker: Broker | None = None
         self._ca: CertificateAuthority | None = None
         self._messaging: MessagingService | None = None
+        self._integrations: IntegrationService | None = None
 
     # --- components ------------------------------------------------------------------------------
 
@@ -168,6 +171,13 @@ class Hub:
         if self._messaging is None:
             raise StateError("the hub is not started")
         return self._messaging
+
+    @property
+    def integrations(self) -> IntegrationService:
+        """The connectors to external brokers and the actions their messages trigger."""
+        if self._integrations is None:
+            raise StateError("the hub is not started")
+        return self._integrations
 
     @property
     def mqtt_urls(self) -> dict[str, str]:
@@ -231,6 +241,9 @@ class Hub:
         )
         self._messaging = await self._stack.enter_async_context(
             MessagingService(settings, self._database, lambda: self.broker, started_at=self.started_at)
+        )
+        self._integrations = await self._stack.enter_async_context(
+            IntegrationService(self._database, self._secrets, settings, self._broker)
         )
         self._http_socket = bind_socket(settings.host, settings.http_port)
         self._stack.callback(self._http_socket.close)

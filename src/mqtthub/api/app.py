@@ -11,6 +11,7 @@ from mqtthub import __version__
 from mqtthub.api import service
 from mqtthub.api.errors import install_error_handlers
 from mqtthub.auth.routes import identity_router
+from mqtthub.integrations import endpoints as integrations_endpoints
 from mqtthub.messaging import endpoints as messaging_endpoints
 from mqtthub.messaging import ws as messaging_ws
 
@@ -30,6 +31,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(service.router)
     app.include_router(identity_router(hub.settings, hub.ca))
     app.include_router(messaging_endpoints.router)
+    app.include_router(integrations_endpoints.router)
     app.include_router(messaging_ws.router)
     origins = [origin.strip() for origin in hub.settings.cors_origins.split(",") if origin.strip()]
     app.add_middleware(

@@ -1,0 +1,444 @@
+"""The integrations API: products, their MQTT configuration (document 002), subscriptions, templates, logs.
+
+Every endpoint needs a session token. Products of another organization do not exist for
+the caller (404 "Product not found"); changing anything needs an org admin (403 otherwise).
+Changes apply to the running connector before the response is sent, so
+``requires_restart`` is always false.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request, Response
+from sqlalchemy import delete, select
+
+from mqtthub.api.deps import SessionDep, get_hub
+from mqtthub.auth.deps import CurrentUser, require_org_access
+from mqtthub.client.connection import ConnectRefused, close_client, connect
+from mqtthub.client.tls import CertificateError
+from mqtthub.db.base import utcnow
+from mqtthub.errors import NotFoundError, ValidationFailedError
+from mqtthub.integrations import repository
+from mqtthub.integrations.runtime import connection_options, generated_client_id, load_runtime
+from mqtthub.integrations.schemas import (
+    BrokerConfig,
+    ConnectionTestResult,
+    EmailTemplateIn,
+    MqttConfigIn,
+    ProductCreate,
+    ProductOut,
+    ProductUpdate,
+    SubscriptionCreate,
+    SubscriptionUpdate,
+    TopicsConfig,
+    stats_of,
+)
+from mqtthub.integrations.status import ConnectionStatus
+from mqtthub.models import ActionFailure, EmailTemplate, EventSubscription, MqttConfig, Product, StoredEvent
+
+router = APIRouter(prefix="/api/v1/products", tags=["integrations"])
+
+NOT_CONFIGURED = "MQTT not configured for this product"
+Limit = Annotated[int, Query(ge=1, le=1000, description="Most entries returned, newest first.")]
+
+
+# --- products --------------------------------------------------------------------------------------------
+
+
+async def _product_out(session: SessionDep, product: Product) -> ProductOut:
+    configured = await repository.config_of(session, product.id) is not None
+    return ProductOut(
+        id=product.id,
+        organization_id=product.organization_id,
+        name=product.name,
+        description=product.description,
+        mqtt_configured=configured,
+        created_at=product.created_at,
+        updated_at=product.updated_at,
+    )
+
+
+@router.post("", status_code=201, summary="Create a product")
+async def create_product(body: ProductCreate, user: CurrentUser, session: SessionDep) -> ProductOut:
+    """A product of the caller's organization (a platform admin names the organization)."""
+    organization_id = body.organization_id or user.organization_id
+    if organization_id is None:
+        raise ValidationFailedError("organization_id is required for a user without an organization")
+    require_org_access(user, organization_id, admin=True)
+    now = utcnow()
+    product = Product(
+        organization_id=organization_id, name=body.name, description=body.description, created_at=now, updated_at=now
+    )
+    session.add(product)
+    await session.flush()
+    return await _product_out(session, product)
+
+
+@router.get("", summary="List products")
+async def list_products(user: CurrentUser, session: SessionDep) -> dict[str, list[ProductOut]]:
+    """The products of the caller's organization (every product for a platform admin)."""
+    query = select(Product).order_by(Product.created_at, Product.id)
+    if not user.is_platform_admin:
+        query = query.where(Product.organization_id == user.organization_id)
+    return {"products": [await _product_out(session, product) for product in await session.scalars(query)]}
+
+
+@router.get("/{product_id}", summary="Get a product")
+async def get_product(product_id: str, user: CurrentUser, session: SessionDep) -> ProductOut:
+    """One product."""
+    return await _product_out(session, await repository.visible_product(session, user, product_id))
+
+
+@router.patch("/{product_id}", summary="Update a product")
+async def update_product(product_id: str, body: ProductUpdate, user: CurrentUser, session: SessionDep) -> ProductOut:
+    """Change the name or description."""
+    product = await repository.visible_product(session, user, product_id, admin=True)
+    if body.name is not None:
+        product.name = body.name
+    if "description" in body.model_fields_set:
+        product.description = body.description
+    product.updated_at = utcnow()
+    await session.flush()
+    return await _product_out(session, product)
+
+
+@router.delete("/{product_id}", status_code=204, summary="Delete a product")
+async def delete_product(product_id: str, request: Request, user: CurrentUser, session: SessionDep) -> Response:
+    """Delete the product with its configuration, subscriptions, templates and logs; its connector stops."""
+    product = await repository.visible_product(session, user, product_id, admin=True)
+    await session.delete(product)
+    await session.flush()
+    await get_hub(request).integrations.apply(product_id, None)
+    return Response(status_code=204)
+
+
+# --- MQTT configuration ----------------------------------------------------------------------------------
+
+
+def _config_out(config: MqttConfig) -> dict[str, Any]:
+    return {
+        "id": config.id,
+        "product_id": config.product_id,
+        "broker": repository.masked_broker(config.broker),
+        "topics": config.topics,
+        "created_at": config.created_at.isoformat(),
+        "updated_at": config.updated_at.isoformat(),
+    }
+
+
+def _subscription_out(row: EventSubscription) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "topic": row.topic,
+        "variables": row.variables,
+        "enabled": row.enabled,
+        "description": row.description,
+        "actions": row.actions,
+        "stats": stats_of(row),
+        "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+    }
+
+
+def _status_out(request: Request, product_id: str) -> dict[str, Any]:
+    hub = get_hub(request)
+    status = hub.integrations.status(product_id)
+    if status is None:
+        status = ConnectionStatus(product_id=product_id, client_id=generated_client_id(hub.settings, product_id))
+        status.connection_error = "integrations are disabled on this hub (MQTTHUB_INTEGRATIONS_ENABLED)"
+    return status.as_dict()
+
+
+async def _apply(request: Request, session: SessionDep, product_id: str) -> None:
+    hub = get_hub(request)
+    runtime = await load_runtime(session, product_id, hub.secrets, hub.settings)
+    await hub.integrations.apply(product_id, runtime)
+
+
+async def _configured(session: SessionDep, product_id: str) -> MqttConfig:
+    config = await repository.config_of(session, product_id)
+    if config is None:
+        raise NotFoundError(NOT_CONFIGURED)
+    return config
+
+
+@router.get("/{product_id}/mqtt-config", summary="Get full MQTT configuration")
+async def get_mqtt_config(product_id: str, request: Request, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
+    """Configuration (secrets masked), subscriptions with stats, and live status."""
+    await repository.visible_product(session, user, product_id)
+    config = await repository.config_of(session, product_id)
+    if config is None:
+        return {
+            "product_id": product_id,
+            "mqtt_config": None,
+            "subscriptions": None,
+            "status": None,
+            "message": NOT_CONFIGURED,
+        }
+    subscriptions = await repository.subscriptions_of(session, product_id)
+    return {
+        "product_id": product_id,
+        "mqtt_config": _config_out(config),
+        "subscriptions": [_subscription_out(row) for row in subscriptions],
+        "status": _status_out(request, product_id),
+    }
+
+
+@router.put("/{product_id}/mqtt-config", summary="Create/update MQTT configuration")
+async def put_mqtt_config(
+    product_id: str, body: MqttConfigIn, request: Request, user: CurrentUser, session: SessionDep
+) -> dict[str, Any]:
+    """Save the configuration; the connector reconnects with it at once (no restart needed)."""
+    product = await repository.visible_product(session, user, product_id, admin=True)
+    config, created = await repository.save_config(session, product, body, get_hub(request).secrets)
+    await _apply(request, session, product_id)
+    return {
+        "status": "success",
+        "message": f"MQTT configuration {'created' if created else 'updated'} successfully",
+        "requires_restart": False,
+        "mqtt_config": _config_out(config),
+    }
+
+
+@router.delete("/{product_id}/mqtt-config", summary="Remove MQTT configuration")
+async def delete_mqtt_config(
+    product_id: str, request: Request, user: CurrentUser, session: SessionDep
+) -> dict[str, str]:
+    """Disconnect and forget the configuration; subscriptions and their stats are kept."""
+    await repository.visible_product(session, user, product_id, admin=True)
+    config = await _configured(session, product_id)
+    await session.delete(config)
+    await session.flush()
+    await get_hub(request).integrations.apply(product_id, None)
+    return {"status": "success", "message": "MQTT configuration removed"}
+
+
+@router.post("/{product_id}/mqtt-config/test", summary="Test MQTT connection")
+async def test_mqtt_connection(
+    product_id: str, body: BrokerConfig, request: Request, user: CurrentUser, session: SessionDep
+) -> ConnectionTestResult:
+    """A real connection attempt with these settings, beside the running connector (which is not touched).
+
+    Secrets left out (or ``"***"``) are taken from the stored configuration. The test uses
+    its own client id, so the broker does not take over the running connector's session.
+    """
+    await repository.visible_product(session, user, product_id, admin=True)
+    hub = get_hub(request)
+    config = await repository.config_of(session, product_id)
+    broker = repository.merge_broker(body, None if config is None else config.broker, hub.secrets)
+    client_id = f"{body.client_id or generated_client_id(hub.settings, product_id)}-test"
+    options = connection_options({**broker, "client_id": client_id}, hub.secrets, client_id, connect_timeout=10.0)
+    try:
+        connected = await asyncio.to_thread(connect, options)
+    except ConnectRefused as exc:
+        return ConnectionTestResult(
+            status="error", connected=False, latency_ms=None, error=str(exc), details=exc.details, code=exc.code
+        )
+    except CertificateError as exc:
+        return _failure("Certificate error", str(exc))
+    except TimeoutError as exc:
+        return _failure("Connection failed: timed out", str(exc) or "No answer from the broker")
+    except ssl.SSLError as exc:
+        return _failure(f"Connection failed: {exc.reason or exc}", "TLS handshake failed")
+    except (OSError, ValueError) as exc:
+        return _failure(f"Connection failed: {exc}", "Broker unreachable")
+    await asyncio.to_thread(close_client, connected.client)
+    return ConnectionTestResult(
+        status="success",
+        connected=True,
+        latency_ms=max(1, round(connected.latency_ms)),
+        error=None,
+        details="Connected successfully",
+    )
+
+
+def _failure(error: str, details: str) -> ConnectionTestResult:
+    return ConnectionTestResult(status="error", connected=False, latency_ms=None, error=error, details=details)
+
+
+@router.post("/{product_id}/mqtt-config/reconnect", summary="Force reconnect")
+async def reconnect(product_id: str, request: Request, user: CurrentUser, session: SessionDep) -> dict[str, str]:
+    """Drop the connection and connect again at once."""
+    await repository.visible_product(session, user, product_id, admin=True)
+    await _configured(session, product_id)
+    get_hub(request).integrations.reconnect(product_id)
+    return {"status": "success", "message": "Reconnection triggered. Check status in a few seconds."}
+
+
+@router.get("/{product_id}/mqtt-config/status", summary="Get connection status")
+async def get_status(product_id: str, request: Request, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
+    """Connection state, errors, counters, broker info and the recent connect/disconnect/error events."""
+    await repository.visible_product(session, user, product_id)
+    await _configured(session, product_id)
+    return _status_out(request, product_id)
+
+
+@router.get("/{product_id}/mqtt-config/failures", summary="List failed actions")
+async def list_failures(
+    product_id: str,
+    user: CurrentUser,
+    session: SessionDep,
+    limit: Limit = 100,
+    subscription_id: str | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """The failure log: each failed action with its error, newest first."""
+    await repository.visible_product(session, user, product_id)
+    query = select(ActionFailure).where(ActionFailure.product_id == product_id)
+    if subscription_id is not None:
+        query = query.where(ActionFailure.subscription_id == subscription_id)
+    rows = await session.scalars(query.order_by(ActionFailure.created_at.desc(), ActionFailure.id).limit(limit))
+    return {
+        "failures": [
+            {
+                "id": row.id,
+                "subscription_id": row.subscription_id,
+                "action_index": row.action_index,
+                "action_type": row.action_type,
+                "error": row.error,
+                "topic": row.topic,
+                "created_at": row.created_at.isoformat(),
+            }
+            for row in rows
+        ]
+    }
+
+
+# --- subscriptions ---------------------------------------------------------------------------------------
+
+
+async def _topics(session: SessionDep, product_id: str) -> dict[str, Any]:
+    config = await repository.config_of(session, product_id)
+    return config.topics if config is not None else TopicsConfig().model_dump(mode="json")
+
+
+@router.get("/{product_id}/mqtt-config/subscriptions", summary="List event subscriptions")
+async def list_subscriptions(
+    product_id: str, user: CurrentUser, session: SessionDep
+) -> dict[str, list[dict[str, Any]]]:
+    """Every subscription with its actions and stats."""
+    await repository.visible_product(session, user, product_id)
+    return {"subscriptions": [_subscription_out(row) for row in await repository.subscriptions_of(session, product_id)]}
+
+
+@router.post("/{product_id}/mqtt-config/subscriptions", status_code=201, summary="Create a subscription")
+async def create_subscription(
+    product_id: str, body: SubscriptionCreate, request: Request, user: CurrentUser, session: SessionDep
+) -> dict[str, Any]:
+    """A subscription for the event ``name`` on the topic built from the product's prefix, pattern and ``variables``."""
+    product = await repository.visible_product(session, user, product_id, admin=True)
+    repository.check_domain_actions(body.actions, get_hub(request).settings.integration_domain_actions_url)
+    row = await repository.create_subscription(session, product, body, await _topics(session, product_id))
+    await _apply(request, session, product_id)
+    return {"status": "success", "message": "Subscription created successfully", "subscription": _subscription_out(row)}
+
+
+@router.put("/{product_id}/mqtt-config/subscriptions/{subscription_id}", summary="Update subscription")
+async def update_subscription(
+    product_id: str,
+    subscription_id: str,
+    body: SubscriptionUpdate,
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+) -> dict[str, Any]:
+    """Enable/disable, describe, re-target or replace the actions; applies at once."""
+    await repository.visible_product(session, user, product_id, admin=True)
+    row = await repository.subscription_of(session, product_id, subscription_id)
+    repository.check_domain_actions(body.actions or [], get_hub(request).settings.integration_domain_actions_url)
+    row = await repository.update_subscription(session, row, body, await _topics(session, product_id))
+    await _apply(request, session, product_id)
+    return {"status": "success", "message": "Subscription updated successfully", "subscription": _subscription_out(row)}
+
+
+@router.delete("/{product_id}/mqtt-config/subscriptions/{subscription_id}", summary="Delete subscription")
+async def delete_subscription(
+    product_id: str, subscription_id: str, request: Request, user: CurrentUser, session: SessionDep
+) -> dict[str, str]:
+    """Remove the subscription with its stats, stored events and failure log."""
+    await repository.visible_product(session, user, product_id, admin=True)
+    row = await repository.subscription_of(session, product_id, subscription_id)
+    await session.delete(row)
+    await session.flush()
+    await _apply(request, session, product_id)
+    return {"status": "success", "message": "Subscription deleted successfully"}
+
+
+@router.get("/{product_id}/mqtt-config/subscriptions/{subscription_id}/events", summary="Stored events")
+async def list_stored_events(
+    product_id: str, subscription_id: str, user: CurrentUser, session: SessionDep, limit: Limit = 100
+) -> dict[str, list[dict[str, Any]]]:
+    """Messages kept by the subscription's ``store`` actions, newest first."""
+    await repository.visible_product(session, user, product_id)
+    await repository.subscription_of(session, product_id, subscription_id)
+    rows = await session.scalars(
+        select(StoredEvent)
+        .where(StoredEvent.subscription_id == subscription_id)
+        .order_by(StoredEvent.received_at.desc(), StoredEvent.id)
+        .limit(limit)
+    )
+    return {
+        "events": [
+            {"id": row.id, "topic": row.topic, "payload": row.payload, "received_at": row.received_at.isoformat()}
+            for row in rows
+        ]
+    }
+
+
+# --- e-mail templates ------------------------------------------------------------------------------------
+
+
+def _template_out(row: EmailTemplate) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "subject": row.subject,
+        "body": row.body,
+        "recipients": row.recipients,
+        "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+    }
+
+
+@router.get("/{product_id}/email-templates", summary="List e-mail templates")
+async def list_templates(product_id: str, user: CurrentUser, session: SessionDep) -> dict[str, list[dict[str, Any]]]:
+    """The templates e-mail actions of this product can send."""
+    await repository.visible_product(session, user, product_id)
+    rows = await session.scalars(
+        select(EmailTemplate).where(EmailTemplate.product_id == product_id).order_by(EmailTemplate.name)
+    )
+    return {"templates": [_template_out(row) for row in rows]}
+
+
+@router.put("/{product_id}/email-templates/{name}", summary="Create or replace an e-mail template")
+async def put_template(
+    product_id: str, name: str, body: EmailTemplateIn, user: CurrentUser, session: SessionDep
+) -> dict[str, Any]:
+    """Subject, body and recipients are sandboxed Jinja2 templates over the event (``{{event.policy_id}}``)."""
+    await repository.visible_product(session, user, product_id, admin=True)
+    if not 1 <= len(name) <= 200:
+        raise ValidationFailedError("a template name is 1 to 200 characters", field="name")
+    row = await session.scalar(
+        select(EmailTemplate).where(EmailTemplate.product_id == product_id, EmailTemplate.name == name)
+    )
+    now = utcnow()
+    if row is None:
+        row = EmailTemplate(product_id=product_id, name=name, created_at=now)
+        session.add(row)
+    row.subject, row.body, row.recipients, row.updated_at = body.subject, body.body, body.recipients, now
+    await session.flush()
+    return {"status": "success", "template": _template_out(row)}
+
+
+@router.delete("/{product_id}/email-templates/{name}", summary="Delete an e-mail template")
+async def delete_template(product_id: str, name: str, user: CurrentUser, session: SessionDep) -> dict[str, str]:
+    """Actions that name it fail (and are logged) until it exists again."""
+    await repository.visible_product(session, user, product_id, admin=True)
+    result = await session.execute(
+        delete(EmailTemplate).where(EmailTemplate.product_id == product_id, EmailTemplate.name == name)
+    )
+    if not getattr(result, "rowcount", 0):
+        raise NotFoundError("Template not found")
+    return {"status": "success", "message": "Template deleted"}
