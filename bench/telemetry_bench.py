@@ -6,8 +6,10 @@ so the acknowledgement latency measured here is the full path: TCP â†’ broker â†
 
 * the **server**: the same pieces the hub composes (database with migrations, the
   telemetry service, the embedded broker with the real database authenticator and topic
-  authorizer), seeded with N devices, each with its own token and telemetry definition;
-* the **load**: N raw MQTT 3.1.1 connections (one per device) with a window of QoS 1
+  authorizer), seeded with N devices, each with its own token and telemetry definition.
+  It runs on the default asyncio loop, as ``mqtthub serve`` does (``TELEMETRY_BENCH_PROFILE=<file>``
+  writes a cProfile of it);
+* the **load** (on uvloop when installed): N raw MQTT 3.1.1 connections (one per device) with a window of QoS 1
   messages in flight each, either as fast as acknowledgements allow (``--rate 0``) or at a
   fixed total rate.
 
@@ -124,14 +126,15 @@ async def _serve(url: str, devices: int, pipe: Connection) -> None:
 
 
 def _server_main(url: str, devices: int, pipe: Connection) -> None:
+    # The default asyncio loop, as ``mqtthub serve`` runs (see docs/benchmarks.md on uvloop and the broker).
     profile_to = os.environ.get("TELEMETRY_BENCH_PROFILE")
     if not profile_to:
-        _run(_serve(url, devices, pipe))
+        asyncio.run(_serve(url, devices, pipe))
         return
     import cProfile
 
     with cProfile.Profile() as profiler:
-        _run(_serve(url, devices, pipe))
+        asyncio.run(_serve(url, devices, pipe))
     profiler.dump_stats(profile_to)
 
 
