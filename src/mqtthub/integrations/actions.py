@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from email.message import EmailMessage
 from typing import Any, Protocol
 
@@ -31,7 +32,8 @@ from mqtthub.integrations.action_specs import (
 )
 from mqtthub.integrations.conditions import Condition
 from mqtthub.integrations.templates import render, render_json
-from mqtthub.models import EmailTemplate, StoredEvent
+from mqtthub.models import EmailTemplate, HistoryMessage
+from mqtthub.models.messaging import MAX_RECORDED_TOPIC_LENGTH
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +65,15 @@ class EventContext:
     """One message matched by one subscription: what conditions and templates see."""
 
     product_id: str
+    organization_id: str
     organization_short_id: str
     subscription_id: str
     subscription_name: str
     topic: str
     payload: bytes
+    qos: int
+    retain: bool
+    received_at: datetime
     data: dict[str, Any]
 
     def variables(self) -> dict[str, Any]:
@@ -86,7 +92,7 @@ class ActionRunner:
     """Executes actions against real targets: SMTP, HTTP, the embedded broker, the database.
 
     Args:
-        database: Where templates are read and stored events written.
+        database: Where templates are read and ``store`` writes the message history.
         settings: SMTP settings and the domain-actions URL.
         http: The shared HTTP client for webhooks and domain calls.
         local: The embedded broker, or None when it is not running.
@@ -258,13 +264,18 @@ class ActionRunner:
         )
 
     async def _store(self, event: EventContext) -> None:
+        """Into the organization's message history, where the messaging API (``GET /messages``) finds it."""
+        if len(event.topic) > MAX_RECORDED_TOPIC_LENGTH:
+            raise ActionError(f"topic longer than {MAX_RECORDED_TOPIC_LENGTH} characters cannot be stored")
         async with self._database.session() as session:
             session.add(
-                StoredEvent(
-                    product_id=event.product_id,
-                    subscription_id=event.subscription_id,
+                HistoryMessage(
+                    organization_id=event.organization_id,
                     topic=event.topic,
-                    payload=event.payload.decode("utf-8", errors="replace"),
+                    payload=event.payload,
+                    qos=event.qos,
+                    retain=event.retain,
+                    received_at=event.received_at,
                 )
             )
 

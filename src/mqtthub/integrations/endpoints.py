@@ -37,7 +37,7 @@ from mqtthub.integrations.schemas import (
     stats_of,
 )
 from mqtthub.integrations.status import ConnectionStatus
-from mqtthub.models import ActionFailure, EmailTemplate, EventSubscription, MqttConfig, Product, StoredEvent
+from mqtthub.models import ActionFailure, EmailTemplate, EventSubscription, MqttConfig, Product
 
 router = APIRouter(prefix="/api/v1/products", tags=["integrations"])
 
@@ -358,34 +358,13 @@ async def update_subscription(
 async def delete_subscription(
     product_id: str, subscription_id: str, request: Request, user: CurrentUser, session: SessionDep
 ) -> dict[str, str]:
-    """Remove the subscription with its stats, stored events and failure log."""
+    """Remove the subscription with its stats and failure log."""
     await repository.visible_product(session, user, product_id, admin=True)
     row = await repository.subscription_of(session, product_id, subscription_id)
     await session.delete(row)
     await session.flush()
     await _apply(request, session, product_id)
     return {"status": "success", "message": "Subscription deleted successfully"}
-
-
-@router.get("/{product_id}/mqtt-config/subscriptions/{subscription_id}/events", summary="Stored events")
-async def list_stored_events(
-    product_id: str, subscription_id: str, user: CurrentUser, session: SessionDep, limit: Limit = 100
-) -> dict[str, list[dict[str, Any]]]:
-    """Messages kept by the subscription's ``store`` actions, newest first."""
-    await repository.visible_product(session, user, product_id)
-    await repository.subscription_of(session, product_id, subscription_id)
-    rows = await session.scalars(
-        select(StoredEvent)
-        .where(StoredEvent.subscription_id == subscription_id)
-        .order_by(StoredEvent.received_at.desc(), StoredEvent.id)
-        .limit(limit)
-    )
-    return {
-        "events": [
-            {"id": row.id, "topic": row.topic, "payload": row.payload, "received_at": row.received_at.isoformat()}
-            for row in rows
-        ]
-    }
 
 
 # --- e-mail templates ------------------------------------------------------------------------------------

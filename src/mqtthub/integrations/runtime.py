@@ -74,6 +74,7 @@ class ProductRuntime:
     """Everything one connector needs."""
 
     product_id: str
+    organization_id: str
     organization_short_id: str
     options: ConnectionOptions
     qos: int
@@ -136,7 +137,7 @@ async def load_runtime(
     """The runtime of one product, or None when it has no MQTT configuration."""
     row = (
         await session.execute(
-            select(MqttConfig, Organization.short_id)
+            select(MqttConfig, Organization.id, Organization.short_id)
             .join(Product, Product.id == MqttConfig.product_id)
             .join(Organization, Organization.id == Product.organization_id)
             .where(MqttConfig.product_id == product_id)
@@ -144,7 +145,7 @@ async def load_runtime(
     ).one_or_none()
     if row is None:
         return None
-    config, short_id = row
+    config, organization_id, short_id = row
     subscriptions = await session.scalars(
         select(EventSubscription)
         .where(EventSubscription.product_id == product_id, EventSubscription.enabled.is_(True))
@@ -153,6 +154,7 @@ async def load_runtime(
     topics = config.topics
     return ProductRuntime(
         product_id=product_id,
+        organization_id=organization_id,
         organization_short_id=short_id,
         options=connection_options(config.broker, secrets, generated_client_id(settings, product_id)),
         qos=int(topics.get("qos", 1)),

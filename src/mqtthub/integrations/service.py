@@ -199,11 +199,15 @@ class IntegrationService:
             outcomes.append(outcome)
             context = EventContext(
                 product_id=runtime.product_id,
+                organization_id=runtime.organization_id,
                 organization_short_id=runtime.organization_short_id,
                 subscription_id=subscription.id,
                 subscription_name=subscription.name,
                 topic=message.topic,
                 payload=message.payload,
+                qos=message.qos,
+                retain=message.retain,
+                received_at=message.received_at,
                 data=data,
             )
             connector = running.connector

@@ -8,7 +8,6 @@ from mqtthub.models.integrations import (
     EventSubscription,
     MqttConfig,
     Product,
-    StoredEvent,
 )
 from mqtthub.models.messaging import HistoryMessage, MessageSubscription
 from mqtthub.models.telemetry import (
@@ -38,7 +37,6 @@ __all__ = [
     "Organization",
     "Product",
     "RejectedMessage",
-    "StoredEvent",
     "TelemetryAlert",
     "TelemetryDefinition",
     "TelemetryValue",

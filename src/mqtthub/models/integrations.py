@@ -1,4 +1,4 @@
-"""Products, their outbound MQTT configuration, event subscriptions, e-mail templates and action logs."""
+"""Products, their outbound MQTT configuration, event subscriptions, e-mail templates and the action failure log."""
 
 from __future__ import annotations
 
@@ -98,18 +98,3 @@ class ActionFailure(Base):
     error: Mapped[str] = mapped_column(Text)
     topic: Mapped[str] = mapped_column(String(1000))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
-
-
-class StoredEvent(Base):
-    """A message kept by a ``store`` action: the per-subscription event log."""
-
-    __tablename__ = "stored_events"
-
-    id: Mapped[str] = mapped_column(UUIDString, primary_key=True, default=new_id)
-    product_id: Mapped[str] = mapped_column(UUIDString, ForeignKey("products.id", ondelete="CASCADE"), index=True)
-    subscription_id: Mapped[str] = mapped_column(
-        UUIDString, ForeignKey("event_subscriptions.id", ondelete="CASCADE"), index=True
-    )
-    topic: Mapped[str] = mapped_column(String(1000))
-    payload: Mapped[str] = mapped_column(Text)
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

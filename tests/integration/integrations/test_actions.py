@@ -18,7 +18,7 @@ from mqtthub.db import Database
 from mqtthub.db.migrate import upgrade
 from mqtthub.integrations.schemas import EmailTemplateIn
 from mqtthub.integrations.service import IntegrationService
-from mqtthub.models import ActionFailure, EventSubscription, StoredEvent
+from mqtthub.models import ActionFailure, EventSubscription, HistoryMessage
 from tests.integration.integrations.conftest import publish, wait_until
 from tests.integration.integrations.mosquitto import PASSWORD, USERNAME, Mosquitto
 from tests.integration.integrations.seeding import SECRETS, seed, settings_for
@@ -160,7 +160,7 @@ async def test_webhook_gets_the_templated_body_and_failures_are_logged(
     assert (row.messages_received, row.actions_executed, row.actions_failed) == (3, 5, 1)
     async with database.session() as session:
         failures = list(await session.scalars(select(ActionFailure)))
-        stored = await session.scalar(select(func.count()).select_from(StoredEvent))
+        stored = await session.scalar(select(func.count()).select_from(HistoryMessage))
     assert len(failures) == 1
     assert failures[0].action_type == "webhook"
     assert failures[0].action_index == 0
@@ -268,7 +268,7 @@ async def test_two_instances_split_a_shared_stream_without_loss_or_duplicates(
         split = (one.status(product_id).messages_received, two.status(product_id).messages_received)  # type: ignore[union-attr]
     assert min(split) > 0, split
     async with database.session() as session:
-        payloads = list(await session.scalars(select(StoredEvent.payload)))
+        payloads = list(await session.scalars(select(HistoryMessage.payload)))
     sequences = sorted(json.loads(payload)["seq"] for payload in payloads)
     assert sequences == list(range(count))
 

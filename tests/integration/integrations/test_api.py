@@ -408,7 +408,10 @@ async def test_status_follows_a_broker_restart(running: RunningHub, mosquitto: M
     product_id = await new_product(admin)
     base = f"/api/v1/products/{product_id}/mqtt-config"
     await admin.put(base, json=config_body(mosquitto))
-    await admin.post(f"{base}/subscriptions", json={"name": "tick", "variables": {"application_id": "ABC123"}})
+    await admin.post(
+        f"{base}/subscriptions",
+        json={"name": "tick", "variables": {"application_id": "ABC123"}, "actions": [{"type": "store"}]},
+    )
     await wait_status(admin, product_id, lambda s: s["subscribed_topics_count"] == 1, "the subscription")
     await asyncio.to_thread(publish, mosquitto, TOPIC, [b'{"event": "tick"}'])
     await wait_status(admin, product_id, lambda s: s["messages_received"] == 1, "the first message")
@@ -437,3 +440,9 @@ async def test_status_follows_a_broker_restart(running: RunningHub, mosquitto: M
         await asyncio.sleep(0.05)
         listed = (await admin.get(f"{base}/subscriptions")).json()["subscriptions"]
     assert listed[0]["stats"]["messages_received"] == 2
+    assert listed[0]["stats"]["actions_executed"] == 2
+    history = (await admin.get("/messages")).json()
+    assert [(item["topic"], item["payload"], item["qos"]) for item in history["messages"]] == [
+        (TOPIC, '{"event": "tick"}', 1),
+        (TOPIC, '{"event": "tick"}', 1),
+    ]

@@ -1,4 +1,4 @@
-"""Products, outbound MQTT configurations, event subscriptions, e-mail templates, action failures, stored events.
+"""Products, outbound MQTT configurations, event subscriptions, e-mail templates and action failures.
 
 Revision ID: 0007_integrations
 Revises: 0001_accounts
@@ -86,39 +86,26 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_email_templates")),
         sa.UniqueConstraint("product_id", "name", name=op.f("uq_email_templates_product_id")),
     )
-    for table in ("action_failures", "stored_events"):
-        columns = (
-            [
-                sa.Column("action_index", sa.Integer(), nullable=False),
-                sa.Column("action_type", sa.String(50), nullable=False),
-                sa.Column("error", sa.Text(), nullable=False),
-                sa.Column("topic", sa.String(1000), nullable=False),
-                sa.Column("created_at", utc(), nullable=False),
-            ]
-            if table == "action_failures"
-            else [
-                sa.Column("topic", sa.String(1000), nullable=False),
-                sa.Column("payload", sa.Text(), nullable=False),
-                sa.Column("received_at", utc(), nullable=False),
-            ]
-        )
-        op.create_table(
-            table,
-            sa.Column("id", sa.String(36), nullable=False),
-            sa.Column("product_id", sa.String(36), nullable=False),
-            sa.Column("subscription_id", sa.String(36), nullable=False),
-            *columns,
-            _fk(table, "product_id", "products"),
-            _fk(table, "subscription_id", "event_subscriptions"),
-            sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{table}")),
-        )
-        op.create_index(op.f(f"ix_{table}_product_id"), table, ["product_id"])
-        op.create_index(op.f(f"ix_{table}_subscription_id"), table, ["subscription_id"])
+    op.create_table(
+        "action_failures",
+        sa.Column("id", sa.String(36), nullable=False),
+        sa.Column("product_id", sa.String(36), nullable=False),
+        sa.Column("subscription_id", sa.String(36), nullable=False),
+        sa.Column("action_index", sa.Integer(), nullable=False),
+        sa.Column("action_type", sa.String(50), nullable=False),
+        sa.Column("error", sa.Text(), nullable=False),
+        sa.Column("topic", sa.String(1000), nullable=False),
+        sa.Column("created_at", utc(), nullable=False),
+        _fk("action_failures", "product_id", "products"),
+        _fk("action_failures", "subscription_id", "event_subscriptions"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_action_failures")),
+    )
+    op.create_index(op.f("ix_action_failures_product_id"), "action_failures", ["product_id"])
+    op.create_index(op.f("ix_action_failures_subscription_id"), "action_failures", ["subscription_id"])
     op.create_index(op.f("ix_action_failures_created_at"), "action_failures", ["created_at"])
 
 
 def downgrade() -> None:
-    op.drop_table("stored_events")
     op.drop_table("action_failures")
     op.drop_table("email_templates")
     op.drop_table("event_subscriptions")
