@@ -69,6 +69,7 @@ from mqtthub.client._models import (
     TopicInfo,
     TopicList,
 )
+from mqtthub.client._product_models import ConnectionTest, Product, ProductList
 from mqtthub.client._stream import StreamClient
 from mqtthub.client._sync import HubClient
 from mqtthub.client.listener import BrokerListener, ListenerMessage
@@ -91,6 +92,7 @@ __all__ = [
     "CertificateList",
     "ClientStateError",
     "ConflictError",
+    "ConnectionTest",
     "Device",
     "DeviceList",
     "DeviceToken",
@@ -114,6 +116,8 @@ __all__ = [
     "Organization",
     "OrganizationList",
     "PermissionDeniedError",
+    "Product",
+    "ProductList",
     "PublishResult",
     "RateLimitedError",
     "ServerError",

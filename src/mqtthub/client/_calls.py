@@ -42,6 +42,7 @@ from mqtthub.client._models import (
     SubscriptionResult,
     TopicList,
 )
+from mqtthub.client._product_models import ConnectionTest, Product, ProductList
 
 T = TypeVar("T")
 
@@ -90,8 +91,11 @@ def read(call: Call[T], response: httpx.Response) -> T:
         raise error_for(response.status_code, body, response.headers.get("retry-after"))
     if call.model is None:
         return None  # type: ignore[return-value]
+    body = response.json()
+    if call.model is dict:
+        return body  # type: ignore[no-any-return]
     model: Any = call.model
-    return model.model_validate(response.json())  # type: ignore[no-any-return]
+    return model.model_validate(body)  # type: ignore[no-any-return]
 
 
 def connection_error(exc: httpx.TransportError, base_url: str) -> HubConnectionError:
@@ -277,6 +281,73 @@ def certificates(org_id: str) -> Call[CertificateList]:
 
 def revoke_certificate(org_id: str, serial: str) -> Call[Certificate]:
     return Call("DELETE", _org(org_id, "certificates", serial), Certificate)
+
+
+def _product(product_id: str, *parts: str) -> str:
+    return "/".join(["/api/v1/products", quote(product_id, safe=""), *(quote(part, safe="") for part in parts)])
+
+
+def create_product(name: str, description: str | None, organization_id: str | None) -> Call[Product]:
+    body = _without_none({"name": name, "description": description, "organization_id": organization_id})
+    return Call("POST", "/api/v1/products", Product, json=body)
+
+
+def products() -> Call[ProductList]:
+    return Call("GET", "/api/v1/products", ProductList)
+
+
+def product(product_id: str) -> Call[Product]:
+    return Call("GET", _product(product_id), Product)
+
+
+def update_product(product_id: str, name: str | None, description: str | None) -> Call[Product]:
+    return Call("PATCH", _product(product_id), Product, json=_without_none({"name": name, "description": description}))
+
+
+def delete_product(product_id: str) -> Call[None]:
+    return Call("DELETE", _product(product_id), None)
+
+
+def mqtt_config(product_id: str) -> Call[dict[str, Any]]:
+    return Call("GET", _product(product_id, "mqtt-config"), dict)
+
+
+def put_mqtt_config(product_id: str, broker: dict[str, Any], topics: dict[str, Any] | None) -> Call[dict[str, Any]]:
+    body = _without_none({"broker": broker, "topics": topics})
+    return Call("PUT", _product(product_id, "mqtt-config"), dict, json=body)
+
+
+def delete_mqtt_config(product_id: str) -> Call[dict[str, Any]]:
+    return Call("DELETE", _product(product_id, "mqtt-config"), dict)
+
+
+def test_mqtt_connection(product_id: str, broker: dict[str, Any]) -> Call[ConnectionTest]:
+    return Call("POST", _product(product_id, "mqtt-config", "test"), ConnectionTest, json=broker)
+
+
+def reconnect_mqtt(product_id: str) -> Call[dict[str, Any]]:
+    return Call("POST", _product(product_id, "mqtt-config", "reconnect"), dict)
+
+
+def mqtt_status(product_id: str) -> Call[dict[str, Any]]:
+    return Call("GET", _product(product_id, "mqtt-config", "status"), dict)
+
+
+def event_subscriptions(product_id: str) -> Call[dict[str, Any]]:
+    return Call("GET", _product(product_id, "mqtt-config", "subscriptions"), dict)
+
+
+def create_event_subscription(product_id: str, spec: dict[str, Any]) -> Call[dict[str, Any]]:
+    return Call("POST", _product(product_id, "mqtt-config", "subscriptions"), dict, json=spec)
+
+
+def update_event_subscription(product_id: str, subscription_id: str, changes: dict[str, Any]) -> Call[dict[str, Any]]:
+    path = _product(product_id, "mqtt-config", "subscriptions", subscription_id)
+    return Call("PUT", path, dict, json=changes)
+
+
+def delete_event_subscription(product_id: str, subscription_id: str) -> Call[dict[str, Any]]:
+    return Call("DELETE", _product(product_id, "mqtt-config", "subscriptions", subscription_id), dict)
 
 
 def raw(method: str, path: str, params: dict[str, Any] | None, json: Any) -> Call[Any]:

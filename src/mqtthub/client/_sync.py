@@ -39,6 +39,7 @@ from mqtthub.client._models import (
     SubscriptionResult,
     TopicList,
 )
+from mqtthub.client._product_models import ConnectionTest, Product, ProductList
 
 T = TypeVar("T")
 
@@ -270,6 +271,74 @@ class HubClient:
     def revoke_certificate(self, org_id: str, serial: str) -> Certificate:
         """Revoke a client certificate."""
         return self._run(calls.revoke_certificate(org_id, serial))
+
+    # --- products and their outbound MQTT integrations (document 002's JSON as dictionaries) ----------
+
+    def create_product(
+        self, name: str, *, description: str | None = None, organization_id: str | None = None
+    ) -> Product:
+        """Create a product in the caller's organization (a platform admin may name another)."""
+        return self._run(calls.create_product(name, description, organization_id))
+
+    def list_products(self) -> ProductList:
+        """Products visible to the caller."""
+        return self._run(calls.products())
+
+    def get_product(self, product_id: str) -> Product:
+        """One product."""
+        return self._run(calls.product(product_id))
+
+    def update_product(self, product_id: str, *, name: str | None = None, description: str | None = None) -> Product:
+        """Rename or re-describe a product."""
+        return self._run(calls.update_product(product_id, name, description))
+
+    def delete_product(self, product_id: str) -> None:
+        """Delete a product with its configuration and subscriptions; its connector stops."""
+        self._run(calls.delete_product(product_id))
+
+    def get_mqtt_config(self, product_id: str) -> dict[str, Any]:
+        """The product's outbound MQTT configuration (passwords masked) with its subscriptions."""
+        return self._run(calls.mqtt_config(product_id))
+
+    def put_mqtt_config(
+        self, product_id: str, broker: dict[str, Any], topics: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Create or replace the product's MQTT configuration; the connector (re)starts."""
+        return self._run(calls.put_mqtt_config(product_id, broker, topics))
+
+    def delete_mqtt_config(self, product_id: str) -> dict[str, Any]:
+        """Remove the product's MQTT configuration; the connector stops."""
+        return self._run(calls.delete_mqtt_config(product_id))
+
+    def test_mqtt_connection(self, product_id: str, broker: dict[str, Any]) -> ConnectionTest:
+        """Try to connect to a broker with the given settings, without saving them."""
+        return self._run(calls.test_mqtt_connection(product_id, broker))
+
+    def reconnect_mqtt(self, product_id: str) -> dict[str, Any]:
+        """Make the product's connector reconnect now."""
+        return self._run(calls.reconnect_mqtt(product_id))
+
+    def get_mqtt_status(self, product_id: str) -> dict[str, Any]:
+        """The product's connection status and statistics."""
+        return self._run(calls.mqtt_status(product_id))
+
+    def list_event_subscriptions(self, product_id: str) -> dict[str, Any]:
+        """The product's event subscriptions."""
+        return self._run(calls.event_subscriptions(product_id))
+
+    def create_event_subscription(self, product_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+        """Add an event subscription (``{name, variables, enabled, description, actions}``)."""
+        return self._run(calls.create_event_subscription(product_id, spec))
+
+    def update_event_subscription(
+        self, product_id: str, subscription_id: str, changes: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Change an event subscription."""
+        return self._run(calls.update_event_subscription(product_id, subscription_id, changes))
+
+    def delete_event_subscription(self, product_id: str, subscription_id: str) -> dict[str, Any]:
+        """Remove an event subscription."""
+        return self._run(calls.delete_event_subscription(product_id, subscription_id))
 
     # --- anything else -------------------------------------------------------------------------------
 

@@ -187,7 +187,7 @@ def shared_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedHub
         yield hub
 
 
-def wait_for(condition: Callable[[], T], what: str, timeout: float = 30) -> T:
+def wait_for(condition: Callable[[], T | None], what: str, timeout: float = 30) -> T:
     """Poll ``condition`` until it returns something truthy (generous timeout, no timing assertions)."""
     deadline = time.monotonic() + timeout
     while True:
