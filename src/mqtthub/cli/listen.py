@@ -15,6 +15,7 @@ from rich.console import Console
 from mqtthub.client.connection import ConnectionOptions
 from mqtthub.client.listener import BrokerListener, ListenerMessage
 from mqtthub.client.tls import CertificateError, TLSOptions
+from mqtthub.errors import MQTTHubError
 
 console = Console(highlight=False, soft_wrap=True)
 errors = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -91,7 +92,10 @@ def listen(
     if protocol not in ("3.1.1", "5.0"):
         raise _fail("--protocol must be 3.1.1 or 5.0")
     if product is not None:
-        options, topics, qos = asyncio.run(_product_connection(env_file, product))
+        try:
+            options, topics, qos = asyncio.run(_product_connection(env_file, product))
+        except MQTTHubError as exc:
+            raise _fail(exc.message) from None
         topics = topic or topics
     else:
         if url is None:

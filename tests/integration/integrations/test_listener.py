@@ -166,3 +166,14 @@ async def test_cli_listens_with_a_stored_product_configuration(tmp_path: Path, m
         process.kill()
     assert process.returncode == 0
     assert '"event": "tick"' in stdout
+
+
+async def test_cli_refuses_an_unknown_product(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+    await upgrade(url)
+    env_file = tmp_path / "hub.env"
+    env_file.write_text(f"MQTTHUB_DATABASE_URL={url}\nMQTTHUB_SECRET_KEY={SECRET_KEY}\n")
+    process = _listen("--product", "no-such-product", "--env-file", str(env_file))
+    _, stderr = await asyncio.to_thread(process.communicate, timeout=30)
+    assert process.returncode == 2
+    assert "no-such-product does not exist or has no MQTT configuration" in stderr
