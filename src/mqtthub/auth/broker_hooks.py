@@ -239,10 +239,11 @@ class DatabaseAuthenticator:
         )
 
     async def _anonymous(self, session: AsyncSession) -> Principal:
+        # The organization named by `default_organization`, or else the oldest one (the first-run
+        # organization, should it have been renamed).
         organization = await session.scalar(
             select(Organization)
-            .where(Organization.name == self._default_organization)
-            .order_by(Organization.created_at)
+            .order_by((Organization.name != self._default_organization), Organization.created_at)
             .limit(1)
         )
         if organization is None:

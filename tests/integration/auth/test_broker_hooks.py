@@ -25,7 +25,7 @@ from mqtthub.db import Database
 from mqtthub.db.base import utcnow
 from mqtthub.db.migrate import upgrade
 from mqtthub.errors import AuthenticationRefused
-from mqtthub.models import Device, DeviceToken, MqttApiToken
+from mqtthub.models import Device, DeviceToken, MqttApiToken, Organization
 
 
 @dataclass
@@ -200,6 +200,13 @@ async def test_anonymous_only_when_allowed_and_in_the_default_organization(world
     assert principal.organization_id == world.default_org_id
     assert principal.mountpoint.startswith("org/")
     assert principal.mountpoint != "org/acme0001/"
+    # Renamed, the first-run organization (the oldest) still receives anonymous clients.
+    async with world.database.session() as session:
+        default = await session.get(Organization, world.default_org_id)
+        assert default is not None
+        default.name = "renamed"
+    renamed = await authenticator(world, tmp_path, allow_anonymous=True).authenticate(connect(None, None))
+    assert renamed.organization_id == world.default_org_id
 
 
 async def test_repeated_failures_from_one_address_are_slowed_down(world: World, tmp_path: Path) -> None:
