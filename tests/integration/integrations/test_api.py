@@ -272,6 +272,9 @@ async def test_connection_test_reports_latency_and_documented_codes(running: Run
         "details": "Not authorized",
     }
 
+    refused_v5 = (await admin.post(url, json={**plain, "password": "wrong", "protocol": "5.0"})).json()
+    assert (refused_v5["error"], refused_v5["details"]) == ("Connection failed with code 135", "Not authorized")
+
     server = await _connack_server(4)
     async with server:
         port = server.sockets[0].getsockname()[1]
