@@ -34,7 +34,7 @@ from types import TracebackType
 from typing import Generic, Protocol, Self, TypeVar
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from mqtthub.db import Database
 from mqtthub.errors import StateError
@@ -112,6 +112,7 @@ class IngestWriter(Generic[T]):
         self._parked: deque[_Pending[T]] = deque()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._connection: AsyncConnection | None = None
         self.state = WriterState.CREATED
         self.written = 0
         self.batches = 0
@@ -149,6 +150,10 @@ class IngestWriter(Generic[T]):
             pending.future.cancel()
         self._queue.clear()
         self._parked.clear()
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                await self._connection.close()
+            self._connection = None
         self.state = WriterState.CLOSED
 
     def submit(self, item: T, *, policy: QueueFullPolicy = QueueFullPolicy.PAUSE_PUBLISHER) -> asyncio.Future[int]:
@@ -237,9 +242,21 @@ class IngestWriter(Generic[T]):
         return codes
 
     async def _transaction(self, items: list[T]) -> list[int]:
+        # One connection held for the writer's life: no pool check-out and liveness ping per batch (each is a
+        # round trip through the driver's thread or socket). It is dropped after any error and opened again.
         started = time.perf_counter()
-        async with self._database.session() as session:
-            codes = await self._store.write(session, items)
+        if self._connection is None:
+            self._connection = await self._database.engine.connect()
+        connection = self._connection
+        try:
+            async with connection.begin(), AsyncSession(bind=connection, expire_on_commit=False) as session:
+                codes = await self._store.write(session, items)
+                await session.flush()
+        except BaseException:
+            self._connection = None
+            with contextlib.suppress(Exception):
+                await connection.close()
+            raise
         logger.debug("committed %d items in %.1f ms", len(items), (time.perf_counter() - started) * 1000)
         return codes
 
