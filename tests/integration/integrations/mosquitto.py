@@ -128,7 +128,7 @@ class Certificates:
 
 @dataclass
 class Mosquitto:
-    """A Mosquitto process with a password listener, a TLS one, a mutual-TLS one and a WebSocket one."""
+    """A Mosquitto process with a password listener, a TLS one, a mutual-TLS one, WebSocket and secure WebSocket."""
 
     workdir: Path
     pki: Certificates
@@ -136,6 +136,7 @@ class Mosquitto:
     tls_port: int = field(default_factory=free_port)
     mtls_port: int = field(default_factory=free_port)
     ws_port: int = field(default_factory=free_port)
+    wss_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
     def write_config(self) -> Path:
@@ -163,6 +164,7 @@ class Mosquitto:
             f"listener {self.tls_port} 127.0.0.1\nallow_anonymous true\n{tls}"
             f"listener {self.mtls_port} 127.0.0.1\nallow_anonymous true\n{tls}require_certificate true\n"
             f"listener {self.ws_port} 127.0.0.1\nprotocol websockets\nallow_anonymous true\n"
+            f"listener {self.wss_port} 127.0.0.1\nprotocol websockets\nallow_anonymous true\n{tls}"
         )
         return config
 
@@ -175,7 +177,7 @@ class Mosquitto:
         self.process = subprocess.Popen([MOSQUITTO, "-c", str(config)], stdout=log, stderr=log)
         log.close()
         deadline = time.monotonic() + timeout
-        pending = [self.tcp_port, self.tls_port, self.mtls_port, self.ws_port]
+        pending = [self.tcp_port, self.tls_port, self.mtls_port, self.ws_port, self.wss_port]
         while pending:
             if self.process.poll() is not None:
                 raise RuntimeError(f"mosquitto exited: {(self.workdir / 'mosquitto.log').read_text()}")

@@ -113,6 +113,12 @@ async def test_websocket(mosquitto: Mosquitto, protocol: Protocol) -> None:
     await _receive(options, mosquitto)
 
 
+async def test_secure_websocket(mosquitto: Mosquitto, pki: Certificates) -> None:
+    tls = TLSOptions(ca_pem=pki.ca_pem)
+    options = ConnectionOptions("127.0.0.1", mosquitto.wss_port, transport="websockets", tls=tls, client_id="wss")
+    await _receive(options, mosquitto)
+
+
 async def test_broker_restart_is_reported_and_recovered(tmp_path: Path, mosquitto: Mosquitto) -> None:
     received: list[InboundMessage] = []
 
