@@ -87,3 +87,52 @@ def test_hub_without_anonymous_access_refuses_mosquitto_pub(tmp_path: Path) -> N
         )
         assert result.returncode != 0
         assert "not authori" in result.stderr.lower()
+
+
+def test_platform_administrator_sees_sys_topics_and_every_namespace(tmp_path: Path) -> None:
+    require(shutil.which("mosquitto_sub") is not None, "mosquitto-clients")
+    env = {"MQTTHUB_ALLOW_ANONYMOUS": "true", "MQTTHUB_ADMIN_PASSWORD": "correct horse battery"}
+    with run_hub(tmp_path, env=env, wait_for=("HTTP API", "MQTT")) as hub:
+        port = str(hub.port("MQTT"))
+        admin = ["-u", "admin@mqtthub.local", "-P", "correct horse battery"]
+        uptime = subprocess.run(
+            ["mosquitto_sub", "-p", port, *admin, "-t", "$SYS/broker/uptime", "-C", "1", "-W", "20"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert uptime.returncode == 0, uptime.stderr
+        assert int(uptime.stdout.strip()) >= 0
+
+        watcher = subprocess.Popen(
+            ["mosquitto_sub", "-p", port, *admin, "-t", "org/+/plant/#", "-v", "-C", "1", "-W", "20"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(1.0)
+        # An anonymous client works inside the default organization's namespace.
+        subprocess.run(
+            ["mosquitto_pub", "-p", port, "-t", "plant/boiler", "-m", "90", "-q", "1"], check=True, timeout=30
+        )
+        output, _ = watcher.communicate(timeout=30)
+        namespace, _, rest = output.strip().partition("/plant/")
+        assert namespace.startswith("org/")
+        assert rest == "boiler 90"
+
+        # Anonymous clients have no way into $SYS, and a wrong admin password is refused with code 5.
+        anonymous_sys = subprocess.run(
+            ["mosquitto_sub", "-p", port, "-t", "$SYS/#", "-C", "1", "-W", "3"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert anonymous_sys.stdout == ""
+        wrong = subprocess.run(
+            ["mosquitto_sub", "-p", port, "-u", "admin@mqtthub.local", "-P", "nope", "-t", "#", "-C", "1", "-W", "5"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert wrong.returncode != 0
+        assert "not authori" in wrong.stderr.lower()

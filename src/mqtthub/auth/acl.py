@@ -85,6 +85,9 @@ def user_rules(user_id: str) -> TopicRules:
 
 ANONYMOUS_RULES = TopicRules(publish=("#",), subscribe=("#",))
 
+ADMIN_RULES = TopicRules(publish=("#",), subscribe=("#", "$SYS/#"))
+"""A platform administrator, in the global namespace: every organization's topics and ``$SYS``."""
+
 
 def filter_within(requested: str, allowed: str) -> bool:
     """Whether every topic matched by ``requested`` is matched by ``allowed`` (both valid filters).

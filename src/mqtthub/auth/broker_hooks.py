@@ -6,9 +6,12 @@ Who may connect (:class:`DatabaseAuthenticator`):
 - an **app**: username = password = an MQTT API token (``mqh_mqtt_…``);
 - a **certificate**: a TLS client certificate issued by the hub's CA (verified by the
   listener); its serial must not be revoked and its CN names the device or user;
-- **anonymous** clients, only with ``allow_anonymous``, in the default organization.
+- **anonymous** clients, only with ``allow_anonymous``, in the default organization;
+- a **platform administrator**: username = e-mail, password = login password. Only this
+  principal works in the global namespace: it sees every organization (under
+  ``org/<short id>/``) and the broker's ``$SYS/`` topics, like a superuser elsewhere.
 
-Every principal is mounted at ``org/<organization short id>/``, so its topics live in its
+Every other principal is mounted at ``org/<organization short id>/``, so its topics live in its
 organization's namespace and nothing it names can reach another organization. Its topic
 rules (:mod:`mqtthub.auth.acl`) travel in its attributes, so :class:`TopicAuthorizer`
 decides without touching the database.
@@ -30,8 +33,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mqtthub.auth.acl import ANONYMOUS_RULES, TopicRules, device_rules, user_rules
+from mqtthub.auth.acl import ADMIN_RULES, ANONYMOUS_RULES, TopicRules, device_rules, user_rules
 from mqtthub.auth.credentials import API_TOKEN_PATTERN, API_TOKEN_PREFIX
+from mqtthub.auth.passwords import verify_password
 from mqtthub.auth.ratelimit import SlidingWindowLimiter
 from mqtthub.broker.hooks import Action, ConnectInfo, Principal
 from mqtthub.config import Settings
@@ -39,7 +43,7 @@ from mqtthub.crypto import SecretBox
 from mqtthub.db import Database
 from mqtthub.db.base import utcnow
 from mqtthub.errors import AuthenticationRefused
-from mqtthub.models import ClientCertificate, Device, DeviceToken, MqttApiToken, Organization, User
+from mqtthub.models import ClientCertificate, Device, DeviceToken, MqttApiToken, Organization, User, UserRole
 from mqtthub.mqtt.reason_codes import ReasonCode
 
 logger = logging.getLogger(__name__)
@@ -137,7 +141,19 @@ class DatabaseAuthenticator:
             if password != username:
                 raise _Refusal("bad_password", "an API token must be given as both user name and password")
             return await self._api_token(session, username)
+        if "@" in username:
+            return await self._administrator(session, username, password)
         return await self._device(session, username, password)
+
+    async def _administrator(self, session: AsyncSession, email: str, password: str) -> Principal:
+        user = await session.scalar(select(User).where(User.email == email.lower()))
+        # Verify even for an unknown e-mail would cost an argon2 round; the refusal delay already
+        # slows guessing, and the answer is the same code either way.
+        if user is None or not verify_password(user.password_hash, password):
+            raise _Refusal("bad_password", "wrong e-mail or password")
+        if not user.is_active or user.role is not UserRole.PLATFORM_ADMIN:
+            raise _Refusal("not_allowed", f"user {user.id} is not an active platform administrator")
+        return Principal(id=f"user:{user.id}", kind="admin", attributes=ADMIN_RULES.to_attributes())
 
     async def _api_token(self, session: AsyncSession, token: str) -> Principal:
         if not API_TOKEN_PATTERN.match(token):
