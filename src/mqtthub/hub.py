@@ -1,6 +1,7 @@
 """The composition root: builds every component from one ``Settings`` and tears them down in reverse.
 
-Start-up order: secret key → database (migrations, first-run account) → embedded
+Start-up order: secret key → database (migrations, first-run account) → telemetry (ingest
+writer, Socket.IO bridge; before the broker, whose sink and observer it is) → embedded
 broker (listeners bound) → messaging → integrations (one connector per configured product)
 → HTTP API (socket bound, so every real port is known before
 serving). The rest of the hub reaches the broker only through
@@ -38,6 +39,10 @@ from mqtthub.db.migrate import upgrade
 from mqtthub.errors import StateError
 from mqtthub.integrations.service import IntegrationService
 from mqtthub.messaging.service import MessagingService
+from mqtthub.realtime import RealtimeBus
+from mqtthub.realtime.access import StreamAuthenticator
+from mqtthub.realtime.socketio import SocketIOGateway
+from mqtthub.telemetry import TelemetryService
 
 logger = logging.getLogger(__name__)
 
@@ -133,6 +138,8 @@ class Hub:
         self._broker: Broker | None = None
         self._ca: CertificateAuthority | None = None
         self._messaging: MessagingService | None = None
+        self._telemetry: TelemetryService | None = None
+        self._socketio: SocketIOGateway | None = None
         self._integrations: IntegrationService | None = None
 
     # --- components ------------------------------------------------------------------------------
@@ -164,6 +171,25 @@ class Hub:
         if self._broker is None:
             raise StateError("the hub is not started")
         return self._broker
+
+    @property
+    def telemetry(self) -> TelemetryService:
+        """Device telemetry: ingestion, status, history, commands, broadcasts, live events."""
+        if self._telemetry is None:
+            raise StateError("the hub is not started")
+        return self._telemetry
+
+    @property
+    def realtime(self) -> RealtimeBus:
+        """The live event bus behind ``/api/v1/stream`` and Socket.IO."""
+        return self.telemetry.realtime
+
+    @property
+    def socketio(self) -> SocketIOGateway:
+        """The Socket.IO server mounted at ``/socket.io``."""
+        if self._socketio is None:
+            raise StateError("the hub is not started")
+        return self._socketio
 
     @property
     def messaging(self) -> MessagingService:
@@ -232,13 +258,21 @@ class Hub:
                 organization_name=settings.default_organization,
             )
         self._ca = CertificateAuthority.load_or_create(settings)
+        # Telemetry starts before the broker and stops after it: no accepted message finds its writer closed.
+        self._telemetry = await self._stack.enter_async_context(TelemetryService(self._database, settings))
+        self._socketio = await self._stack.enter_async_context(
+            SocketIOGateway(self._telemetry.realtime, StreamAuthenticator(self._database, self._secrets))
+        )
         self._broker = await self._stack.enter_async_context(
             Broker(
                 broker_config(settings, self._ca.cert_file),
                 authenticator=DatabaseAuthenticator(self._database, self._secrets, settings),
                 authorizer=TopicAuthorizer(),
+                sink=self._telemetry.sink,
+                observer=self._telemetry.observer,
             )
         )
+        self._telemetry.broker = self._broker
         self._messaging = await self._stack.enter_async_context(
             MessagingService(settings, self._database, lambda: self.broker, started_at=self.started_at)
         )

@@ -14,6 +14,9 @@ from mqtthub.auth.routes import identity_router
 from mqtthub.integrations import endpoints as integrations_endpoints
 from mqtthub.messaging import endpoints as messaging_endpoints
 from mqtthub.messaging import ws as messaging_ws
+from mqtthub.realtime import websocket as realtime_ws
+from mqtthub.realtime.socketio import SOCKETIO_PATH
+from mqtthub.telemetry import endpoints as telemetry_endpoints
 
 if TYPE_CHECKING:
     from mqtthub.hub import Hub
@@ -33,6 +36,9 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(messaging_endpoints.router)
     app.include_router(integrations_endpoints.router)
     app.include_router(messaging_ws.router)
+    app.include_router(telemetry_endpoints.router)
+    app.include_router(realtime_ws.router)
+    app.mount(f"/{SOCKETIO_PATH}", hub.socketio.asgi_app)
     origins = [origin.strip() for origin in hub.settings.cors_origins.split(",") if origin.strip()]
     app.add_middleware(
         CORSMiddleware,
