@@ -72,6 +72,7 @@ from mqtthub.client._models import (
 from mqtthub.client._product_models import ConnectionTest, Product, ProductList
 from mqtthub.client._stream import StreamClient
 from mqtthub.client._sync import HubClient
+from mqtthub.client._telemetry_models import Broadcast, Command, CommandPage, DeviceStatus, Pagination, ReadingPage
 from mqtthub.client.listener import BrokerListener, ListenerMessage
 from mqtthub.client.tls import TLSOptions
 
@@ -85,16 +86,20 @@ __all__ = [
     "AsyncMQTTAPIClient",
     "AuthenticationError",
     "BadRequestError",
+    "Broadcast",
     "BrokerListener",
     "Certificate",
     "CertificateConfig",
     "CertificateIssued",
     "CertificateList",
     "ClientStateError",
+    "Command",
+    "CommandPage",
     "ConflictError",
     "ConnectionTest",
     "Device",
     "DeviceList",
+    "DeviceStatus",
     "DeviceToken",
     "DeviceTokenCreated",
     "DeviceTokenList",
@@ -115,11 +120,13 @@ __all__ = [
     "NotFoundError",
     "Organization",
     "OrganizationList",
+    "Pagination",
     "PermissionDeniedError",
     "Product",
     "ProductList",
     "PublishResult",
     "RateLimitedError",
+    "ReadingPage",
     "ServerError",
     "ServiceInfo",
     "ServiceUnavailableError",

@@ -40,6 +40,7 @@ from mqtthub.client._models import (
     TopicList,
 )
 from mqtthub.client._product_models import ConnectionTest, Product, ProductList
+from mqtthub.client._telemetry_models import Broadcast, Command, CommandPage, DeviceStatus, ReadingPage
 
 T = TypeVar("T")
 
@@ -273,6 +274,45 @@ class AsyncHubClient:
     async def revoke_certificate(self, org_id: str, serial: str) -> Certificate:
         """Revoke a client certificate."""
         return await self._run(calls.revoke_certificate(org_id, serial))
+
+    # --- telemetry and commands ------------------------------------------------------------------------
+
+    async def send_command(self, device_id: str, command: str, parameters: dict[str, Any] | None = None) -> Command:
+        """Send a command to a device (QoS 1 on ``devices/{id}/commands``); it starts ``pending``."""
+        return await self._run(calls.send_command(device_id, command, parameters))
+
+    async def list_commands(
+        self, device_id: str, *, status: str | None = None, limit: int = 100, offset: int = 0
+    ) -> CommandPage:
+        """A device's commands, newest first, optionally of one status."""
+        return await self._run(calls.commands(device_id, status, limit, offset))
+
+    async def get_command(self, command_id: str) -> Command:
+        """One command and its status."""
+        return await self._run(calls.command(command_id))
+
+    async def get_device_status(self, device_id: str) -> DeviceStatus:
+        """A device's last reported status and whether it is connected now."""
+        return await self._run(calls.device_status(device_id))
+
+    async def get_datastreams(
+        self,
+        device_id: str,
+        sensor: str | None = None,
+        *,
+        start: datetime | str | None = None,
+        end: datetime | str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        bucket: str | None = None,
+    ) -> ReadingPage:
+        """A device's telemetry history (one sensor's with ``sensor``), newest first; ``bucket`` (``5m``,
+        ``1h``…) returns per-bucket min/max/avg/count instead."""
+        return await self._run(calls.datastreams(device_id, sensor, start, end, limit, offset, bucket))
+
+    async def broadcast(self, org_id: str, message: Any, *, qos: int = 1) -> Broadcast:
+        """Send ``message`` to every device of an organization."""
+        return await self._run(calls.broadcast(org_id, message, qos))
 
     # --- products and their outbound MQTT integrations (document 002's JSON as dictionaries) ----------
 

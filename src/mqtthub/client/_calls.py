@@ -43,6 +43,7 @@ from mqtthub.client._models import (
     TopicList,
 )
 from mqtthub.client._product_models import ConnectionTest, Product, ProductList
+from mqtthub.client._telemetry_models import Broadcast, Command, CommandPage, DeviceStatus, ReadingPage
 
 T = TypeVar("T")
 
@@ -61,6 +62,8 @@ class Call(Generic[T]):
     json: Any = None
     also_ok: tuple[int, ...] = ()
     """Error statuses whose body is still read into ``model`` when it fits (a degraded ``/health``)."""
+    envelope: bool = False
+    """The answer is ``{"success": true, "data": ...}`` and ``model`` reads ``data``."""
 
 
 def base_url_of(url: str | None) -> str:
@@ -92,10 +95,11 @@ def read(call: Call[T], response: httpx.Response) -> T:
     if call.model is None:
         return None  # type: ignore[return-value]
     body = response.json()
+    data = body["data"] if call.envelope else body
     if call.model is dict:
-        return body  # type: ignore[no-any-return]
+        return data  # type: ignore[no-any-return]
     model: Any = call.model
-    return model.model_validate(body)  # type: ignore[no-any-return]
+    return model.model_validate(data)  # type: ignore[no-any-return]
 
 
 def connection_error(exc: httpx.TransportError, base_url: str) -> HubConnectionError:
@@ -281,6 +285,45 @@ def certificates(org_id: str) -> Call[CertificateList]:
 
 def revoke_certificate(org_id: str, serial: str) -> Call[Certificate]:
     return Call("DELETE", _org(org_id, "certificates", serial), Certificate)
+
+
+def send_command(device_id: str, command: str, parameters: dict[str, Any] | None) -> Call[Command]:
+    body = {"command": command, "parameters": parameters or {}}
+    return Call("POST", f"/api/v1/devices/{quote(device_id, safe='')}/commands", Command, json=body, envelope=True)
+
+
+def commands(device_id: str, status: str | None, limit: int, offset: int) -> Call[CommandPage]:
+    params = _without_none({"status": status, "limit": limit, "offset": offset})
+    return Call("GET", f"/api/v1/devices/{quote(device_id, safe='')}/commands", CommandPage, params=params)
+
+
+def command(command_id: str) -> Call[Command]:
+    return Call("GET", f"/api/v1/commands/{quote(command_id, safe='')}", Command, envelope=True)
+
+
+def device_status(device_id: str) -> Call[DeviceStatus]:
+    return Call("GET", f"/api/v1/devices/{quote(device_id, safe='')}/status", DeviceStatus, envelope=True)
+
+
+def datastreams(
+    device_id: str,
+    sensor: str | None,
+    start: datetime | str | None,
+    end: datetime | str | None,
+    limit: int,
+    offset: int,
+    bucket: str | None,
+) -> Call[ReadingPage]:
+    path = f"/api/v1/devices/{quote(device_id, safe='')}/datastreams"
+    if sensor is not None:
+        path += "/" + quote(sensor, safe="/")
+    params = _without_none({"from": _time(start), "to": _time(end), "limit": limit, "offset": offset, "bucket": bucket})
+    return Call("GET", path, ReadingPage, params=params)
+
+
+def broadcast(org_id: str, message: Any, qos: int) -> Call[Broadcast]:
+    path = f"/api/v1/organizations/{quote(org_id, safe='')}/broadcast"
+    return Call("POST", path, Broadcast, json={"message": message, "qos": qos}, envelope=True)
 
 
 def _product(product_id: str, *parts: str) -> str:
