@@ -96,7 +96,7 @@ def test_mqtt_message_shows_up_in_history_and_on_the_websocket(shared_hub: Threa
     org = shared_hub.default_org
     token = shared_hub.api_token(org)
     with shared_hub.http(api_key=token) as client:
-        assert client.post("/subscribe", json={"topic": "device/+/telemetry/#"}).status_code == 200
+        assert client.post("/subscribe", json={"topic": "sensors/+/temperature"}).status_code == 200
 
     received: list[dict[str, object]] = []
 
@@ -105,7 +105,7 @@ def test_mqtt_message_shows_up_in_history_and_on_the_websocket(shared_hub: Threa
         async with connect(f"{shared_hub.ws_url}?token={token}") as ws:
             hello = json.loads(await ws.recv())
             assert hello["type"] == "connected"
-            assert "device/+/telemetry/#" in hello["subscriptions"]
+            assert "sensors/+/temperature" in hello["subscriptions"]
             await ws.send("ping")
             assert await ws.recv() == "pong"
             ready.set()
@@ -119,17 +119,17 @@ def test_mqtt_message_shows_up_in_history_and_on_the_websocket(shared_hub: Threa
     listener = threading.Thread(target=lambda: asyncio.run(listen(ready)))
     listener.start()
     assert ready.wait(30)
-    device = shared_hub.mqtt_client(token)
-    device.publish("device/d1/telemetry/temperature", b"21.5", qos=1).wait_for_publish(30)
+    app = shared_hub.mqtt_client(token)
+    app.publish("sensors/line1/temperature", b"21.5", qos=1).wait_for_publish(30)
     listener.join(60)
-    device.loop_stop()
-    device.disconnect()
+    app.loop_stop()
+    app.disconnect()
     assert received, "no message on /ws"
-    assert received[0]["topic"] == "device/d1/telemetry/temperature"
+    assert received[0]["topic"] == "sensors/line1/temperature"
     assert received[0]["payload"] == "21.5"
     with shared_hub.http(api_key=token) as client:
         page = wait_for(
-            lambda: client.get("/messages", params={"topic": "device/d1/telemetry/temperature"}).json()["messages"],
+            lambda: client.get("/messages", params={"topic": "sensors/line1/temperature"}).json()["messages"],
             "the MQTT message in /messages",
         )
     assert page[0]["payload"] == "21.5"
