@@ -32,6 +32,7 @@ MAX_TEXT_VALUE = 1024
 MAX_STATUS = 32
 COMMAND_OUTCOMES = frozenset({"completed", "failed"})
 _MS_THRESHOLD = 100_000_000_000
+_MISSING: Any = object()
 
 
 class PayloadError(ValueError):
@@ -113,10 +114,14 @@ def decode_json(payload: bytes) -> Any:
 
 def _number(value: Any) -> float | None:
     """A finite float from a JSON number, or None for anything else (booleans are not numbers)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
+    # Exact type checks: JSON decoders produce plain int and float, and bool (an int subclass) is excluded for free.
+    kind = type(value)
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if kind is int:
+        number = float(value)
+        return number if math.isfinite(number) else None
+    return None
 
 
 def _number_text(value: int | float) -> str:
@@ -171,31 +176,36 @@ def _optional_number(container: dict[str, Any], key: str, name: str) -> float | 
 def parse_datastream(document: Any) -> DatastreamReading:
     """Validate a datastream message; see the module docstring for the format."""
     body = _object(document)
-    if "value" not in body:
+    value = body.get("value", _MISSING)
+    if value is _MISSING:
         raise PayloadError("value", "is required")
-    value = body["value"]
     number = _number(value)
     if number is not None:
-        raw = _number_text(value)
-    elif isinstance(value, str) and not isinstance(value, bool):
+        raw = repr(value) if type(value) is float else str(value)
+    elif isinstance(value, str):
         if len(value) > MAX_TEXT_VALUE:
             raise PayloadError("value", f"must be at most {MAX_TEXT_VALUE} characters")
         raw, number = value, _numeric_text(value)
     else:
         raise PayloadError("value", "must be a number or a string")
-    if "telemetryDataId" not in body:
+    data_id = body.get("telemetryDataId", _MISSING)
+    if data_id is _MISSING:
         raise PayloadError("telemetryDataId", "is required")
-    data_id = body["telemetryDataId"]
-    if isinstance(data_id, str) and data_id.isdigit():
+    if type(data_id) is not int:
+        if not (isinstance(data_id, str) and data_id.isdigit()):
+            raise PayloadError("telemetryDataId", "must be a positive integer")
         data_id = int(data_id)
-    if isinstance(data_id, bool) or not isinstance(data_id, int) or data_id <= 0:
+    if data_id <= 0:
         raise PayloadError("telemetryDataId", "must be a positive integer")
-    urgent = body.get("urgent", False)
+    urgent = body.get("urgent")
     if urgent is None:
         urgent = False
-    if not isinstance(urgent, bool):
+    elif type(urgent) is not bool:
         raise PayloadError("urgent", "must be a boolean")
-    reading = DatastreamReading(data_id, raw, number, urgent, timestamp_ms=parse_timestamp(body.get("timestamp")))
+    timestamp = body.get("timestamp")
+    reading = DatastreamReading(
+        data_id, raw, number, urgent, timestamp_ms=None if timestamp is None else parse_timestamp(timestamp)
+    )
     thresholds = body.get("thresholds")
     if thresholds is not None:
         if not isinstance(thresholds, dict):
