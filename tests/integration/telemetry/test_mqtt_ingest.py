@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -196,3 +197,22 @@ async def test_a_starting_service_marks_devices_offline(stack: Stack) -> None:
         row = (await _rows(stack, DeviceStatus))[0]
         assert (row.online, row.status) == (False, "offline")
         assert row.disconnected_at is not None
+
+
+async def test_a_will_message_sets_the_status_when_the_connection_is_lost(stack: Stack) -> None:
+    device = PahoDevice(stack.port, stack.a)
+    will = {"status": "offline", "metadata": {"reason": "connection lost", "battery": 12}}
+    device.client.will_set(f"devices/{stack.a.device_id}/status", json.dumps(will), qos=1)
+    await asyncio.to_thread(device.connect)
+    sock = device.client.socket()
+    assert sock is not None
+    sock.close()  # no DISCONNECT: the broker publishes the will
+    await asyncio.to_thread(device.client.loop_stop)
+
+    async def will_applied() -> bool:
+        rows = await _rows(stack, DeviceStatus)
+        return bool(rows) and (rows[0].status_metadata or {}).get("reason") == "connection lost"
+
+    await _eventually(will_applied)
+    row = (await _rows(stack, DeviceStatus))[0]
+    assert (row.online, row.status, row.battery) == (False, "offline", 12.0)
