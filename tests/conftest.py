@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -13,6 +15,25 @@ import pytest
 from tests.support.postgres import find_postgres_bin, postgres_server
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+_BACKEND_ID = re.compile(r"\[(?:[^\]]*-)?(sqlite|postgresql)(?:-[^\]]*)?\]$")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say how many database tests ran on each backend, so a run shows both were exercised."""
+    outcomes: Counter[tuple[str, str]] = Counter()
+    for outcome in ("passed", "failed", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            match = _BACKEND_ID.search(getattr(report, "nodeid", ""))
+            if match and getattr(report, "when", "call") == "call":
+                outcomes[(match[1], outcome)] += 1
+    if outcomes:
+        parts = []
+        for backend in ("sqlite", "postgresql"):
+            done = ", ".join(
+                f"{outcomes[(backend, o)]} {o}" for o in ("passed", "failed", "error") if outcomes[(backend, o)]
+            )
+            parts.append(f"{backend} ({done or 'none'})")
+        terminalreporter.write_line("database tests by backend: " + "; ".join(parts))
 
 
 def require(condition: bool, what: str) -> None:
