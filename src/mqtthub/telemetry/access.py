@@ -68,7 +68,7 @@ async def authenticate_device(
         ).one_or_none()
     if row is None:
         raise UnauthenticatedError("unknown device token")
-    device_token, device = row.tuple()
+    device_token, device = row._tuple()
     now = utcnow()
     if device_token.revoked_at is not None or (device_token.expires_at is not None and device_token.expires_at <= now):
         raise UnauthenticatedError("the device token is revoked or expired")

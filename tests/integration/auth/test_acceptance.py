@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import sqlite3
 import ssl
@@ -154,8 +155,13 @@ async def test_devices_with_paho_and_mosquitto_pub(tmp_path: Path) -> None:
         assert await watcher.subscribe("devices/+/datastream") == [1]
         assert await watcher.subscribe("devices/+/status") == [1]
 
+        definition = await running.admin.post(
+            f"/api/v1/devices/{acme['device_id']}/telemetry-definitions", json={"key": "temperature", "unit": "C"}
+        )
+        assert definition.status_code == 201, definition.text
+        reading = json.dumps({"value": 25.6, "telemetryDataId": definition.json()["data"]["id"]}).encode()
         device = await device_client(port, acme)
-        await device.publish(f"devices/{acme['device_id']}/datastream", b'{"value": "25.6"}')
+        await device.publish(f"devices/{acme['device_id']}/datastream", reading)
         assert (await watcher.next_message()).topic == f"devices/{acme['device_id']}/datastream"
         # Another device's topic, in its own organization or named after another organization's device.
         await device.publish("devices/someone-else/datastream", b"x")
