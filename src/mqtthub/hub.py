@@ -1,12 +1,13 @@
 """The composition root: builds every component from one ``Settings`` and tears them down in reverse.
 
-Start-up order: secret key → database (migrations, first-run account) → telemetry (ingest
-writer, Socket.IO bridge; before the broker, whose sink and observer it is) → embedded
-broker (listeners bound) → messaging → integrations (one connector per configured product)
-→ HTTP API (socket bound, so every real port is known before
-serving). The rest of the hub reaches the broker only through
-:class:`~mqtthub.broker.handle.BrokerHandle`, so an external broker can stand in for it. Background loops run as
-named tasks in one task group owned by :meth:`Hub.run`; stopping cancels and awaits them.
+Start-up order: secret key → database (migrations, first-run account) → certificate
+authority → telemetry (ingest writer, Socket.IO bridge; before the broker, whose sink and
+observer it is) → embedded broker (listeners bound) → messaging → integrations (one
+connector per configured product) → HTTP API (socket bound, so every real port is known
+before serving). The rest of the hub reaches the broker only through
+:class:`~mqtthub.broker.handle.BrokerHandle`, so an external broker can stand in for it.
+Background loops run as named tasks in one task group owned by :meth:`Hub.run`; stopping
+cancels and awaits them.
 """
 
 from __future__ import annotations
