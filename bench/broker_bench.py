@@ -321,9 +321,9 @@ def render(
     out += _results_table(results, [t for t in targets if not t.is_mosquitto])
     out += [
         "",
-        f"Throughput and latency: best of {repeat} run(s) per broker, a run without loss before a lossy one. Ratio = mqtthub / mosquitto (for latency, of"
-        ' the p99; for memory, of KiB per connection: lower is better for both). "lossy": not every message'
-        " arrived (see the notes below); throughput counts only what did.",
+        f"Throughput and latency: best of {repeat} run(s) per broker, a run without loss before a lossy one."
+        " Ratio = mqtthub / mosquitto (for latency, of the p99; for memory, of KiB per connection: lower is better"
+        ' for both). "lossy": not every message arrived (see the notes below); throughput counts only what did.',
         "",
         "Broker CPU time (user + system) per message received by the subscribers, in µs (lower is better):",
         "",
