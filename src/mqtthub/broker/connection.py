@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+_FLUSH_THRESHOLD = 64 * 1024
+"""Queued bytes at which a connection writes at once instead of at the end of the event-loop pass."""
+
 
 class CertificateInfo:
     """Subject, common name and serial number of a verified TLS client certificate."""
@@ -101,6 +104,7 @@ class Connection(asyncio.Protocol):
         """QoS 1 messages among them: with QoS 2 receipts, what counts against our receive maximum."""
         self._loop = asyncio.get_running_loop()
         self._out: list[bytes] = []
+        self._out_bytes = 0
         self._flush_handle: asyncio.Handle | None = None
         self._write_paused = False
         self._qos0_while_paused = 0
@@ -232,7 +236,15 @@ class Connection(asyncio.Protocol):
         if self.state is ConnectionState.CLOSED:
             return
         self._out.append(data)
-        if self._flush_handle is None:
+        self._out_bytes += len(data)
+        if self._out_bytes >= _FLUSH_THRESHOLD:
+            # Hand a large batch to the transport now: uvloop runs many reads before any
+            # call_soon callback, so waiting for the end of the pass would hold megabytes here,
+            # out of sight of the transport's flow control.
+            if self._flush_handle is not None:
+                self._flush_handle.cancel()
+            self._flush()
+        elif self._flush_handle is None:
             self._flush_handle = self._loop.call_soon(self._flush)
 
     def write_packet(self, packet: Packet) -> None:
@@ -276,7 +288,8 @@ class Connection(asyncio.Protocol):
         if not out or transport is None or transport.is_closing():
             return
         self._out = []
-        self.core.stats.bytes_sent += sum(map(len, out))
+        self.core.stats.bytes_sent += self._out_bytes
+        self._out_bytes = 0
         transport.writelines(out)
 
     # -- closing ------------------------------------------------------------------------------------------
