@@ -13,9 +13,10 @@ import contextlib
 import json
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -91,6 +92,20 @@ def _client(target: Target) -> HubClient:
     return HubClient(target.url, api_key=target.api_key, token=target.token)
 
 
+_Result = TypeVar("_Result")
+
+
+def _call(target: Target, request: Callable[[HubClient], _Result]) -> _Result:
+    """Run one request through the SDK; an SDK error becomes one line on standard error and exit status 1."""
+    from mqtthub.client import HubError
+
+    try:
+        with _client(target) as hub:
+            return request(hub)
+    except HubError as exc:
+        _fail(str(exc))
+
+
 def _print_json(value: BaseModel) -> None:
     console.print_json(json.dumps(value.model_dump(mode="json")))
 
@@ -117,13 +132,8 @@ def pub(
     as_json: JsonOption = False,
 ) -> None:
     """Publish a message through the hub."""
-    from mqtthub.client import HubError
-
-    try:
-        with _client(resolve_target(url, api_key, token, config)) as hub:
-            result = hub.publish(topic, payload, qos=qos, retain=retain)
-    except HubError as exc:
-        _fail(str(exc))
+    target = resolve_target(url, api_key, token, config)
+    result = _call(target, lambda hub: hub.publish(topic, payload, qos=qos, retain=retain))
     if as_json:
         _print_json(result)
     else:
@@ -178,13 +188,8 @@ def messages(
     as_json: JsonOption = False,
 ) -> None:
     """Show the message history, newest first."""
-    from mqtthub.client import HubError
-
-    try:
-        with _client(resolve_target(url, api_key, token, config)) as hub:
-            page = hub.get_messages(topic, limit=limit, offset=offset, since=since, until=until)
-    except HubError as exc:
-        _fail(str(exc))
+    target = resolve_target(url, api_key, token, config)
+    page = _call(target, lambda hub: hub.get_messages(topic, limit=limit, offset=offset, since=since, until=until))
     if as_json:
         _print_json(page)
         return
@@ -209,13 +214,7 @@ def topics(
     as_json: JsonOption = False,
 ) -> None:
     """List the topics in the history and the recorded filters."""
-    from mqtthub.client import HubError
-
-    try:
-        with _client(resolve_target(url, api_key, token, config)) as hub:
-            listing = hub.get_topics()
-    except HubError as exc:
-        _fail(str(exc))
+    listing = _call(resolve_target(url, api_key, token, config), lambda hub: hub.get_topics())
     if as_json:
         _print_json(listing)
         return
@@ -234,13 +233,7 @@ def stats(
     as_json: JsonOption = False,
 ) -> None:
     """Show message statistics of your organization."""
-    from mqtthub.client import HubError
-
-    try:
-        with _client(resolve_target(url, api_key, token, config)) as hub:
-            result = hub.get_stats()
-    except HubError as exc:
-        _fail(str(exc))
+    result = _call(resolve_target(url, api_key, token, config), lambda hub: hub.get_stats())
     if as_json:
         _print_json(result)
         return
