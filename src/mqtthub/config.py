@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     mqtt_auth_max_delay: float = Field(
         5.0, ge=0, le=60, description="Longest delay, in seconds, before refusing a repeatedly failing address."
     )
+    mqtt_revalidate_interval: float = Field(
+        1.0,
+        gt=0,
+        description="Seconds between checks of connected MQTT clients' credentials against the database "
+        "(changes made outside the API, e.g. by the CLI, disconnect them within this time).",
+    )
     device_token_expiry_days: int = Field(365, ge=1, description="Default lifetime of a new device token, in days.")
     ca_cert_file: Path | None = Field(
         None, description="PEM certificate of the hub's CA; generated into `data_dir` with its key when unset."

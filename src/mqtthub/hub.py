@@ -31,6 +31,7 @@ from mqtthub.api.app import create_app
 from mqtthub.auth.bootstrap import FirstRunCredentials, bootstrap_first_run
 from mqtthub.auth.broker_hooks import DatabaseAuthenticator, TopicAuthorizer
 from mqtthub.auth.ca import CertificateAuthority
+from mqtthub.auth.revalidation import CredentialRevalidator
 from mqtthub.broker import Broker, BrokerConfig, BrokerHandle, BrokerState, ListenerConfig
 from mqtthub.broker.config import ListenerKind
 from mqtthub.config import Settings
@@ -311,8 +312,11 @@ class Hub:
         assert self._http_socket is not None
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(server.serve(sockets=[self._http_socket]), name="http-server")
+            revalidator = CredentialRevalidator(self.database, self.broker, self.settings.mqtt_revalidate_interval)
+            revalidation = tasks.create_task(revalidator.run(), name="mqtt-credential-revalidation")
             await stop.wait()
             logger.info("stopping")
+            revalidation.cancel()
             server.should_exit = True
 
     async def health(self) -> dict[str, Any]:

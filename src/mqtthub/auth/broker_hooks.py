@@ -211,7 +211,11 @@ class DatabaseAuthenticator:
             kind="device",
             organization_id=organization.id,
             mountpoint=mountpoint_of(organization),
-            attributes={"device_id": device.id, **device_rules(device.id, organization.id).to_attributes()},
+            attributes={
+                "device_id": device.id,
+                "device_token_id": token.id,
+                **device_rules(device.id, organization.id).to_attributes(),
+            },
             expires_at=token.expires_at.timestamp() if token.expires_at is not None else None,
         )
 

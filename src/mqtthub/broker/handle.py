@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from mqtthub.broker.hooks import BrokerMessage
+from mqtthub.broker.hooks import BrokerMessage, Principal
 from mqtthub.broker.stats import BrokerStats
 from mqtthub.mqtt.packets import Properties
 
@@ -45,6 +45,10 @@ class BrokerHandle(Protocol):
 
     def kick(self, *, client_id: str | None = None, principal_id: str | None = None, reason_code: int = 0x98) -> int:
         """Disconnect matching clients (5.0 clients get DISCONNECT ``reason_code``); return how many."""
+        ...
+
+    def clients(self) -> list[tuple[str, Principal]]:
+        """The client id and principal of every connected client."""
         ...
 
     def invalidate(self, principal_id: str) -> None:

@@ -11,9 +11,10 @@ from types import TracebackType
 from typing import Any, Self
 
 from mqtthub.broker.config import BrokerConfig
+from mqtthub.broker.connection_state import ConnectionState
 from mqtthub.broker.core import BrokerCore, LocalSubscriber
 from mqtthub.broker.handle import LocalSubscription
-from mqtthub.broker.hooks import Authenticator, Authorizer, BrokerMessage, BrokerObserver, MessageSink
+from mqtthub.broker.hooks import Authenticator, Authorizer, BrokerMessage, BrokerObserver, MessageSink, Principal
 from mqtthub.broker.listeners import Listener, start_listener
 from mqtthub.broker.retained import InMemoryRetainedStore, RetainedStore
 from mqtthub.broker.stats import BrokerStats
@@ -224,6 +225,14 @@ class Broker:
         if client_id is None and principal_id is None:
             raise ValueError("kick needs client_id or principal_id")
         return self._running().kick(client_id, principal_id, reason_code)
+
+    def clients(self) -> list[tuple[str, Principal]]:
+        """The client id and principal of every connected client."""
+        return [
+            (conn.client_id, conn.principal)
+            for conn in self._running().connections
+            if conn.state is ConnectionState.CONNECTED and conn.principal is not None
+        ]
 
     def invalidate(self, principal_id: str) -> None:
         """Drop cached authorizer answers of a principal (after its rights changed)."""

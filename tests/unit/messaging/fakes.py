@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mqtthub.broker.handle import LocalSubscription
-from mqtthub.broker.hooks import BrokerMessage
+from mqtthub.broker.hooks import BrokerMessage, Principal
 from mqtthub.broker.stats import BrokerStats
 from mqtthub.errors import StateError
 from mqtthub.mqtt.packets import Properties
@@ -72,6 +72,9 @@ class FakeBroker:
 
     def kick(self, *, client_id: str | None = None, principal_id: str | None = None, reason_code: int = 0x98) -> int:
         return 0
+
+    def clients(self) -> list[tuple[str, Principal]]:
+        return []
 
     def invalidate(self, principal_id: str) -> None:
         return None

@@ -1,0 +1,218 @@
+"""Disconnects MQTT clients whose credential stopped being valid behind the API's back.
+
+The API disconnects the clients concerned as soon as it revokes a token, disables a device
+or revokes a certificate. Changes made straight in the database (the CLI, another hub
+process) are caught by :class:`CredentialRevalidator`: every ``mqtt_revalidate_interval``
+seconds it takes the broker's connected clients, checks their credentials with one query
+per kind, and disconnects (reason code 0x87, Not authorized) every client whose
+
+- API token is revoked, expired or deleted;
+- device is disabled or deleted, or whose device token is revoked, expired or deleted (a
+  device may hold several tokens: only the clients that used the bad one go);
+- certificate is revoked, expired or deleted, or names a disabled device or an inactive user;
+- platform administrator is deactivated, deleted or no longer an administrator.
+
+Anonymous clients have no credential to check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mqtthub.broker.handle import BrokerHandle
+from mqtthub.broker.hooks import Principal
+from mqtthub.db import Database
+from mqtthub.db.base import utcnow
+from mqtthub.models import ClientCertificate, Device, DeviceToken, MqttApiToken, User, UserRole
+from mqtthub.mqtt.reason_codes import ReasonCode
+
+logger = logging.getLogger(__name__)
+
+# Ids per IN (...) clause: well under every supported database's bound-parameter limit.
+_CHUNK = 500
+
+
+@dataclass
+class _Connected:
+    """The credentials in use by the connected clients, by kind."""
+
+    api_tokens: set[str] = field(default_factory=set)
+    devices: set[str] = field(default_factory=set)
+    device_tokens: set[str] = field(default_factory=set)
+    certificates: set[str] = field(default_factory=set)
+    users: set[str] = field(default_factory=set)
+
+
+@dataclass
+class _Valid:
+    """The subset of :class:`_Connected` the database still accepts."""
+
+    api_tokens: set[str] = field(default_factory=set)
+    devices: set[str] = field(default_factory=set)
+    device_tokens: set[str] = field(default_factory=set)
+    certificates: set[str] = field(default_factory=set)
+    users: set[str] = field(default_factory=set)
+    admins: set[str] = field(default_factory=set)
+
+
+class CredentialRevalidator:
+    """Periodically disconnects connected MQTT clients whose credential is no longer valid.
+
+    Args:
+        database: The identity database.
+        broker: The broker whose clients are checked.
+        interval: Seconds between two checks.
+    """
+
+    def __init__(self, database: Database, broker: BrokerHandle, interval: float) -> None:
+        if interval <= 0:
+            raise ValueError(f"the revalidation interval must be positive, not {interval}")
+        self._database = database
+        self._broker = broker
+        self._interval = interval
+        self.disconnected = 0
+        """Clients disconnected so far."""
+
+    async def run(self) -> None:
+        """Check every ``interval`` seconds until cancelled; a failed check is retried (logged once per outage)."""
+        failing = False
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.check()
+            except Exception:
+                if not failing:
+                    logger.warning(
+                        "MQTT credential revalidation failed; retrying every %g s", self._interval, exc_info=True
+                    )
+                failing = True
+            else:
+                if failing:
+                    logger.info("MQTT credential revalidation works again")
+                failing = False
+
+    async def check(self) -> int:
+        """Check the connected clients once; disconnect the invalid ones and return how many."""
+        clients = self._broker.clients()
+        connected = _Connected()
+        for _client_id, principal in clients:
+            _collect(principal, connected)
+        if not any(vars(connected).values()):
+            return 0
+        async with self._database.session() as session:
+            valid = await _load_valid(session, connected)
+        # Only connections still holding the very principal checked: one that took over the client id
+        # meanwhile (reconnected with another credential) is checked next time.
+        invalid = {id(principal) for _client_id, principal in clients if not _still_valid(principal, valid)}
+        kicked = 0
+        for client_id, principal in self._broker.clients():
+            if id(principal) not in invalid:
+                continue
+            count = self._broker.kick(
+                client_id=client_id, principal_id=principal.id, reason_code=ReasonCode.NOT_AUTHORIZED
+            )
+            if count:
+                logger.info(
+                    "disconnected MQTT client %r: the credential of %s is no longer valid", client_id, principal.id
+                )
+            kicked += count
+        self.disconnected += kicked
+        return kicked
+
+
+def _collect(principal: Principal, connected: _Connected) -> None:
+    attributes = principal.attributes
+    if principal.kind == "app":
+        connected.api_tokens.add(attributes["token_id"])
+    elif principal.kind == "device":
+        connected.devices.add(attributes["device_id"])
+        connected.device_tokens.add(attributes["device_token_id"])
+    elif principal.kind == "certificate":
+        connected.certificates.add(attributes["certificate_serial"])
+        if "device_id" in attributes:
+            connected.devices.add(attributes["device_id"])
+        if "user_id" in attributes:
+            connected.users.add(attributes["user_id"])
+    elif principal.kind == "admin":
+        connected.users.add(principal.id.removeprefix("user:"))
+
+
+def _still_valid(principal: Principal, valid: _Valid) -> bool:
+    attributes = principal.attributes
+    if principal.kind == "app":
+        return attributes["token_id"] in valid.api_tokens
+    if principal.kind == "device":
+        return attributes["device_id"] in valid.devices and attributes["device_token_id"] in valid.device_tokens
+    if principal.kind == "certificate":
+        if attributes["certificate_serial"] not in valid.certificates:
+            return False
+        if "device_id" in attributes:
+            return attributes["device_id"] in valid.devices
+        return attributes.get("user_id") in valid.users
+    if principal.kind == "admin":
+        return principal.id.removeprefix("user:") in valid.admins
+    return True
+
+
+async def _load_valid(session: AsyncSession, connected: _Connected) -> _Valid:
+    now = utcnow()
+    valid = _Valid()
+    valid.api_tokens = await _ids(
+        session,
+        MqttApiToken.id,
+        connected.api_tokens,
+        MqttApiToken.revoked_at.is_(None),
+        MqttApiToken.expires_at > now,
+    )
+    valid.devices = await _ids(session, Device.id, connected.devices, Device.enabled.is_(True))
+    valid.device_tokens = await _ids(
+        session,
+        DeviceToken.id,
+        connected.device_tokens,
+        DeviceToken.revoked_at.is_(None),
+        or_(DeviceToken.expires_at.is_(None), DeviceToken.expires_at > now),
+    )
+    valid.certificates = await _ids(
+        session,
+        ClientCertificate.serial,
+        connected.certificates,
+        ClientCertificate.revoked_at.is_(None),
+        ClientCertificate.not_after > now,
+    )
+    for user_id, is_active, role in await _rows(session, connected.users):
+        if is_active:
+            valid.users.add(user_id)
+            if role is UserRole.PLATFORM_ADMIN:
+                valid.admins.add(user_id)
+    return valid
+
+
+async def _ids(
+    session: AsyncSession, column: Any, wanted: Collection[str], *conditions: ColumnElement[bool]
+) -> set[str]:
+    """Those of ``wanted`` whose row exists and meets ``conditions``."""
+    found: set[str] = set()
+    for chunk in _chunks(wanted):
+        found.update(await session.scalars(select(column).where(column.in_(chunk), *conditions)))
+    return found
+
+
+async def _rows(session: AsyncSession, user_ids: Collection[str]) -> list[tuple[str, bool, UserRole]]:
+    rows: list[tuple[str, bool, UserRole]] = []
+    for chunk in _chunks(user_ids):
+        result = await session.execute(select(User.id, User.is_active, User.role).where(User.id.in_(chunk)))
+        rows.extend(row._tuple() for row in result)
+    return rows
+
+
+def _chunks(values: Collection[str]) -> Iterator[list[str]]:
+    ordered = sorted(values)
+    for start in range(0, len(ordered), _CHUNK):
+        yield ordered[start : start + _CHUNK]

@@ -1,0 +1,192 @@
+"""Changes made in the database behind the hub's back (the CLI) disconnect the MQTT clients concerned."""
+
+from __future__ import annotations
+
+import os
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from mqtthub.auth.ca import CA_CERT_NAME
+from mqtthub.auth.certificates import revoke_certificate
+from mqtthub.auth.device_tokens import revoke_device_token
+from mqtthub.auth.revalidation import CredentialRevalidator
+from mqtthub.auth.users import set_user_active
+from mqtthub.config import Settings
+from mqtthub.db import Database
+from mqtthub.models import Device, User
+from tests.integration.auth.conftest import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    RunningHub,
+    hub_settings,
+    start_hub,
+    tls_overrides,
+)
+from tests.integration.auth.mqttclient import PahoClient, connect
+from tests.integration.auth.test_acceptance import api_tenant
+
+WAIT = 10.0  # generous: the check runs every 0.2 s here
+
+
+def cli(tmp_path: Path, *args: str) -> str:
+    """Run ``mqtthub <args>`` against the hub's database, as an operator would while it runs."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MQTTHUB_")}
+    env |= {"MQTTHUB_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}", "MQTTHUB_DATA_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "mqtthub", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def settings_for(tmp_path: Path) -> Settings:
+    return hub_settings(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}", tmp_path, mqtt_revalidate_interval=0.2)
+
+
+def mqtt_port(running: RunningHub) -> int:
+    return int(running.hub.mqtt_urls["MQTT"].rsplit(":", 1)[1])
+
+
+async def connected(port: int, username: str, password: str, client_id: str) -> PahoClient:
+    code, client = await connect(port, username, password, client_id=client_id)
+    assert code == 0
+    return client
+
+
+async def test_cli_device_disable_and_token_revoke_disconnect_live_clients(tmp_path: Path) -> None:
+    async with start_hub(settings_for(tmp_path)) as running:
+        port = mqtt_port(running)
+        doomed = await api_tenant(running.admin, "Acme", "acme0001")
+        kept = await api_tenant(running.admin, "Globex", "globex01")
+        tokens = f"/api/v1/organizations/{doomed['org_id']}/mqtt-tokens"
+        created = (await running.admin.post(tokens, json={"name": "doomed app"})).json()
+        other = (await running.admin.post(tokens, json={"name": "kept app"})).json()
+
+        device = await connected(port, doomed["device_id"], doomed["device_token"], "doomed-device")
+        survivor = await connected(port, kept["device_id"], kept["device_token"], "kept-device")
+        app = await connected(port, created["token"], created["token"], "doomed-app")
+        other_app = await connected(port, other["token"], other["token"], "kept-app")
+        try:
+            assert "disabled" in cli(tmp_path, "device", "disable", doomed["device_id"])
+            assert await device.wait_disconnected(WAIT)
+            code, _ = await connect(port, doomed["device_id"], doomed["device_token"], client_id="again")
+            assert code == 5
+
+            assert "revoked" in cli(tmp_path, "token", "revoke", created["token_id"])
+            assert await app.wait_disconnected(WAIT)
+
+            # Several checks have run since: the valid clients are still there and still served.
+            assert not survivor.disconnected.is_set()
+            assert not other_app.disconnected.is_set()
+            assert await survivor.subscribe(f"devices/{kept['device_id']}/commands") == [1]
+            assert await other_app.subscribe("device/+/telemetry/#") == [1]
+        finally:
+            for client in (device, survivor, app, other_app):
+                client.close()
+
+
+async def test_revoking_one_device_token_disconnects_only_its_connections(tmp_path: Path) -> None:
+    async with start_hub(settings_for(tmp_path)) as running:
+        port = mqtt_port(running)
+        tenant = await api_tenant(running.admin, "Acme", "acme0001")
+        device_id = tenant["device_id"]
+        second = (
+            await running.admin.post(f"/api/v1/organizations/{tenant['org_id']}/devices/{device_id}/tokens", json={})
+        ).json()
+        first = await connected(port, device_id, tenant["device_token"], "first-token")
+        other = await connected(port, device_id, second["token"], "second-token")
+        try:
+            # The change comes from outside the hub: another process's database connection, no broker to tell.
+            async with Database(running.hub.settings.database_url) as database, database.session() as session:
+                device = await session.get(Device, device_id)
+                assert device is not None
+                await revoke_device_token(session, device, second["id"])
+            assert await other.wait_disconnected(WAIT)
+            assert not first.disconnected.is_set()
+            assert await first.subscribe(f"devices/{device_id}/commands") == [1]
+        finally:
+            first.close()
+            other.close()
+
+
+async def test_revoked_certificate_and_deactivated_administrator_are_disconnected(tmp_path: Path) -> None:
+    settings = hub_settings(
+        f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}",
+        tmp_path,
+        mqtt_revalidate_interval=0.2,
+        **tls_overrides(tmp_path),
+    )
+    async with start_hub(settings) as running:
+        port = mqtt_port(running)
+        tls_port = int(running.hub.mqtt_urls["MQTT TLS"].rsplit(":", 1)[1])
+        acme = await api_tenant(running.admin, "Acme", "acme0001")
+        issued = await running.admin.post(
+            f"/api/v1/organizations/{acme['org_id']}/devices/{acme['device_id']}/certificate"
+        )
+        assert issued.status_code == 201
+        data: dict[str, Any] = issued.json()["data"]
+        async with httpx.AsyncClient() as anonymous:
+            bundle = (await anonymous.get(data["p12Url"])).content
+        key, certificate, _ = pkcs12.load_key_and_certificates(bundle, data["p12Password"].encode())
+        assert key is not None
+        assert certificate is not None
+        (tmp_path / "client.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+        (tmp_path / "client.key").write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        tls = ssl.create_default_context(cafile=str(tmp_path / CA_CERT_NAME))
+        tls.load_cert_chain(tmp_path / "client.pem", tmp_path / "client.key")
+        code, by_certificate = await connect(tls_port, tls=tls, client_id=data["clientId"])
+        assert code == 0
+        admin = await connected(port, ADMIN_EMAIL, ADMIN_PASSWORD, "admin")
+        device = await connected(port, acme["device_id"], acme["device_token"], "device")
+        try:
+            async with Database(running.hub.settings.database_url) as database:
+                async with database.session() as session:
+                    await revoke_certificate(session, acme["org_id"], issued.json()["serial"])
+                assert await by_certificate.wait_disconnected(WAIT)
+                assert not admin.disconnected.is_set()
+
+                async with database.session() as session:
+                    user = await session.scalar(select(User).where(User.email == ADMIN_EMAIL))
+                    assert user is not None
+                    await set_user_active(session, user, False)
+                assert await admin.wait_disconnected(WAIT)
+            assert not device.disconnected.is_set()
+            assert await device.subscribe(f"devices/{acme['device_id']}/commands") == [1]
+        finally:
+            for client in (by_certificate, admin, device):
+                client.close()
+
+
+async def test_a_check_with_nobody_to_disconnect_changes_nothing(tmp_path: Path) -> None:
+    async with start_hub(settings_for(tmp_path)) as running:
+        port = mqtt_port(running)
+        tenant = await api_tenant(running.admin, "Acme", "acme0001")
+        client = await connected(port, tenant["device_id"], tenant["device_token"], "device")
+        try:
+            revalidator = CredentialRevalidator(running.hub.database, running.hub.broker, 1.0)
+            assert await revalidator.check() == 0
+            assert revalidator.disconnected == 0
+            assert not client.disconnected.is_set()
+        finally:
+            client.close()
+
+
+def test_the_interval_must_be_positive(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, mqtt_revalidate_interval=0)
+    with pytest.raises(ValueError, match="positive"):
+        CredentialRevalidator(None, None, -1.0)  # type: ignore[arg-type]
