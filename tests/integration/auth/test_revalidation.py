@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import ssl
 import subprocess
@@ -77,12 +78,13 @@ async def test_cli_device_disable_and_token_revoke_disconnect_live_clients(tmp_p
         app = await connected(port, created["token"], created["token"], "doomed-app")
         other_app = await connected(port, other["token"], other["token"], "kept-app")
         try:
-            assert "disabled" in cli(tmp_path, "device", "disable", doomed["device_id"])
+            # The CLI runs in a thread: the hub shares this event loop and must keep serving meanwhile.
+            assert "disabled" in await asyncio.to_thread(cli, tmp_path, "device", "disable", doomed["device_id"])
             assert await device.wait_disconnected(WAIT)
             code, _ = await connect(port, doomed["device_id"], doomed["device_token"], client_id="again")
             assert code == 5
 
-            assert "revoked" in cli(tmp_path, "token", "revoke", created["token_id"])
+            assert "revoked" in await asyncio.to_thread(cli, tmp_path, "token", "revoke", created["token_id"])
             assert await app.wait_disconnected(WAIT)
 
             # Several checks have run since: the valid clients are still there and still served.
