@@ -48,13 +48,18 @@ class StateError(MQTTHubError):
 
 
 class ProtocolError(MQTTHubError):
-    """A peer broke the MQTT protocol. ``reason_code`` is the MQTT 5.0 reason code to send."""
+    """A peer broke the MQTT protocol. ``reason_code`` is the MQTT 5.0 reason code to send.
+
+    ``connack_level`` is set for a refused CONNECT that deserves a CONNACK before the close: the protocol
+    level whose CONNACK layout the refusal is encoded in (4 for the 3.1.1 form, 5 for the 5.0 form).
+    """
 
     code = "protocol_error"
 
-    def __init__(self, message: str, *, reason_code: int = 0x82) -> None:
+    def __init__(self, message: str, *, reason_code: int = 0x82, connack_level: int | None = None) -> None:
         super().__init__(message)
         self.reason_code = reason_code
+        self.connack_level = connack_level
 
 
 class MalformedPacketError(ProtocolError):

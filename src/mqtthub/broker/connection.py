@@ -27,8 +27,8 @@ from mqtthub.broker.hooks import Action, Principal
 from mqtthub.broker.session import Session
 from mqtthub.errors import ProtocolError
 from mqtthub.mqtt.codec import PacketReader, encode
-from mqtthub.mqtt.packets import PROTOCOL_V5, PROTOCOL_V311, Disconnect, Packet, Properties, Will
-from mqtthub.mqtt.reason_codes import ReasonCode
+from mqtthub.mqtt.packets import PROTOCOL_V5, PROTOCOL_V311, Connack, Disconnect, Packet, Properties, Will
+from mqtthub.mqtt.reason_codes import ReasonCode, connack_code_for
 
 if TYPE_CHECKING:
     from mqtthub.broker.core import BrokerCore
@@ -295,9 +295,18 @@ class Connection(asyncio.Protocol):
     # -- closing ------------------------------------------------------------------------------------------
 
     def fail(self, exc: ProtocolError) -> None:
-        """Close after a protocol violation, telling a 5.0 client why [MQTT-4.13]."""
+        """Close after a protocol violation, telling a 5.0 client why [MQTT-4.13].
+
+        A refused CONNECT that names its CONNACK layout (``exc.connack_level``: an unsupported protocol
+        level or name, or any error in a 5.0 CONNECT) is answered with a refusing CONNACK first
+        [MQTT-3.1.2-2] [MQTT-3.1.4-1].
+        """
         self.core.stats.protocol_errors += 1
         logger.warning("protocol error from %s (%s): %s", self.client_id or "-", self.peer, exc.message)
+        level = exc.connack_level
+        if level is not None and self.state is ConnectionState.AWAITING_CONNECT:
+            props = Properties(reason_string=exc.message) if level == PROTOCOL_V5 else None
+            self.write(encode(Connack(False, connack_code_for(exc.reason_code, level), props), level))
         self.close(exc.reason_code, f"protocol error: {exc.message}")
 
     def close(self, reason_code: int | None, reason: str, *, graceful: bool = False) -> None:

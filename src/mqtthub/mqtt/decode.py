@@ -12,6 +12,7 @@ from typing import TypeVar
 from mqtthub.errors import MalformedPacketError, ProtocolError
 from mqtthub.mqtt.packets import (
     PROTOCOL_V5,
+    PROTOCOL_V311,
     Auth,
     Connack,
     Connect,
@@ -102,7 +103,14 @@ def _bad_topic(topic: str) -> ProtocolError:
 
 
 def decode_connect(buf: bytes, pos: int, end: int, flags: int, level: int) -> Connect:
-    """Decode CONNECT [MQTT-3.1]; the protocol level comes from the packet, not from ``level``."""
+    """Decode CONNECT [MQTT-3.1]; the protocol level comes from the packet, not from ``level``.
+
+    A level or protocol name the broker does not speak raises :class:`ProtocolError` 0x84 with
+    ``connack_level`` set, so the broker answers CONNACK before closing [MQTT-3.1.2-2]: in the 5.0 layout
+    for a level-5 CONNECT, otherwise in the 3.1.1 layout (return code 1), the one every version reads.
+    Any other error in a level-5 CONNECT also carries ``connack_level`` 5: a 5.0 client may be told why
+    before the close [MQTT-3.1.4-1] [MQTT-4.13.1-1]. 3.1.1 has no CONNACK for a malformed CONNECT.
+    """
     name, pos = read_utf8(buf, pos, end)
     if pos + 4 > end:
         raise truncated("CONNECT variable header")
@@ -110,12 +118,24 @@ def decode_connect(buf: bytes, pos: int, end: int, flags: int, level: int) -> Co
     connect_flags = buf[pos + 1]
     keep_alive = buf[pos + 2] << 8 | buf[pos + 3]
     pos += 4
-    if level not in _PROTOCOL_NAMES:
+    if level not in _PROTOCOL_NAMES or name != _PROTOCOL_NAMES[level]:
         raise ProtocolError(
-            f"unsupported protocol level {level} [MQTT-3.1.2-2]", reason_code=ReasonCode.UNSUPPORTED_PROTOCOL_VERSION
+            f"unsupported protocol {name!r} level {level} [MQTT-3.1.2-1] [MQTT-3.1.2-2]",
+            reason_code=ReasonCode.UNSUPPORTED_PROTOCOL_VERSION,
+            connack_level=PROTOCOL_V5 if level == PROTOCOL_V5 else PROTOCOL_V311,
         )
-    if name != _PROTOCOL_NAMES[level]:
-        raise MalformedPacketError(f"protocol name {name!r} for level {level} [MQTT-3.1.2-1]")
+    if level != PROTOCOL_V5:
+        return _connect_body(buf, pos, end, name, level, connect_flags, keep_alive)
+    try:
+        return _connect_body(buf, pos, end, name, level, connect_flags, keep_alive)
+    except ProtocolError as exc:
+        exc.connack_level = PROTOCOL_V5
+        raise
+
+
+def _connect_body(
+    buf: bytes, pos: int, end: int, name: str, level: int, connect_flags: int, keep_alive: int
+) -> Connect:
     if connect_flags & 1:
         raise MalformedPacketError("reserved CONNECT flag set [MQTT-3.1.2-3]")
     will_qos = (connect_flags >> 3) & 3

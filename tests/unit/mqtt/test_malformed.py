@@ -60,8 +60,8 @@ CASES: list[tuple[str, int, str, type[ProtocolError], int]] = [
     ("payload format indicator 2", 5, "30 06 0001 61 02 01 02", P, 0x82),
     ("receive maximum 0", 5, f"10 10 {CONNECT_V311_HEAD[:-2]}05 02 003c 03 21 0000 0000", P, 0x82),
     ("maximum QoS 2", 5, "20 05 00 00 02 24 02", P, 0x82),
-    ("CONNECT protocol name wrong", 4, "10 0c 0004 4d515458 04 02 003c 0000", M, 0x81),
-    ("CONNECT MQIsdp with level 4", 4, "10 0e 0006 4d5149736470 04 02 003c 0000", M, 0x81),
+    ("CONNECT protocol name wrong", 4, "10 0c 0004 4d515458 04 02 003c 0000", P, 0x84),
+    ("CONNECT MQIsdp with level 4", 4, "10 0e 0006 4d5149736470 04 02 003c 0000", P, 0x84),
     ("CONNECT unsupported level", 4, "10 0c 0004 4d515454 06 02 003c 0000", P, 0x84),
     ("CONNECT flags", 4, "11 0c 0004 4d515454 04 02 003c 0000", M, 0x81),
     ("CONNECT reserved flag", 4, f"10 0c {CONNECT_V311_HEAD} 03 003c 0000", M, 0x81),
@@ -88,3 +88,19 @@ def test_truncated_varint_waits_for_more() -> None:
     assert reader.feed(bytes.fromhex("30 ff")) == []
     with pytest.raises(MalformedPacketError):
         reader.feed(bytes.fromhex("ff ff ff 01"))
+
+
+@pytest.mark.parametrize(
+    ("wire", "connack_level"),
+    [
+        ("10 0c 0004 4d515454 06 02 003c 0000", 4),  # unknown level: the 3.1.1 layout every client reads
+        ("10 0c 0004 4d515458 04 02 003c 0000", 4),  # 3.1.1 with a wrong name
+        ("10 0d 0004 4d515458 05 02 003c 00 0000", 5),  # level 5 with a wrong name
+        ("10 0d 0004 4d515454 05 03 003c 00 0000", 5),  # level 5, reserved flag: 5.0 may be told why
+        ("10 0c 0004 4d515454 04 03 003c 0000", None),  # 3.1.1 malformed: closed without CONNACK
+    ],
+)
+def test_connect_refusal_names_its_connack_layout(wire: str, connack_level: int | None) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        PacketReader().feed(bytes.fromhex(wire))
+    assert caught.value.connack_level == connack_level

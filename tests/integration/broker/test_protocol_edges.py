@@ -1,0 +1,66 @@
+"""Protocol edges checked byte for byte over real sockets: refused protocol versions."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from mqtthub.mqtt.packets import Connack
+
+from .support import WAIT, RawClient, running_broker
+
+
+async def read_until_closed(reader: asyncio.StreamReader) -> bytes:
+    """Everything the broker sends until it closes the connection."""
+    return await asyncio.wait_for(reader.read(), WAIT)
+
+
+@pytest.mark.parametrize(
+    ("connect", "answer"),
+    [
+        # Unknown level 6: CONNACK return code 1 in the 3.1.1 layout [MQTT-3.1.2-2].
+        ("10 0c 0004 4d515454 06 02 003c 0000", "20 02 00 01"),
+        # Level 4 with protocol name "MQTX": the same.
+        ("10 0c 0004 4d515458 04 02 003c 0000", "20 02 00 01"),
+        # Level 3 without its "MQIsdp" name.
+        ("10 0c 0004 4d515454 03 02 003c 0000", "20 02 00 01"),
+    ],
+    ids=["level-6", "level-4-wrong-name", "level-3-wrong-name"],
+)
+async def test_unsupported_protocol_gets_connack_1(connect: str, answer: str) -> None:
+    async with running_broker() as broker:
+        reader, writer = await asyncio.open_connection(*broker.addresses["tcp"])
+        writer.write(bytes.fromhex(connect))
+        assert await read_until_closed(reader) == bytes.fromhex(answer)
+        writer.close()
+        assert broker.stats().protocol_errors == 1
+        assert broker.stats().clients_total == 0
+
+
+async def test_level_5_with_wrong_name_gets_connack_0x84() -> None:
+    async with running_broker() as broker:
+        client = await RawClient.open(broker.addresses["tcp"])
+        client.send_bytes(bytes.fromhex("10 0d 0004 4d515458 05 02 003c 00 0000"))
+        (connack,) = await client.closed()
+        assert isinstance(connack, Connack)
+        assert connack.reason_code == 0x84
+        assert connack.properties is not None
+        assert connack.properties.reason_string
+
+
+async def test_malformed_v5_connect_is_told_why() -> None:
+    async with running_broker() as broker:
+        client = await RawClient.open(broker.addresses["tcp"])
+        client.send_bytes(bytes.fromhex("10 0d 0004 4d515454 05 03 003c 00 0000"))  # reserved flag set
+        (connack,) = await client.closed()
+        assert isinstance(connack, Connack)
+        assert connack.reason_code == 0x81
+
+
+async def test_malformed_v311_connect_is_closed_without_connack() -> None:
+    async with running_broker() as broker:
+        reader, writer = await asyncio.open_connection(*broker.addresses["tcp"])
+        writer.write(bytes.fromhex("10 0c 0004 4d515454 04 03 003c 0000"))  # reserved flag set
+        assert await read_until_closed(reader) == b""  # [MQTT-3.1.4-1]
+        writer.close()
