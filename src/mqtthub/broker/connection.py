@@ -131,7 +131,6 @@ class Connection(asyncio.Protocol):
         """Parse a chunk and handle the packets it completes."""
         if self.state is ConnectionState.CLOSED:
             return
-        self.last_received = time.monotonic()
         self.core.stats.bytes_received += len(data)
         try:
             packets = self.reader.feed(data)
@@ -140,6 +139,9 @@ class Connection(asyncio.Protocol):
             return
         if not packets:
             return
+        # Keep alive counts whole control packets, not bytes: a packet trickled in byte by byte
+        # does not keep a silent client alive [MQTT-3.1.2-24].
+        self.last_received = time.monotonic()
         self._backlog.extend(packets)
         if not self._waiting:
             self._drain()

@@ -1,14 +1,15 @@
-"""Protocol edges checked byte for byte over real sockets: refused protocol versions."""
+"""Protocol edges checked byte for byte over real sockets: refused protocol versions and keep alive."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
-from mqtthub.mqtt.packets import Connack
+from mqtthub.mqtt.packets import Connack, Pingresp, Publish
 
-from .support import WAIT, RawClient, running_broker
+from .support import WAIT, RawClient, disconnect_codes, running_broker
 
 
 async def read_until_closed(reader: asyncio.StreamReader) -> bytes:
@@ -64,3 +65,43 @@ async def test_malformed_v311_connect_is_closed_without_connack() -> None:
         writer.write(bytes.fromhex("10 0c 0004 4d515454 04 03 003c 0000"))  # reserved flag set
         assert await read_until_closed(reader) == b""  # [MQTT-3.1.4-1]
         writer.close()
+
+
+async def test_trickled_packet_does_not_keep_the_connection_alive() -> None:
+    """Keep alive counts whole control packets [MQTT-3.1.2-24]: a byte every 0.2 s is not one."""
+    async with running_broker() as broker:
+        client = await RawClient.open(broker.addresses["tcp"])
+        await client.connect("trickle", keep_alive=1)
+        wire = bytes.fromhex("30 64 0005 736c6f7770 00") + b"x" * 92  # a 100-byte PUBLISH, 20 s at this pace
+        started = time.monotonic()
+
+        async def trickle() -> None:
+            for byte in wire:
+                client.send_bytes(bytes((byte,)))
+                await asyncio.sleep(0.2)
+
+        sender = asyncio.create_task(trickle())
+        try:
+            received = await client.closed()
+        finally:
+            sender.cancel()
+        elapsed = time.monotonic() - started
+        assert disconnect_codes(received) == [0x8D]
+        assert elapsed < 10  # 1.5 s allowed, then the next housekeeping pass; far below the 20 s trickle
+        assert broker.stats().keepalive_timeouts == 1
+        assert broker.stats().messages_received == 0
+
+
+async def test_whole_packets_keep_the_connection_alive() -> None:
+    async with running_broker() as broker:
+        client = await RawClient.open(broker.addresses["tcp"])
+        await client.connect("pinger", keep_alive=1)
+        for _ in range(8):  # 3.2 s, more than twice 1.5 times the keep alive
+            client.send_bytes(b"\xc0\x00")
+            assert isinstance(await client.receive(), Pingresp)
+            await asyncio.sleep(0.4)
+        client.send(Publish("alive", b"still here"))
+        client.send_bytes(b"\xc0\x00")
+        assert isinstance(await client.receive(), Pingresp)
+        assert broker.stats().keepalive_timeouts == 0
+        await client.close()
