@@ -11,7 +11,7 @@ from mqtthub.broker.hooks import ConnectInfo
 from mqtthub.errors import AuthenticationRefused, ProtocolError
 from mqtthub.mqtt.packets import PROTOCOL_V5, Connack, Connect, Properties
 from mqtthub.mqtt.reason_codes import ReasonCode, connack_code_for
-from mqtthub.mqtt.topics import validate_topic_name
+from mqtthub.mqtt.topics import fits_under, validate_topic_name
 
 if TYPE_CHECKING:
     from mqtthub.broker.connection import Connection
@@ -75,6 +75,10 @@ async def handle_connect(conn: Connection, packet: Connect) -> None:
             validate_topic_name(will.topic)
         except ProtocolError as exc:
             refuse(conn, ReasonCode.TOPIC_NAME_INVALID, exc.message)
+            return
+        if not fits_under(principal.mountpoint, will.topic):
+            core.stats.topic_too_long += 1
+            refuse(conn, ReasonCode.TOPIC_NAME_INVALID, "will topic too long for the namespace [MQTT-4.7.3-3]")
             return
         if will.qos > config.maximum_qos:
             refuse(conn, ReasonCode.QOS_NOT_SUPPORTED, "will QoS above maximum")  # [MQTT-3.2.2-12]

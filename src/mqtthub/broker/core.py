@@ -294,12 +294,22 @@ class BrokerCore:
                 retained and target.retain_as_published,  # [MQTT-3.3.1-12], [MQTT-3.3.1-13]
                 target.identifiers,
             )
-            subscriber.deliver(out, cache)
+            # One subscriber that cannot be served never stops the fan-out to the others
+            # (try costs nothing until something raises).
+            try:
+                subscriber.deliver(out, cache)
+            except Exception:
+                self.stats.delivery_failed += 1
+                logger.exception("delivery on %.200s failed; the fan-out goes on", message.topic)
         for group in result.groups:
             sub = group.pick()
             if sub is not None:
                 ids = (sub.identifier,) if sub.identifier else ()
-                sub.subscriber.deliver(Outgoing(message, min(qos, sub.qos), False, ids, group), cache)
+                try:
+                    sub.subscriber.deliver(Outgoing(message, min(qos, sub.qos), False, ids, group), cache)
+                except Exception:
+                    self.stats.delivery_failed += 1
+                    logger.exception("delivery on %.200s failed; the fan-out goes on", message.topic)
 
     # -- administration -----------------------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ from mqtthub.mqtt.packets import (
     Unsubscribe,
 )
 from mqtthub.mqtt.reason_codes import ReasonCode
-from mqtthub.mqtt.topics import parse_shared, validate_topic_name
+from mqtthub.mqtt.topics import fits_under, parse_shared, validate_topic_name
 
 if TYPE_CHECKING:
     from mqtthub.broker.connection import Connection
@@ -140,6 +140,12 @@ def on_publish(conn: Connection, packet: Publish) -> Awaitable[None] | None:
     if allowed is None:
         # Topics in the authorization cache were validated when they entered it.
         validate_topic_name(topic)
+        principal = conn.principal
+        if principal is not None and not fits_under(principal.mountpoint, topic):
+            conn.core.stats.topic_too_long += 1
+            logger.info("publish refused: client %s topic too long for its namespace", conn.client_id)
+            refuse_publish(conn, packet, ReasonCode.TOPIC_NAME_INVALID)
+            return None
         return _authorize_then_accept(conn, packet, topic)
     accept_publish(conn, packet, topic, allowed)
     return None
@@ -196,16 +202,10 @@ def accept_publish(conn: Connection, packet: Publish, topic: str, allowed: bool)
     session = conn.session
     if session is None:
         return  # taken over or closed while the authorizer ran
-    v5 = conn.protocol_level == PROTOCOL_V5
     if not allowed:
         core.stats.publish_denied += 1
         logger.info("publish denied: client %s topic %s", conn.client_id, topic)
-        if qos == 1:
-            conn.write_ack(PUBACK, packet_id, ReasonCode.NOT_AUTHORIZED)
-        elif qos == 2:
-            if not v5:
-                session.inbound_qos2.add(packet_id)
-            conn.write_ack(PUBREC, packet_id, ReasonCode.NOT_AUTHORIZED)
+        refuse_publish(conn, packet, ReasonCode.NOT_AUTHORIZED)
         return
     props = packet.properties
     if props is not None and props.topic_alias is not None:
@@ -237,6 +237,23 @@ def accept_publish(conn: Connection, packet: Publish, topic: str, allowed: bool)
     if conn.pending_sink >= core.config.receive_maximum:
         conn.pause_reading("sink")
     future.add_done_callback(partial(_sink_done, conn, message, packet_id))
+
+
+def refuse_publish(conn: Connection, packet: Publish, reason_code: int) -> None:
+    """Do not route a PUBLISH; a 5.0 client learns why in its PUBACK/PUBREC [MQTT-3.3.4], QoS 0 is dropped.
+
+    A 3.1.1 client gets a plain acknowledgement (its protocol has no refusal), and at QoS 2 its
+    packet id is remembered so the PUBREL that follows completes normally [MQTT-4.3.3].
+    """
+    qos = packet.qos
+    packet_id = packet.packet_id or 0
+    if qos == 1:
+        conn.write_ack(PUBACK, packet_id, reason_code)
+    elif qos == 2:
+        session = conn.session
+        if session is not None and conn.protocol_level != PROTOCOL_V5:
+            session.inbound_qos2.add(packet_id)
+        conn.write_ack(PUBREC, packet_id, reason_code)
 
 
 def _sink_done(conn: Connection, message: BrokerMessage, packet_id: int, future: asyncio.Future[int]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from mqtthub.broker.stats import BrokerStats
 from mqtthub.broker.subscriptions import SharedGroup, Subscription
 from mqtthub.mqtt.encode import encode_publish
 from mqtthub.mqtt.packets import PROTOCOL_V5, Properties, Will
+
+logger = logging.getLogger(__name__)
 
 SessionKey = tuple[str, str]
 """(mountpoint, client id): client ids are unique per namespace, so one organization cannot take over another's."""
@@ -268,16 +271,23 @@ class Session:
             if out.identifiers:
                 props = dataclasses.replace(props or Properties(), subscription_identifiers=list(out.identifiers))
         topic = message.topic[len(self.mountpoint) :]
-        return encode_publish(
-            topic,
-            message.payload,
-            out.qos,
-            out.retain,
-            dup,
-            packet_id if packet_id is not None else (out.packet_id if out.qos else None),
-            props,
-            level,
-        )
+        try:
+            return encode_publish(
+                topic,
+                message.payload,
+                out.qos,
+                out.retain,
+                dup,
+                packet_id if packet_id is not None else (out.packet_id if out.qos else None),
+                props,
+                level,
+            )
+        except ValueError:
+            # A message this client's protocol cannot carry (a field past its wire limit): skipped and
+            # counted, like an expired one, so neither the fan-out nor this session's queue stalls on it.
+            self._stats.delivery_failed += 1
+            logger.warning("message on %.200s cannot be encoded for client %s; skipped", topic, self.client_id)
+            return None
 
 
 def _packet_id_offset(template: bytes, topic: str, mountpoint: str) -> int:

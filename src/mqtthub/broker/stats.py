@@ -34,6 +34,10 @@ class BrokerStats:
     expired_dropped: int = 0
     oversize_dropped: int = 0
     sink_rejected: int = 0
+    topic_too_long: int = 0
+    """PUBLISHes and wills refused because their topic no longer fits once the namespace prefix is added."""
+    delivery_failed: int = 0
+    """Deliveries to one subscriber that failed (counted and skipped; the fan-out goes on)."""
 
     def snapshot(self) -> BrokerStats:
         """An independent copy of the counters."""

@@ -46,6 +46,17 @@ def validate_topic_name(topic: str) -> None:
     _check_encoding(topic, "topic name")
 
 
+def fits_under(mountpoint: str, topic: str) -> bool:
+    """Whether ``topic`` still fits an MQTT topic name once ``mountpoint`` is put before it [MQTT-4.7.3-3].
+
+    A namespace prefix lengthens every topic; a client that may use the whole 65535 bytes would
+    otherwise hand the broker a topic that no subscriber of the global namespace can be sent.
+    """
+    if len(mountpoint) + len(topic) <= MAX_TOPIC_BYTES // 4:
+        return True  # at most four UTF-8 bytes per character: no need to encode
+    return len(mountpoint.encode()) + len(topic.encode()) <= MAX_TOPIC_BYTES
+
+
 def validate_topic_filter(topic_filter: str) -> None:
     """Check a topic filter, as used in SUBSCRIBE and UNSUBSCRIBE.
 
