@@ -110,6 +110,14 @@ class Settings(BaseSettings):
     max_queued_messages: int = Field(
         1000, ge=1, description="QoS 1/2 messages kept per session while its client is slow or offline."
     )
+    max_keepalive: int = Field(
+        3600,
+        ge=1,
+        le=65535,
+        description="Longest MQTT keep alive granted, in seconds: a 5.0 client asking for more, or for none (0), "
+        "gets this value as Server Keep Alive in CONNACK. 3.1.1 clients keep their own (their protocol cannot "
+        "be told another).",
+    )
 
     # --- messaging API (REST, WebSocket, history) ----------------------------------------------
     max_history_size: int = Field(

@@ -108,6 +108,7 @@ def broker_config(settings: Settings, client_ca: Path | None = None) -> BrokerCo
         receive_maximum=settings.max_inflight,
         max_inflight=settings.max_inflight,
         max_queued_messages=settings.max_queued_messages,
+        max_keepalive=settings.max_keepalive,
     )
 
 

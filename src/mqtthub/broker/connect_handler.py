@@ -10,6 +10,7 @@ from mqtthub.broker.connection_state import ConnectionState
 from mqtthub.broker.hooks import ConnectInfo
 from mqtthub.errors import AuthenticationRefused, ProtocolError
 from mqtthub.mqtt.packets import PROTOCOL_V5, Connack, Connect, Properties
+from mqtthub.mqtt.primitives import is_utf8
 from mqtthub.mqtt.reason_codes import ReasonCode, connack_code_for
 from mqtthub.mqtt.topics import fits_under, validate_topic_name
 
@@ -79,6 +80,11 @@ async def handle_connect(conn: Connection, packet: Connect) -> None:
         if not fits_under(principal.mountpoint, will.topic):
             core.stats.topic_too_long += 1
             refuse(conn, ReasonCode.TOPIC_NAME_INVALID, "will topic too long for the namespace [MQTT-4.7.3-3]")
+            return
+        will_props = will.properties
+        if will_props is not None and will_props.payload_format_indicator == 1 and not is_utf8(will.payload):
+            core.stats.payload_format_invalid += 1
+            refuse(conn, ReasonCode.PAYLOAD_FORMAT_INVALID, "will payload marked UTF-8 is not [MQTT-3.1.3.2.3]")
             return
         if will.qos > config.maximum_qos:
             refuse(conn, ReasonCode.QOS_NOT_SUPPORTED, "will QoS above maximum")  # [MQTT-3.2.2-12]

@@ -37,6 +37,7 @@ from mqtthub.mqtt.packets import (
     Unsuback,
     Unsubscribe,
 )
+from mqtthub.mqtt.primitives import is_utf8
 from mqtthub.mqtt.reason_codes import ReasonCode
 from mqtthub.mqtt.topics import fits_under, parse_shared, validate_topic_name
 
@@ -208,8 +209,15 @@ def accept_publish(conn: Connection, packet: Publish, topic: str, allowed: bool)
         refuse_publish(conn, packet, ReasonCode.NOT_AUTHORIZED)
         return
     props = packet.properties
-    if props is not None and props.topic_alias is not None:
-        props = dataclasses.replace(props, topic_alias=None)  # per connection, never forwarded [MQTT-3.3.2-7]
+    if props is not None:
+        if props.payload_format_indicator == 1 and not is_utf8(packet.payload):
+            # Checked only when the publisher says UTF-8, so unmarked payloads cost nothing [MQTT-3.3.2.3.2].
+            core.stats.payload_format_invalid += 1
+            logger.info("publish refused: client %s marked a payload UTF-8 that is not", conn.client_id)
+            refuse_publish(conn, packet, ReasonCode.PAYLOAD_FORMAT_INVALID)
+            return
+        if props.topic_alias is not None:
+            props = dataclasses.replace(props, topic_alias=None)  # per connection, never forwarded [MQTT-3.3.2-7]
     mountpoint = session.mountpoint
     message = BrokerMessage(
         mountpoint + topic if mountpoint else topic,
@@ -234,7 +242,10 @@ def accept_publish(conn: Connection, packet: Publish, topic: str, allowed: bool)
     conn.pending_sink += 1
     if qos == 1:
         conn.pending_qos1 += 1
-    if conn.pending_sink >= core.config.receive_maximum:
+    if conn.pending_sink >= core.config.receive_maximum and conn.protocol_level != PROTOCOL_V5:
+        # 3.1.1 has no receive maximum: a publisher that outruns the sink is slowed down. A 5.0 client
+        # is held to the receive maximum it was given, so the socket stays open to see (and answer
+        # with DISCONNECT 0x93) a PUBLISH beyond it [MQTT-3.3.4-9].
         conn.pause_reading("sink")
     future.add_done_callback(partial(_sink_done, conn, message, packet_id))
 

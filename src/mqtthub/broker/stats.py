@@ -36,6 +36,8 @@ class BrokerStats:
     sink_rejected: int = 0
     topic_too_long: int = 0
     """PUBLISHes and wills refused because their topic no longer fits once the namespace prefix is added."""
+    payload_format_invalid: int = 0
+    """PUBLISHes and wills refused because a payload marked UTF-8 is not [MQTT-3.3.2-4]."""
     delivery_failed: int = 0
     """Deliveries to one subscriber that failed (counted and skipped; the fan-out goes on)."""
 

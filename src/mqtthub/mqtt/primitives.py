@@ -117,3 +117,16 @@ def encode_utf8(text: str) -> bytes:
         ValueError: More than 65,535 bytes once encoded.
     """
     return encode_binary(text.encode())
+
+
+def is_utf8(payload: bytes) -> bool:
+    """Whether a payload is well-formed UTF-8, as payload format indicator 1 claims [MQTT-3.3.2.3.2].
+
+    A receiver may check the claim and refuse the message with 0x99; the indicator itself is
+    forwarded unaltered to subscribers [MQTT-3.3.2-4].
+    """
+    try:
+        payload.decode()
+    except UnicodeDecodeError:
+        return False
+    return True

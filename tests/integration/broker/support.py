@@ -12,10 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as paho
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties as PahoProperties
 
 from mqtthub.broker import Broker, BrokerConfig, ListenerConfig
@@ -56,6 +59,20 @@ class FakeAuth:
     async def authorize(self, principal: Principal, action: Action, topic: str) -> bool:
         self.authorize_calls += 1
         return (action, topic) not in self.denied
+
+
+class HoldingSink:
+    """A sink that resolves futures when the test says so."""
+
+    def __init__(self) -> None:
+        self.futures: list[asyncio.Future[int]] = []
+
+    def offer(self, message: BrokerMessage) -> asyncio.Future[int] | None:
+        if message.qos == 0:
+            return None
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.futures.append(future)
+        return future
 
 
 @dataclass
@@ -246,3 +263,40 @@ def collect(into: list[BrokerMessage]) -> Callable[[BrokerMessage], None]:
 def disconnect_codes(packets: list[Packet]) -> list[int]:
     """Reason codes of the DISCONNECT packets among ``packets``."""
     return [packet.reason_code for packet in packets if isinstance(packet, Disconnect)]
+
+
+class Paho:
+    """A paho 2.x client running its network loop in paho's thread, recording what the broker answers."""
+
+    def __init__(self, client_id: str, *, v5: bool = True, **connect_properties: Any) -> None:
+        protocol = MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
+        self._connect_properties = paho_props(PacketTypes.CONNECT, **connect_properties) if connect_properties else None
+        self.connack: tuple[int, PahoProperties | None] | None = None
+        self.acks: dict[int, int] = {}
+        """Message id → reason code of its PUBACK/PUBCOMP (or of the PUBREC that ended it)."""
+        self.disconnects: list[int] = []
+        self.messages: list[paho.MQTTMessage] = []
+        self.client.on_connect = self._on_connect
+        self.client.on_publish = self._on_publish
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = lambda _client, _userdata, message: self.messages.append(message)
+
+    def _on_connect(self, _c: paho.Client, _u: object, _f: object, reason: Any, props: Any) -> None:
+        self.connack = (int(reason.value), props)
+
+    def _on_publish(self, _c: paho.Client, _u: object, mid: int, reason: Any, _props: Any) -> None:
+        self.acks[mid] = int(reason.value)
+
+    def _on_disconnect(self, _c: paho.Client, _u: object, _f: object, reason: Any, _props: Any) -> None:
+        self.disconnects.append(int(reason.value))
+
+    async def start(self, address: tuple[str, int], keepalive: int = 60) -> None:
+        """Connect and run the network loop; returns once CONNACK arrived."""
+        await asyncio.to_thread(self.client.connect, *address, keepalive=keepalive, properties=self._connect_properties)
+        self.client.loop_start()
+        await eventually(lambda: self.connack is not None)
+
+    async def stop(self) -> None:
+        self.client.disconnect()
+        await asyncio.to_thread(self.client.loop_stop)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
@@ -24,7 +23,16 @@ from mqtthub.mqtt.packets import (
     SubscriptionRequest,
 )
 
-from .support import FakeAuth, RawClient, RecordingObserver, collect, disconnect_codes, eventually, running_broker
+from .support import (
+    FakeAuth,
+    HoldingSink,
+    RawClient,
+    RecordingObserver,
+    collect,
+    disconnect_codes,
+    eventually,
+    running_broker,
+)
 
 
 async def subscribe(client: RawClient, *filters: str, qos: int = 1) -> list[int]:
@@ -158,20 +166,6 @@ async def test_invalidate_drops_authorization_cache() -> None:
         assert isinstance(ack, Puback)
         assert ack.reason_code == 0x87
         await client.close()
-
-
-class HoldingSink:
-    """A sink that resolves futures when the test says so."""
-
-    def __init__(self) -> None:
-        self.futures: list[asyncio.Future[int]] = []
-
-    def offer(self, message: BrokerMessage) -> asyncio.Future[int] | None:
-        if message.qos == 0:
-            return None
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self.futures.append(future)
-        return future
 
 
 async def test_sink_holds_acknowledgement_and_can_refuse() -> None:
