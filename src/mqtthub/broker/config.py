@@ -75,6 +75,8 @@ class BrokerConfig:
         sys_interval: Seconds between ``$SYS`` updates; 0 disables them.
         retain_available: Whether retained messages are supported [MQTT-3.2.2.3.8].
         max_topic_aliases: Topic aliases a 5.0 client may use towards the broker [MQTT-3.2.2.3.9].
+        max_outbound_topic_aliases: Topic aliases the broker uses towards a 5.0 client, capped by the client's
+            Topic Alias Maximum [MQTT-3.3.2-9]; least recently used topics give theirs up. 0 never sends aliases.
         maximum_qos: Highest QoS the broker grants [MQTT-3.2.2.3.4].
         housekeeping_interval: Seconds between keep alive / expiry / will-delay checks.
         max_acl_cache_entries: Authorizer answers cached per connection; overflow policy: clear when full.
@@ -94,6 +96,7 @@ class BrokerConfig:
     sys_interval: float = 10.0
     retain_available: bool = True
     max_topic_aliases: int = 16
+    max_outbound_topic_aliases: int = 64
     maximum_qos: int = 2
     housekeeping_interval: float = 0.5
     max_acl_cache_entries: int = 1_024
@@ -106,5 +109,7 @@ class BrokerConfig:
             raise ConfigurationError("receive_maximum and max_inflight must be within 1..65535")
         if self.maximum_qos not in (0, 1, 2):
             raise ConfigurationError("maximum_qos must be 0, 1 or 2")
+        if not 0 <= self.max_outbound_topic_aliases <= 65535:
+            raise ConfigurationError("max_outbound_topic_aliases must be within 0..65535")
         if self.max_packet_size < 16:
             raise ConfigurationError("max_packet_size is too small")

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from mqtthub.broker.connection_state import ConnectionState
 from mqtthub.broker.hooks import ConnectInfo
+from mqtthub.broker.topic_aliases import OutboundAliases
 from mqtthub.errors import AuthenticationRefused, ProtocolError
 from mqtthub.mqtt.packets import PROTOCOL_V5, Connack, Connect, Properties
 from mqtthub.mqtt.primitives import is_utf8
@@ -100,6 +101,9 @@ async def handle_connect(conn: Connection, packet: Connect) -> None:
         expiry = 0 if packet.clean_start else config.max_session_expiry
     conn.send_quota = min(props.receive_maximum or 65535, config.max_inflight)
     conn.max_packet_size_out = props.maximum_packet_size
+    alias_maximum = min(props.topic_alias_maximum or 0, config.max_outbound_topic_aliases)
+    if v5 and alias_maximum:
+        conn.aliases_out = OutboundAliases(alias_maximum)  # [MQTT-3.3.2-9]
     keepalive = packet.keep_alive
     server_keepalive: int | None = None
     if v5 and (keepalive == 0 or keepalive > config.max_keepalive):

@@ -25,6 +25,7 @@ from mqtthub.broker import packet_handlers
 from mqtthub.broker.connection_state import ConnectionState
 from mqtthub.broker.hooks import Action, Principal
 from mqtthub.broker.session import Session
+from mqtthub.broker.topic_aliases import OutboundAliases
 from mqtthub.errors import ProtocolError
 from mqtthub.mqtt.codec import PacketReader, encode
 from mqtthub.mqtt.packets import PROTOCOL_V5, PROTOCOL_V311, Connack, Disconnect, Packet, Properties, Will
@@ -91,6 +92,9 @@ class Connection(asyncio.Protocol):
         self.max_packet_size_out: int | None = None
         self.will: Will | None = None
         self.topic_aliases: dict[int, str] = {}
+        """Inbound: aliases the client set, towards the broker."""
+        self.aliases_out: OutboundAliases | None = None
+        """Outbound: aliases the broker sets towards a 5.0 client that allows them."""
         self.acl: dict[tuple[Action, str], bool] = {}
         self.acl_generation = 0
         """Bumped by ``invalidate`` so an answer obtained before it is not cached after it."""

@@ -20,7 +20,8 @@ from typing import Protocol
 from mqtthub.broker.hooks import BrokerMessage, Principal
 from mqtthub.broker.stats import BrokerStats
 from mqtthub.broker.subscriptions import SharedGroup, Subscription
-from mqtthub.mqtt.encode import encode_publish
+from mqtthub.broker.topic_aliases import OutboundAliases
+from mqtthub.mqtt.encode import encode_aliased_publish, encode_publish
 from mqtthub.mqtt.packets import PROTOCOL_V5, Properties, Will
 
 logger = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ class SessionLink(Protocol):
     protocol_level: int
     send_quota: int
     """The client's receive maximum: QoS 1/2 messages it accepts unacknowledged [MQTT-3.3.4-7]."""
+    aliases_out: OutboundAliases | None
+    """Topic aliases towards a 5.0 client that allows them [MQTT-3.3.2.3.4]; ``None`` otherwise."""
 
     @property
     def write_paused(self) -> bool:
@@ -120,10 +123,8 @@ class Session:
         """Send a message now, or hold it (QoS 1/2) until the window opens or the client returns."""
         link = self.link
         if out.qos == 0:
-            if link is not None:
-                data = self._encode(out, link.protocol_level, cache)
-                if data is not None and link.write_message(data, 0):
-                    self._delivered(out)
+            if link is not None and self._write(out, link, cache):
+                self._delivered(out)
             return
         if link is None or self.queue or len(self.inflight) >= link.send_quota or link.write_paused:
             self._enqueue(out)
@@ -207,12 +208,42 @@ class Session:
             return
         packet_id = self._allocate_packet_id()
         out.packet_id = packet_id
-        if cache is None:
-            data = self._encode_one(out, link.protocol_level, dup=False, now=time.time())
-        else:
-            data = self._encode(out, link.protocol_level, cache)
-        if data is not None and link.write_message(data, out.qos):
+        if self._write(out, link, cache):
             self.inflight[packet_id] = out
+
+    def _write(self, out: Outgoing, link: SessionLink, cache: EncodeCache | None) -> bool:
+        aliases = link.aliases_out
+        if aliases is not None:
+            return self._write_aliased(out, link, aliases)
+        data = self._encode(out, link.protocol_level, cache)
+        return data is not None and link.write_message(data, out.qos)
+
+    def _write_aliased(self, out: Outgoing, link: SessionLink, aliases: OutboundAliases) -> bool:
+        # Each aliased PUBLISH is this connection's own (the alias and whether the name rides along
+        # depend on what it was sent before), so the fan-out's shared encodings do not apply.
+        props, expired = self._properties(out, PROTOCOL_V5, time.time())
+        if expired:
+            return False
+        topic = out.message.topic[len(self.mountpoint) :]
+        alias, known = aliases.assign(topic)
+        try:
+            data = encode_aliased_publish(
+                b"" if known else topic.encode(),
+                alias,
+                out.message.payload,
+                out.qos,
+                out.retain,
+                out.packet_id if out.qos else None,
+                props,
+            )
+        except ValueError:
+            data = None
+            self._cannot_encode(topic)
+        if data is not None and link.write_message(data, out.qos):
+            return True
+        if not known:
+            aliases.forget(topic)  # the client never saw this alias set
+        return False
 
     def _allocate_packet_id(self) -> int:
         # Identifiers in use by in-flight messages are skipped [MQTT-2.2.1-3].
@@ -259,17 +290,9 @@ class Session:
         self, out: Outgoing, level: int, *, dup: bool, now: float, packet_id: int | None = None
     ) -> bytes | None:
         message = out.message
-        remaining = remaining_expiry(message, now)
-        if remaining == 0:
-            self._stats.expired_dropped += 1
+        props, expired = self._properties(out, level, now)
+        if expired:
             return None
-        props: Properties | None = None
-        if level >= PROTOCOL_V5:
-            props = message.properties
-            if props is not None and (props.topic_alias is not None or remaining is not None):
-                props = dataclasses.replace(props, topic_alias=None, message_expiry_interval=remaining)
-            if out.identifiers:
-                props = dataclasses.replace(props or Properties(), subscription_identifiers=list(out.identifiers))
         topic = message.topic[len(self.mountpoint) :]
         try:
             return encode_publish(
@@ -283,11 +306,30 @@ class Session:
                 level,
             )
         except ValueError:
-            # A message this client's protocol cannot carry (a field past its wire limit): skipped and
-            # counted, like an expired one, so neither the fan-out nor this session's queue stalls on it.
-            self._stats.delivery_failed += 1
-            logger.warning("message on %.200s cannot be encoded for client %s; skipped", topic, self.client_id)
+            self._cannot_encode(topic)
             return None
+
+    def _properties(self, out: Outgoing, level: int, now: float) -> tuple[Properties | None, bool]:
+        """The properties of ``out`` as this client gets them, and whether the message expired."""
+        message = out.message
+        remaining = remaining_expiry(message, now)
+        if remaining == 0:
+            self._stats.expired_dropped += 1
+            return None, True
+        props: Properties | None = None
+        if level >= PROTOCOL_V5:
+            props = message.properties
+            if props is not None and (props.topic_alias is not None or remaining is not None):
+                props = dataclasses.replace(props, topic_alias=None, message_expiry_interval=remaining)
+            if out.identifiers:
+                props = dataclasses.replace(props or Properties(), subscription_identifiers=list(out.identifiers))
+        return props, False
+
+    def _cannot_encode(self, topic: str) -> None:
+        # A message this client's protocol cannot carry (a field past its wire limit): skipped and
+        # counted, like an expired one, so neither the fan-out nor this session's queue stalls on it.
+        self._stats.delivery_failed += 1
+        logger.warning("message on %.200s cannot be encoded for client %s; skipped", topic, self.client_id)
 
 
 def _packet_id_offset(template: bytes, topic: str, mountpoint: str) -> int:

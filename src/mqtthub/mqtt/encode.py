@@ -33,7 +33,7 @@ from mqtthub.mqtt.packets import (
     Unsuback,
     Unsubscribe,
 )
-from mqtthub.mqtt.primitives import UINT16, encode_binary, encode_utf8, encode_varint
+from mqtthub.mqtt.primitives import UINT16, encode_binary, encode_utf8, encode_varint, read_varint
 from mqtthub.mqtt.properties import EMPTY, WILL, encode_properties
 
 _HEAD_SHORT = Struct(">BBH")  # first byte, one-byte remaining length, topic length
@@ -95,6 +95,47 @@ def encode_publish(
     if remaining < 0x80:
         return b"".join((_HEAD_SHORT.pack(first, remaining, len(topic)), topic, tail, payload))
     return b"".join((publish_head(first, topic, remaining), tail, payload))
+
+
+def encode_aliased_publish(
+    topic: bytes,
+    alias: int,
+    payload: bytes,
+    qos: int,
+    retain: bool,
+    packet_id: int | None,
+    properties: Properties | None,
+) -> bytes:
+    """Encode a 5.0 PUBLISH carrying a Topic Alias [MQTT-3.3.2.3.4].
+
+    Args:
+        topic: The topic name as UTF-8 bytes while the alias is being set; ``b""`` once the receiver
+            knows the alias.
+        alias: The topic alias, 1 to the receiver's Topic Alias Maximum [MQTT-3.3.2-9].
+        payload: The application message.
+        qos: 0, 1 or 2.
+        retain: The RETAIN flag.
+        packet_id: Required at QoS 1 and 2 [MQTT-2.2.1-2].
+        properties: The message's other properties, without a topic alias.
+
+    Returns:
+        The encoded packet.
+
+    Raises:
+        ValueError: Inconsistent QoS and packet identifier, or a field past its wire limit.
+    """
+    if (not qos) != (packet_id is None) or (packet_id is not None and not 0 < packet_id <= 0xFFFF) or qos > 2:
+        raise ValueError(f"QoS {qos} PUBLISH with packet identifier {packet_id!r}")
+    rest = encode_properties(properties, PacketType.PUBLISH) if properties is not None else EMPTY
+    alias_property = b"\x23" + UINT16.pack(alias)
+    if rest is EMPTY:
+        props = b"\x03" + alias_property
+    else:
+        length, start = read_varint(rest, 0, len(rest))
+        props = encode_varint(length + 3) + alias_property + rest[start:]
+    tail = UINT16.pack(packet_id) + props if packet_id is not None else props
+    first = 0x30 | qos << 1 | retain
+    return b"".join((publish_head(first, topic, 2 + len(topic) + len(tail) + len(payload)), tail, payload))
 
 
 def publish_head(first: int, topic: bytes, remaining: int) -> bytes:
