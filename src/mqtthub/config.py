@@ -86,6 +86,14 @@ class Settings(BaseSettings):
     mqtt_auth_max_delay: float = Field(
         5.0, ge=0, le=60, description="Longest delay, in seconds, before refusing a repeatedly failing address."
     )
+    mqtt_rules_file: Path | None = Field(
+        None,
+        description="Operator rules narrowing what anonymous clients and the global namespace may publish, "
+        'subscribe and read retained (see "Operator rules"); reloaded when it changes.',
+    )
+    mqtt_rules_reload_interval: float = Field(
+        1.0, gt=0, description="Seconds between checks of `mqtt_rules_file` for a change."
+    )
     mqtt_revalidate_interval: float = Field(
         1.0,
         gt=0,

@@ -31,6 +31,7 @@ from mqtthub.api.app import create_app
 from mqtthub.auth.bootstrap import FirstRunCredentials, bootstrap_first_run
 from mqtthub.auth.broker_hooks import DatabaseAuthenticator, TopicAuthorizer
 from mqtthub.auth.ca import CertificateAuthority
+from mqtthub.auth.operator_rules import OperatorRules, RulesFile, invalidate_changed
 from mqtthub.auth.revalidation import CredentialRevalidator
 from mqtthub.broker import Broker, BrokerConfig, BrokerHandle, BrokerState, ListenerConfig
 from mqtthub.broker.config import ListenerKind
@@ -144,6 +145,8 @@ class Hub:
         self._telemetry: TelemetryService | None = None
         self._socketio: SocketIOGateway | None = None
         self._integrations: IntegrationService | None = None
+        self._authorizer = TopicAuthorizer()
+        self._rules_file: RulesFile | None = None
 
     # --- components ------------------------------------------------------------------------------
 
@@ -262,6 +265,11 @@ class Hub:
             )
         self._ca = CertificateAuthority.load_or_create(settings)
         # Telemetry starts before the broker and stops after it: no accepted message finds its writer closed.
+        if settings.mqtt_rules_file is not None:
+            self._rules_file = RulesFile(
+                settings.mqtt_rules_file, interval=settings.mqtt_rules_reload_interval, on_change=self._rules_changed
+            )
+            self._authorizer.operator_rules = self._rules_file.load()
         self._telemetry = await self._stack.enter_async_context(TelemetryService(self._database, settings))
         self._socketio = await self._stack.enter_async_context(
             SocketIOGateway(self._telemetry.realtime, StreamAuthenticator(self._database, self._secrets))
@@ -270,7 +278,7 @@ class Hub:
             Broker(
                 broker_config(settings, self._ca.cert_file),
                 authenticator=DatabaseAuthenticator(self._database, self._secrets, settings),
-                authorizer=TopicAuthorizer(),
+                authorizer=self._authorizer,
                 sink=self._telemetry.sink,
                 observer=self._telemetry.observer,
             )
@@ -314,11 +322,19 @@ class Hub:
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(server.serve(sockets=[self._http_socket]), name="http-server")
             revalidator = CredentialRevalidator(self.database, self.broker, self.settings.mqtt_revalidate_interval)
-            revalidation = tasks.create_task(revalidator.run(), name="mqtt-credential-revalidation")
+            background = [tasks.create_task(revalidator.run(), name="mqtt-credential-revalidation")]
+            if self._rules_file is not None:
+                background.append(tasks.create_task(self._rules_file.watch(), name="mqtt-rules-reload"))
             await stop.wait()
             logger.info("stopping")
-            revalidation.cancel()
+            for task in background:
+                task.cancel()
             server.should_exit = True
+
+    def _rules_changed(self, old: OperatorRules, new: OperatorRules) -> None:
+        self._authorizer.operator_rules = new
+        if self._broker is not None:
+            invalidate_changed(self._broker, old, new)
 
     async def health(self) -> dict[str, Any]:
         """Status of each component, for ``GET /health``."""

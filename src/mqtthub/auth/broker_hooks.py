@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mqtthub.auth.acl import ADMIN_RULES, ANONYMOUS_RULES, TopicRules, device_rules, user_rules
 from mqtthub.auth.credentials import API_TOKEN_PATTERN, API_TOKEN_PREFIX
+from mqtthub.auth.operator_rules import OperatorRules
 from mqtthub.auth.passwords import verify_password
 from mqtthub.auth.ratelimit import SlidingWindowLimiter
 from mqtthub.broker.hooks import Action, ConnectInfo, Principal
@@ -289,15 +290,22 @@ async def _touch(
 
 
 class TopicAuthorizer:
-    """Applies the topic rules that :class:`DatabaseAuthenticator` put in each principal.
+    """Applies the topic rules that :class:`DatabaseAuthenticator` put in each principal, then the operator's.
 
     Topics arrive as the client sent them (inside its mountpoint); a shared
-    subscription's filter arrives without its ``$share/<group>/`` prefix.
+    subscription's filter arrives without its ``$share/<group>/`` prefix. The operator's rules file
+    (:mod:`mqtthub.auth.operator_rules`) can only narrow what the built-in rules allow; the hub swaps
+    :attr:`operator_rules` when the file changes.
     """
 
+    def __init__(self, operator_rules: OperatorRules | None = None) -> None:
+        self.operator_rules = operator_rules or OperatorRules()
+
     async def authorize(self, principal: Principal, action: Action, topic: str) -> bool:
-        """Whether the principal may publish to, or subscribe with, ``topic``."""
-        rules = TopicRules.from_attributes(principal.attributes)
-        if action is Action.PUBLISH:
-            return rules.may_publish(topic)
-        return rules.may_subscribe(topic)
+        """Whether the principal may publish to, subscribe with, or read retained messages of ``topic``."""
+        if action is Action.RETAINED:
+            allowed = True  # the subscription that asks was allowed already
+        else:
+            rules = TopicRules.from_attributes(principal.attributes)
+            allowed = rules.may_publish(topic) if action is Action.PUBLISH else rules.may_subscribe(topic)
+        return allowed and self.operator_rules.allows(principal, action, topic)

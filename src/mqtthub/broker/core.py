@@ -329,11 +329,35 @@ class BrokerCore:
         return count
 
     def invalidate(self, principal_id: str) -> None:
-        """Forget cached authorizer answers of every connection of a principal."""
+        """Forget cached authorizer answers of a principal's connections and re-check its subscriptions.
+
+        Subscriptions, of online and offline sessions alike, are authorized again in a task; those now
+        denied are removed (counted in ``subscriptions_revoked``), so narrowed rights also stop messages
+        already flowing.
+        """
         for conn in self.connections:
             if conn.principal is not None and conn.principal.id == principal_id:
                 conn.acl.clear()
                 conn.acl_generation += 1
+        sessions = [s for s in self.sessions.values() if s.principal.id == principal_id and s.subscriptions]
+        if sessions:
+            self.spawn(self._recheck_subscriptions(sessions), name=f"mqtt-recheck:{principal_id}")
+
+    async def _recheck_subscriptions(self, sessions: list[Session]) -> None:
+        for session in sessions:
+            mount = len(session.mountpoint)
+            for key, sub in list(session.subscriptions.items()):
+                try:
+                    allowed = await self.authorizer.authorize(
+                        session.principal, Action.SUBSCRIBE, sub.topic_filter[mount:]
+                    )
+                except Exception:
+                    logger.exception("authorizer failed re-checking %s of %s", sub.topic_filter, session.client_id)
+                    allowed = False
+                if not allowed and session.subscriptions.get(key) is sub:
+                    self.unsubscribe(session, sub.topic_filter, sub.share_group)
+                    self.stats.subscriptions_revoked += 1
+                    logger.info("subscription %s of client %s revoked", sub.topic_filter, session.client_id)
 
     def housekeeping(self) -> None:
         """Close silent sockets, keep-alive timeouts [MQTT-3.1.2-24] and expired principals."""

@@ -24,10 +24,15 @@ from mqtthub.mqtt.packets import Properties
 
 
 class Action(enum.Enum):
-    """What a principal wants to do with a topic."""
+    """What a principal wants to do with a topic.
+
+    ``RETAINED`` is asked per retained message a new subscription would send (the topic is the
+    message's, as the client sees it); the subscription itself was allowed with ``SUBSCRIBE``.
+    """
 
     PUBLISH = "publish"
     SUBSCRIBE = "subscribe"
+    RETAINED = "retained"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,9 +80,10 @@ class Authenticator(Protocol):
 
 
 class Authorizer(Protocol):
-    """Decides whether a principal may publish to or subscribe to a topic.
+    """Decides whether a principal may publish to, subscribe to, or read retained messages of a topic.
 
-    ``topic`` is as the client sent it (before the mountpoint is applied).
+    ``topic`` is as the client sent it (before the mountpoint is applied). The broker asks again for
+    every subscription of a principal after :meth:`Broker.invalidate` and removes those now denied.
     """
 
     async def authorize(self, principal: Principal, action: Action, topic: str) -> bool:

@@ -333,7 +333,12 @@ async def on_subscribe(conn: Connection, packet: Subscribe) -> None:
         send_retained = request.retain_handling == 0 or (request.retain_handling == 1 and not existed)
         if group is None and send_retained:
             ids = (identifier,) if identifier else ()
-            retained.extend(Outgoing(m, min(m.qos, qos), True, ids) for m in core.retained.matching(mounted))
+            mount = len(session.mountpoint)
+            for message in core.retained.matching(mounted):
+                if await authorized(conn, Action.RETAINED, message.topic[mount:]):
+                    retained.append(Outgoing(message, min(message.qos, qos), True, ids))
+            if conn.session is not session:
+                return
     conn.write_packet(Suback(packet.packet_id, codes))
     for out in retained:
         session.deliver(out)

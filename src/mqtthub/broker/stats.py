@@ -38,6 +38,8 @@ class BrokerStats:
     """PUBLISHes and wills refused because their topic no longer fits once the namespace prefix is added."""
     payload_format_invalid: int = 0
     """PUBLISHes and wills refused because a payload marked UTF-8 is not [MQTT-3.3.2-4]."""
+    subscriptions_revoked: int = 0
+    """Subscriptions removed because the authorizer denied them when they were checked again."""
     delivery_failed: int = 0
     """Deliveries to one subscriber that failed (counted and skipped; the fan-out goes on)."""
 
