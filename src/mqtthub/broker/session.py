@@ -123,7 +123,14 @@ class Session:
         """Send a message now, or hold it (QoS 1/2) until the window opens or the client returns."""
         link = self.link
         if out.qos == 0:
-            if link is not None and self._write(out, link, cache):
+            if link is None:
+                return
+            aliases = link.aliases_out
+            if aliases is None:  # the fan-out's hot path: the shared encoding, no extra call
+                data = self._encode(out, link.protocol_level, cache)
+                if data is not None and link.write_message(data, 0):
+                    self._delivered(out)
+            elif self._write_aliased(out, link, aliases):
                 self._delivered(out)
             return
         if link is None or self.queue or len(self.inflight) >= link.send_quota or link.write_paused:
@@ -208,15 +215,17 @@ class Session:
             return
         packet_id = self._allocate_packet_id()
         out.packet_id = packet_id
-        if self._write(out, link, cache):
-            self.inflight[packet_id] = out
-
-    def _write(self, out: Outgoing, link: SessionLink, cache: EncodeCache | None) -> bool:
         aliases = link.aliases_out
         if aliases is not None:
-            return self._write_aliased(out, link, aliases)
-        data = self._encode(out, link.protocol_level, cache)
-        return data is not None and link.write_message(data, out.qos)
+            if self._write_aliased(out, link, aliases):
+                self.inflight[packet_id] = out
+            return
+        if cache is None:
+            data = self._encode_one(out, link.protocol_level, dup=False, now=time.time())
+        else:
+            data = self._encode(out, link.protocol_level, cache)
+        if data is not None and link.write_message(data, out.qos):
+            self.inflight[packet_id] = out
 
     def _write_aliased(self, out: Outgoing, link: SessionLink, aliases: OutboundAliases) -> bool:
         # Each aliased PUBLISH is this connection's own (the alias and whether the name rides along
