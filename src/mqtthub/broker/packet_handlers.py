@@ -182,8 +182,10 @@ async def authorized(conn: Connection, action: Action, topic: str) -> bool:
         except Exception:
             logger.exception("authorizer failed for %s %s %s", principal.id, action.value, topic)
             return False
-    if generation != conn.acl_generation:
-        return allowed  # invalidated while the authorizer ran: use the answer once, do not cache it
+    if generation != conn.acl_generation or action is Action.RETAINED:
+        # Invalidated while the authorizer ran: use the answer once. Retained reads are asked once per
+        # message on SUBSCRIBE and not again: caching them would only push publish answers out.
+        return allowed
     if len(conn.acl) >= conn.core.config.max_acl_cache_entries:
         conn.acl.clear()
     conn.acl[key] = allowed
