@@ -130,7 +130,7 @@ class Session:
                 data = self._encode(out, link.protocol_level, cache)
                 if data is not None and link.write_message(data, 0):
                     self._delivered(out)
-            elif self._write_aliased(out, link, aliases):
+            elif self._write_aliased(out, link, aliases, cache):
                 self._delivered(out)
             return
         if link is None or self.queue or len(self.inflight) >= link.send_quota or link.write_paused:
@@ -217,7 +217,7 @@ class Session:
         out.packet_id = packet_id
         aliases = link.aliases_out
         if aliases is not None:
-            if self._write_aliased(out, link, aliases):
+            if self._write_aliased(out, link, aliases, cache):
                 self.inflight[packet_id] = out
             return
         if cache is None:
@@ -227,32 +227,56 @@ class Session:
         if data is not None and link.write_message(data, out.qos):
             self.inflight[packet_id] = out
 
-    def _write_aliased(self, out: Outgoing, link: SessionLink, aliases: OutboundAliases) -> bool:
-        # Each aliased PUBLISH is this connection's own (the alias and whether the name rides along
-        # depend on what it was sent before), so the fan-out's shared encodings do not apply.
-        props, expired = self._properties(out, PROTOCOL_V5, time.time())
-        if expired:
-            return False
+    def _write_aliased(
+        self, out: Outgoing, link: SessionLink, aliases: OutboundAliases, cache: EncodeCache | None
+    ) -> bool:
         topic = out.message.topic[len(self.mountpoint) :]
         alias, known = aliases.assign(topic)
-        try:
-            data = encode_aliased_publish(
-                b"" if known else topic.encode(),
-                alias,
-                out.message.payload,
-                out.qos,
-                out.retain,
-                out.packet_id if out.qos else None,
-                props,
-            )
-        except ValueError:
-            data = None
-            self._cannot_encode(topic)
+        data = self._encode_aliased(out, topic, alias, known, cache)
         if data is not None and link.write_message(data, out.qos):
             return True
         if not known:
             aliases.forget(topic)  # the client never saw this alias set
         return False
+
+    def _encode_aliased(
+        self, out: Outgoing, topic: str, alias: int, known: bool, cache: EncodeCache | None
+    ) -> bytes | None:
+        # Subscribers that saw the same topics in the same order hold the same aliases, so within one
+        # fan-out the encoding is shared by (alias, name sent or not) like the plain one.
+        message = out.message
+        now = time.time()
+        props = message.properties
+        remaining = None
+        if props is not None and props.message_expiry_interval is not None:
+            remaining = remaining_expiry(message, now)
+            if remaining == 0:
+                self._stats.expired_dropped += 1
+                return None
+        qos = out.qos
+        key = ("alias", alias, known, qos, out.retain, out.identifiers, self.mountpoint, remaining)
+        entry = cache.get(key) if cache is not None else None
+        if entry is None:
+            props, expired = self._properties(out, PROTOCOL_V5, now)
+            if expired:
+                return None
+            name = b"" if known else topic.encode()
+            try:
+                template = encode_aliased_publish(
+                    name, alias, message.payload, qos, out.retain, 1 if qos else None, props
+                )
+            except ValueError:
+                self._cannot_encode(topic)
+                return None
+            entry = (template, _after_topic(template, len(name)))
+            if cache is not None:
+                cache[key] = entry
+        template, offset = entry
+        if not qos:
+            return template
+        patched = bytearray(template)
+        patched[offset : offset + 2] = out.packet_id.to_bytes(2, "big")
+        return bytes(patched)
 
     def _allocate_packet_id(self) -> int:
         # Identifiers in use by in-flight messages are skipped [MQTT-2.2.1-3].
@@ -342,9 +366,13 @@ class Session:
 
 
 def _packet_id_offset(template: bytes, topic: str, mountpoint: str) -> int:
+    return _after_topic(template, len(topic[len(mountpoint) :].encode()))
+
+
+def _after_topic(template: bytes, topic_bytes: int) -> int:
     # Fixed header: one byte, then the remaining length as a variable byte integer [MQTT-2.2.3];
     # then the topic as a two-byte length and UTF-8 bytes; the packet id follows [MQTT-3.3.2].
     index = 1
     while template[index] & 0x80:
         index += 1
-    return index + 1 + 2 + len(topic[len(mountpoint) :].encode())
+    return index + 1 + 2 + topic_bytes

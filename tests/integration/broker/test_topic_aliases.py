@@ -131,3 +131,29 @@ async def test_paho_v5_receives_aliases_it_asked_for() -> None:
         seen = [(m.topic, m.properties.TopicAlias) for m in paho.messages]  # type: ignore[union-attr]
         assert seen == [(A, 1), (B, 2), ("", 1), ("", 2)]
         await paho.stop()
+
+
+async def test_subscribers_sharing_an_encoding_get_their_own_packet_ids() -> None:
+    """Two subscribers holding the same alias share one encoding per fan-out, each with its packet id."""
+    async with running_broker() as broker:
+        resumer = await aliased_subscriber(broker, "resumer", maximum=4, qos=1)
+        await broker.publish(C, b"before", qos=1)
+        assert on_wire(await resumer.receive()) == (C, 1)
+        resumer.writer.transport.abort()  # packet id 1 stays in flight
+        await eventually(lambda: broker.stats().clients_connected == 0)
+        resumer = await RawClient.open(broker.addresses["tcp"])
+        props = Properties(topic_alias_maximum=4, session_expiry_interval=60)
+        assert (await resumer.connect("resumer", clean_start=False, properties=props)).session_present
+        resent = await resumer.receive()
+        assert isinstance(resent, Publish)
+        assert (resent.packet_id, resent.dup) == (1, True)
+        fresh = await aliased_subscriber(broker, "fresh", maximum=4, qos=1)
+        await broker.publish(A, b"shared", qos=1)
+        got_fresh, got_resumer = await fresh.receive(), await resumer.receive()
+        assert isinstance(got_fresh, Publish)
+        assert isinstance(got_resumer, Publish)
+        assert [on_wire(got_fresh), on_wire(got_resumer)] == [(A, 1), (A, 1)]
+        assert (got_fresh.packet_id, got_resumer.packet_id) == (1, 2)
+        assert got_fresh.payload == got_resumer.payload == b"shared"
+        await fresh.close()
+        await resumer.close()
