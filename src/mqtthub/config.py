@@ -136,6 +136,12 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Seconds between heartbeat frames on `/ws` connections."
     )
     ws_max_connections: int = Field(100, ge=1, description="Most simultaneous `/ws` connections.")
+    http_max_body_size: int = Field(
+        1_048_576,
+        ge=1024,
+        description="Largest HTTP request body, in bytes (413 above it); publish endpoints take `max_packet_size`, "
+        "login 8 KiB.",
+    )
     cors_origins: str = Field(
         "*", description="Comma-separated origins allowed by CORS on the HTTP API (`*` allows any)."
     )

@@ -10,6 +10,8 @@ from fastapi.middleware.cors import CORSMiddleware
 from mqtthub import __version__
 from mqtthub.api import service
 from mqtthub.api.errors import install_error_handlers
+from mqtthub.api.limits import CREDENTIALS_LIMIT, BodyLimitMiddleware, BodySize
+from mqtthub.api.openapi import install_openapi
 from mqtthub.auth.routes import identity_router
 from mqtthub.integrations import endpoints as integrations_endpoints
 from mqtthub.messaging import endpoints as messaging_endpoints
@@ -23,23 +25,34 @@ if TYPE_CHECKING:
 
 
 def create_app(hub: Hub) -> FastAPI:
-    """The HTTP API of ``hub``, with every router mounted and errors mapped in one place."""
+    """The HTTP API of ``hub``, with every router mounted, errors mapped in one place and body sizes bounded.
+
+    Middleware, outermost first: CORS, unexpected errors as a 500 JSON body, body limits.
+    """
     app = FastAPI(
         title="mqtthub",
         version=__version__,
         summary="Embedded MQTT broker, device identity, telemetry and messaging API.",
     )
     app.state.hub = hub
-    install_error_handlers(app)
+    settings = hub.settings
     app.include_router(service.router)
-    app.include_router(identity_router(hub.settings, hub.ca))
+    app.include_router(identity_router(settings, hub.ca))
     app.include_router(messaging_endpoints.router)
     app.include_router(integrations_endpoints.router)
     app.include_router(messaging_ws.router)
     app.include_router(telemetry_endpoints.router)
     app.include_router(realtime_ws.router)
     app.mount(f"/{SOCKETIO_PATH}", hub.socketio.asgi_app)
-    origins = [origin.strip() for origin in hub.settings.cors_origins.split(",") if origin.strip()]
+    limits = {
+        BodySize.DEFAULT: settings.http_max_body_size,
+        BodySize.MESSAGE: settings.max_packet_size,
+        BodySize.CREDENTIALS: CREDENTIALS_LIMIT,
+    }
+    app.add_middleware(BodyLimitMiddleware, limits=limits)
+    install_error_handlers(app)
+    install_openapi(app)
+    origins = [origin.strip() for origin in settings.cors_origins.split(",") if origin.strip()]
     app.add_middleware(
         CORSMiddleware,
         allow_origins=origins,

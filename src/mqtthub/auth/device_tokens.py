@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mqtthub.api.deps import SessionDep, get_hub
+from mqtthub.api.openapi import errors
 from mqtthub.auth.credentials import new_device_token, token_hint
 from mqtthub.auth.deps import CurrentUser, require_org_access
 from mqtthub.auth.devices import get_device
@@ -145,7 +146,7 @@ async def list_all(org_id: str, device_id: str, user: CurrentUser, session: Sess
     return DeviceTokenList(tokens=tokens, count=len(tokens))
 
 
-@router.delete("/{token_id}", summary="Revoke a device token")
+@router.delete("/{token_id}", summary="Revoke a device token", responses=errors(409))
 async def revoke(
     org_id: str, device_id: str, token_id: str, user: CurrentUser, session: SessionDep, request: Request
 ) -> DeviceTokenOut:

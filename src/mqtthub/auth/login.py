@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from mqtthub.api.deps import SessionDep, get_hub
+from mqtthub.api.limits import BodySize, body_size
 from mqtthub.auth.jwt import issue_session_token
 from mqtthub.auth.passwords import hash_password, verify_password
 from mqtthub.auth.ratelimit import SlidingWindowLimiter
@@ -102,6 +103,7 @@ def login_router(guard: LoginGuard) -> APIRouter:
         summary="Log in",
         responses={401: {"description": "Wrong e-mail or password"}, 429: {"description": "Too many attempts"}},
     )
+    @body_size(BodySize.CREDENTIALS)
     async def login(body: LoginRequest, request: Request, session: SessionDep) -> LoginResponse:
         """Exchange an e-mail and password for a session token (JWT) valid for `jwt_expiry_minutes`."""
         email = body.email.strip().lower()

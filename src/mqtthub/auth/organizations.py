@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mqtthub.api.deps import SessionDep, get_hub
+from mqtthub.api.openapi import errors
 from mqtthub.auth.bootstrap import make_short_id
 from mqtthub.auth.deps import AuthenticatedUser, CurrentUser, require_org_access
 from mqtthub.auth.live import disconnect_after_commit
@@ -133,7 +134,7 @@ def _require_platform_admin(user: AuthenticatedUser) -> None:
 router = APIRouter(prefix="/api/v1/organizations", tags=["organizations"])
 
 
-@router.post("", status_code=201, summary="Create an organization")
+@router.post("", status_code=201, summary="Create an organization", responses=errors(409))
 async def create(body: OrganizationCreate, user: CurrentUser, session: SessionDep) -> OrganizationOut:
     """Create an organization (platform administrators only)."""
     _require_platform_admin(user)
@@ -169,7 +170,7 @@ async def update(org_id: str, body: OrganizationUpdate, user: CurrentUser, sessi
     return OrganizationOut.model_validate(organization)
 
 
-@router.delete("/{org_id}", status_code=204, summary="Delete an organization")
+@router.delete("/{org_id}", status_code=204, summary="Delete an organization", responses=errors(409))
 async def delete(org_id: str, user: CurrentUser, session: SessionDep, request: Request) -> Response:
     """Delete an organization with everything in it (platform administrators only); its clients are disconnected.
 

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mqtthub.api.deps import SessionDep, get_hub
+from mqtthub.api.openapi import errors
 from mqtthub.auth.deps import AuthenticatedUser, CurrentUser, require_org_access
 from mqtthub.auth.live import disconnect_after_commit
 from mqtthub.auth.organizations import get_organization
@@ -108,7 +109,7 @@ def _check_grant(actor: AuthenticatedUser, role: UserRole) -> None:
 router = APIRouter(prefix="/api/v1/organizations/{org_id}/users", tags=["users"])
 
 
-@router.post("", status_code=201, summary="Create a user")
+@router.post("", status_code=201, summary="Create a user", responses=errors(409))
 async def create(org_id: str, body: UserCreate, user: CurrentUser, session: SessionDep) -> UserOut:
     """Create a user in the organization (org admins)."""
     require_org_access(user, org_id, admin=True)

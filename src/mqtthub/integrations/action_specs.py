@@ -164,6 +164,8 @@ class DomainAction(_Action):
 
 def _discriminate(value: Any) -> str:
     kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    if not isinstance(kind, str):  # not a name: the domain action's own validation rejects it
+        return "domain"
     if kind in ("email", "conditional_email"):
         return "email"
     if kind in KNOWN_TYPES:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 from sqlalchemy import delete, select
 
 from mqtthub.api.deps import SessionDep, get_hub
+from mqtthub.api.params import Limit
 from mqtthub.auth.deps import CurrentUser, require_org_access
 from mqtthub.client.connection import ConnectRefused, close_client, connect
 from mqtthub.client.tls import CertificateError
@@ -37,12 +38,11 @@ from mqtthub.integrations.schemas import (
     stats_of,
 )
 from mqtthub.integrations.status import ConnectionStatus
-from mqtthub.models import ActionFailure, EmailTemplate, EventSubscription, MqttConfig, Product
+from mqtthub.models import ActionFailure, EmailTemplate, EventSubscription, MqttConfig, Organization, Product
 
 router = APIRouter(prefix="/api/v1/products", tags=["integrations"])
 
 NOT_CONFIGURED = "MQTT not configured for this product"
-Limit = Annotated[int, Query(ge=1, le=1000, description="Most entries returned, newest first.")]
 
 
 # --- products --------------------------------------------------------------------------------------------
@@ -68,6 +68,8 @@ async def create_product(body: ProductCreate, user: CurrentUser, session: Sessio
     if organization_id is None:
         raise ValidationFailedError("organization_id is required for a user without an organization")
     require_org_access(user, organization_id, admin=True)
+    if await session.get(Organization, organization_id) is None:
+        raise ValidationFailedError("organization_id names no organization", field="organization_id")
     now = utcnow()
     product = Product(
         organization_id=organization_id, name=body.name, description=body.description, created_at=now, updated_at=now

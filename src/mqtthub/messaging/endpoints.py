@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 
 from mqtthub.api.deps import SessionDep, get_hub
+from mqtthub.api.limits import BodySize, body_size
+from mqtthub.api.openapi import errors
+from mqtthub.api.params import Limit, Offset
 from mqtthub.messaging import history
 from mqtthub.messaging.auth import CallerDep
 from mqtthub.messaging.namespace import check_topic_filter
@@ -28,27 +31,11 @@ from mqtthub.messaging.schemas import (
 if TYPE_CHECKING:
     from mqtthub.messaging.service import MessagingService
 
-MAX_PAGE = 1000
 RECENT = timedelta(hours=1)
 
 
-def _error(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {
-            "application/json": {
-                "example": {"success": False, "error": description, "code": "…", "detail": description}
-            }
-        },
-    }
-
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: _error("Missing or invalid credentials"),
-    403: _error("Outside the caller's permissions"),
-    429: _error("Too many requests (see the Retry-After header)"),
-}
-BROKER_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 503: _error("The MQTT broker is unavailable")}
+ERRORS = errors(401, 403, 429)
+BROKER_ERRORS = errors(401, 403, 429, 503)
 
 router = APIRouter(tags=["messaging"], responses=ERRORS)
 
@@ -67,6 +54,7 @@ def _checked_filter(topic: str, location: str) -> str:
 
 
 @router.post("/publish", response_model=PublishResponse, responses=BROKER_ERRORS, summary="Publish a message")
+@body_size(BodySize.MESSAGE)
 async def publish(body: PublishRequest, caller: CallerDep, request: Request) -> PublishResponse:
     """Publish to ``topic`` inside the caller's namespace through the broker."""
     caller.require_publish(body.topic)
@@ -102,7 +90,7 @@ async def subscribe(
 @router.delete(
     "/subscribe/{topic:path}",
     response_model=SubscriptionResponse,
-    responses={**ERRORS, 404: _error("Not subscribed to this filter")},
+    responses=errors(404),
     summary="Stop recording a topic filter",
 )
 async def unsubscribe(
@@ -124,8 +112,8 @@ async def messages(
     session: SessionDep,
     request: Request,
     topic: Annotated[str | None, Query(description="A topic name or filter (`+`, `#`).")] = None,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size.")] = 100,
-    offset: Annotated[int, Query(ge=0, description="Messages skipped, newest first.")] = 0,
+    limit: Limit = 100,
+    offset: Offset = 0,
     since: Annotated[datetime | None, Query(description="Only messages received at or after (ISO 8601).")] = None,
     until: Annotated[datetime | None, Query(description="Only messages received at or before (ISO 8601).")] = None,
 ) -> MessagesResponse:

@@ -27,7 +27,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from mqtthub.api.deps import SessionDep, get_hub
+from mqtthub.api.limits import BodySize, body_size
+from mqtthub.api.openapi import errors
+from mqtthub.api.params import MAX_ID, IntId, Limit, Offset
 from mqtthub.auth.deps import CurrentUser, require_org_access
+from mqtthub.auth.organizations import get_organization
 from mqtthub.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationFailedError
 from mqtthub.models import DeviceCommand, DeviceStatus, RejectedMessage, TelemetryAlert, TelemetryDefinition
 from mqtthub.telemetry.access import authenticate_device, bearer_token, body_token, can_see, device_for_user
@@ -48,9 +52,6 @@ if TYPE_CHECKING:
     from mqtthub.telemetry.service import TelemetryService
 
 router = APIRouter(prefix="/api/v1", tags=["telemetry"])
-
-Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0)]
 
 
 def _service(request: Request) -> TelemetryService:
@@ -82,28 +83,40 @@ async def _ingest(request: Request, device_id: str, route: Route, sensor: str | 
     return _ok(data)
 
 
+_DEVICE_ERRORS = errors(401, 403, 503)
 _DEVICE_BODY = {"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}, "required": True}}
 
 
-@router.post("/devices/{device_id}/datastream", status_code=201, openapi_extra=_DEVICE_BODY)
+@router.post("/devices/{device_id}/datastream", status_code=201, openapi_extra=_DEVICE_BODY, responses=_DEVICE_ERRORS)
+@body_size(BodySize.MESSAGE)
 async def post_datastream(device_id: str, request: Request) -> dict[str, Any]:
     """A datastream value from a device (document 001's datastream message)."""
     return await _ingest(request, device_id, Route.DATASTREAM)
 
 
-@router.post("/devices/{device_id}/status", status_code=201, openapi_extra=_DEVICE_BODY)
+@router.post("/devices/{device_id}/status", status_code=201, openapi_extra=_DEVICE_BODY, responses=_DEVICE_ERRORS)
+@body_size(BodySize.MESSAGE)
 async def post_status(device_id: str, request: Request) -> dict[str, Any]:
     """A status message from a device (document 001's status message)."""
     return await _ingest(request, device_id, Route.STATUS)
 
 
-@router.post("/devices/{device_id}/telemetry/{sensor:path}", status_code=201, openapi_extra=_DEVICE_BODY)
+@router.post(
+    "/devices/{device_id}/telemetry/{sensor:path}",
+    status_code=201,
+    openapi_extra=_DEVICE_BODY,
+    responses=_DEVICE_ERRORS,
+)
+@body_size(BodySize.MESSAGE)
 async def post_sensor(device_id: str, sensor: str, request: Request) -> dict[str, Any]:
     """A sensor reading (a JSON object or a bare number), as on ``device/{id}/telemetry/{sensor}``."""
     return await _ingest(request, device_id, Route.TELEMETRY, sensor)
 
 
-@router.post("/devices/{device_id}/commands/reply", status_code=201, openapi_extra=_DEVICE_BODY)
+@router.post(
+    "/devices/{device_id}/commands/reply", status_code=201, openapi_extra=_DEVICE_BODY, responses=_DEVICE_ERRORS
+)
+@body_size(BodySize.MESSAGE)
 async def post_command_reply(device_id: str, request: Request) -> dict[str, Any]:
     """A device reporting how a command ended: ``{commandId, status: completed|failed, result?, error?}``."""
     return await _ingest(request, device_id, Route.COMMAND_REPLY)
@@ -161,7 +174,7 @@ async def list_datastreams(
     end: Annotated[str | None, Query(alias="to", description="ISO 8601 or Unix time")] = None,
     limit: Limit = 100,
     offset: Offset = 0,
-    telemetry_data_id: Annotated[int | None, Query(alias="telemetryDataId")] = None,
+    telemetry_data_id: Annotated[int | None, Query(alias="telemetryDataId", ge=1, le=MAX_ID)] = None,
     bucket: Annotated[str | None, Query(description="Aggregate per bucket: 30s, 5m, 1h, 1d")] = None,
 ) -> dict[str, Any]:
     """The device's readings, newest first, or per-bucket min/max/avg/count with ``bucket``."""
@@ -194,7 +207,7 @@ async def _definition(session: SessionDep, device_id: str, definition_id: int) -
     return definition
 
 
-@router.post("/devices/{device_id}/telemetry-definitions", status_code=201)
+@router.post("/devices/{device_id}/telemetry-definitions", status_code=201, responses=errors(409))
 async def create_definition(
     device_id: str, body: DefinitionCreate, user: CurrentUser, session: SessionDep
 ) -> dict[str, Any]:
@@ -229,7 +242,9 @@ async def list_definitions(device_id: str, user: CurrentUser, session: SessionDe
 
 
 @router.get("/devices/{device_id}/telemetry-definitions/{definition_id}")
-async def get_definition(device_id: str, definition_id: int, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
+async def get_definition(
+    device_id: str, definition_id: IntId, user: CurrentUser, session: SessionDep
+) -> dict[str, Any]:
     """One telemetry definition."""
     await device_for_user(session, user, device_id)
     return _ok(definition_json(await _definition(session, device_id, definition_id)))
@@ -238,7 +253,7 @@ async def get_definition(device_id: str, definition_id: int, user: CurrentUser, 
 @router.patch("/devices/{device_id}/telemetry-definitions/{definition_id}")
 async def update_definition(
     device_id: str,
-    definition_id: int,
+    definition_id: IntId,
     body: DefinitionUpdate,
     user: CurrentUser,
     session: SessionDep,
@@ -261,7 +276,7 @@ async def update_definition(
 
 @router.delete("/devices/{device_id}/telemetry-definitions/{definition_id}", status_code=204)
 async def delete_definition(
-    device_id: str, definition_id: int, user: CurrentUser, session: SessionDep, request: Request
+    device_id: str, definition_id: IntId, user: CurrentUser, session: SessionDep, request: Request
 ) -> Response:
     """Remove a definition; stored readings stay (``telemetryDataId`` kept in history)."""
     await device_for_user(session, user, device_id, admin=True)
@@ -353,7 +368,8 @@ async def list_rejected(
 # --- commands and broadcasts -----------------------------------------------------------------------
 
 
-@router.post("/devices/{device_id}/commands", status_code=201)
+@router.post("/devices/{device_id}/commands", status_code=201, responses=errors(503))
+@body_size(BodySize.MESSAGE)
 async def send_command(
     device_id: str, body: CommandCreate, user: CurrentUser, session: SessionDep, request: Request
 ) -> dict[str, Any]:
@@ -419,13 +435,17 @@ async def get_command(command_id: str, user: CurrentUser, session: SessionDep) -
     return _ok(command_json(await _command(session, user, command_id)))
 
 
-@router.post("/organizations/{org_id}/broadcast", status_code=202)
-async def broadcast(org_id: str, body: BroadcastCreate, user: CurrentUser, request: Request) -> dict[str, Any]:
+@router.post("/organizations/{org_id}/broadcast", status_code=202, responses=errors(503))
+@body_size(BodySize.MESSAGE)
+async def broadcast(
+    org_id: str, body: BroadcastCreate, user: CurrentUser, session: SessionDep, request: Request
+) -> dict[str, Any]:
     """Publish to ``organizations/{org_id}/broadcast``, which every device of the organization may subscribe to.
 
     Devices receive ``{broadcastId, organizationId, message, timestamp}``.
     """
     require_org_access(user, org_id, admin=True)
+    await get_organization(session, org_id)
     return _ok(await _service(request).broadcast(org_id, body.message, qos=body.qos))
 
 

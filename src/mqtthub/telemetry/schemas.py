@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mqtthub.models import TelemetryDefinition
 
@@ -49,8 +49,15 @@ class CommandCreate(_Body):
 class BroadcastCreate(_Body):
     """A message for every device of an organization."""
 
-    message: Any = Field(description="Any JSON value; devices receive it as the `message` field.")
+    message: Any = Field(description="Any JSON value but null; devices receive it as the `message` field.")
     qos: int = Field(1, ge=0, le=2)
+
+    @field_validator("message")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("a broadcast needs a message")
+        return value
 
 
 def definition_json(definition: TelemetryDefinition) -> dict[str, Any]:
