@@ -1,4 +1,4 @@
-"""Request dependencies: the hub, and a database session whose transaction ends with the request."""
+"""Request dependencies: the hub, and a database session whose transaction ends with the handler."""
 
 from __future__ import annotations
 
@@ -19,10 +19,15 @@ def get_hub(request: Request) -> Hub:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """A session committed when the request handler returns, rolled back if it raises."""
+    """A session committed when the request handler returns, rolled back if it raises.
+
+    It is bound with ``scope="function"``: the commit happens before the response is sent, so
+    a client that got a 2xx reads its own write on its next request, and a failing commit is
+    answered as an error instead of after a success was already sent.
+    """
     async with get_hub(request).database.session() as session:
         yield session
 
 
 HubDep = Annotated["Hub", Depends(get_hub)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
