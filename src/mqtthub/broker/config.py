@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from mqtthub.broker.persistence import PersistenceMode
 from mqtthub.errors import ConfigurationError
 
 ListenerKind = Literal["tcp", "tls", "ws", "wss"]
@@ -80,6 +81,9 @@ class BrokerConfig:
         maximum_qos: Highest QoS the broker grants [MQTT-3.2.2.3.4].
         housekeeping_interval: Seconds between keep alive / expiry / will-delay checks.
         max_acl_cache_entries: Authorizer answers cached per connection; overflow policy: clear when full.
+        persistence: With a state store: ``sync`` holds each PUBACK/PUBREC/PUBCOMP until the state it changed
+            is stored; ``periodic`` writes every ``persistence_interval`` seconds and holds nothing.
+        persistence_interval: Seconds between writes of the state store in ``periodic`` mode.
     """
 
     listeners: tuple[ListenerConfig, ...] = field(default_factory=lambda: (ListenerConfig(name="tcp"),))
@@ -100,6 +104,8 @@ class BrokerConfig:
     maximum_qos: int = 2
     housekeeping_interval: float = 0.5
     max_acl_cache_entries: int = 1_024
+    persistence: PersistenceMode = "sync"
+    persistence_interval: float = 1.0
 
     def __post_init__(self) -> None:
         names = [listener.name for listener in self.listeners]

@@ -25,6 +25,7 @@ from mqtthub.broker.hooks import (
     MessageSink,
     Principal,
 )
+from mqtthub.broker.persistence import StateJournal
 from mqtthub.broker.retained import RetainedStore
 from mqtthub.broker.session import EncodeCache, Outgoing, Session, SessionKey
 from mqtthub.broker.stats import BrokerStats
@@ -74,6 +75,7 @@ class BrokerCore:
         observer: BrokerObserver | None,
         retained: RetainedStore,
         spawn: Spawn,
+        journal: StateJournal | None = None,
     ) -> None:
         self.config = config
         self.authenticator = authenticator
@@ -81,6 +83,8 @@ class BrokerCore:
         self.sink = sink
         self.observer = observer
         self.retained = retained
+        self.journal = journal
+        """Where state changes of retained messages and stored sessions are recorded; ``None``: memory only."""
         self.stats = BrokerStats(started_at=time.time())
         self.trie = SubscriptionTrie()
         self.connections: set[Connection] = set()
@@ -137,10 +141,19 @@ class BrokerCore:
             if timer is not None:
                 timer.cancel()  # a will delayed past a reconnect is not sent [MQTT-3.1.3-9]
         session.expiry_timer = session.will_timer = None
-        session.will = None
+        session.will = session.will_at = None
         session.principal = principal
         session.expiry_interval = expiry
+        session.disconnected_at = None
         session.link = conn
+        journal = self.journal
+        if journal is not None:
+            if expiry:
+                session.journal = journal
+                journal.session_changed(session)
+            elif session.journal is not None:
+                session.journal = None  # ends with this connection: nothing to keep [MQTT-3.1.2-5]
+                journal.session_discarded(session)
         return session, present
 
     def connected(self, conn: Connection) -> None:
@@ -175,14 +188,34 @@ class BrokerCore:
             delay = min(delay or 0, session.expiry_interval)
             session.will = will
             if delay:
+                session.will_at = time.time() + delay
                 session.will_timer = self._loop.call_later(delay, self._publish_will, session)
             else:
                 self._publish_will(session)
         self._hand_over_shared(session)
+        session.disconnected_at = time.time()
+        session.changed()
         if session.expiry_interval == 0:
             self.discard_session(session)
         elif self.accepting:
             session.expiry_timer = self._loop.call_later(session.expiry_interval, self._expire, session)
+
+    def resume_timers(self, session: Session, now: float) -> bool:
+        """Timers of a restored session: expiry from its last disconnect, the will when due.
+
+        Returns False (after publishing a will that fell due) if the session expired meanwhile.
+        """
+        assert session.disconnected_at is not None
+        remaining = session.disconnected_at + session.expiry_interval - now
+        will_in = None if session.will is None else max(0.0, (session.will_at or now) - now)
+        if remaining <= 0 or will_in == 0:
+            self._publish_will(session)
+        elif will_in is not None:
+            session.will_timer = self._loop.call_later(will_in, self._publish_will, session)
+        if remaining <= 0:
+            return False
+        session.expiry_timer = self._loop.call_later(remaining, self._expire, session)
+        return True
 
     def _expire(self, session: Session) -> None:
         session.expiry_timer = None
@@ -190,7 +223,10 @@ class BrokerCore:
             self.discard_session(session)
 
     def discard_session(self, session: Session) -> None:
-        """End a session: its subscriptions and held messages go [MQTT-4.1.0-2]."""
+        """End a session: its subscriptions and held messages go [MQTT-4.1.0-2], from the state store too."""
+        journal, session.journal = session.journal, None
+        if journal is not None:
+            journal.session_discarded(session)
         if self.sessions.get(session.key) is session:
             del self.sessions[session.key]
         if session.expiry_timer is not None:
@@ -220,11 +256,13 @@ class BrokerCore:
 
     def _publish_will(self, session: Session) -> None:
         will, session.will = session.will, None
+        session.will_at = None
         if session.will_timer is not None:
             session.will_timer.cancel()
             session.will_timer = None
         if will is None:
             return
+        session.changed()
         self.spawn(self._authorize_will(session.principal, session.client_id, will), name=f"mqtt-will:{will.topic}")
 
     async def _authorize_will(self, principal: Principal, client_id: str, will: Will) -> None:
@@ -260,6 +298,7 @@ class BrokerCore:
         session.subscriptions[(subscription.share_group, subscription.topic_filter)] = subscription
         replaced = self.trie.add(subscription)
         self.stats.subscriptions = len(self.trie)
+        session.changed()
         return replaced
 
     def unsubscribe(self, session: Session, topic_filter: str, share_group: str | None) -> bool:
@@ -269,6 +308,7 @@ class BrokerCore:
         group = self.trie.group(topic_filter, share_group) if share_group is not None else None
         self.trie.remove(session, topic_filter, share_group)
         self.stats.subscriptions = len(self.trie)
+        session.changed()
         if group is not None:
             self._hand_over_shared(session, group)
         return True
@@ -277,6 +317,8 @@ class BrokerCore:
         """Store a retained message and deliver to every matching subscription [MQTT-3.3.4]."""
         if message.retain:
             self.retained.set(message)
+            if self.journal is not None:
+                self.journal.retained_changed(message)
         result = self.trie.match(message.topic)
         if not result.targets and not result.groups:
             return
@@ -391,7 +433,7 @@ class BrokerCore:
             conn.will = None
             conn.close(ReasonCode.SERVER_SHUTTING_DOWN, "server shutting down")
         for session in list(self.sessions.values()):
-            session.will = None
+            # A delayed will stays with its session: a stored session takes it into the next run.
             for timer in (session.expiry_timer, session.will_timer):
                 if timer is not None:
                     timer.cancel()

@@ -108,10 +108,12 @@ def on_pubrec(conn: Connection, packet: Pubrec) -> None:
 def on_pubrel(conn: Connection, packet: Pubrel) -> None:
     """PUBREL for a QoS 2 message from the client: forget its id, answer PUBCOMP [MQTT-4.3.3-11]."""
     assert conn.session is not None
-    inbound = conn.session.inbound_qos2
+    session = conn.session
+    inbound = session.inbound_qos2
     if packet.packet_id in inbound:
         inbound.discard(packet.packet_id)
-        conn.write_ack(PUBCOMP, packet.packet_id)
+        session.changed()
+        acknowledge_stored(conn, PUBCOMP, packet.packet_id)
     else:
         conn.write_ack(PUBCOMP, packet.packet_id, ReasonCode.PACKET_IDENTIFIER_NOT_FOUND)
 
@@ -234,22 +236,55 @@ def accept_publish(conn: Connection, packet: Publish, topic: str, allowed: bool)
     core.stats.messages_received += 1
     if qos == 2:
         session.inbound_qos2.add(packet_id)
+        session.changed()
     sink = core.sink
     future = sink.offer(message) if sink is not None else None
     if future is None or qos == 0:
         core.route(message, session)
         if qos:
-            conn.write_ack(PUBACK if qos == 1 else PUBREC, packet_id)
+            acknowledge_stored(conn, PUBACK if qos == 1 else PUBREC, packet_id)
         return
+    _hold_ack(conn, qos)
+    future.add_done_callback(partial(_sink_done, conn, message, packet_id))
+
+
+def _hold_ack(conn: Connection, qos: int) -> None:
     conn.pending_sink += 1
     if qos == 1:
         conn.pending_qos1 += 1
-    if conn.pending_sink >= core.config.receive_maximum and conn.protocol_level != PROTOCOL_V5:
-        # 3.1.1 has no receive maximum: a publisher that outruns the sink is slowed down. A 5.0 client
-        # is held to the receive maximum it was given, so the socket stays open to see (and answer
-        # with DISCONNECT 0x93) a PUBLISH beyond it [MQTT-3.3.4-9].
+    if conn.pending_sink >= conn.core.config.receive_maximum and conn.protocol_level != PROTOCOL_V5:
+        # 3.1.1 has no receive maximum: a publisher that outruns the sink (or the state store) is slowed
+        # down. A 5.0 client is held to the receive maximum it was given, so the socket stays open to see
+        # (and answer with DISCONNECT 0x93) a PUBLISH beyond it [MQTT-3.3.4-9].
         conn.pause_reading("sink")
-    future.add_done_callback(partial(_sink_done, conn, message, packet_id))
+
+
+def _release_ack(conn: Connection, qos: int) -> None:
+    conn.pending_sink -= 1
+    if qos == 1:
+        conn.pending_qos1 -= 1
+    if conn.pending_sink < conn.core.config.receive_maximum:
+        conn.resume_reading("sink")
+
+
+def acknowledge_stored(conn: Connection, first_byte: int, packet_id: int, reason_code: int = 0) -> None:
+    """Send PUBACK/PUBREC/PUBCOMP once the broker state the packet changed is stored (``sync`` persistence).
+
+    Without persistence, or in ``periodic`` mode, or when nothing is waiting to be written, at once.
+    """
+    journal = conn.core.journal
+    barrier = journal.barrier() if journal is not None else None
+    if barrier is None:
+        conn.write_ack(first_byte, packet_id, reason_code)
+        return
+    qos = 1 if first_byte == PUBACK else 2
+    _hold_ack(conn, qos)
+    barrier.add_done_callback(partial(_stored, conn, qos, first_byte, packet_id, reason_code))
+
+
+def _stored(conn: Connection, qos: int, first_byte: int, packet_id: int, reason_code: int, _: object) -> None:
+    _release_ack(conn, qos)
+    conn.write_ack(first_byte, packet_id, reason_code)
 
 
 def refuse_publish(conn: Connection, packet: Publish, reason_code: int) -> None:
@@ -266,6 +301,7 @@ def refuse_publish(conn: Connection, packet: Publish, reason_code: int) -> None:
         session = conn.session
         if session is not None and conn.protocol_level != PROTOCOL_V5:
             session.inbound_qos2.add(packet_id)
+            session.changed()
         conn.write_ack(PUBREC, packet_id, reason_code)
 
 
@@ -277,18 +313,16 @@ def _sink_done(conn: Connection, message: BrokerMessage, packet_id: int, future:
         logger.warning("message sink failed for %s: %r", message.topic, future.exception())
     else:
         code = future.result()
-    conn.pending_sink -= 1
-    if message.qos == 1:
-        conn.pending_qos1 -= 1
-    if conn.pending_sink < conn.core.config.receive_maximum:
-        conn.resume_reading("sink")
+    _release_ack(conn, message.qos)
+    session = conn.session
     if code < 0x80:
-        conn.core.route(message, conn.session)
+        conn.core.route(message, session)
     else:
         conn.core.stats.sink_rejected += 1
-        if message.qos == 2 and conn.session is not None and conn.protocol_level == PROTOCOL_V5:
-            conn.session.inbound_qos2.discard(packet_id)
-    conn.write_ack(PUBACK if message.qos == 1 else PUBREC, packet_id, code)
+        if message.qos == 2 and session is not None and conn.protocol_level == PROTOCOL_V5:
+            session.inbound_qos2.discard(packet_id)
+            session.changed()
+    acknowledge_stored(conn, PUBACK if message.qos == 1 else PUBREC, packet_id, code)
 
 
 async def on_subscribe(conn: Connection, packet: Subscribe) -> None:

@@ -16,6 +16,8 @@ from mqtthub.broker.core import BrokerCore, LocalSubscriber
 from mqtthub.broker.handle import LocalSubscription
 from mqtthub.broker.hooks import Authenticator, Authorizer, BrokerMessage, BrokerObserver, MessageSink, Principal
 from mqtthub.broker.listeners import Listener, start_listener
+from mqtthub.broker.persistence import StateJournal, StateStore
+from mqtthub.broker.restore import restore
 from mqtthub.broker.retained import InMemoryRetainedStore, RetainedStore
 from mqtthub.broker.stats import BrokerStats
 from mqtthub.broker.subscriptions import Subscription
@@ -55,6 +57,9 @@ class Broker:
         sink: Receives every PUBLISH accepted from a client.
         observer: Told about connects and disconnects.
         retained_store: Where retained messages live (in memory by default).
+        state_store: Where retained messages and persistent sessions are kept between runs (read back on
+            entry, written as they change, see :mod:`mqtthub.broker.persistence`); ``None`` keeps them in
+            memory only. Its owner opens and closes it.
     """
 
     def __init__(
@@ -66,6 +71,7 @@ class Broker:
         sink: MessageSink | None = None,
         observer: BrokerObserver | None = None,
         retained_store: RetainedStore | None = None,
+        state_store: StateStore | None = None,
     ) -> None:
         self.config = config
         self._authenticator = authenticator
@@ -77,6 +83,9 @@ class Broker:
         self._task_group: asyncio.TaskGroup | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._core: BrokerCore | None = None
+        self._journal: StateJournal | None = None
+        if state_store is not None:
+            self._journal = StateJournal(state_store, mode=config.persistence, interval=config.persistence_interval)
         self._listeners: list[Listener] = []
 
     @property
@@ -104,8 +113,12 @@ class Broker:
             observer=self._observer,
             retained=self._retained,
             spawn=self._spawn,
+            journal=self._journal,
         )
         try:
+            if self._journal is not None:
+                restore(core, self._journal, await self._journal.store.read())
+                self._spawn(self._journal.run(), "mqtt-state-journal")
             for listener_config in self.config.listeners:
                 self._listeners.append(await start_listener(listener_config, core))
         except BaseException:
@@ -148,6 +161,8 @@ class Broker:
             task.cancel()
         if self._task_group is not None:
             await self._task_group.__aexit__(None, None, None)
+        if self._journal is not None:
+            await self._journal.close()
         self._state = BrokerState.CLOSED
         logger.info("broker stopped")
 

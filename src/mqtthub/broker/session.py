@@ -15,7 +15,7 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from mqtthub.broker.hooks import BrokerMessage, Principal
 from mqtthub.broker.stats import BrokerStats
@@ -23,6 +23,9 @@ from mqtthub.broker.subscriptions import SharedGroup, Subscription
 from mqtthub.broker.topic_aliases import OutboundAliases
 from mqtthub.mqtt.encode import encode_aliased_publish, encode_publish
 from mqtthub.mqtt.packets import PROTOCOL_V5, Properties, Will
+
+if TYPE_CHECKING:
+    from mqtthub.broker.persistence import StateJournal
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +46,8 @@ class Outgoing:
     packet_id: int = 0
     released: bool = False
     """QoS 2: PUBREC received and PUBREL sent; only PUBCOMP is awaited [MQTT-4.3.3]."""
+    store_id: int = 0
+    """Its id in the state journal while a stored session holds it; 0 otherwise."""
 
 
 class SessionLink(Protocol):
@@ -110,6 +115,11 @@ class Session:
         self.will: Will | None = None
         """The will of the last connection, waiting for its delay interval [MQTT-3.1.3-9]."""
         self.will_timer: asyncio.TimerHandle | None = None
+        self.will_at: float | None = None
+        """Unix time the delayed will is due."""
+        self.disconnected_at: float | None = None
+        self.journal: StateJournal | None = None
+        """Set while the session is stored (persistence on, expiry interval above 0)."""
         self._max_queued = max_queued
         self._stats = stats
         self._next_packet_id = 1
@@ -118,6 +128,11 @@ class Session:
     def online(self) -> bool:
         """Whether a connection is attached."""
         return self.link is not None
+
+    def changed(self) -> None:
+        """Tell the journal (if stored) that subscriptions, expiry, QoS 2 receipts or the will changed."""
+        if self.journal is not None:
+            self.journal.session_changed(self)
 
     def deliver(self, out: Outgoing, cache: EncodeCache | None = None) -> None:
         """Send a message now, or hold it (QoS 1/2) until the window opens or the client returns."""
@@ -162,6 +177,8 @@ class Session:
                 link.write_message(data, out.qos)
             else:
                 del self.inflight[packet_id]
+                if self.journal is not None:
+                    self.journal.dropped(out)
         self.pump()
 
     def acknowledged(self, packet_id: int) -> bool:
@@ -169,6 +186,8 @@ class Session:
         out = self.inflight.pop(packet_id, None)
         if out is None:
             return False
+        if self.journal is not None:
+            self.journal.dropped(out)
         self._delivered(out)
         self.pump()
         return True
@@ -180,9 +199,13 @@ class Session:
             return False
         if reason_code >= 0x80:
             del self.inflight[packet_id]
+            if self.journal is not None:
+                self.journal.dropped(out)
             self.pump()
             return False
         out.released = True
+        if self.journal is not None:
+            self.journal.held(self, out)
         return True
 
     def take_shared(self, group: SharedGroup | None = None) -> list[Outgoing]:
@@ -201,31 +224,46 @@ class Session:
             if shared(out) and not out.released:
                 del self.inflight[packet_id]
                 taken.append(out)
+        if self.journal is not None:
+            for out in taken:
+                self.journal.dropped(out)
         return taken
 
     def _enqueue(self, out: Outgoing) -> None:
+        journal = self.journal
         if len(self.queue) >= self._max_queued:
-            self.queue.popleft()
+            dropped = self.queue.popleft()
             self._stats.queue_dropped += 1
+            if journal is not None:
+                journal.dropped(dropped)
         self.queue.append(out)
+        if journal is not None:
+            journal.held(self, out)
 
     def _transmit(self, out: Outgoing, link: SessionLink, cache: EncodeCache | None) -> None:
+        journal = self.journal
         if is_expired(out.message, time.time()):
             self._stats.expired_dropped += 1
+            if journal is not None:
+                journal.dropped(out)
             return
         packet_id = self._allocate_packet_id()
         out.packet_id = packet_id
         aliases = link.aliases_out
         if aliases is not None:
-            if self._write_aliased(out, link, aliases, cache):
-                self.inflight[packet_id] = out
-            return
-        if cache is None:
-            data = self._encode_one(out, link.protocol_level, dup=False, now=time.time())
+            sent = self._write_aliased(out, link, aliases, cache)
         else:
-            data = self._encode(out, link.protocol_level, cache)
-        if data is not None and link.write_message(data, out.qos):
+            if cache is None:
+                data = self._encode_one(out, link.protocol_level, dup=False, now=time.time())
+            else:
+                data = self._encode(out, link.protocol_level, cache)
+            sent = data is not None and link.write_message(data, out.qos)
+        if sent:
             self.inflight[packet_id] = out
+            if journal is not None:
+                journal.held(self, out)
+        elif journal is not None:
+            journal.dropped(out)
 
     def _write_aliased(
         self, out: Outgoing, link: SessionLink, aliases: OutboundAliases, cache: EncodeCache | None

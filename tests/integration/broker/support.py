@@ -23,6 +23,7 @@ from paho.mqtt.properties import Properties as PahoProperties
 
 from mqtthub.broker import Broker, BrokerConfig, ListenerConfig
 from mqtthub.broker.hooks import Action, BrokerMessage, BrokerObserver, ConnectInfo, MessageSink, Principal
+from mqtthub.broker.persistence import StateStore
 from mqtthub.errors import AuthenticationRefused
 from mqtthub.mqtt.codec import PacketReader, encode
 from mqtthub.mqtt.packets import PROTOCOL_V5, Connack, Connect, Disconnect, Packet
@@ -175,6 +176,7 @@ async def running_broker(
     listeners: tuple[ListenerConfig, ...] = (ListenerConfig(name="tcp", port=0),),
     sink: MessageSink | None = None,
     observer: BrokerObserver | None = None,
+    state_store: StateStore | None = None,
     **limits: Any,
 ) -> AsyncIterator[Broker]:
     """A broker on ephemeral ports with test hooks; ``limits`` are :class:`BrokerConfig` fields."""
@@ -182,7 +184,9 @@ async def running_broker(
     limits.setdefault("sys_interval", 0)
     limits.setdefault("housekeeping_interval", 0.1)
     config = BrokerConfig(listeners=listeners, **limits)
-    async with Broker(config, authenticator=auth, authorizer=auth, sink=sink, observer=observer) as broker:
+    async with Broker(
+        config, authenticator=auth, authorizer=auth, sink=sink, observer=observer, state_store=state_store
+    ) as broker:
         yield broker
 
 
