@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     mqtt_port: int = Field(1883, ge=0, le=65535, description="MQTT over TCP port (0 picks a free port).")
     mqtt_enabled: bool = Field(True, description="Serve MQTT over TCP.")
     mqtts_port: int = Field(8883, ge=0, le=65535, description="MQTT over TLS port; served when a certificate is set.")
-    ws_port: int = Field(8083, ge=0, le=65535, description="MQTT over WebSocket port (path `/mqtt`).")
+    ws_port: int = Field(8083, ge=0, le=65535, description="MQTT over WebSocket port (any path).")
     ws_enabled: bool = Field(True, description="Serve MQTT over WebSocket.")
     wss_port: int = Field(
         8085, ge=0, le=65535, description="MQTT over secure WebSocket port; served when a certificate is set."

@@ -33,7 +33,6 @@ class ListenerConfig:
     keyfile: Path | None = None
     cafile: Path | None = None
     require_client_cert: bool = False
-    ws_path: str = "/mqtt"
 
     def __post_init__(self) -> None:
         if self.kind in ("tls", "wss") and (self.certfile is None or self.keyfile is None):

@@ -14,12 +14,9 @@ import logging
 import ssl
 from collections.abc import Sequence
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
-from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from mqtthub.broker.config import ListenerConfig
@@ -190,7 +187,11 @@ def _select_subprotocol(connection: ServerConnection, offered: Sequence[Subproto
 
 
 class WebSocketListener:
-    """WebSocket or secure WebSocket listener serving MQTT on one path."""
+    """WebSocket or secure WebSocket listener serving MQTT.
+
+    Any request path is accepted, as Mosquitto does: clients differ in the path they ask for (``/mqtt`` is the
+    common default, browser examples often use none), and the port alone says that this is MQTT.
+    """
 
     def __init__(self, config: ListenerConfig, core: BrokerCore) -> None:
         self.config = config
@@ -207,7 +208,6 @@ class WebSocketListener:
             config.port,
             ssl=context,
             select_subprotocol=_select_subprotocol,
-            process_request=listener._check_path,
             compression=None,
             max_size=core.config.max_packet_size + 16,
             ping_interval=None,
@@ -226,11 +226,6 @@ class WebSocketListener:
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
-
-    def _check_path(self, connection: ServerConnection, request: Request) -> Response | None:
-        if urlsplit(request.path).path != self.config.ws_path:
-            return Response(404, "Not Found", Headers([("Content-Length", "0")]))
-        return None
 
     async def _handle(self, ws: ServerConnection) -> None:
         peer = ws.remote_address

@@ -154,14 +154,15 @@ async def test_websocket_subprotocols(broker: Broker, offered: list[str] | None)
         assert await asyncio.wait_for(ws.recv(), WAIT) == b"\x20\x02\x00\x00"
 
 
-async def test_websocket_wrong_path_is_refused(broker: Broker) -> None:
+@pytest.mark.parametrize("path", ["", "/", "/other/path?x=1"])
+async def test_websocket_any_path_is_served(broker: Broker, path: str) -> None:
+    """Browser examples connect to ``ws://host:port`` without ``/mqtt``; like Mosquitto, every path is MQTT."""
     from websockets.asyncio.client import connect
-    from websockets.exceptions import InvalidStatus
 
     host, port = broker.addresses["ws"]
-    with pytest.raises(InvalidStatus):
-        async with connect(f"ws://{host}:{port}/other", subprotocols=["mqtt"]):  # type: ignore[list-item]
-            pass
+    async with connect(f"ws://{host}:{port}{path}", subprotocols=["mqtt"]) as ws:  # type: ignore[list-item]
+        await ws.send(encode(Connect("ws-any-path"), PROTOCOL_V311))
+        assert await asyncio.wait_for(ws.recv(), WAIT) == b"\x20\x02\x00\x00"
 
 
 @pytest.mark.parametrize("listener", ["tcp", "tls"])
