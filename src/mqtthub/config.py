@@ -188,9 +188,29 @@ class Settings(BaseSettings):
     )
 
     # --- operations -------------------------------------------------------------------------------
-    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Least severe level logged.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Least severe level logged, in any case (`warning`, `WARNING`)."
+    )
     log_format: Literal["text", "json"] = Field("text", description="`text` for people, `json` for log collectors.")
+    metrics_enabled: bool = Field(True, description='Serve Prometheus metrics at `/metrics` (see "Monitoring").')
+    metrics_token: str | None = Field(
+        None, min_length=16, description="Bearer token `/metrics` requires (at least 16 characters); open when unset."
+    )
+    metrics_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Serve `/metrics` on this port instead of the HTTP API's (0 picks a free port).",
+    )
+    metrics_organization_labels: bool = Field(
+        False, description="Add per-organization series (labelled with organization ids) to `/metrics`."
+    )
     shutdown_timeout: float = Field(4.0, gt=0, le=60, description="Seconds granted to open connections at shutdown.")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("database_url")
     @classmethod
@@ -230,7 +250,7 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 
 def _is_secret(name: str) -> bool:
-    return any(word in name for word in ("PASSWORD", "SECRET", "KEY"))
+    return any(word in name for word in ("PASSWORD", "SECRET", "KEY", "METRICS_TOKEN"))
 
 
 def settings_table() -> str:

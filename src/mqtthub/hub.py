@@ -42,6 +42,9 @@ from mqtthub.db.migrate import upgrade
 from mqtthub.errors import StateError
 from mqtthub.integrations.service import IntegrationService
 from mqtthub.messaging.service import MessagingService
+from mqtthub.observability.collector import hub_registry
+from mqtthub.observability.endpoint import metrics_app, metrics_endpoint
+from mqtthub.observability.http import HttpMetrics
 from mqtthub.realtime import RealtimeBus
 from mqtthub.realtime.access import StreamAuthenticator
 from mqtthub.realtime.socketio import SocketIOGateway
@@ -146,7 +149,13 @@ class Hub:
         self._socketio: SocketIOGateway | None = None
         self._integrations: IntegrationService | None = None
         self._authorizer = TopicAuthorizer()
+        self._authenticator: DatabaseAuthenticator | None = None
         self._rules_file: RulesFile | None = None
+        self._metrics_socket: socket.socket | None = None
+        self.http_metrics = HttpMetrics()
+        """Counts of the HTTP API's requests, filled by its middleware and read by ``/metrics``."""
+        self.metrics_registry = hub_registry(self, self.http_metrics)
+        """What ``/metrics`` exports: the hub's own collector and the process's."""
 
     # --- components ------------------------------------------------------------------------------
 
@@ -177,6 +186,13 @@ class Hub:
         if self._broker is None:
             raise StateError("the hub is not started")
         return self._broker
+
+    @property
+    def authenticator(self) -> DatabaseAuthenticator:
+        """The embedded broker's authenticator (its counters feed ``/metrics``)."""
+        if self._authenticator is None:
+            raise StateError("the hub is not started")
+        return self._authenticator
 
     @property
     def telemetry(self) -> TelemetryService:
@@ -232,6 +248,14 @@ class Hub:
         return str(host), int(port)
 
     @property
+    def metrics_address(self) -> tuple[str, int] | None:
+        """The (host, port) of the separate metrics port, or None when ``/metrics`` is on the HTTP port or off."""
+        if self._metrics_socket is None:
+            return None
+        host, port = self._metrics_socket.getsockname()[:2]
+        return str(host), int(port)
+
+    @property
     def uptime(self) -> float:
         """Seconds since the hub was created."""
         return time.time() - self.started_at
@@ -274,10 +298,11 @@ class Hub:
         self._socketio = await self._stack.enter_async_context(
             SocketIOGateway(self._telemetry.realtime, StreamAuthenticator(self._database, self._secrets))
         )
+        self._authenticator = DatabaseAuthenticator(self._database, self._secrets, settings)
         self._broker = await self._stack.enter_async_context(
             Broker(
                 broker_config(settings, self._ca.cert_file),
-                authenticator=DatabaseAuthenticator(self._database, self._secrets, settings),
+                authenticator=self._authenticator,
                 authorizer=self._authorizer,
                 sink=self._telemetry.sink,
                 observer=self._telemetry.observer,
@@ -292,6 +317,9 @@ class Hub:
         )
         self._http_socket = bind_socket(settings.host, settings.http_port)
         self._stack.callback(self._http_socket.close)
+        if settings.metrics_enabled and settings.metrics_port is not None:
+            self._metrics_socket = bind_socket(settings.host, settings.metrics_port)
+            self._stack.callback(self._metrics_socket.close)
         logger.info("database ready (%s)", self._database.dialect)
 
     async def __aexit__(
@@ -318,9 +346,17 @@ class Hub:
         )
         server = _EmbeddedUvicorn(config)
         self._http_server = server
+        servers = [server]
         assert self._http_socket is not None
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(server.serve(sockets=[self._http_socket]), name="http-server")
+            if self._metrics_socket is not None:
+                endpoint = metrics_endpoint(self.metrics_registry, self.settings.metrics_token)
+                metrics_server = _EmbeddedUvicorn(
+                    uvicorn.Config(metrics_app(endpoint), log_config=None, access_log=False, lifespan="off")
+                )
+                servers.append(metrics_server)
+                tasks.create_task(metrics_server.serve(sockets=[self._metrics_socket]), name="metrics-server")
             revalidator = CredentialRevalidator(self.database, self.broker, self.settings.mqtt_revalidate_interval)
             background = [tasks.create_task(revalidator.run(), name="mqtt-credential-revalidation")]
             if self._rules_file is not None:
@@ -329,7 +365,8 @@ class Hub:
             logger.info("stopping")
             for task in background:
                 task.cancel()
-            server.should_exit = True
+            for each in servers:
+                each.should_exit = True
 
     def _rules_changed(self, old: OperatorRules, new: OperatorRules) -> None:
         self._authorizer.operator_rules = new

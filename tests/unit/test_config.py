@@ -56,6 +56,19 @@ def test_secret_values_are_not_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "short" not in caught.value.message.replace("at least", "")
 
 
+@pytest.mark.parametrize("given", ["WARNING", "warning", "Warning"])
+def test_log_level_is_accepted_in_any_case(monkeypatch: pytest.MonkeyPatch, given: str) -> None:
+    monkeypatch.setenv("MQTTHUB_LOG_LEVEL", given)
+    assert load_settings().log_level == "warning"
+
+
+def test_metrics_token_is_not_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MQTTHUB_METRICS_TOKEN", "tiny-token")
+    with pytest.raises(ConfigurationError, match="MQTTHUB_METRICS_TOKEN") as caught:
+        load_settings()
+    assert "tiny-token" not in caught.value.message
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [

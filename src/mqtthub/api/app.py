@@ -16,6 +16,8 @@ from mqtthub.auth.routes import identity_router
 from mqtthub.integrations import endpoints as integrations_endpoints
 from mqtthub.messaging import endpoints as messaging_endpoints
 from mqtthub.messaging import ws as messaging_ws
+from mqtthub.observability.endpoint import METRICS_PATH, metrics_endpoint
+from mqtthub.observability.http import HttpMetricsMiddleware
 from mqtthub.realtime import websocket as realtime_ws
 from mqtthub.realtime.socketio import SOCKETIO_PATH
 from mqtthub.telemetry import endpoints as telemetry_endpoints
@@ -27,7 +29,8 @@ if TYPE_CHECKING:
 def create_app(hub: Hub) -> FastAPI:
     """The HTTP API of ``hub``, with every router mounted, errors mapped in one place and body sizes bounded.
 
-    Middleware, outermost first: CORS, unexpected errors as a 500 JSON body, body limits.
+    Middleware, outermost first: request metrics (when ``/metrics`` is on), CORS, unexpected errors as a
+    500 JSON body, body limits.
     """
     app = FastAPI(
         title="mqtthub",
@@ -44,6 +47,9 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(telemetry_endpoints.router)
     app.include_router(realtime_ws.router)
     app.mount(f"/{SOCKETIO_PATH}", hub.socketio.asgi_app)
+    if settings.metrics_enabled and settings.metrics_port is None:
+        endpoint = metrics_endpoint(hub.metrics_registry, settings.metrics_token)
+        app.add_route(METRICS_PATH, endpoint, methods=["GET"], include_in_schema=False)
     limits = {
         BodySize.DEFAULT: settings.http_max_body_size,
         BodySize.MESSAGE: settings.max_packet_size,
@@ -60,4 +66,6 @@ def create_app(hub: Hub) -> FastAPI:
         allow_headers=["*"],
         expose_headers=["Retry-After"],
     )
+    if settings.metrics_enabled:
+        app.add_middleware(HttpMetricsMiddleware, metrics=hub.http_metrics)
     return app

@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 def refuse(conn: Connection, reason_code: int, why: str) -> None:
     """Send a refusing CONNACK (code mapped to the client's level) and close [MQTT-3.2.2-5]."""
     logger.info("connect refused: client %s (%s) code 0x%02X: %s", conn.client_id or "-", conn.peer, reason_code, why)
+    refused = conn.core.stats.connects_refused
+    refused[reason_code] = refused.get(reason_code, 0) + 1
     props = Properties(reason_string=why) if conn.protocol_level == PROTOCOL_V5 else None  # [MQTT-3.2.2.3.16]
     conn.write_packet(Connack(False, connack_code_for(reason_code, conn.protocol_level), props))
     conn.close(None, f"connect refused: {why}")

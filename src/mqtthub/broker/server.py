@@ -254,8 +254,11 @@ class Broker:
         self._running().invalidate(principal_id)
 
     def stats(self) -> BrokerStats:
-        """A snapshot of the counters."""
+        """A snapshot of the counters; session queue depths are summed here, O(sessions)."""
         core = self._running()
         core.stats.sessions = len(core.sessions)
         core.stats.retained_messages = len(core.retained)
+        depths = [len(session.queue) for session in core.sessions.values()]
+        core.stats.queued_messages = sum(depths)
+        core.stats.session_queue_max = max(depths, default=0)
         return core.stats.snapshot()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(slots=True)
@@ -42,7 +42,13 @@ class BrokerStats:
     """Subscriptions removed because the authorizer denied them when they were checked again."""
     delivery_failed: int = 0
     """Deliveries to one subscriber that failed (counted and skipped; the fan-out goes on)."""
+    connects_refused: dict[int, int] = field(default_factory=dict)
+    """Refusing CONNACKs sent, by MQTT 5.0 reason code."""
+    queued_messages: int = 0
+    """Messages queued in every session (filled in by :meth:`Broker.stats`)."""
+    session_queue_max: int = 0
+    """Messages queued in the fullest session (filled in by :meth:`Broker.stats`)."""
 
     def snapshot(self) -> BrokerStats:
         """An independent copy of the counters."""
-        return dataclasses.replace(self)
+        return dataclasses.replace(self, connects_refused=dict(self.connects_refused))

@@ -29,5 +29,8 @@ async def run_hub(settings: Settings, console: Console) -> None:
             console.print(f"{label} listening on {url}", highlight=False)
         host, port = hub.http_address
         console.print(f"HTTP API listening on http://{host}:{port}", highlight=False)
+        if hub.metrics_address is not None:
+            host, port = hub.metrics_address
+            console.print(f"Metrics listening on http://{host}:{port}/metrics", highlight=False)
         console.file.flush()  # scripts and supervisors read these lines from a pipe
         await hub.run(stop)

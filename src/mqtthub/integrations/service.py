@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -85,6 +86,10 @@ class IntegrationService:
         self._stats = StatsRecorder(database)
         self._stats_interval = stats_interval
         self._flusher: asyncio.Task[None] | None = None
+        self.messages_received = 0
+        """Messages received from every connector since the hub started."""
+        self.action_results: Counter[tuple[str, str]] = Counter()
+        """Actions run since the hub started, by (action type, ``executed`` / ``skipped`` / ``failed``)."""
 
     async def __aenter__(self) -> IntegrationService:
         if self._state != "created":
@@ -150,6 +155,14 @@ class IntegrationService:
         running = self._running.get(product_id)
         return running.status if running is not None else None
 
+    def connector_states(self) -> dict[str, int]:
+        """How many connectors are ``connected``, ``disconnected``, or down with an ``error``."""
+        states = {"connected": 0, "disconnected": 0, "error": 0}
+        for running in self._running.values():
+            status = running.status
+            states["connected" if status.connected else "error" if status.connection_error else "disconnected"] += 1
+        return states
+
     def reconnect(self, product_id: str) -> bool:
         """Force a product's connector to reconnect; False when it has none."""
         running = self._running.get(product_id)
@@ -189,6 +202,7 @@ class IntegrationService:
     async def _dispatch(self, running: _Running, message: InboundMessage) -> None:
         runtime = running.runtime
         assert self._runner is not None
+        self.messages_received += 1
         data = _json_object(message.payload)
         event_name = _lookup(data, runtime.event_field)
         outcomes: list[_Outcome] = []
@@ -214,13 +228,17 @@ class IntegrationService:
             remote = connector.publish if connector is not None else None
             for index, action in enumerate(subscription.actions):
                 try:
-                    if await self._runner.run(action, context, remote):
-                        outcome.executed += 1
+                    executed = await self._runner.run(action, context, remote)
                 except ActionError as exc:
+                    self.action_results[(action.type, "failed")] += 1
                     logger.warning(
                         "subscription %s: action %d (%s) failed: %s", subscription.id, index, action.type, exc
                     )
                     outcome.failures.append((index, action.type, str(exc)))
+                    continue
+                self.action_results[(action.type, "executed" if executed else "skipped")] += 1
+                if executed:
+                    outcome.executed += 1
         self._stats.message(runtime.product_id, message.received_at)
         for outcome in outcomes:
             self._stats.matched(outcome.subscription_id, message.received_at, outcome.executed, len(outcome.failures))

@@ -39,8 +39,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from mqtthub.db import Database
 from mqtthub.errors import StateError
 from mqtthub.mqtt.reason_codes import ReasonCode
+from mqtthub.observability.histogram import SECONDS_BUCKETS, Histogram
 
 logger = logging.getLogger(__name__)
+
+BATCH_SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+"""Buckets of :attr:`IngestWriter.batch_sizes`."""
 
 T = TypeVar("T")
 T_contra = TypeVar("T_contra", contravariant=True)
@@ -119,6 +123,12 @@ class IngestWriter(Generic[T]):
         self.dropped = 0
         self.failed = 0
         self.parked_total = 0
+        self.database_errors = 0
+        """Transactions that failed (each retry and each batch split counts)."""
+        self.batch_sizes = Histogram(BATCH_SIZE_BUCKETS)
+        """Items per committed transaction."""
+        self.commit_seconds = Histogram(SECONDS_BUCKETS)
+        """Time to write and commit each committed transaction."""
 
     @property
     def queued(self) -> int:
@@ -217,6 +227,7 @@ class IngestWriter(Generic[T]):
             try:
                 return await self._transaction(items)
             except (OperationalError, InterfaceError, OSError) as exc:
+                self.database_errors += 1
                 if isinstance(exc, DBAPIError) and not _transient(exc):
                     error = exc
                     break
@@ -229,6 +240,7 @@ class IngestWriter(Generic[T]):
                 logger.warning("ingest batch failed (%s); retrying in %.2fs", exc.__class__.__name__, delay)
                 await asyncio.sleep(delay)
             except Exception as exc:
+                self.database_errors += 1
                 error = exc
                 break
         if len(items) == 1:
@@ -257,7 +269,10 @@ class IngestWriter(Generic[T]):
             with contextlib.suppress(Exception):
                 await connection.close()
             raise
-        logger.debug("committed %d items in %.1f ms", len(items), (time.perf_counter() - started) * 1000)
+        elapsed = time.perf_counter() - started
+        self.batch_sizes.observe(len(items))
+        self.commit_seconds.observe(elapsed)
+        logger.debug("committed %d items in %.1f ms", len(items), elapsed * 1000)
         return codes
 
 

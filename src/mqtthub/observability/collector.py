@@ -1,0 +1,66 @@
+"""The hub's Prometheus collector: reads every component's counters when ``/metrics`` is scraped.
+
+Nothing here runs per message. Each scrape takes one snapshot of the broker's counters, the
+ingest writer's, the authenticator's, the integrations' and the HTTP middleware's, and yields
+them as metric families. A component that is not running (the hub starting or stopping, an
+external broker) is skipped rather than failing the scrape.
+
+Labels are bounded by construction: reason names, state names, principal kinds, action types
+and route templates come from the code, never from clients. Organization ids appear only when
+``metrics_organization_labels`` is on; device ids and topics never.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import PlatformCollector, ProcessCollector
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from mqtthub import __version__
+from mqtthub.errors import StateError
+from mqtthub.observability.http import HttpMetrics
+from mqtthub.observability.series import broker_families, integration_families, telemetry_families
+
+if TYPE_CHECKING:
+    from mqtthub.hub import Hub
+
+
+class HubCollector(Collector):
+    """Yields the hub's metric families (see the module docstring and the README's "Monitoring")."""
+
+    def __init__(self, hub: Hub, http: HttpMetrics) -> None:
+        self._hub = hub
+        self._http = http
+
+    def collect(self) -> Iterator[Metric]:
+        """One scrape: every family of every running component."""
+        info = GaugeMetricFamily("mqtthub_info", "The hub's version (value 1).", labels=["version"])
+        info.add_metric([__version__], 1)
+        yield info
+        uptime = GaugeMetricFamily("mqtthub_uptime_seconds", "Seconds since the hub started.")
+        uptime.add_metric([], self._hub.uptime)
+        yield uptime
+        yield from self._http.families()
+        hub = self._hub
+        sections: tuple[Callable[[], Iterable[Metric]], ...] = (
+            lambda: broker_families(hub.broker, hub.settings, hub.authenticator),
+            lambda: telemetry_families(hub.telemetry, hub.messaging),
+            lambda: integration_families(hub.integrations),
+        )
+        for section in sections:
+            try:
+                yield from section()
+            except StateError:
+                continue  # that component is not running (starting, stopping or external)
+
+
+def hub_registry(hub: Hub, http: HttpMetrics) -> CollectorRegistry:
+    """A registry of its own per hub (several hubs may share a process in tests), with process metrics."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(HubCollector(hub, http))
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    return registry
