@@ -38,6 +38,20 @@ def test_serve_answers_health_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     assert oct((tmp_path / "mqtthub.secret").stat().st_mode & 0o777) == "0o600"
 
 
+def test_generated_files_are_ignored_by_git(tmp_path: Path) -> None:
+    """Run inside the repository, nothing the hub writes there (keys, CA, databases) gets committed."""
+    with run_hub(tmp_path) as hub:
+        httpx.get(hub.http_url + "/health", timeout=10)
+        hub.stop(signal.SIGTERM)
+    generated = sorted(path.name for path in tmp_path.iterdir())
+    assert "mqtthub.secret" in generated
+    assert "mqtthub-ca.key" in generated
+    repository = Path(__file__).resolve().parents[2]
+    for name in generated:
+        ignored = subprocess.run(["git", "-C", str(repository), "check-ignore", "--no-index", "-q", name], check=False)
+        assert ignored.returncode == 0, f"{name} is written by `mqtthub serve` but not covered by .gitignore"
+
+
 def test_second_start_keeps_the_admin_and_prints_no_password(tmp_path: Path) -> None:
     with run_hub(tmp_path) as hub:
         hub.stop(signal.SIGTERM)

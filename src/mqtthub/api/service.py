@@ -1,4 +1,4 @@
-"""Service endpoints: ``GET /`` and ``GET /health``."""
+"""Service endpoints: ``GET /`` and ``GET /health`` (also at ``/api/v1/health``, where document 001 checks it)."""
 
 from __future__ import annotations
 
@@ -52,6 +52,12 @@ class HealthReport(BaseModel):
 @router.get(
     "/health",
     summary="Health check",
+    response_model=HealthReport,
+    responses={503: {"description": "A component is down", "model": HealthReport}},
+)
+@router.get(
+    "/api/v1/health",
+    summary="Health check (under the API prefix)",
     response_model=HealthReport,
     responses={503: {"description": "A component is down", "model": HealthReport}},
 )

@@ -92,6 +92,15 @@ def test_stats_and_health_examples(shared_hub: ThreadedHub) -> None:
     assert (info["service"], info["status"]) == ("mqtthub", "running")
 
 
+def test_document_001_health_check_under_the_api_prefix(shared_hub: ThreadedHub) -> None:
+    """Document 001 checks health with ``curl http://localhost:3000/api/v1/health``: the same report as ``/health``."""
+    prefixed = shared_hub.http().get("/api/v1/health")
+    assert prefixed.status_code == 200
+    report = prefixed.json()
+    assert report["status"] == "healthy"
+    assert set(report) == set(shared_hub.http().get("/health").json())
+
+
 def test_mqtt_message_shows_up_in_history_and_on_the_websocket(shared_hub: ThreadedHub) -> None:
     org = shared_hub.default_org
     token = shared_hub.api_token(org)
