@@ -192,6 +192,7 @@ class Settings(BaseSettings):
         "info", description="Least severe level logged, in any case (`warning`, `WARNING`)."
     )
     log_format: Literal["text", "json"] = Field("text", description="`text` for people, `json` for log collectors.")
+    log_http_access: bool = Field(False, description="Log one line per HTTP request (logger `mqtthub.http.access`).")
     metrics_enabled: bool = Field(True, description='Serve Prometheus metrics at `/metrics` (see "Monitoring").')
     metrics_token: str | None = Field(
         None, min_length=16, description="Bearer token `/metrics` requires (at least 16 characters); open when unset."

@@ -339,7 +339,7 @@ class Hub:
         config = uvicorn.Config(
             create_app(self),
             log_config=None,
-            access_log=False,
+            access_log=self.settings.log_http_access,
             lifespan="on",
             timeout_graceful_shutdown=int(self.settings.shutdown_timeout),
             ws="websockets-sansio",

@@ -1,4 +1,12 @@
-"""Logging set-up: readable text for people or one JSON object per line for collectors."""
+"""Logging set-up: readable text for people or one JSON object per line for collectors.
+
+Both formats carry the same fields: time, level, logger name, message, and the exception and
+any ``extra`` fields when a record has them (episode summaries carry ``repeated``, see
+:mod:`mqtthub.broker.episodes`). Logger names say where a line comes from: the hub's own
+modules log under ``mqtthub.<package>.<module>``, and the embedded HTTP server's lines, which
+uvicorn logs as ``uvicorn.error`` and ``uvicorn.access``, come out as ``mqtthub.http`` and
+``mqtthub.http.access``.
+"""
 
 from __future__ import annotations
 
@@ -6,34 +14,66 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import Any, TextIO
+
+SERVER_LOGGERS = {"uvicorn": "mqtthub.http", "uvicorn.error": "mqtthub.http", "uvicorn.access": "mqtthub.http.access"}
+"""Names of the HTTP server's loggers, and the names their lines carry in the hub's log."""
+
+_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The fields a log call added with ``extra=``."""
+    return {key: value for key, value in vars(record).items() if key not in _RECORD_FIELDS}
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per record: time, level, logger, message, and the exception if any."""
+    """One JSON object per record: time, level, logger, message, ``extra`` fields, and the exception if any."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
         }
+        entry |= {key: value for key, value in extra_fields(record).items() if key not in entry}
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
 
 
-def configure_logging(level: str, fmt: str) -> None:
-    """Route every logger to standard error at ``level`` in format ``"text"`` or ``"json"``."""
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+class TextFormatter(logging.Formatter):
+    """``time level logger: message``, then the ``extra`` fields as ``key=value``, then the exception if any."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        line = super().formatMessage(record)
+        extra = extra_fields(record)
+        return line + "".join(f" {key}={value}" for key, value in extra.items()) if extra else line
+
+
+class ServerLoggerNames(logging.Filter):
+    """Renames the HTTP server's records (:data:`SERVER_LOGGERS`) so their logger name says what they are."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.name = SERVER_LOGGERS.get(record.name, record.name)
+        return True
+
+
+def configure_logging(level: str, fmt: str, stream: TextIO | None = None) -> None:
+    """Route every logger to ``stream`` (standard error) at ``level`` (any case) in format ``"text"`` or ``"json"``."""
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(ServerLoggerNames())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in SERVER_LOGGERS:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+        logging.getLogger(name).setLevel(logging.NOTSET)

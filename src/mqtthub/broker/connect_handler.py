@@ -7,6 +7,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from mqtthub.broker.connection_state import ConnectionState
+from mqtthub.broker.episodes import EpisodeLog
 from mqtthub.broker.hooks import ConnectInfo
 from mqtthub.broker.topic_aliases import OutboundAliases
 from mqtthub.errors import AuthenticationRefused, ProtocolError
@@ -19,11 +20,22 @@ if TYPE_CHECKING:
     from mqtthub.broker.connection import Connection
 
 logger = logging.getLogger(__name__)
+episodes = EpisodeLog()
 
 
 def refuse(conn: Connection, reason_code: int, why: str) -> None:
     """Send a refusing CONNACK (code mapped to the client's level) and close [MQTT-3.2.2-5]."""
-    logger.info("connect refused: client %s (%s) code 0x%02X: %s", conn.client_id or "-", conn.peer, reason_code, why)
+    address = conn.peer.rsplit(":", 1)[0]
+    episodes(
+        logger,
+        logging.INFO,
+        (address, reason_code),
+        "connect refused: client %s (%s) code 0x%02X: %s",
+        conn.client_id or "-",
+        conn.peer,
+        reason_code,
+        why,
+    )
     refused = conn.core.stats.connects_refused
     refused[reason_code] = refused.get(reason_code, 0) + 1
     props = Properties(reason_string=why) if conn.protocol_level == PROTOCOL_V5 else None  # [MQTT-3.2.2.3.16]

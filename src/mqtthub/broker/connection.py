@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, cast
 
 from mqtthub.broker import packet_handlers
 from mqtthub.broker.connection_state import ConnectionState
+from mqtthub.broker.episodes import EpisodeLog
 from mqtthub.broker.hooks import Action, Principal
 from mqtthub.broker.session import Session
 from mqtthub.broker.topic_aliases import OutboundAliases
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from mqtthub.broker.core import BrokerCore
 
 logger = logging.getLogger(__name__)
+episodes = EpisodeLog()
 
 _FLUSH_THRESHOLD = 64 * 1024
 """Queued bytes at which a connection writes at once instead of at the end of the event-loop pass."""
@@ -267,10 +269,25 @@ class Connection(asyncio.Protocol):
         stats = self.core.stats
         if self.max_packet_size_out is not None and len(data) > self.max_packet_size_out:
             stats.oversize_dropped += 1
+            episodes(
+                logger,
+                logging.INFO,
+                ("large", self),
+                "client %s: message of %d bytes above its maximum packet size dropped",
+                self.client_id,
+                len(data),
+            )
             return False
         if self._write_paused and qos == 0:
             if self._qos0_while_paused >= self.core.config.max_outbound_qos0:
                 stats.qos0_dropped += 1
+                episodes(
+                    logger,
+                    logging.WARNING,
+                    ("qos0", self),
+                    "client %s reads too slowly: dropping QoS 0 messages",
+                    self.client_id,
+                )
                 return False
             self._qos0_while_paused += 1
         self.write(data)

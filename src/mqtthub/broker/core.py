@@ -16,6 +16,7 @@ from typing import Any, cast
 from mqtthub.broker.config import BrokerConfig
 from mqtthub.broker.connection import Connection
 from mqtthub.broker.connection_state import ConnectionState
+from mqtthub.broker.episodes import EpisodeLog
 from mqtthub.broker.hooks import (
     Action,
     Authenticator,
@@ -34,6 +35,7 @@ from mqtthub.mqtt.packets import Will
 from mqtthub.mqtt.reason_codes import ReasonCode
 
 logger = logging.getLogger(__name__)
+episodes = EpisodeLog()
 
 Spawn = Callable[[Coroutine[Any, Any, None], str], asyncio.Task[None]]
 
@@ -113,7 +115,13 @@ class BrokerCore:
         self._rate_updated = now
         if len(self.connections) >= self.config.max_connections or self._rate_tokens < 1:
             self.stats.connections_rejected += 1
-            logger.warning("connection from %s rejected: connection limit or rate exceeded", conn.peer)
+            episodes(
+                logger,
+                logging.WARNING,
+                "admit",
+                "connection from %s rejected: connection limit or rate exceeded",
+                conn.peer,
+            )
             return False
         self._rate_tokens -= 1
         self.connections.add(conn)
@@ -341,8 +349,7 @@ class BrokerCore:
             try:
                 subscriber.deliver(out, cache)
             except Exception:
-                self.stats.delivery_failed += 1
-                logger.exception("delivery on %.200s failed; the fan-out goes on", message.topic)
+                self._delivery_failed(message.topic)
         for group in result.groups:
             sub = group.pick()
             if sub is not None:
@@ -350,8 +357,13 @@ class BrokerCore:
                 try:
                     sub.subscriber.deliver(Outgoing(message, min(qos, sub.qos), False, ids, group), cache)
                 except Exception:
-                    self.stats.delivery_failed += 1
-                    logger.exception("delivery on %.200s failed; the fan-out goes on", message.topic)
+                    self._delivery_failed(message.topic)
+
+    def _delivery_failed(self, topic: str) -> None:
+        self.stats.delivery_failed += 1
+        episodes(
+            logger, logging.ERROR, "delivery", "delivery on %.200s failed; the fan-out goes on", topic, exc_info=True
+        )
 
     # -- administration -----------------------------------------------------------------------------------
 

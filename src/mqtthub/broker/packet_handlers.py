@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from mqtthub.broker import connect_handler
 from mqtthub.broker.connection_state import ConnectionState
+from mqtthub.broker.episodes import EpisodeLog
 from mqtthub.broker.hooks import Action, BrokerMessage
 from mqtthub.broker.session import Outgoing
 from mqtthub.broker.subscriptions import Subscription
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
     from mqtthub.broker.connection import Connection
 
 logger = logging.getLogger(__name__)
+episodes = EpisodeLog()
+"""Repeated refusals and failures are logged once per episode (see :mod:`mqtthub.broker.episodes`)."""
 
 _PUBLISH = Action.PUBLISH
 PUBACK = 0x40
@@ -146,7 +149,13 @@ def on_publish(conn: Connection, packet: Publish) -> Awaitable[None] | None:
         principal = conn.principal
         if principal is not None and not fits_under(principal.mountpoint, topic):
             conn.core.stats.topic_too_long += 1
-            logger.info("publish refused: client %s topic too long for its namespace", conn.client_id)
+            episodes(
+                logger,
+                logging.INFO,
+                ("long", conn.client_id),
+                "publish refused: client %s topic too long for its namespace",
+                conn.client_id,
+            )
             refuse_publish(conn, packet, ReasonCode.TOPIC_NAME_INVALID)
             return None
         return _authorize_then_accept(conn, packet, topic)
@@ -209,7 +218,14 @@ def accept_publish(conn: Connection, packet: Publish, topic: str, allowed: bool)
         return  # taken over or closed while the authorizer ran
     if not allowed:
         core.stats.publish_denied += 1
-        logger.info("publish denied: client %s topic %s", conn.client_id, topic)
+        episodes(
+            logger,
+            logging.INFO,
+            ("denied", conn.client_id),
+            "publish denied: client %s topic %.200s",
+            conn.client_id,
+            topic,
+        )
         refuse_publish(conn, packet, ReasonCode.NOT_AUTHORIZED)
         return
     props = packet.properties
@@ -217,7 +233,13 @@ def accept_publish(conn: Connection, packet: Publish, topic: str, allowed: bool)
         if props.payload_format_indicator == 1 and not is_utf8(packet.payload):
             # Checked only when the publisher says UTF-8, so unmarked payloads cost nothing [MQTT-3.3.2.3.2].
             core.stats.payload_format_invalid += 1
-            logger.info("publish refused: client %s marked a payload UTF-8 that is not", conn.client_id)
+            episodes(
+                logger,
+                logging.INFO,
+                ("utf8", conn.client_id),
+                "publish refused: client %s marked a payload UTF-8 that is not",
+                conn.client_id,
+            )
             refuse_publish(conn, packet, ReasonCode.PAYLOAD_FORMAT_INVALID)
             return
         if props.topic_alias is not None:
@@ -310,7 +332,9 @@ def _sink_done(conn: Connection, message: BrokerMessage, packet_id: int, future:
     if future.cancelled():
         pass
     elif future.exception() is not None:
-        logger.warning("message sink failed for %s: %r", message.topic, future.exception())
+        episodes(
+            logger, logging.WARNING, "sink", "message sink failed for %.200s: %r", message.topic, future.exception()
+        )
     else:
         code = future.result()
     _release_ack(conn, message.qos)

@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from mqtthub.broker.episodes import EpisodeLog
 from mqtthub.broker.hooks import BrokerMessage, Principal
 from mqtthub.broker.stats import BrokerStats
 from mqtthub.broker.subscriptions import SharedGroup, Subscription
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from mqtthub.broker.persistence import StateJournal
 
 logger = logging.getLogger(__name__)
+episodes = EpisodeLog()
 
 SessionKey = tuple[str, str]
 """(mountpoint, client id): client ids are unique per namespace, so one organization cannot take over another's."""
@@ -234,6 +236,14 @@ class Session:
         if len(self.queue) >= self._max_queued:
             dropped = self.queue.popleft()
             self._stats.queue_dropped += 1
+            episodes(
+                logger,
+                logging.WARNING,
+                ("queue", self.key),
+                "session of client %s is full (%d messages): dropping the oldest",
+                self.client_id,
+                self._max_queued,
+            )
             if journal is not None:
                 journal.dropped(dropped)
         self.queue.append(out)
@@ -400,7 +410,14 @@ class Session:
         # A message this client's protocol cannot carry (a field past its wire limit): skipped and
         # counted, like an expired one, so neither the fan-out nor this session's queue stalls on it.
         self._stats.delivery_failed += 1
-        logger.warning("message on %.200s cannot be encoded for client %s; skipped", topic, self.client_id)
+        episodes(
+            logger,
+            logging.WARNING,
+            ("encode", self.key),
+            "message on %.200s cannot be encoded for client %s; skipped",
+            topic,
+            self.client_id,
+        )
 
 
 def _packet_id_offset(template: bytes, topic: str, mountpoint: str) -> int:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from mqtthub.broker.episodes import EpisodeLog
 from mqtthub.broker.hooks import BrokerMessage, Principal
 from mqtthub.errors import StateError
 from mqtthub.mqtt.reason_codes import ReasonCode
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 logger = logging.getLogger(__name__)
+episodes = EpisodeLog()
 
 DEVICE_PRINCIPAL_PREFIX = "device:"
 
@@ -72,7 +74,13 @@ class TelemetrySink:
         try:
             return self._writer.submit(item, policy=policy)
         except StateError:
-            logger.warning("device message on %s arrived while telemetry is stopped", message.topic)
+            episodes(
+                logger,
+                logging.WARNING,
+                "stopped",
+                "device message on %.200s arrived while telemetry is stopped",
+                message.topic,
+            )
             return _failed()
 
 

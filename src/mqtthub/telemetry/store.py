@@ -20,6 +20,7 @@ from sqlalchemy import Table, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mqtthub.broker.episodes import EpisodeLog
 from mqtthub.db.base import new_id
 from mqtthub.models import DeviceCommand, DeviceStatus, RejectedMessage, TelemetryAlert
 from mqtthub.models.telemetry import CommandStatus
@@ -46,6 +47,7 @@ from mqtthub.telemetry.parsing import (
 from mqtthub.telemetry.thresholds import check_reading, effective_thresholds
 
 logger = logging.getLogger(__name__)
+episodes = EpisodeLog()
 
 MAX_LOGGED_PAYLOAD = 2048
 LAST_SEEN_PRECISION_MS = 1000
@@ -339,7 +341,15 @@ class TelemetryStore:
                 "received_at": _moment(item.received_ms),
             }
         )
-        logger.info("rejected %s from device %s: %s", item.kind.value, item.device_id, rejection)
+        episodes(
+            logger,
+            logging.INFO,
+            ("rejected", item.device_id),
+            "rejected %s from device %s: %s",
+            item.kind.value,
+            item.device_id,
+            rejection,
+        )
 
     # --- per batch -------------------------------------------------------------------------------
 
