@@ -25,16 +25,30 @@ logger = logging.getLogger(__name__)
 SECRET_FILE_NAME = "mqtthub.secret"  # noqa: S105 (a file name, not a secret)
 
 
-def load_or_create_secret_key(configured: str | None, data_dir: Path) -> str:
-    """Return the configured key, or the one kept in ``data_dir`` (created with mode 0600 on first use)."""
+def load_secret_key(configured: str | None, data_dir: Path) -> str:
+    """Return the configured key, or the one kept in ``data_dir``.
+
+    Raises:
+        ConfigurationError: neither is there (tokens hashed under another key would not match), or it is too short.
+    """
     if configured:
         return configured
     path = data_dir / SECRET_FILE_NAME
-    if path.exists():
-        key = path.read_text(encoding="utf-8").strip()
-        if len(key) < 32:
-            raise ConfigurationError(f"{path}: the secret key must be at least 32 characters")
-        return key
+    if not path.exists():
+        raise ConfigurationError(
+            f"no secret key at {path.resolve()}; set MQTTHUB_DATA_DIR (or MQTTHUB_SECRET_KEY) to the hub's"
+        )
+    key = path.read_text(encoding="utf-8").strip()
+    if len(key) < 32:
+        raise ConfigurationError(f"{path}: the secret key must be at least 32 characters")
+    return key
+
+
+def load_or_create_secret_key(configured: str | None, data_dir: Path) -> str:
+    """Return the configured key, or the one kept in ``data_dir`` (created with mode 0600 on first use)."""
+    if configured or (data_dir / SECRET_FILE_NAME).exists():
+        return load_secret_key(configured, data_dir)
+    path = data_dir / SECRET_FILE_NAME
     data_dir.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -38,6 +38,7 @@ from mqtthub.broker.config import ListenerKind
 from mqtthub.config import Settings
 from mqtthub.crypto import SecretBox, load_or_create_secret_key
 from mqtthub.db import Database
+from mqtthub.db.location import DATABASE_ERRORS, check_location, unavailable
 from mqtthub.db.migrate import upgrade
 from mqtthub.errors import StateError
 from mqtthub.integrations.service import IntegrationService
@@ -277,16 +278,20 @@ class Hub:
 
     async def _start(self) -> None:
         settings = self.settings
+        check_location(settings.database_url, create=True)
         self._secrets = SecretBox(load_or_create_secret_key(settings.secret_key, settings.data_dir))
-        await upgrade(settings.database_url)
-        self._database = await self._stack.enter_async_context(Database(settings.database_url))
-        async with self._database.session() as session:
-            self.first_run = await bootstrap_first_run(
-                session,
-                admin_email=settings.admin_email,
-                admin_password=settings.admin_password,
-                organization_name=settings.default_organization,
-            )
+        try:
+            await upgrade(settings.database_url)
+            self._database = await self._stack.enter_async_context(Database(settings.database_url))
+            async with self._database.session() as session:
+                self.first_run = await bootstrap_first_run(
+                    session,
+                    admin_email=settings.admin_email,
+                    admin_password=settings.admin_password,
+                    organization_name=settings.default_organization,
+                )
+        except DATABASE_ERRORS as exc:
+            raise unavailable(settings.database_url, exc) from exc
         self._ca = CertificateAuthority.load_or_create(settings)
         # Telemetry starts before the broker and stops after it: no accepted message finds its writer closed.
         if settings.mqtt_rules_file is not None:

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests.support.hubproc import run_hub
+from tests.support.postgres import free_port
 
 
 def test_serve_answers_health_and_stops_on_ctrl_c(tmp_path: Path) -> None:
@@ -103,9 +104,26 @@ def test_busy_port_is_a_clean_error(tmp_path: Path) -> None:
 
 
 def test_db_upgrade_and_version(tmp_path: Path) -> None:
-    result = _run_cli(tmp_path, "db", "upgrade", env={"MQTTHUB_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x.db"})
+    env = {"MQTTHUB_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/x.db"}
+    result = _run_cli(tmp_path, "db", "upgrade", "--create", env=env)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "x.db").exists()
     version = _run_cli(tmp_path, "version")
     assert version.returncode == 0
     assert version.stdout.startswith("mqtthub ")
+
+
+def test_database_problems_stop_serve_with_one_line(tmp_path: Path) -> None:
+    missing = _run_cli(tmp_path, "serve", env={"MQTTHUB_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/no/dir/x.db"})
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines() == [
+        f"mqtthub: database sqlite+aiosqlite:///{tmp_path}/no/dir/x.db: directory {tmp_path}/no/dir does not exist"
+    ]
+    port = free_port()
+    url = f"postgresql+asyncpg://hub:s3cret-pw@127.0.0.1:{port}/hub"
+    unreachable = _run_cli(tmp_path, "serve", env={"MQTTHUB_DATABASE_URL": url, "MQTTHUB_HTTP_PORT": "0"})
+    assert unreachable.returncode == 1
+    assert "Traceback" not in unreachable.stderr
+    assert "s3cret-pw" not in unreachable.stderr + unreachable.stdout
+    last = unreachable.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"mqtthub: cannot start: database postgresql+asyncpg://hub:***@127.0.0.1:{port}/hub cannot")

@@ -70,15 +70,28 @@ def _run(env_file: Path | None, database_url: str | None, work: Callable[[Contex
     except ConfigurationError as exc:
         _fail(f"invalid setting {exc.message}", code=2)
 
+    from mqtthub.crypto import SecretBox, load_secret_key
+    from mqtthub.db.location import DATABASE_ERRORS, check_location, describe, unavailable
+
+    url = settings.database_url
+    try:
+        check_location(url, create=False)
+        secrets = SecretBox(load_secret_key(settings.secret_key, settings.data_dir))
+    except ConfigurationError as exc:
+        _fail(exc.message)
+    # Said on standard error, so that what a command prints (ids, secrets) can still be piped.
+    errors.print(f"mqtthub: database {describe(url)}", highlight=False, markup=False, soft_wrap=True)
+
     async def main() -> T:
-        from mqtthub.crypto import SecretBox, load_or_create_secret_key
         from mqtthub.db import Database
         from mqtthub.db.migrate import upgrade
 
-        await upgrade(settings.database_url)
-        secrets = SecretBox(load_or_create_secret_key(settings.secret_key, settings.data_dir))
-        async with Database(settings.database_url) as database, database.session() as session:
-            return await work(Context(settings, secrets, session))
+        try:
+            await upgrade(url)
+            async with Database(url) as database, database.session() as session:
+                return await work(Context(settings, secrets, session))
+        except DATABASE_ERRORS as exc:
+            raise unavailable(url, exc) from exc
 
     try:
         return asyncio.run(main())

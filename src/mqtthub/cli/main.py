@@ -16,7 +16,7 @@ from mqtthub.cli.client_commands import register_client_commands
 from mqtthub.cli.identity import register_identity_commands
 from mqtthub.cli.listen import register_listen_command
 from mqtthub.config import Settings, load_settings
-from mqtthub.errors import ConfigurationError
+from mqtthub.errors import ConfigurationError, UnavailableError
 
 app = typer.Typer(name="mqtthub", help="Everything around MQTT in one install.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
@@ -82,6 +82,8 @@ def serve(
         asyncio.run(run_hub(settings, console))
     except ConfigurationError as exc:
         fail(exc.message)
+    except UnavailableError as exc:
+        fail(f"cannot start: {exc.message}", code=1)
     except OSError as exc:
         fail(f"cannot start: {exc}", code=1)
 
@@ -90,13 +92,28 @@ def serve(
 def db_upgrade(
     env_file: EnvFileOption = None,
     database_url: Annotated[str | None, typer.Option(help="Database URL (MQTTHUB_DATABASE_URL).")] = None,
+    create: Annotated[bool, typer.Option("--create", help="Create the SQLite file when it does not exist.")] = False,
 ) -> None:
-    """Apply every pending migration to the database."""
+    """Apply every pending migration to the database (an existing one, unless --create).
+
+    With --create, a missing SQLite file and a missing secret key in the data directory are made, so that the
+    identity commands can prepare a hub before its first start.
+    """
     settings = settings_or_exit(env_file, database_url=database_url)
+    from mqtthub.crypto import load_or_create_secret_key
+    from mqtthub.db.location import DATABASE_ERRORS, check_location, describe, unavailable
     from mqtthub.db.migrate import upgrade_sync
 
-    upgrade_sync(settings.database_url)
-    console.print("database is up to date", highlight=False)
+    try:
+        check_location(settings.database_url, create=create)
+        if create:  # a new hub's database comes with the key its tokens are hashed under
+            load_or_create_secret_key(settings.secret_key, settings.data_dir)
+        upgrade_sync(settings.database_url)
+    except ConfigurationError as exc:
+        fail(exc.message, code=1)
+    except DATABASE_ERRORS as exc:
+        fail(unavailable(settings.database_url, exc).message, code=1)
+    console.print(f"database {describe(settings.database_url)} is up to date", highlight=False)
 
 
 register_client_commands(app)

@@ -18,6 +18,7 @@ from mqtthub.config import Settings
 from mqtthub.crypto import SecretBox, load_or_create_secret_key
 from mqtthub.db import Database
 from mqtthub.errors import AuthenticationRefused
+from tests.support.postgres import free_port
 
 
 def mqtthub(tmp_path: Path, *args: str, ok: bool = True) -> str:
@@ -46,6 +47,7 @@ async def authenticate(tmp_path: Path, username: str, password: str) -> str:
 
 
 async def test_organizations_devices_tokens_and_certificates(tmp_path: Path) -> None:
+    assert "is up to date" in mqtthub(tmp_path, "db", "upgrade", "--create")
     created = mqtthub(tmp_path, "org", "create", "Acme Corp", "--short-id", "acme0001")
     org_id = re.search(r"organization (\S+) \(short id acme0001\)", created)
     assert org_id
@@ -87,8 +89,42 @@ async def test_organizations_devices_tokens_and_certificates(tmp_path: Path) -> 
 
 
 def test_bad_input_is_refused_with_one_line(tmp_path: Path) -> None:
+    mqtthub(tmp_path, "db", "upgrade", "--create")
     assert "no organization" in mqtthub(tmp_path, "device", "create", "x", "--org", "nope", ok=False)
     assert "JSON" in mqtthub(tmp_path, "device", "create", "x", "--org", "nope", "--metadata", "{", ok=False)
     assert "no device" in mqtthub(tmp_path, "device", "disable", "nope", ok=False)
     assert "no MQTT API token" in mqtthub(tmp_path, "token", "revoke", "nope", ok=False)
     assert "exactly one" in mqtthub(tmp_path, "cert", "issue", "--out", str(tmp_path / "x.p12"), ok=False)
+
+
+def test_no_database_is_created_by_accident(tmp_path: Path) -> None:
+    """Run elsewhere than the hub's directory, the CLI says so in one line instead of making a new, empty hub."""
+    refused = mqtthub(tmp_path, "org", "list", ok=False)
+    assert refused.count("\n") == 1, refused
+    assert "no such file" in refused
+    assert "db upgrade --create" in refused
+    assert sorted(path.name for path in tmp_path.iterdir()) == []
+    refused = mqtthub(tmp_path, "db", "upgrade", ok=False)
+    assert "no such file" in refused
+    assert not (tmp_path / "hub.db").exists()
+    mqtthub(tmp_path, "db", "upgrade", "--create")
+    (tmp_path / "mqtthub.secret").unlink()
+    refused = mqtthub(tmp_path, "org", "list", ok=False)
+    assert "no secret key" in refused
+    assert not (tmp_path / "mqtthub.secret").exists()
+
+
+def test_unreachable_database_is_one_line_naming_it(tmp_path: Path) -> None:
+    unused_tcp_port = free_port()
+    url = f"postgresql+asyncpg://hub:s3cret-pw@127.0.0.1:{unused_tcp_port}/hub"
+    for args in (("org", "list"), ("db", "upgrade")):
+        env = {key: value for key, value in os.environ.items() if not key.startswith("MQTTHUB_")}
+        env |= {"MQTTHUB_DATABASE_URL": url, "MQTTHUB_DATA_DIR": str(tmp_path), "MQTTHUB_SECRET_KEY": "k" * 40}
+        done = subprocess.run(
+            [sys.executable, "-m", "mqtthub", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 1
+        assert "Traceback" not in done.stderr
+        last = done.stderr.strip().splitlines()[-1]
+        assert f"postgresql+asyncpg://hub:***@127.0.0.1:{unused_tcp_port}/hub cannot be opened" in last
+        assert "s3cret-pw" not in done.stderr
