@@ -180,6 +180,14 @@ class Settings(BaseSettings):
     telemetry_batch_delay_ms: float = Field(
         2.0, ge=0, le=1000, description="Milliseconds the ingest writer lets a batch fill before writing it."
     )
+    telemetry_hold_timeout: float = Field(
+        30.0,
+        gt=0,
+        description=(
+            "Seconds the database may stay down while the queue is full before waiting QoS 1/2 publishers are"
+            " disconnected (never acknowledged; they send again after reconnecting)."
+        ),
+    )
     telemetry_retention_days: float = Field(
         30.0, ge=0, description="Readings, alerts and rejected messages older than this are pruned (0 keeps all)."
     )

@@ -15,7 +15,8 @@
     ├── UnauthenticatedError        no or bad credentials on an API call (HTTP 401)
     ├── ValidationFailedError       input that is well-formed but not acceptable (HTTP 422)
     ├── RateLimitedError            too many requests; carries ``retry_after`` seconds (HTTP 429)
-    └── UnavailableError            a dependency (broker, database, remote broker) is down (HTTP 503)
+    └── UnavailableError            a dependency (broker, database, remote broker) is down (HTTP 503);
+                                    may carry ``retry_after`` seconds
 
 The HTTP layer maps each class to a status code in one place (``mqtthub.api.errors``);
 the broker maps ``ProtocolError`` and ``AuthenticationRefused`` to MQTT reason codes.
@@ -145,7 +146,14 @@ class RateLimitedError(MQTTHubError):
 
 
 class UnavailableError(MQTTHubError):
-    """A dependency the request needs (broker, database, remote broker) is unavailable."""
+    """A dependency the request needs (broker, database, remote broker) is unavailable.
+
+    ``retry_after`` (seconds), when given, becomes the HTTP ``Retry-After`` header.
+    """
 
     status_code = 503
     code = "unavailable"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -4,7 +4,8 @@ Every 4xx and 5xx answer has the same JSON body, ``{"success": false, "error": â
 "detail": â€¦}`` (:class:`~mqtthub.api.openapi.ErrorResponse`):
 
 - a :class:`~mqtthub.errors.MQTTHubError` gets its status code and ``code``; ``detail`` repeats
-  the message so FastAPI-style clients that read ``detail`` see it too; 429 carries ``Retry-After``;
+  the message so FastAPI-style clients that read ``detail`` see it too; 429 (and a 503 that knows
+  when to come back) carries ``Retry-After``;
 - request validation keeps FastAPI's 422 ``detail`` list (the reference documents rely on it),
   with the inputs of secret fields redacted (:mod:`mqtthub.api.redaction`);
 - Starlette's own errors (404 for an unknown path, 405, 400 for an unparsable body, 413 from
@@ -28,7 +29,13 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mqtthub.api.redaction import redact_issue
-from mqtthub.errors import MQTTHubError, RateLimitedError, UnauthenticatedError, ValidationFailedError
+from mqtthub.errors import (
+    MQTTHubError,
+    RateLimitedError,
+    UnauthenticatedError,
+    UnavailableError,
+    ValidationFailedError,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +63,7 @@ def error_body(error: str, code: str, detail: Any = None) -> dict[str, Any]:
 async def _hub_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, MQTTHubError)
     headers: dict[str, str] = {}
-    if isinstance(exc, RateLimitedError):
+    if isinstance(exc, RateLimitedError | UnavailableError) and exc.retry_after is not None:
         headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
     if isinstance(exc, UnauthenticatedError):
         headers["WWW-Authenticate"] = "Bearer"

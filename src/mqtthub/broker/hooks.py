@@ -117,7 +117,10 @@ class MessageSink(Protocol):
     once), or a future that resolves to an MQTT 5.0 reason code once the
     message is stored: the broker holds the PUBACK/PUBREC of a QoS 1/2 message
     until then, and does not route a message whose code is >= 0x80 (the code is
-    sent to a 5.0 client in the PUBACK; a 3.1.1 client gets a plain PUBACK).
+    sent to a 5.0 client in the PUBACK; a 3.1.1 client gets a plain PUBACK). A
+    future that ends with an exception, or is cancelled, means "could not be
+    stored, and not the message's fault": the broker then sends no
+    acknowledgement and disconnects the publisher, which sends it again later.
     """
 
     def offer(self, message: BrokerMessage) -> asyncio.Future[int] | None:

@@ -328,17 +328,29 @@ def refuse_publish(conn: Connection, packet: Publish, reason_code: int) -> None:
 
 
 def _sink_done(conn: Connection, message: BrokerMessage, packet_id: int, future: asyncio.Future[int]) -> None:
-    code: int = ReasonCode.UNSPECIFIED_ERROR
-    if future.cancelled():
-        pass
-    elif future.exception() is not None:
-        episodes(
-            logger, logging.WARNING, "sink", "message sink failed for %.200s: %r", message.topic, future.exception()
-        )
-    else:
-        code = future.result()
     _release_ack(conn, message.qos)
     session = conn.session
+    if future.cancelled() or future.exception() is not None:
+        # The sink could not take the message (its store is down, or it is stopping). An acknowledgement
+        # would be a promise the hub cannot keep, and a 5.0 error code would make the client drop the
+        # message: close without one, so the client sends it again after reconnecting [MQTT-4.4.0-1].
+        error = None if future.cancelled() else future.exception()
+        conn.core.stats.sink_unavailable += 1
+        if session is not None and message.qos == 2:
+            session.inbound_qos2.discard(packet_id)
+            session.changed()
+        episodes(
+            logger,
+            logging.WARNING,
+            "sink",
+            "message sink unavailable for %.200s; disconnecting %s: %r",
+            message.topic,
+            conn.client_id,
+            error,
+        )
+        conn.close(ReasonCode.SERVER_BUSY, "message store unavailable")
+        return
+    code = future.result()
     if code < 0x80:
         conn.core.route(message, session)
     else:

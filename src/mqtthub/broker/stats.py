@@ -34,6 +34,8 @@ class BrokerStats:
     expired_dropped: int = 0
     oversize_dropped: int = 0
     sink_rejected: int = 0
+    sink_unavailable: int = 0
+    """QoS 1/2 PUBLISHes the sink could not store (store down, hub stopping): not acknowledged, client disconnected."""
     topic_too_long: int = 0
     """PUBLISHes and wills refused because their topic no longer fits once the namespace prefix is added."""
     payload_format_invalid: int = 0

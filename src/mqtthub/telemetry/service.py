@@ -47,6 +47,8 @@ from mqtthub.telemetry.writer import IngestWriter
 logger = logging.getLogger(__name__)
 
 PRUNE_CHUNK = 5000
+RETRY_AFTER_OUTAGE = 5.0
+"""Seconds an HTTP client is told to wait (``Retry-After``) while the database cannot store its message."""
 DAY_MS = 86_400_000
 
 
@@ -104,6 +106,7 @@ class TelemetryService:
             capacity=settings.telemetry_queue_size,
             max_batch=settings.telemetry_batch_size,
             max_delay=settings.telemetry_batch_delay_ms / 1000,
+            hold_timeout=settings.telemetry_hold_timeout,
             on_committed=self._committed,
         )
         self.sink = TelemetrySink(self.writer)
@@ -186,7 +189,8 @@ class TelemetryService:
         Raises:
             ValidationFailedError: the payload is invalid; ``field`` names what is wrong (HTTP 422).
             PermissionDeniedError: the device is disabled.
-            UnavailableError: telemetry is stopping.
+            UnavailableError: the database is down or telemetry is stopping; nothing was stored
+                (HTTP 503 with ``Retry-After``). The answer comes only after the commit otherwise.
         """
         item = from_message(
             route,
@@ -198,11 +202,24 @@ class TelemetryService:
             sensor=sensor,
             organization_id=organization_id,
         )
+        outage = self.writer.outage
+        if outage is not None:
+            # Not queued behind a database that is down: the client is told to come back (503, Retry-After).
+            raise UnavailableError(
+                f"the database is unavailable ({outage.fault.reason}); the message was not stored",
+                retry_after=RETRY_AFTER_OUTAGE,
+            )
         try:
             future = self.writer.submit(item)
             code = await asyncio.shield(future)
         except StateError:
-            raise UnavailableError("telemetry ingestion is stopping") from None
+            raise UnavailableError("telemetry ingestion is stopping", retry_after=RETRY_AFTER_OUTAGE) from None
+        except UnavailableError as exc:
+            raise UnavailableError(exc.message, retry_after=RETRY_AFTER_OUTAGE) from None
+        except asyncio.CancelledError:
+            if not future.cancelled():
+                raise  # the request itself was cancelled
+            raise UnavailableError("telemetry ingestion stopped before the message was stored") from None
         if code < 0x80:
             return item.stored or {}
         rejection = item.rejection

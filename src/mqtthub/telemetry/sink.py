@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING
 
 from mqtthub.broker.episodes import EpisodeLog
 from mqtthub.broker.hooks import BrokerMessage, Principal
-from mqtthub.errors import StateError
-from mqtthub.mqtt.reason_codes import ReasonCode
+from mqtthub.errors import StateError, UnavailableError
 from mqtthub.telemetry.ingest import Ingest, IngestKind, Source, from_message
 from mqtthub.telemetry.routing import parse_device_topic
 from mqtthub.telemetry.writer import IngestWriter, QueueFullPolicy
@@ -33,9 +32,10 @@ def device_of(principal: Principal) -> str | None:
     return None
 
 
-def _failed() -> asyncio.Future[int]:
+def _unavailable() -> asyncio.Future[int]:
+    # An exception, not an error code: the broker then closes the connection instead of acknowledging.
     future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-    future.set_result(ReasonCode.UNSPECIFIED_ERROR)
+    future.set_exception(UnavailableError("telemetry ingestion is stopped"))
     return future
 
 
@@ -46,8 +46,10 @@ class TelemetrySink:
     a device topic inside an organization namespace (see :mod:`mqtthub.telemetry.routing`).
     For device topics it returns the writer's future: the broker acknowledges a QoS 1/2
     message when that batch has committed, with 0x99 (payload format invalid) when it was
-    rejected. QoS 0 messages use the ``DROP_NEWEST`` queue-full policy, others
-    ``PAUSE_PUBLISHER``.
+    rejected. When the message cannot be stored (telemetry stopped, database down past the
+    writer's hold timeout) the future holds an :class:`~mqtthub.errors.UnavailableError` and the
+    broker disconnects the publisher without acknowledging. QoS 0 messages use the
+    ``DROP_NEWEST`` queue-full policy, others ``PAUSE_PUBLISHER``.
     """
 
     def __init__(self, writer: IngestWriter[Ingest]) -> None:
@@ -81,7 +83,7 @@ class TelemetrySink:
                 "device message on %.200s arrived while telemetry is stopped",
                 message.topic,
             )
-            return _failed()
+            return _unavailable() if message.qos else None
 
 
 class DeviceObserver:

@@ -126,6 +126,10 @@ class TelemetryStore:
         await self._flush(session, batch)
         return codes
 
+    def refuse(self, item: Ingest, reason: str) -> None:
+        """Record ``item`` as rejected the next time it is written: the database refused its rows."""
+        item.error = PayloadError("payload", f"refused by the database: {reason}")
+
     # --- per item --------------------------------------------------------------------------------
 
     def _check(self, item: Ingest, device: DeviceInfo | None) -> int | None:

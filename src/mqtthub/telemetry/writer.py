@@ -15,9 +15,25 @@ Queue-full policy, by name:
 * ``DROP_NEWEST`` (items nobody waits for: QoS 0 messages): the item is dropped and
   counted in :attr:`IngestWriter.dropped`; QoS 0 is at-most-once by definition.
 
-Writes that fail because the database is unreachable are retried with back-off (the queue
-fills and publishers pause meanwhile); a batch that fails for any other reason is split
-and written item by item, so one bad item cannot take others down with it.
+What a failed write means is decided by :func:`mqtthub.db.faults.classify`, from the error's
+kind (SQLSTATE class, SQLite result code), never from its text:
+
+* **The database's fault** (connection lost, server shutting down, read-only, disk full, lock
+  timeout, ...): the batch is kept and written again, in order, with capped exponential
+  back-off until the database takes it. Nothing behind it is written meanwhile, so the queue
+  fills and publishers pause exactly as when the database is merely slow. The episode is
+  logged once when it starts and once when it ends (with counts) and is visible as
+  :attr:`IngestWriter.outage` (``/health``). When the queue is full and the outage has lasted
+  ``hold_timeout`` seconds, parked items fail with :class:`~mqtthub.errors.UnavailableError`
+  (their publishers are disconnected, never acknowledged); queued items stay and are written
+  once the database is back.
+* **The rows' own fault** (a constraint or value the database refuses): a batch is split and
+  written item by item, each item under the same rules, so one bad item cannot take others
+  down with it and a database fault met on the way is still waited out. A single refused item
+  is handed to :meth:`BatchStore.refuse` and written once more, as a refusal.
+
+When the writer closes while the database is down, it keeps trying for ``close_timeout``
+seconds, then cancels what it could not write (an unresolved future is never acknowledged).
 """
 
 from __future__ import annotations
@@ -33,11 +49,11 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Generic, Protocol, Self, TypeVar
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from mqtthub.db import Database
-from mqtthub.errors import StateError
+from mqtthub.db.faults import FaultKind, WriteFault, classify
+from mqtthub.errors import StateError, UnavailableError
 from mqtthub.mqtt.reason_codes import ReasonCode
 from mqtthub.observability.histogram import SECONDS_BUCKETS, Histogram
 
@@ -64,6 +80,10 @@ class BatchStore(Protocol[T_contra]):
         """Add the batch's rows to ``session`` (flush only, the writer commits)."""
         ...
 
+    def refuse(self, item: T_contra, reason: str) -> None:
+        """Mark an item the database refused, so that writing it again records the refusal instead."""
+        ...
+
 
 class WriterState(enum.Enum):
     """Life cycle of an :class:`IngestWriter`."""
@@ -80,6 +100,29 @@ class _Pending(Generic[T]):
     future: asyncio.Future[int]
 
 
+@dataclass(slots=True)
+class Outage:
+    """An episode of failing writes, from the first failure to the next commit.
+
+    Attributes:
+        fault: The latest classified error.
+        started: Unix time of the first failure.
+        since: Monotonic time of the first failure.
+        attempts: Failed attempts so far.
+        released: Parked items failed after ``hold_timeout`` (their publishers were disconnected).
+    """
+
+    fault: WriteFault
+    started: float
+    since: float
+    attempts: int = 1
+    released: int = 0
+
+
+class _Abandoned(Exception):
+    """The writer is closing and the database stayed down: stop without resolving the futures."""
+
+
 class IngestWriter(Generic[T]):
     """Group-commit writer; an async context manager that drains its queue when it closes.
 
@@ -89,6 +132,10 @@ class IngestWriter(Generic[T]):
         capacity: Items queued before the queue-full policy applies.
         max_batch: Most items per transaction.
         max_delay: Seconds to wait for a batch to fill once the first item is there.
+        retry_delay: First back-off after a database fault; doubled per attempt up to ``max_retry_delay``.
+        max_retry_delay: Longest back-off between attempts.
+        hold_timeout: Seconds of outage after which items that cannot be queued fail (see the module docstring).
+        close_timeout: Seconds a closing writer keeps retrying a database that is down.
         on_committed: Called with each committed batch and its codes (after the futures are resolved).
     """
 
@@ -101,6 +148,9 @@ class IngestWriter(Generic[T]):
         max_batch: int = 1000,
         max_delay: float = 0.002,
         retry_delay: float = 0.05,
+        max_retry_delay: float = 2.0,
+        hold_timeout: float = 30.0,
+        close_timeout: float = 5.0,
         on_committed: Callable[[Sequence[T], Sequence[int]], None] | None = None,
     ) -> None:
         if capacity < 1 or max_batch < 1:
@@ -111,6 +161,9 @@ class IngestWriter(Generic[T]):
         self.max_batch = max_batch
         self.max_delay = max_delay
         self.retry_delay = retry_delay
+        self.max_retry_delay = max_retry_delay
+        self.hold_timeout = hold_timeout
+        self.close_timeout = close_timeout
         self._on_committed = on_committed
         self._queue: deque[_Pending[T]] = deque()
         self._parked: deque[_Pending[T]] = deque()
@@ -129,11 +182,23 @@ class IngestWriter(Generic[T]):
         """Items per committed transaction."""
         self.commit_seconds = Histogram(SECONDS_BUCKETS)
         """Time to write and commit each committed transaction."""
+        self.refused = 0
+        self.released = 0
+        self.outages = 0
+        self.outage: Outage | None = None
+        """The current episode of failing writes, or None while writes succeed."""
+        self._closing_since = 0.0
+        self._writing = 0
 
     @property
     def queued(self) -> int:
         """Items waiting (queued and parked)."""
         return len(self._queue) + len(self._parked)
+
+    @property
+    def held(self) -> int:
+        """Items not written yet: the batch being written, queued and parked."""
+        return self._writing + self.queued
 
     async def __aenter__(self) -> Self:
         if self.state is not WriterState.CREATED:
@@ -152,6 +217,7 @@ class IngestWriter(Generic[T]):
         if self.state in (WriterState.CLOSING, WriterState.CLOSED):
             return
         self.state = WriterState.CLOSING
+        self._closing_since = time.monotonic()
         self._wakeup.set()
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
@@ -170,7 +236,8 @@ class IngestWriter(Generic[T]):
         """Queue an item; the future resolves to its reason code once its batch has committed.
 
         With ``DROP_NEWEST`` and a full queue the item is dropped and the returned future is
-        already resolved to ``QUOTA_EXCEEDED`` (0x97).
+        already resolved to ``QUOTA_EXCEEDED`` (0x97). With ``PAUSE_PUBLISHER``, a full queue and
+        an outage older than ``hold_timeout`` the future already holds an :class:`UnavailableError`.
 
         Raises:
             StateError: the writer is not running.
@@ -185,6 +252,8 @@ class IngestWriter(Generic[T]):
         elif policy is QueueFullPolicy.DROP_NEWEST:
             self.dropped += 1
             future.set_result(ReasonCode.QUOTA_EXCEEDED)
+        elif self._holding_expired():
+            self._release(pending)
         else:
             self.parked_total += 1
             self._parked.append(pending)
@@ -204,7 +273,16 @@ class IngestWriter(Generic[T]):
             batch = [self._queue.popleft() for _ in range(count)]
             while self._parked and len(self._queue) < self.capacity:
                 self._queue.append(self._parked.popleft())
-            codes = await self._write_batch(batch)
+            self._writing = len(batch)
+            try:
+                codes = await self._write_batch(batch)
+            except _Abandoned:
+                for pending in (*batch, *self._queue, *self._parked):
+                    pending.future.cancel()
+                self._queue.clear()
+                self._parked.clear()
+                return
+            self._writing = 0
             self._finish(batch, codes)
 
     def _finish(self, batch: list[_Pending[T]], codes: Sequence[int]) -> None:
@@ -220,38 +298,111 @@ class IngestWriter(Generic[T]):
                 logger.exception("ingest after-commit hook failed")
 
     async def _write_batch(self, batch: list[_Pending[T]]) -> list[int]:
-        attempt = 0
         items = [pending.item for pending in batch]
-        error: BaseException | None = None
+        outcome = await self._write(items)
+        if not isinstance(outcome, WriteFault):
+            return outcome
+        if len(items) > 1:
+            logger.warning("ingest batch of %d refused (%s); writing its items one by one", len(items), outcome.reason)
+            codes: list[int] = []
+            for pending in batch:
+                codes.extend(await self._write_batch([pending]))
+            return codes
+        self._store.refuse(items[0], outcome.reason)
+        again = await self._write(items)
+        if isinstance(again, WriteFault):
+            logger.error("an ingest item refused by the database (%s) could not be recorded as refused", again.reason)
+            self.failed += 1
+            return [ReasonCode.PAYLOAD_FORMAT_INVALID]
+        self.refused += 1
+        return again
+
+    async def _write(self, items: list[T]) -> list[int] | WriteFault:
+        """Commit ``items``, waiting out database faults; the fault when the database refuses the items."""
         while True:
             try:
-                return await self._transaction(items)
-            except (OperationalError, InterfaceError, OSError) as exc:
-                self.database_errors += 1
-                if isinstance(exc, DBAPIError) and not _transient(exc):
-                    error = exc
-                    break
-                attempt += 1
-                if self.state is not WriterState.RUNNING and attempt > 3:
-                    logger.error("database unavailable while closing; %d items not written", len(items))
-                    self.failed += len(items)
-                    return [ReasonCode.UNSPECIFIED_ERROR] * len(items)
-                delay = min(self.retry_delay * 2 ** min(attempt, 6), 2.0)
-                logger.warning("ingest batch failed (%s); retrying in %.2fs", exc.__class__.__name__, delay)
-                await asyncio.sleep(delay)
+                codes = await self._transaction(items)
             except Exception as exc:
                 self.database_errors += 1
-                error = exc
-                break
-        if len(items) == 1:
-            logger.error("ingest item could not be written", exc_info=error)
-            self.failed += 1
-            return [ReasonCode.UNSPECIFIED_ERROR]
-        logger.warning("ingest batch of %d failed; writing its items one by one", len(items))
-        codes: list[int] = []
-        for pending in batch:
-            codes.extend(await self._write_batch([pending]))
-        return codes
+                fault = classify(exc)
+                if fault.kind is FaultKind.DATA:
+                    logger.debug("ingest write refused: %s", fault.reason, exc_info=True)
+                    return fault
+                self._failing(fault, exc)
+                if (
+                    self.state is not WriterState.RUNNING
+                    and time.monotonic() - self._closing_since > self.close_timeout
+                ):
+                    logger.error(
+                        "database still unavailable (%s) while closing; %d items not written", fault.reason, self.held
+                    )
+                    raise _Abandoned from exc
+                await self._back_off()
+                continue
+            self._recovered()
+            return codes
+
+    def _failing(self, fault: WriteFault, exc: BaseException) -> None:
+        outage = self.outage
+        if outage is None:
+            self.outages += 1
+            self.outage = Outage(fault, time.time(), time.monotonic())
+            logger.warning(
+                "database writes failing (%s%s); holding %d items and retrying: %s",
+                fault.reason,
+                f", {fault.code}" if fault.code else "",
+                self.held,
+                exc.__class__.__name__,
+            )
+            return
+        outage.attempts += 1
+        outage.fault = fault
+
+    def _recovered(self) -> None:
+        outage = self.outage
+        if outage is None:
+            return
+        self.outage = None
+        logger.warning(
+            "database writes recovered after %.1f s (%d failed attempts, last: %s); %d items held, "
+            "%d items released after the hold timeout",
+            time.monotonic() - outage.since,
+            outage.attempts,
+            outage.fault.reason,
+            self.held,
+            outage.released,
+        )
+
+    async def _back_off(self) -> None:
+        outage = self.outage
+        assert outage is not None
+        delay = min(self.retry_delay * 2 ** min(outage.attempts - 1, 16), self.max_retry_delay)
+        if self._parked:
+            # Wake up in time to release parked items when the hold timeout passes.
+            delay = max(0.0, min(delay, outage.since + self.hold_timeout - time.monotonic()))
+        await asyncio.sleep(delay)
+        if self._holding_expired():
+            while self._parked:
+                self._release(self._parked.popleft())
+
+    def _holding_expired(self) -> bool:
+        outage = self.outage
+        return outage is not None and time.monotonic() - outage.since >= self.hold_timeout
+
+    def _release(self, pending: _Pending[T]) -> None:
+        """Fail an item that cannot be queued while the database stays down: its sender is not acknowledged."""
+        outage = self.outage
+        assert outage is not None
+        outage.released += 1
+        self.released += 1
+        if not pending.future.done():
+            pending.future.set_exception(
+                UnavailableError(
+                    f"the database has been unavailable for {self.hold_timeout:g} s ({outage.fault.reason})"
+                )
+            )
+            # Marked as retrieved: items the hub records about itself (connects, deliveries) have nobody awaiting.
+            pending.future.exception()
 
     async def _transaction(self, items: list[T]) -> list[int]:
         # One connection held for the writer's life: no pool check-out and liveness ping per batch (each is a
@@ -274,11 +425,3 @@ class IngestWriter(Generic[T]):
         self.commit_seconds.observe(elapsed)
         logger.debug("committed %d items in %.1f ms", len(items), elapsed * 1000)
         return codes
-
-
-def _transient(exc: DBAPIError) -> bool:
-    """Whether a driver error means "try again" (connection lost, database locked) rather than bad data."""
-    if exc.connection_invalidated:
-        return True
-    text = str(exc.orig).lower()
-    return any(word in text for word in ("locked", "busy", "connection", "closed", "timeout", "terminat"))

@@ -8,7 +8,7 @@ import pytest
 
 from mqtthub.broker import Broker, BrokerState
 from mqtthub.broker.hooks import Action, BrokerMessage
-from mqtthub.errors import StateError
+from mqtthub.errors import StateError, UnavailableError
 from mqtthub.mqtt.packets import (
     PROTOCOL_V5,
     PROTOCOL_V311,
@@ -188,6 +188,36 @@ async def test_sink_holds_acknowledgement_and_can_refuse() -> None:
         assert hub[0].topic == "d/1"
         assert broker.stats().sink_rejected == 1
         await client.close()
+
+
+@pytest.mark.parametrize("level", [PROTOCOL_V311, PROTOCOL_V5])
+async def test_sink_that_cannot_store_gets_no_acknowledgement(level: int) -> None:
+    sink = HoldingSink()
+    async with running_broker(sink=sink) as broker:
+        hub: list[BrokerMessage] = []
+        broker.subscribe("d/#", collect(hub))
+        client = await RawClient.open(broker.addresses["tcp"], level)
+        await client.connect("dev", clean_start=False)
+        client.send(Publish("d/1", b"held", qos=1, packet_id=1))
+        client.send(Publish("d/2", b"held", qos=2, packet_id=2))
+        await eventually(lambda: len(sink.futures) == 2)
+        sink.futures[0].set_exception(UnavailableError("store down"))
+        sink.futures[1].cancel()
+        received = await client.closed()
+        # No PUBACK/PUBREC: a 3.1.1 client would take any acknowledgement as "stored".
+        assert not any(isinstance(packet, Puback | Pubrec) for packet in received)
+        assert disconnect_codes(received) == ([0x89] if level == PROTOCOL_V5 else [])
+        assert broker.stats().sink_unavailable >= 1
+        # The QoS 2 packet id was forgotten: the re-send after reconnecting is offered to the sink again.
+        again = await RawClient.open(broker.addresses["tcp"], level)
+        await again.connect("dev", clean_start=False)
+        again.send(Publish("d/2", b"held", qos=2, packet_id=2, dup=True))
+        await eventually(lambda: len(sink.futures) == 3)
+        sink.futures[2].set_result(0)
+        assert await again.receive() == Pubrec(2)
+        await again.close()
+        await eventually(lambda: len(hub) == 1)
+        assert [message.payload for message in hub] == [b"held"]  # routed once, after it was stored
 
 
 async def test_qos2_duplicate_is_routed_once() -> None:

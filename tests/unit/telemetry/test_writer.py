@@ -12,35 +12,56 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mqtthub.db import Database
-from mqtthub.errors import StateError
+from mqtthub.errors import StateError, UnavailableError
 from mqtthub.mqtt.reason_codes import ReasonCode
 from mqtthub.telemetry.writer import IngestWriter, QueueFullPolicy, WriterState
 
 
 class RecordingStore:
-    """Writes each item as a row and remembers batch sizes; ``gate`` holds writes until set."""
+    """Writes each item as a row and remembers batch sizes; ``gate`` holds writes until set.
+
+    ``poison`` items fail as bad data until refused (then they are "recorded" as refused, code
+    0x99). With ``full`` set the database runs out of pages: a real ``SQLITE_FULL``.
+    """
 
     def __init__(self) -> None:
         self.batches: list[list[int]] = []
         self.gate = asyncio.Event()
         self.gate.set()
         self.poison: set[int] = set()
+        self.refused: dict[int, str] = {}
+        self.full = False
+        self.fill_on_poison = False
 
     async def write(self, session: AsyncSession, items: Sequence[int]) -> list[int]:
         await self.gate.wait()
         self.batches.append(list(items))
+        await session.execute(text(f"PRAGMA max_page_count = {1 if self.full else 1_000_000}"))
+        pad = 50_000 if self.full else 0
+        codes: list[int] = []
         for item in items:
+            if item in self.refused:
+                codes.append(ReasonCode.PAYLOAD_FORMAT_INVALID)
+                continue
             if item in self.poison:
+                self.full = self.full or self.fill_on_poison
+                self.fill_on_poison = False
                 raise ValueError(f"item {item} is poison")
-            await session.execute(text("INSERT INTO items (n) VALUES (:n)"), {"n": item})
-        return [ReasonCode.SUCCESS if item >= 0 else ReasonCode.PAYLOAD_FORMAT_INVALID for item in items]
+            await session.execute(
+                text("INSERT INTO items (n, pad) VALUES (:n, zeroblob(:pad))"), {"n": item, "pad": pad}
+            )
+            codes.append(ReasonCode.SUCCESS if item >= 0 else ReasonCode.PAYLOAD_FORMAT_INVALID)
+        return codes
+
+    def refuse(self, item: int, reason: str) -> None:
+        self.refused[item] = reason
 
 
 @pytest.fixture
 async def database(tmp_path: Path) -> AsyncIterator[Database]:
     async with Database(f"sqlite+aiosqlite:///{tmp_path / 'w.db'}") as database:
         async with database.session() as session:
-            await session.execute(text("CREATE TABLE items (n INTEGER)"))
+            await session.execute(text("CREATE TABLE items (n INTEGER, pad BLOB)"))
         yield database
 
 
@@ -94,7 +115,7 @@ async def test_full_queue_parks_waiting_items_and_drops_qos0(database: Database)
     assert await _count(database) == 13
 
 
-async def test_a_poison_item_fails_alone(database: Database) -> None:
+async def test_a_poison_item_is_refused_alone(database: Database) -> None:
     store = RecordingStore()
     store.poison = {3}
     store.gate.clear()
@@ -102,9 +123,83 @@ async def test_a_poison_item_fails_alone(database: Database) -> None:
         futures = [writer.submit(n) for n in range(6)]
         store.gate.set()
         codes = await asyncio.gather(*futures)
-    assert codes == [0, 0, 0, ReasonCode.UNSPECIFIED_ERROR, 0, 0]
-    assert writer.failed == 1
+    assert codes == [0, 0, 0, ReasonCode.PAYLOAD_FORMAT_INVALID, 0, 0]
+    assert store.refused == {3: "not storable (ValueError)"}
+    assert (writer.refused, writer.failed, writer.outages) == (1, 0, 0)
     assert await _count(database) == 5
+
+
+async def test_a_full_disk_holds_the_batch_until_space_returns(database: Database) -> None:
+    store = RecordingStore()
+    store.full = True
+    async with IngestWriter(database, store, max_batch=4, retry_delay=0.01, max_retry_delay=0.05) as writer:
+        futures = [writer.submit(n) for n in range(10)]
+        await asyncio.sleep(0.3)
+        assert not any(future.done() for future in futures)
+        assert writer.outage is not None
+        assert (writer.outage.fault.reason, writer.outage.fault.code) == ("disk full", "SQLITE_FULL")
+        assert writer.outage.attempts > 2
+        store.full = False
+        assert await asyncio.wait_for(asyncio.gather(*futures), 10) == [0] * 10
+        assert writer.outage is None
+    assert (writer.outages, writer.refused, writer.failed) == (1, 0, 0)
+    assert await _count(database) == 10
+    # In order: the first batch was retried as it was, never split.
+    assert [batch for batch in store.batches if batch][-3:] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+
+
+async def test_a_database_fault_while_items_are_retried_one_by_one_is_waited_out(database: Database) -> None:
+    store = RecordingStore()
+    store.poison = {2}
+    store.fill_on_poison = True  # the disk fills up just as the batch is split
+    store.gate.clear()
+    async with IngestWriter(database, store, max_batch=10, retry_delay=0.01, max_retry_delay=0.05) as writer:
+        futures = [writer.submit(n) for n in range(5)]
+        store.gate.set()
+        await asyncio.sleep(0.3)
+        assert not any(future.done() for future in futures)
+        assert writer.outage is not None
+        store.full = False
+        codes = await asyncio.wait_for(asyncio.gather(*futures), 10)
+    assert codes == [0, 0, ReasonCode.PAYLOAD_FORMAT_INVALID, 0, 0]
+    assert list(store.refused) == [2]
+    assert await _count(database) == 4
+
+
+async def test_hold_timeout_releases_parked_items_but_keeps_queued_ones(database: Database) -> None:
+    store = RecordingStore()
+    store.full = True
+    writer: IngestWriter[int] = IngestWriter(
+        database, store, capacity=2, max_batch=2, retry_delay=0.01, max_retry_delay=0.05, hold_timeout=0.3
+    )
+    async with writer:
+        writing = [writer.submit(n) for n in range(2)]
+        await asyncio.sleep(0.05)  # taken as a batch, failing
+        queued = [writer.submit(n) for n in range(2, 4)]
+        parked = writer.submit(4)
+        await asyncio.sleep(0.5)
+        assert parked.done()
+        assert isinstance(parked.exception(), UnavailableError)
+        late = writer.submit(5)
+        assert isinstance(late.exception(), UnavailableError)
+        assert writer.outage is not None
+        assert writer.outage.released == 2
+        assert not any(future.done() for future in (*writing, *queued))
+        store.full = False
+        assert await asyncio.wait_for(asyncio.gather(*writing, *queued), 10) == [0] * 4
+    assert writer.released == 2
+    assert await _count(database) == 4
+
+
+async def test_closing_while_the_database_is_down_cancels_instead_of_answering(database: Database) -> None:
+    store = RecordingStore()
+    store.full = True
+    writer: IngestWriter[int] = IngestWriter(database, store, retry_delay=0.01, max_retry_delay=0.05, close_timeout=0.2)
+    async with writer:
+        futures = [writer.submit(n) for n in range(3)]
+        await asyncio.sleep(0.05)
+    assert all(future.cancelled() for future in futures)
+    assert await _count(database) == 0
 
 
 async def test_close_writes_what_is_queued_then_refuses(database: Database) -> None:
@@ -124,7 +219,7 @@ async def test_a_locked_database_delays_the_acknowledgement(tmp_path: Path) -> N
     path = tmp_path / "busy.db"
     async with Database(f"sqlite+aiosqlite:///{path}") as database:
         async with database.session() as session:
-            await session.execute(text("CREATE TABLE items (n INTEGER)"))
+            await session.execute(text("CREATE TABLE items (n INTEGER, pad BLOB)"))
         # Another connection holds the write lock: the item waits (busy timeout, then retries), never lost.
         blocker = sqlite3.connect(path, timeout=0.1)
         blocker.execute("BEGIN IMMEDIATE")
