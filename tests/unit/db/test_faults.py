@@ -141,9 +141,10 @@ async def test_postgresql_errors_from_a_real_server(pg_url: str) -> None:
             await connection.execute("SELECT pg_sleep(5)")
         assert classify(cancelled.value) == WriteFault(FaultKind.DATABASE, "statement cancelled", "57014")
         await connection.execute("RESET statement_timeout")
+        # With a timeout, pg_terminate_backend waits until the backend is gone: the next statement meets it closed.
         killer = await asyncpg.connect(pg_url)
         try:
-            await killer.execute("SELECT pg_terminate_backend($1)", connection.get_server_pid())
+            await killer.execute("SELECT pg_terminate_backend($1, 10000)", connection.get_server_pid())
         finally:
             await killer.close()
         with pytest.raises((asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError)) as terminated:
