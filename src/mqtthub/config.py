@@ -54,7 +54,9 @@ class Settings(BaseSettings):
         "sqlite+aiosqlite:///./mqtthub.db",
         description="SQLAlchemy URL: `sqlite+aiosqlite:///path` or `postgresql+asyncpg://user:pass@host/db`.",
     )
-    data_dir: Path = Field(Path(), description="Directory for the generated secret key and the hub's CA.")
+    data_dir: Path = Field(
+        Path(), description="Directory for the generated secret key, the hub's CA and the broker state file."
+    )
     secret_key: str | None = Field(
         None,
         min_length=32,
@@ -125,6 +127,16 @@ class Settings(BaseSettings):
         description="Longest MQTT keep alive granted, in seconds: a 5.0 client asking for more, or for none (0), "
         "gets this value as Server Keep Alive in CONNACK. 3.1.1 clients keep their own (their protocol cannot "
         "be told another).",
+    )
+    broker_persistence: Literal["off", "periodic", "sync"] = Field(
+        "sync",
+        description="Keeping retained messages and persistent sessions across restarts, in `data_dir/broker-state.db`: "
+        "`sync` acknowledges a QoS 1/2 PUBLISH only once the state it changed is on disk (survives `kill -9` and "
+        "power loss), `periodic` writes every `broker_persistence_interval_ms` (a crash loses at most that much), "
+        "`off` keeps them in memory only.",
+    )
+    broker_persistence_interval_ms: int = Field(
+        1000, ge=10, le=3_600_000, description="Milliseconds between writes of the broker state in `periodic` mode."
     )
 
     # --- messaging API (REST, WebSocket, history) ----------------------------------------------

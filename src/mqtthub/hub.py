@@ -35,6 +35,7 @@ from mqtthub.auth.operator_rules import OperatorRules, RulesFile, invalidate_cha
 from mqtthub.auth.revalidation import CredentialRevalidator
 from mqtthub.broker import Broker, BrokerConfig, BrokerHandle, BrokerState, ListenerConfig
 from mqtthub.broker.config import ListenerKind
+from mqtthub.brokerstate import SQLiteStateStore
 from mqtthub.config import Settings
 from mqtthub.crypto import SecretBox, load_or_create_secret_key
 from mqtthub.db import Database
@@ -52,6 +53,9 @@ from mqtthub.realtime.socketio import SocketIOGateway
 from mqtthub.telemetry import TelemetryService
 
 logger = logging.getLogger(__name__)
+
+BROKER_STATE_FILE = "broker-state.db"
+"""Retained messages and persistent sessions of the embedded broker, in ``data_dir``."""
 
 
 class HubState(enum.Enum):
@@ -114,6 +118,8 @@ def broker_config(settings: Settings, client_ca: Path | None = None) -> BrokerCo
         max_inflight=settings.max_inflight,
         max_queued_messages=settings.max_queued_messages,
         max_keepalive=settings.max_keepalive,
+        persistence="periodic" if settings.broker_persistence == "periodic" else "sync",
+        persistence_interval=settings.broker_persistence_interval_ms / 1000,
     )
 
 
@@ -304,6 +310,12 @@ class Hub:
             SocketIOGateway(self._telemetry.realtime, StreamAuthenticator(self._database, self._secrets))
         )
         self._authenticator = DatabaseAuthenticator(self._database, self._secrets, settings)
+        state_store = None
+        if settings.broker_persistence != "off":
+            # Entered before the broker, so it closes after the broker's last write.
+            state_store = await self._stack.enter_async_context(
+                SQLiteStateStore(settings.data_dir / BROKER_STATE_FILE, durable=settings.broker_persistence == "sync")
+            )
         self._broker = await self._stack.enter_async_context(
             Broker(
                 broker_config(settings, self._ca.cert_file),
@@ -311,6 +323,7 @@ class Hub:
                 authorizer=self._authorizer,
                 sink=self._telemetry.sink,
                 observer=self._telemetry.observer,
+                state_store=state_store,
             )
         )
         self._telemetry.broker = self._broker

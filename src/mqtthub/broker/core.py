@@ -325,7 +325,7 @@ class BrokerCore:
         """Store a retained message and deliver to every matching subscription [MQTT-3.3.4]."""
         if message.retain:
             self.retained.set(message)
-            if self.journal is not None:
+            if self.journal is not None and not message.topic.startswith("$"):  # $SYS is rebuilt, not kept
                 self.journal.retained_changed(message)
         result = self.trie.match(message.topic)
         if not result.targets and not result.groups:

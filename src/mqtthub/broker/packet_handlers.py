@@ -411,6 +411,12 @@ async def on_subscribe(conn: Connection, packet: Subscribe) -> None:
                     retained.append(Outgoing(message, min(message.qos, qos), True, ids))
             if conn.session is not session:
                 return
+    journal = core.journal
+    barrier = journal.barrier() if journal is not None else None
+    if barrier is not None:
+        await barrier  # sync persistence: a granted subscription is stored before SUBACK
+        if conn.session is not session:
+            return
     conn.write_packet(Suback(packet.packet_id, codes))
     for out in retained:
         session.deliver(out)
@@ -429,7 +435,13 @@ def on_unsubscribe(conn: Connection, packet: Unsubscribe) -> None:
             continue
         removed = conn.core.unsubscribe(session, session.mountpoint + plain, group)
         codes.append(ReasonCode.SUCCESS if removed else ReasonCode.NO_SUBSCRIPTION_EXISTED)
-    conn.write_packet(Unsuback(packet.packet_id, codes))
+    journal = conn.core.journal
+    barrier = journal.barrier() if journal is not None else None
+    unsuback = Unsuback(packet.packet_id, codes)
+    if barrier is None:
+        conn.write_packet(unsuback)
+    else:
+        barrier.add_done_callback(lambda _: conn.write_packet(unsuback))
 
 
 def on_disconnect(conn: Connection, packet: Disconnect) -> None:

@@ -15,8 +15,10 @@ from mqtthub.broker.persistence import (
     SessionRecord,
     StateBatch,
     StateStore,
+    StoredState,
     SubscriptionRecord,
 )
+from mqtthub.brokerstate import SQLiteStateStore
 from mqtthub.mqtt.packets import Properties, Will
 
 StoreFactory = Callable[[Path], AbstractAsyncContextManager[StateStore]]
@@ -27,7 +29,35 @@ async def in_memory(_: Path) -> AsyncIterator[StateStore]:
     yield InMemoryStateStore()
 
 
-IMPLEMENTATIONS: list[StoreFactory] = [in_memory]
+@asynccontextmanager
+async def sqlite_file(directory: Path) -> AsyncIterator[StateStore]:
+    async with SQLiteStateStore(directory / "broker-state.db") as store:
+        yield store
+
+
+@asynccontextmanager
+async def sqlite_reopened(directory: Path) -> AsyncIterator[StateStore]:
+    """Every read comes from a freshly opened file: what was written is what a restart finds."""
+    yield ReopeningStore(directory / "broker-state.db")
+
+
+class ReopeningStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    async def read(self) -> StoredState:
+        async with SQLiteStateStore(self.path) as store:
+            return await store.read()
+
+    async def write(self, batch: StateBatch) -> None:
+        async with SQLiteStateStore(self.path, durable=False) as store:
+            await store.write(batch)
+
+    async def close(self) -> None:
+        pass
+
+
+IMPLEMENTATIONS: list[StoreFactory] = [in_memory, sqlite_file, sqlite_reopened]
 
 PRINCIPAL = Principal(
     id="device:1", kind="device", organization_id="org-1", mountpoint="org/ab/", attributes={"device_id": "1"}
