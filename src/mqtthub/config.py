@@ -82,6 +82,18 @@ class Settings(BaseSettings):
         50, ge=1, description="Login attempts allowed per client address within `login_window_seconds` (then 429)."
     )
     login_window_seconds: float = Field(60.0, gt=0, description="Sliding window of the login limits, in seconds.")
+    password_hash_threads: int = Field(
+        2, ge=1, le=64, description="Threads that hash and check passwords (argon2), never on the event loop."
+    )
+    password_checks_pending: int = Field(
+        16,
+        ge=1,
+        description="Password checks (HTTP and MQTT logins) running or waiting at once; more are refused as busy "
+        "(HTTP 503, MQTT CONNACK 0x89).",
+    )
+    password_checks_per_address: int = Field(
+        4, ge=1, description="Password checks in flight at once from one client address; more are refused as busy."
+    )
     mqtt_auth_free_failures: int = Field(
         5, ge=0, description="Failed MQTT authentications per address per minute before refusals are delayed."
     )

@@ -28,10 +28,12 @@ import uvicorn
 
 from mqtthub import __version__
 from mqtthub.api.app import create_app
+from mqtthub.auth.attempts import LoginGuard
 from mqtthub.auth.bootstrap import FirstRunCredentials, bootstrap_first_run
 from mqtthub.auth.broker_hooks import DatabaseAuthenticator, TopicAuthorizer
 from mqtthub.auth.ca import CertificateAuthority
 from mqtthub.auth.operator_rules import OperatorRules, RulesFile, invalidate_changed
+from mqtthub.auth.passwords import PasswordWorkers
 from mqtthub.auth.revalidation import CredentialRevalidator
 from mqtthub.broker import Broker, BrokerConfig, BrokerHandle, BrokerState, ListenerConfig
 from mqtthub.broker.config import ListenerKind
@@ -157,6 +159,9 @@ class Hub:
         self._integrations: IntegrationService | None = None
         self._authorizer = TopicAuthorizer()
         self._authenticator: DatabaseAuthenticator | None = None
+        self.login_guard = LoginGuard.from_settings(settings)
+        """Password login limits, shared by HTTP login and MQTT logins with an e-mail."""
+        self._passwords: PasswordWorkers | None = None
         self._rules_file: RulesFile | None = None
         self._metrics_socket: socket.socket | None = None
         self.http_metrics = HttpMetrics()
@@ -179,6 +184,13 @@ class Hub:
         if self._secrets is None:
             raise StateError("the hub is not started")
         return self._secrets
+
+    @property
+    def passwords(self) -> PasswordWorkers:
+        """The bounded threads that hash and check passwords."""
+        if self._passwords is None:
+            raise StateError("the hub is not started")
+        return self._passwords
 
     @property
     def ca(self) -> CertificateAuthority:
@@ -299,6 +311,7 @@ class Hub:
         except DATABASE_ERRORS as exc:
             raise unavailable(settings.database_url, exc) from exc
         self._ca = CertificateAuthority.load_or_create(settings)
+        self._passwords = await self._stack.enter_async_context(PasswordWorkers.from_settings(settings))
         # Telemetry starts before the broker and stops after it: no accepted message finds its writer closed.
         if settings.mqtt_rules_file is not None:
             self._rules_file = RulesFile(
@@ -309,7 +322,9 @@ class Hub:
         self._socketio = await self._stack.enter_async_context(
             SocketIOGateway(self._telemetry.realtime, StreamAuthenticator(self._database, self._secrets))
         )
-        self._authenticator = DatabaseAuthenticator(self._database, self._secrets, settings)
+        self._authenticator = DatabaseAuthenticator(
+            self._database, self._secrets, settings, passwords=self._passwords, guard=self.login_guard
+        )
         state_store = None
         if settings.broker_persistence != "off":
             # Entered before the broker, so it closes after the broker's last write.

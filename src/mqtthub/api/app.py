@@ -40,7 +40,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.state.hub = hub
     settings = hub.settings
     app.include_router(service.router)
-    app.include_router(identity_router(settings, hub.ca))
+    app.include_router(identity_router(hub.login_guard, hub.ca))
     app.include_router(messaging_endpoints.router)
     app.include_router(integrations_endpoints.router)
     app.include_router(messaging_ws.router)

@@ -9,7 +9,10 @@ Who may connect (:class:`DatabaseAuthenticator`):
 - **anonymous** clients, only with ``allow_anonymous``, in the default organization;
 - a **platform administrator**: username = e-mail, password = login password. Only this
   principal works in the global namespace: it sees every organization (under
-  ``org/<short id>/``) and the broker's ``$SYS/`` topics, like a superuser elsewhere.
+  ``org/<short id>/``) and the broker's ``$SYS/`` topics, like a superuser elsewhere. Its
+  attempts count against the same per-account and per-address limits as HTTP login
+  (:class:`~mqtthub.auth.attempts.LoginGuard`), and the password is checked on the bounded
+  password workers, never on the event loop; when they are busy the answer is 0x89 (Server busy).
 
 Every other principal is mounted at ``org/<organization short id>/``, so its topics live in its
 organization's namespace and nothing it names can reach another organization. Its topic
@@ -34,16 +37,17 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mqtthub.auth.acl import ADMIN_RULES, ANONYMOUS_RULES, TopicRules, device_rules, user_rules
+from mqtthub.auth.attempts import LoginGuard
 from mqtthub.auth.credentials import API_TOKEN_PATTERN, API_TOKEN_PREFIX
 from mqtthub.auth.operator_rules import OperatorRules
-from mqtthub.auth.passwords import verify_password
+from mqtthub.auth.passwords import PasswordWorkers
 from mqtthub.auth.ratelimit import SlidingWindowLimiter
 from mqtthub.broker.hooks import Action, ConnectInfo, Principal
 from mqtthub.config import Settings
 from mqtthub.crypto import SecretBox
 from mqtthub.db import Database
 from mqtthub.db.base import utcnow
-from mqtthub.errors import AuthenticationRefused
+from mqtthub.errors import AuthenticationRefused, RateLimitedError, UnavailableError
 from mqtthub.models import ClientCertificate, Device, DeviceToken, MqttApiToken, Organization, User, UserRole
 from mqtthub.mqtt.reason_codes import ReasonCode
 
@@ -62,10 +66,11 @@ def mountpoint_of(organization: Organization) -> str:
 class _Refusal(Exception):
     """Internal: why a CONNECT is refused (a counter name and a log line, never a secret)."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, reason_code: int = ReasonCode.NOT_AUTHORIZED) -> None:
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+        self.reason_code = reason_code
 
 
 class DatabaseAuthenticator:
@@ -76,14 +81,25 @@ class DatabaseAuthenticator:
         secrets: Hashes presented tokens the way they were stored.
         settings: ``allow_anonymous``, ``default_organization``, ``mqtt_auth_free_failures``
             and ``mqtt_auth_max_delay`` are read.
+        passwords: Checks administrators' passwords; its own pool sized from ``settings`` when not given.
+        guard: Password login limits shared with HTTP login; its own from ``settings`` when not given.
         failure_window: Seconds over which an address's failures are counted.
     """
 
     def __init__(
-        self, database: Database, secrets: SecretBox, settings: Settings, *, failure_window: float = 60.0
+        self,
+        database: Database,
+        secrets: SecretBox,
+        settings: Settings,
+        *,
+        passwords: PasswordWorkers | None = None,
+        guard: LoginGuard | None = None,
+        failure_window: float = 60.0,
     ) -> None:
         self._database = database
         self._secrets = secrets
+        self._passwords = passwords or PasswordWorkers.from_settings(settings)
+        self._guard = guard or LoginGuard.from_settings(settings)
         self._allow_anonymous = settings.allow_anonymous
         self._default_organization = settings.default_organization
         self._free_failures = settings.mqtt_auth_free_failures
@@ -101,7 +117,7 @@ class DatabaseAuthenticator:
                 principal = await self._identify(session, info)
         except _Refusal as refusal:
             await self._slow_down(info, refusal)
-            raise AuthenticationRefused(refusal.detail, reason_code=ReasonCode.NOT_AUTHORIZED) from None
+            raise AuthenticationRefused(refusal.detail, reason_code=refusal.reason_code) from None
         self.accepted[principal.kind] += 1
         return principal
 
@@ -113,7 +129,7 @@ class DatabaseAuthenticator:
         return min(self._max_delay, 0.1 * 2.0 ** min(excess - 1, 16))
 
     async def _slow_down(self, info: ConnectInfo, refusal: _Refusal) -> None:
-        address = info.peer.rsplit(":", 1)[0]
+        address = _address(info)
         self._failures.hit(address)
         self.refused[refusal.reason] += 1
         logger.debug(
@@ -143,17 +159,29 @@ class DatabaseAuthenticator:
                 raise _Refusal("bad_password", "an API token must be given as both user name and password")
             return await self._api_token(session, username)
         if "@" in username:
-            return await self._administrator(session, username, password)
+            return await self._administrator(username, password, _address(info))
         return await self._device(session, username, password)
 
-    async def _administrator(self, session: AsyncSession, email: str, password: str) -> Principal:
-        user = await session.scalar(select(User).where(User.email == email.lower()))
-        # Verify even for an unknown e-mail would cost an argon2 round; the refusal delay already
-        # slows guessing, and the answer is the same code either way.
-        if user is None or not verify_password(user.password_hash, password):
+    async def _administrator(self, email: str, password: str, address: str) -> Principal:
+        # Limits first, so a refused attempt costs no query; the user is read in a session of its own,
+        # closed before the (slow) password check so that no database connection waits on argon2.
+        email = email.strip().lower()
+        try:
+            self._guard.admit(email, address)
+        except RateLimitedError:
+            raise _Refusal("rate_limited", "too many password attempts for this account or address") from None
+        async with self._database.session() as session:
+            user = await session.scalar(select(User).where(User.email == email))
+        try:
+            with self._guard.checking(address):
+                matches = await self._passwords.verify(user.password_hash if user is not None else None, password)
+        except UnavailableError as exc:
+            raise _Refusal("busy", exc.message, ReasonCode.SERVER_BUSY) from None
+        if user is None or not matches:
             raise _Refusal("bad_password", "wrong e-mail or password")
         if not user.is_active or user.role is not UserRole.PLATFORM_ADMIN:
             raise _Refusal("not_allowed", f"user {user.id} is not an active platform administrator")
+        self._guard.succeeded(email)
         return Principal(id=f"user:{user.id}", kind="admin", attributes=ADMIN_RULES.to_attributes())
 
     async def _api_token(self, session: AsyncSession, token: str) -> Principal:
@@ -276,6 +304,10 @@ class DatabaseAuthenticator:
             mountpoint=mountpoint_of(organization),
             attributes=ANONYMOUS_RULES.to_attributes(),
         )
+
+
+def _address(info: ConnectInfo) -> str:
+    return info.peer.rsplit(":", 1)[0]
 
 
 async def _touch(

@@ -12,7 +12,6 @@ sessions at their next request and disconnects its certificates' MQTT connection
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 
 from fastapi import APIRouter, Request
@@ -25,7 +24,7 @@ from mqtthub.api.openapi import errors
 from mqtthub.auth.deps import AuthenticatedUser, CurrentUser, require_org_access
 from mqtthub.auth.live import disconnect_after_commit
 from mqtthub.auth.organizations import get_organization
-from mqtthub.auth.passwords import hash_password
+from mqtthub.auth.passwords import PasswordWorkers
 from mqtthub.broker.handle import BrokerHandle
 from mqtthub.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationFailedError
 from mqtthub.models import ClientCertificate, User, UserRole
@@ -67,11 +66,18 @@ class UserList(BaseModel):
 
 
 async def create_user(
-    session: AsyncSession, organization_id: str, email: str, password: str, role: UserRole = UserRole.ORG_MEMBER
+    session: AsyncSession,
+    organization_id: str,
+    email: str,
+    password: str,
+    role: UserRole = UserRole.ORG_MEMBER,
+    *,
+    passwords: PasswordWorkers,
 ) -> User:
-    """Add a user to an organization; the password is hashed with argon2id off the event loop.
+    """Add a user to an organization; the password is hashed with argon2id on ``passwords``' threads.
 
     Raises:
+        UnavailableError: the password workers are busy.
         NotFoundError: the organization does not exist.
         ConflictError: the e-mail is taken.
     """
@@ -81,7 +87,7 @@ async def create_user(
         raise ConflictError("a user with this e-mail already exists")
     user = User(
         email=email,
-        password_hash=await asyncio.to_thread(hash_password, password),
+        password_hash=await passwords.hash(password),
         role=role,
         organization_id=organization_id,
     )
@@ -109,12 +115,14 @@ def _check_grant(actor: AuthenticatedUser, role: UserRole) -> None:
 router = APIRouter(prefix="/api/v1/organizations/{org_id}/users", tags=["users"])
 
 
-@router.post("", status_code=201, summary="Create a user", responses=errors(409))
-async def create(org_id: str, body: UserCreate, user: CurrentUser, session: SessionDep) -> UserOut:
+@router.post("", status_code=201, summary="Create a user", responses=errors(409, 503))
+async def create(org_id: str, body: UserCreate, user: CurrentUser, session: SessionDep, request: Request) -> UserOut:
     """Create a user in the organization (org admins)."""
     require_org_access(user, org_id, admin=True)
     _check_grant(user, body.role)
-    return UserOut.model_validate(await create_user(session, org_id, body.email, body.password, body.role))
+    passwords = get_hub(request).passwords
+    created = await create_user(session, org_id, body.email, body.password, body.role, passwords=passwords)
+    return UserOut.model_validate(created)
 
 
 @router.get("", summary="List users")

@@ -31,6 +31,7 @@ from mqtthub.auth.device_tokens import issue_device_token
 from mqtthub.auth.devices import create_device, set_device_enabled
 from mqtthub.auth.mqtt_tokens import get_api_token, issue_api_token, revoke_api_token
 from mqtthub.auth.organizations import create_organization
+from mqtthub.auth.passwords import PasswordWorkers
 from mqtthub.auth.users import create_user, set_user_active
 from mqtthub.broker.config import BrokerConfig, ListenerConfig
 from mqtthub.broker.server import Broker
@@ -346,7 +347,9 @@ async def test_app_token_over_wss_with_the_documented_options(stack: Stack) -> N
 async def test_user_certificate_reads_telemetry_until_the_user_is_deactivated(stack: Stack) -> None:
     acme = stack.acme
     async with stack.database.session() as session:
-        user = await create_user(session, acme.org_id, "viewer@acme.test", "long enough")
+        user = await create_user(
+            session, acme.org_id, "viewer@acme.test", "long enough", passwords=PasswordWorkers(threads=1, max_pending=1)
+        )
         bundle = await issue_certificate(
             session, stack.secrets, stack.ca, organization_id=acme.org_id, validity=timedelta(days=1), user=user
         )
