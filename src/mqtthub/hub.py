@@ -417,6 +417,9 @@ class Hub:
         if broker_up:
             stats = self.broker.stats()
             components["broker"] |= {"clients": stats.clients_connected, "subscriptions": stats.subscriptions}
+        if self._telemetry is not None:
+            # A database that answers a ping can still refuse writes (disk full, read-only): the writer knows.
+            components["ingest"] = self._telemetry.health()
         healthy = all(component["status"] == "up" for component in components.values())
         messaging = await self.messaging.health() if self._messaging is not None else {}
         return {

@@ -196,6 +196,17 @@ def telemetry_families(telemetry: TelemetryService, messaging: MessagingService)
         "Ingest transactions that failed (retried or split).",
         writer.database_errors,
     )
+    yield _gauge(
+        "mqtthub_telemetry_writes_failing",
+        "1 while the database refuses ingest writes (messages held, publishers paused), else 0.",
+        0 if writer.outage is None else 1,
+    )
+    yield _counter("mqtthub_telemetry_database_outages", "Episodes of failing ingest writes.", writer.outages)
+    yield _counter(
+        "mqtthub_telemetry_released",
+        "Device messages not acknowledged (publisher disconnected) after MQTTHUB_TELEMETRY_HOLD_TIMEOUT of outage.",
+        writer.released,
+    )
     state = GaugeMetricFamily(
         "mqtthub_telemetry_writer_state", "The ingest writer's state (1 for the current one).", labels=["state"]
     )

@@ -174,8 +174,29 @@ class TelemetryService:
             "droppedQos0": writer.dropped,
             "failed": writer.failed,
             "publisherPauses": writer.parked_total,
+            "refusedByDatabase": writer.refused,
+            "releasedAfterHoldTimeout": writer.released,
+            "databaseOutages": writer.outages,
             "liveSubscribers": self.realtime.subscriber_count,
         }
+
+    def health(self) -> dict[str, Any]:
+        """The ``ingest`` component of ``/health``: ``down`` with the reason while database writes fail.
+
+        Recovery (the next commit) clears it. ``heldItems`` are messages kept in memory, not
+        acknowledged, waiting for the database.
+        """
+        writer = self.writer
+        outage = writer.outage
+        report: dict[str, Any] = {"status": "up" if outage is None else "down", "heldItems": writer.held}
+        if outage is not None:
+            report |= {
+                "reason": outage.fault.reason,
+                "code": outage.fault.code,
+                "since": datetime.fromtimestamp(outage.started, UTC).isoformat(timespec="milliseconds"),
+                "failedAttempts": outage.attempts,
+            }
+        return report
 
     # --- HTTP ingestion (same path as MQTT) ------------------------------------------------------
 

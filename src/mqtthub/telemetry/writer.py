@@ -364,12 +364,12 @@ class IngestWriter(Generic[T]):
             return
         self.outage = None
         logger.warning(
-            "database writes recovered after %.1f s (%d failed attempts, last: %s); %d items held, "
+            "database writes recovered after %.1f s (%d failed attempts, last: %s); %d items still queued, "
             "%d items released after the hold timeout",
             time.monotonic() - outage.since,
             outage.attempts,
             outage.fault.reason,
-            self.held,
+            self.queued,
             outage.released,
         )
 
