@@ -129,7 +129,8 @@ class MessageSink(Protocol):
 
 
 class BrokerObserver(Protocol):
-    """Told about connection life-cycle events (device online/offline, audit, metrics)."""
+    """Told about connection life-cycle events (device online/offline, audit, metrics), new subscriptions
+    and messages restored from the state store."""
 
     def client_connected(self, client_id: str, principal: Principal) -> None:
         """A client completed CONNECT."""
@@ -137,4 +138,18 @@ class BrokerObserver(Protocol):
 
     def client_disconnected(self, client_id: str, principal: Principal, reason: str, *, graceful: bool) -> None:
         """A client's connection ended; ``graceful`` is True after a DISCONNECT packet with code 0."""
+        ...
+
+    def client_subscribed(self, client_id: str, principal: Principal, topic_filter: str) -> None:
+        """A client added a subscription it did not hold (``topic_filter`` internal, mountpoint included).
+
+        Not called for a subscription that replaced one, a shared one, or one restored from the state store.
+        """
+        ...
+
+    def message_restored(self, message: BrokerMessage) -> None:
+        """A message a stored session held was read back on start, before any client connects.
+
+        Its ``on_delivered`` is gone with the previous process; the observer may set it again.
+        """
         ...

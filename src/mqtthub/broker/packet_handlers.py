@@ -372,6 +372,7 @@ async def on_subscribe(conn: Connection, packet: Subscribe) -> None:
     identifier = props.subscription_identifiers[0] if props is not None and props.subscription_identifiers else None
     codes: list[int] = []
     retained: list[Outgoing] = []
+    added: list[str] = []
     for request in packet.subscriptions:
         try:
             group, plain = parse_shared(request.topic_filter)
@@ -401,6 +402,8 @@ async def on_subscribe(conn: Connection, packet: Subscribe) -> None:
             group,
         )
         existed = core.subscribe(session, subscription)
+        if not existed and group is None:
+            added.append(mounted)
         codes.append(qos)
         send_retained = request.retain_handling == 0 or (request.retain_handling == 1 and not existed)
         if group is None and send_retained:
@@ -420,6 +423,13 @@ async def on_subscribe(conn: Connection, packet: Subscribe) -> None:
     conn.write_packet(Suback(packet.packet_id, codes))
     for out in retained:
         session.deliver(out)
+    observer = core.observer
+    if observer is not None:
+        for topic_filter in added:
+            try:
+                observer.client_subscribed(conn.client_id, session.principal, topic_filter)
+            except Exception:
+                logger.exception("broker observer failed")
 
 
 def on_unsubscribe(conn: Connection, packet: Unsubscribe) -> None:

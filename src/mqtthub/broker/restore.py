@@ -107,6 +107,11 @@ def _restore_held(core: BrokerCore, session: Session, records: list[HeldRecord])
         group = None
         if held.share_group is not None and held.share_filter is not None:
             group = core.trie.group(held.share_filter, held.share_group)
+        if core.observer is not None:
+            try:
+                core.observer.message_restored(held.message)
+            except Exception:
+                logger.exception("broker observer failed on a restored message")
         out = Outgoing(
             held.message, held.qos, held.retain, held.identifiers, group, held.packet_id, held.released, held.store_id
         )

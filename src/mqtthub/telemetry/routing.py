@@ -48,6 +48,18 @@ def command_topic(short_id: str, device_id: str) -> str:
     return f"{mountpoint(short_id)}devices/{device_id}/commands"
 
 
+def command_device(topic: str) -> str | None:
+    """The device whose command topic ``topic`` (internal) is, or None.
+
+    >>> command_device("org/ab12cd34/devices/d1/commands")
+    'd1'
+    """
+    levels = topic.split("/")
+    if len(levels) != 5 or levels[0] != ORG_PREFIX or levels[2] != "devices" or levels[4] != "commands":
+        return None
+    return levels[3] or None
+
+
 def broadcast_topic(short_id: str, organization_id: str) -> str:
     """The internal topic an organization's devices receive broadcasts on."""
     return f"{mountpoint(short_id)}organizations/{organization_id}/broadcast"

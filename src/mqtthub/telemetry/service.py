@@ -39,6 +39,7 @@ from mqtthub.realtime import RealtimeBus
 from mqtthub.telemetry.directory import Directory
 from mqtthub.telemetry.events import command_event, command_json
 from mqtthub.telemetry.ingest import Ingest, IngestKind, Source, from_message
+from mqtthub.telemetry.pending import PendingCommands
 from mqtthub.telemetry.routing import Route, broadcast_topic, command_topic
 from mqtthub.telemetry.sink import DeviceObserver, TelemetrySink
 from mqtthub.telemetry.store import TelemetryStore
@@ -110,7 +111,13 @@ class TelemetryService:
             on_committed=self._committed,
         )
         self.sink = TelemetrySink(self.writer)
-        self.observer = DeviceObserver(self.writer, clock=clock)
+        self.pending_commands = PendingCommands(database, self._publish_command, self._command_delivered, clock)
+        self.observer = DeviceObserver(
+            self.writer,
+            clock=clock,
+            on_subscribed=self.pending_commands.subscribed,
+            on_restored=self.pending_commands.restored,
+        )
         self.stored: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
         self.state = ServiceState.CREATED
@@ -132,6 +139,7 @@ class TelemetryService:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.state = ServiceState.CLOSED
+        await self.pending_commands.close()
         if self._prune_task is not None:
             self._prune_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -277,9 +285,10 @@ class TelemetryService:
 
         The row is committed before the PUBLISH so that the device's acknowledgement (which
         moves it to ``delivered``) always finds it. A device with a persistent session that
-        is offline gets it when it reconnects.
+        is offline gets it when it reconnects; any device gets it again when it subscribes to
+        its command topic while it is still pending (:mod:`mqtthub.telemetry.pending`).
         """
-        broker = self._broker()
+        self._broker()
         short_id = await self._short_id(organization_id)
         row = DeviceCommand(
             id=new_id(),
@@ -294,20 +303,23 @@ class TelemetryService:
         async with self.database.session() as session:
             session.add(row)
         data = command_json(row)
-        message = {
-            "commandId": row.id,
-            "command": command,
-            "parameters": parameters,
-            "timestamp": data["createdAt"],
-        }
-        await broker.publish(
-            command_topic(short_id, device_id),
-            json.dumps(message).encode(),
-            qos=1,
-            on_delivered=partial(self._command_delivered, row.id, device_id),
-        )
+        await self._publish_command(row, command_topic(short_id, device_id))
         self.realtime.publish(command_event(organization_id, data))
         return data
+
+    async def _publish_command(self, row: DeviceCommand, topic: str) -> None:
+        message = {
+            "commandId": row.id,
+            "command": row.command,
+            "parameters": row.parameters,
+            "timestamp": command_json(row)["createdAt"],
+        }
+        await self._broker().publish(
+            topic,
+            json.dumps(message).encode(),
+            qos=1,
+            on_delivered=partial(self._command_delivered, row.id, row.device_id),
+        )
 
     def _command_delivered(self, command_id: str, device_id: str, client_id: str) -> None:
         item = Ingest(

@@ -90,12 +90,22 @@ class DeviceObserver:
     """Turns broker connects and disconnects of device principals into device status.
 
     A device may briefly have two connections (a reconnect taking over its session), so it
-    is marked offline only when its last connection closes.
+    is marked offline only when its last connection closes. New subscriptions and restored
+    messages go to ``on_subscribed`` and ``on_restored`` (pending commands).
     """
 
-    def __init__(self, writer: IngestWriter[Ingest], *, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        writer: IngestWriter[Ingest],
+        *,
+        clock: Callable[[], float],
+        on_subscribed: Callable[[Principal, str], None] | None = None,
+        on_restored: Callable[[BrokerMessage], None] | None = None,
+    ) -> None:
         self._writer = writer
         self._clock = clock
+        self._on_subscribed = on_subscribed
+        self._on_restored = on_restored
         self._connections: dict[str, int] = {}
 
     def online(self, device_id: str) -> bool:
@@ -128,3 +138,13 @@ class DeviceObserver:
             return
         self._connections.pop(device_id, None)
         self._record(IngestKind.DISCONNECTED, device_id)
+
+    def client_subscribed(self, client_id: str, principal: Principal, topic_filter: str) -> None:
+        """See :class:`mqtthub.broker.hooks.BrokerObserver`."""
+        if self._on_subscribed is not None:
+            self._on_subscribed(principal, topic_filter)
+
+    def message_restored(self, message: BrokerMessage) -> None:
+        """See :class:`mqtthub.broker.hooks.BrokerObserver`."""
+        if self._on_restored is not None:
+            self._on_restored(message)

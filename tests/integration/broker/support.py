@@ -88,6 +88,12 @@ class RecordingObserver:
     def client_disconnected(self, client_id: str, principal: Principal, reason: str, *, graceful: bool) -> None:
         self.events.append(("disconnected", client_id, reason, graceful))
 
+    def client_subscribed(self, client_id: str, principal: Principal, topic_filter: str) -> None:
+        self.events.append(("subscribed", client_id, topic_filter, True))
+
+    def message_restored(self, message: BrokerMessage) -> None:
+        self.events.append(("restored", message.topic, message.payload.decode(), True))
+
 
 @dataclass
 class Certificates:

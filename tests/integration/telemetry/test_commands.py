@@ -105,3 +105,43 @@ async def test_failed_reply_and_broadcast(stack: Stack) -> None:
     finally:
         await asyncio.to_thread(device.close)
     assert json.dumps(result)
+
+
+async def test_pending_commands_are_sent_when_a_device_subscribes(stack: Stack) -> None:
+    a = stack.a
+    sent = [
+        await stack.telemetry.send_command(
+            device_id=a.device_id, organization_id=a.organization_id, command=name, parameters={}, created_by=None
+        )
+        for name in ("first", "second")
+    ]
+    # Nobody was subscribed: the publish reached no one, the commands stay pending.
+    assert [await _status(stack, command["id"]) for command in sent] == ["pending", "pending"]
+
+    device = await asyncio.to_thread(PahoDevice(stack.port, a, v5=False).connect)
+    try:
+        await asyncio.to_thread(device.subscribe, f"devices/{a.device_id}/commands")
+        received = [await asyncio.to_thread(device.messages.get, True, WAIT) for _ in sent]
+        assert [message["commandId"] for _, message in received] == [command["id"] for command in sent]
+        for command in sent:
+            await _wait_status(stack, command["id"], "delivered")
+        # The same filter again is no new subscription, and nothing is pending any more.
+        await asyncio.to_thread(device.subscribe, f"devices/{a.device_id}/commands")
+        await asyncio.sleep(0.3)
+        assert device.messages.empty()
+    finally:
+        await asyncio.to_thread(device.close)
+
+
+async def test_pending_commands_go_only_to_their_device(stack: Stack) -> None:
+    a, b = stack.a, stack.b
+    await stack.telemetry.send_command(
+        device_id=a.device_id, organization_id=a.organization_id, command="mine", parameters={}, created_by=None
+    )
+    other = await asyncio.to_thread(PahoDevice(stack.port, b).connect)
+    try:
+        await asyncio.to_thread(other.subscribe, f"devices/{b.device_id}/commands")
+        await asyncio.sleep(0.3)
+        assert other.messages.empty()
+    finally:
+        await asyncio.to_thread(other.close)
