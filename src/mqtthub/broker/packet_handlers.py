@@ -138,6 +138,13 @@ def on_publish(conn: Connection, packet: Publish) -> Awaitable[None] | None:
             # A re-sent QoS 2 PUBLISH already accepted: acknowledge again, do not route twice [MQTT-4.3.3-10].
             conn.write_ack(PUBREC, packet.packet_id or 0)
             return None
+        if qos == 1:
+            packet_id = packet.packet_id or 0
+            if not packet.dup:
+                session.forget_qos1(packet_id)  # a new message: the id's last one was acknowledged
+            elif (outcome := session.inbound_qos1.get(packet_id)) is not None:
+                _acknowledge_resent(conn, packet_id, outcome)
+                return None
         if conn.protocol_level == PROTOCOL_V5 and conn.pending_qos1 + len(inbound) >= conn.receive_maximum:
             raise ProtocolError("receive maximum exceeded [MQTT-3.3.4-9]", reason_code=0x93)
     if packet.retain and not conn.retain_available:
@@ -267,7 +274,32 @@ def accept_publish(conn: Connection, packet: Publish, topic: str, allowed: bool)
             acknowledge_stored(conn, PUBACK if qos == 1 else PUBREC, packet_id)
         return
     _hold_ack(conn, qos)
+    if qos == 1:
+        session.remember_qos1(packet_id, future, limit=core.config.max_stored_qos1_ids)
     future.add_done_callback(partial(_sink_done, conn, message, packet_id))
+
+
+def _acknowledge_resent(conn: Connection, packet_id: int, outcome: asyncio.Future[int]) -> None:
+    """A QoS 1 re-send (DUP=1) of a message the sink already has: answer with its outcome, store it once.
+
+    Its first copy may still be waiting for the store (sent on a connection that has since
+    dropped): the acknowledgement then waits for the same outcome.
+    """
+    conn.core.stats.qos1_duplicates += 1
+    if outcome.done():
+        _resent_done(conn, packet_id, outcome, held=False)
+        return
+    _hold_ack(conn, 1)
+    outcome.add_done_callback(partial(_resent_done, conn, packet_id, held=True))
+
+
+def _resent_done(conn: Connection, packet_id: int, outcome: asyncio.Future[int], *, held: bool) -> None:
+    if held:
+        _release_ack(conn, 1)
+    if outcome.cancelled() or outcome.exception() is not None:
+        conn.close(ReasonCode.SERVER_BUSY, "message store unavailable")
+        return
+    acknowledge_stored(conn, PUBACK, packet_id, outcome.result())
 
 
 def _hold_ack(conn: Connection, qos: int) -> None:
@@ -339,6 +371,8 @@ def _sink_done(conn: Connection, message: BrokerMessage, packet_id: int, future:
         if session is not None and message.qos == 2:
             session.inbound_qos2.discard(packet_id)
             session.changed()
+        elif session is not None:
+            session.forget_qos1(packet_id, future)
         episodes(
             logger,
             logging.WARNING,

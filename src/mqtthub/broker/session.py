@@ -13,7 +13,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -112,6 +112,9 @@ class Session:
         self.inflight: dict[int, Outgoing] = {}
         self.queue: deque[Outgoing] = deque()
         self.inbound_qos2: set[int] = set()
+        self.inbound_qos1: OrderedDict[int, asyncio.Future[int]] = OrderedDict()
+        """QoS 1 messages offered to the sink, by packet id, oldest first: their store outcome (see
+        :meth:`remember_qos1`). Not persisted: it recognises re-sends within one broker run."""
         self.expiry_interval = 0
         self.expiry_timer: asyncio.TimerHandle | None = None
         self.will: Will | None = None
@@ -125,6 +128,25 @@ class Session:
         self._max_queued = max_queued
         self._stats = stats
         self._next_packet_id = 1
+
+    def remember_qos1(self, packet_id: int, outcome: asyncio.Future[int], *, limit: int) -> None:
+        """Remember the sink's outcome for a QoS 1 PUBLISH, so a re-send of it is not stored twice.
+
+        A client re-sends a QoS 1 PUBLISH with DUP=1 [MQTT-3.3.1-1] and the same packet id when it saw
+        no PUBACK, typically because the connection dropped [MQTT-4.4.0-1]; it reuses an id for a new message
+        (DUP=0) only after the PUBACK came [MQTT-2.2.1-3], which :meth:`forget_qos1` records. Only
+        the newest ``limit`` ids are kept; a re-send of an older one is stored again (at least once).
+        """
+        recent = self.inbound_qos1
+        recent.pop(packet_id, None)
+        recent[packet_id] = outcome
+        while len(recent) > limit:
+            recent.popitem(last=False)
+
+    def forget_qos1(self, packet_id: int, outcome: asyncio.Future[int] | None = None) -> None:
+        """Forget an id: reused for a new message, or (``outcome`` given) its message was not stored."""
+        if outcome is None or self.inbound_qos1.get(packet_id) is outcome:
+            self.inbound_qos1.pop(packet_id, None)
 
     @property
     def online(self) -> bool:

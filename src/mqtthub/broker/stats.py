@@ -36,6 +36,8 @@ class BrokerStats:
     sink_rejected: int = 0
     sink_unavailable: int = 0
     """QoS 1/2 PUBLISHes the sink could not store (store down, hub stopping): not acknowledged, client disconnected."""
+    qos1_duplicates: int = 0
+    """QoS 1 re-sends (DUP=1, same id, same session) of messages the sink already had: acknowledged, not stored."""
     topic_too_long: int = 0
     """PUBLISHes and wills refused because their topic no longer fits once the namespace prefix is added."""
     payload_format_invalid: int = 0

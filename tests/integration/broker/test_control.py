@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -218,6 +219,43 @@ async def test_sink_that_cannot_store_gets_no_acknowledgement(level: int) -> Non
         await again.close()
         await eventually(lambda: len(hub) == 1)
         assert [message.payload for message in hub] == [b"held"]  # routed once, after it was stored
+
+
+@pytest.mark.parametrize("level", [PROTOCOL_V311, PROTOCOL_V5])
+async def test_qos1_resent_after_a_reconnect_is_offered_to_the_sink_once(level: int) -> None:
+    sink = HoldingSink()
+    async with running_broker(sink=sink) as broker:
+        hub: list[BrokerMessage] = []
+        broker.subscribe("d/#", collect(hub))
+        persistent: dict[str, Any] = {"clean_start": False} | (
+            {"properties": Properties(session_expiry_interval=60)} if level == PROTOCOL_V5 else {}
+        )
+        first = await RawClient.open(broker.addresses["tcp"], level)
+        await first.connect("dev", **persistent)
+        first.send(Publish("d/1", b"one", qos=1, packet_id=7))
+        await eventually(lambda: len(sink.futures) == 1)
+        await first.close()  # the connection drops before the PUBACK
+        second = await RawClient.open(broker.addresses["tcp"], level)
+        assert (await second.connect("dev", **persistent)).session_present
+        # Re-sent while the first copy is still being stored: not offered again, acknowledged with it.
+        second.send(Publish("d/1", b"one", qos=1, packet_id=7, dup=True))
+        with pytest.raises(TimeoutError):
+            await second.receive(timeout=0.2)
+        sink.futures[0].set_result(0)
+        assert await second.receive() == Puback(7)
+        # Re-sent again (the PUBACK was lost too): acknowledged at once, still stored once.
+        second.send(Publish("d/1", b"one", qos=1, packet_id=7, dup=True))
+        assert await second.receive() == Puback(7)
+        assert len(sink.futures) == 1
+        # The id reused for a new message (DUP=0) is a new message.
+        second.send(Publish("d/1", b"two", qos=1, packet_id=7))
+        await eventually(lambda: len(sink.futures) == 2)
+        sink.futures[1].set_result(0)
+        assert await second.receive() == Puback(7)
+        await second.close()
+        await eventually(lambda: len(hub) == 2)
+        assert [message.payload for message in hub] == [b"one", b"two"]
+        assert broker.stats().qos1_duplicates == 2
 
 
 async def test_qos2_duplicate_is_routed_once() -> None:

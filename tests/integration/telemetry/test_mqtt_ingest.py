@@ -10,7 +10,9 @@ from typing import Any
 from sqlalchemy import select
 
 from mqtthub.models import DeviceStatus, RejectedMessage, TelemetryAlert, TelemetryValue
+from mqtthub.mqtt.packets import PROTOCOL_V311, Puback, Publish
 from mqtthub.telemetry import TelemetryService
+from tests.integration.broker.support import RawClient
 from tests.integration.telemetry.conftest import Stack
 from tests.integration.telemetry.support import PahoDevice
 
@@ -216,3 +218,25 @@ async def test_a_will_message_sets_the_status_when_the_connection_is_lost(stack:
     await _eventually(will_applied)
     row = (await _rows(stack, DeviceStatus))[0]
     assert (row.online, row.status, row.battery) == (False, "offline", 12.0)
+
+
+async def test_a_qos1_resend_after_a_reconnect_is_stored_once(stack: Stack) -> None:
+    topic = f"devices/{stack.a.device_id}/datastream"
+    payload = json.dumps({"value": 7, "telemetryDataId": stack.a.definition_id}).encode()
+    credentials: dict[str, Any] = {
+        "username": stack.a.device_id,
+        "password": stack.a.token.encode(),
+        "clean_start": False,
+    }
+    first = await RawClient.open(("127.0.0.1", stack.port), PROTOCOL_V311)
+    await first.connect("resender", **credentials)
+    first.send(Publish(topic, payload, qos=1, packet_id=11))
+    await first.close()  # gone before its PUBACK could be read
+    second = await RawClient.open(("127.0.0.1", stack.port), PROTOCOL_V311)
+    assert (await second.connect("resender", **credentials)).session_present
+    second.send(Publish(topic, payload, qos=1, packet_id=11, dup=True))
+    assert await second.receive() == Puback(11)
+    second.send(Publish(topic, payload, qos=1, packet_id=11, dup=True))
+    assert await second.receive() == Puback(11)
+    await second.close()
+    assert [row.value for row in await _rows(stack, TelemetryValue)] == [7]
