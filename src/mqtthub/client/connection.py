@@ -17,7 +17,7 @@ from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -113,9 +113,27 @@ class Connected:
     latency_ms: float
 
 
+class _Client(paho.Client):
+    """paho's client, remembering a CONNACK refusal that paho handles without telling ``on_connect``.
+
+    With ``reconnect_on_failure=False``, paho answers a 3.1.1 CONNACK 1 (unacceptable protocol version) or 2 (an
+    empty client id refused) by closing with a protocol error instead of calling ``on_connect``; the broker's own
+    answer would be lost and a caller would only see a close, or wait for a CONNACK that already came.
+    """
+
+    refused_code: int | None = None
+
+    def _handle_connack(self) -> MQTTErrorCode:
+        result = super()._handle_connack()
+        packet = self._in_packet.get("packet", b"")
+        if result == MQTTErrorCode.MQTT_ERR_PROTOCOL and len(packet) >= 2 and packet[1] != 0:
+            self.refused_code = packet[1]
+        return result
+
+
 def build_client(options: ConnectionOptions) -> paho.Client:
     """A paho client configured from ``options`` (not connected; paho never reconnects by itself)."""
-    client = paho.Client(
+    client = _Client(
         CallbackAPIVersion.VERSION2,
         client_id=options.client_id,
         clean_session=options.clean_session if options.protocol == "3.1.1" else None,
@@ -159,7 +177,8 @@ def connect(options: ConnectionOptions, configure: Callable[[paho.Client], None]
 
     Raises:
         ConnectRefused: the broker refused the connection.
-        OSError: the broker cannot be reached, TLS failed, or no CONNACK came in time.
+        OSError: the broker cannot be reached, TLS failed, closed the connection before its CONNACK, or no CONNACK
+            came in time.
     """
     client = build_client(options)
     answered = threading.Event()
@@ -172,10 +191,15 @@ def connect(options: ConnectionOptions, configure: Callable[[paho.Client], None]
         outcome["properties"] = properties
         answered.set()
 
+    def on_disconnect(*_args: Any) -> None:
+        answered.set()  # closed before on_connect: refused in a way paho keeps to itself, or dropped
+
     if configure is not None:
         configure(client)
-    chained = client.on_connect
-    client.on_connect = on_connect if chained is None else _chain(on_connect, chained)
+    chained_connect = client.on_connect
+    client.on_connect = on_connect if chained_connect is None else _chain(on_connect, chained_connect)
+    chained_disconnect = client.on_disconnect
+    client.on_disconnect = on_disconnect if chained_disconnect is None else _chain(on_disconnect, chained_disconnect)
     started = time.monotonic()
     if options.protocol == "5.0":
         client.connect(options.host, options.port, keepalive=options.keep_alive, clean_start=options.clean_session)
@@ -186,6 +210,12 @@ def connect(options: ConnectionOptions, configure: Callable[[paho.Client], None]
         close_client(client)
         raise TimeoutError(f"no CONNACK within {options.connect_timeout:g} s")
     latency_ms = (time.monotonic() - started) * 1000
+    if "reason" not in outcome:
+        close_client(client)
+        refused = getattr(client, "refused_code", None)
+        if refused is not None:
+            raise ConnectRefused(refused, describe_code(refused))
+        raise ConnectionError("the broker closed the connection before its CONNACK")
     reason = outcome["reason"]
     if reason.is_failure:
         close_client(client)

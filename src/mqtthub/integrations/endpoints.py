@@ -196,11 +196,12 @@ async def put_mqtt_config(
 ) -> dict[str, Any]:
     """Save the configuration; the connector reconnects with it at once (no restart needed)."""
     product = await repository.visible_product(session, user, product_id, admin=True)
-    config, created = await repository.save_config(session, product, body, get_hub(request).secrets)
+    config = await repository.save_config(session, product, body, get_hub(request).secrets)
     await _apply(request, session, product_id)
     return {
         "status": "success",
-        "message": f"MQTT configuration {'created' if created else 'updated'} successfully",
+        # Document 002 answers "updated" whether or not a configuration existed before.
+        "message": "MQTT configuration updated successfully",
         "requires_restart": False,
         "mqtt_config": _config_out(config),
     }

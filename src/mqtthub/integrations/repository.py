@@ -88,15 +88,12 @@ def masked_broker(stored: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
-async def save_config(
-    session: AsyncSession, product: Product, body: MqttConfigIn, secrets: SecretBox
-) -> tuple[MqttConfig, bool]:
-    """Create or replace the product's MQTT configuration; True when it was created.
+async def save_config(session: AsyncSession, product: Product, body: MqttConfigIn, secrets: SecretBox) -> MqttConfig:
+    """Create or replace the product's MQTT configuration.
 
     Subscription topics are recomputed from the new prefix and pattern.
     """
     config = await config_of(session, product.id)
-    created = config is None
     broker = merge_broker(body.broker, None if config is None else config.broker, secrets)
     topics = body.topics.model_dump(mode="json")
     now = utcnow()
@@ -114,7 +111,7 @@ async def save_config(
             subscription.topic = topic
             subscription.updated_at = now
     await session.flush()
-    return config, created
+    return config
 
 
 def check_domain_actions(actions: list[Any], domain_url: str | None) -> None:

@@ -51,7 +51,7 @@ async def seed(
                 "topics": {"use_shared": use_shared, "shared_group": "hub"},
             }
         )
-        saved, _ = await repository.save_config(session, product, config, SECRETS)
+        saved = await repository.save_config(session, product, config, SECRETS)
         ids = []
         for item in subscriptions:
             body = SubscriptionCreate.model_validate({"variables": {"application_id": "ABC123"}, **item})

@@ -158,6 +158,7 @@ async def test_mqtt_config_as_documented_with_masked_secrets(
     assert response.status_code == 200, response.text
     saved = response.json()
     assert saved["status"] == "success"
+    assert saved["message"] == "MQTT configuration updated successfully"  # document 002, on the first PUT too
     assert saved["requires_restart"] is False
     assert saved["mqtt_config"]["broker"]["password"] == "***"
     assert saved["mqtt_config"]["broker"]["client_key"] is None
@@ -284,6 +285,17 @@ async def test_connection_test_reports_latency_and_documented_codes(running: Run
         "Bad username or password",
         4,
     )
+
+    for return_code, meaning in ((1, "Incorrect protocol version"), (2, "Invalid client identifier")):
+        server = await _connack_server(return_code)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            answer = (await admin.post(url, json={"host": "127.0.0.1", "port": port, "username": "u"})).json()
+        assert (answer["error"], answer["details"], answer["code"]) == (
+            f"Connection failed with code {return_code}",
+            meaning,
+            return_code,
+        )
 
     closed = (await admin.post(url, json={"host": "127.0.0.1", "port": 1, "username": "u"})).json()
     assert closed["connected"] is False
