@@ -38,6 +38,9 @@ class AllowAll:
         """Every client is the anonymous principal."""
         return _ANONYMOUS
 
+    def forget(self, principal_id: str) -> None:
+        """Nothing is remembered."""
+
     async def authorize(self, principal: Principal, action: Action, topic: str) -> bool:
         """Everything is allowed."""
         return True

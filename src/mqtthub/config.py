@@ -114,6 +114,13 @@ class Settings(BaseSettings):
         description="Seconds between checks of connected MQTT clients' credentials against the database "
         "(changes made outside the API, e.g. by the CLI, disconnect them within this time).",
     )
+    mqtt_auth_cache_ttl: float = Field(
+        10.0,
+        ge=0,
+        description="Seconds an accepted MQTT credential is trusted without asking the database again, so a "
+        "reconnecting fleet is admitted quickly; revoking or disabling through the API or a revalidation "
+        "forgets it at once. 0 asks the database on every CONNECT.",
+    )
     device_token_expiry_days: int = Field(365, ge=1, description="Default lifetime of a new device token, in days.")
     ca_cert_file: Path | None = Field(
         None, description="PEM certificate of the hub's CA; generated into `data_dir` with its key when unset."
@@ -123,6 +130,12 @@ class Settings(BaseSettings):
 
     # --- broker limits ----------------------------------------------------------------------------
     max_connections: int = Field(100_000, ge=1, description="Most simultaneous MQTT connections.")
+    max_connection_rate: float = Field(
+        10_000.0,
+        gt=0,
+        description="New MQTT connections accepted per second, with bursts of as many; beyond it a new socket "
+        "is closed at once.",
+    )
     max_packet_size: int = Field(
         1_048_576, ge=64, le=268_435_455, description="Largest MQTT packet accepted, in bytes."
     )

@@ -115,6 +115,7 @@ def broker_config(settings: Settings, client_ca: Path | None = None) -> BrokerCo
     return BrokerConfig(
         listeners=tuple(listeners),
         max_connections=settings.max_connections,
+        max_connection_rate=settings.max_connection_rate,
         max_packet_size=settings.max_packet_size,
         receive_maximum=settings.max_inflight,
         max_inflight=settings.max_inflight,

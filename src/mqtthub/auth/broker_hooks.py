@@ -19,6 +19,14 @@ organization's namespace and nothing it names can reach another organization. It
 rules (:mod:`mqtthub.auth.acl`) travel in its attributes, so :class:`TopicAuthorizer`
 decides without touching the database.
 
+A connection storm (a fleet reconnecting after a restart) must not queue every CONNECT
+behind its own database round trip. Tokens and the anonymous organization are looked up
+in batches, one query of each kind in flight (:mod:`mqtthub.auth.batching`); accepted
+credentials are remembered for ``mqtt_auth_cache_ttl`` seconds
+(:mod:`mqtthub.auth.credential_cache`), forgotten at once when ``Broker.invalidate`` names
+their principal; ``last_used_at`` is written in the background
+(:mod:`mqtthub.auth.last_used`).
+
 Refusals use reason code 0x87 "Not authorized", which 3.1.1 clients receive as CONNACK
 return code 5 — the code document 000 promises for a wrong, expired or revoked token. They
 are logged without secrets, counted by reason, and an address that keeps failing waits
@@ -31,14 +39,17 @@ import asyncio
 import logging
 import re
 from collections import Counter
-from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mqtthub.auth.acl import ADMIN_RULES, ANONYMOUS_RULES, TopicRules, device_rules, user_rules
 from mqtthub.auth.attempts import LoginGuard
+from mqtthub.auth.batching import BatchLookup
+from mqtthub.auth.credential_cache import CachedCredential, CredentialCache
 from mqtthub.auth.credentials import API_TOKEN_PATTERN, API_TOKEN_PREFIX
+from mqtthub.auth.last_used import LastUsedWriter, TokenModel
 from mqtthub.auth.operator_rules import OperatorRules
 from mqtthub.auth.passwords import PasswordWorkers
 from mqtthub.auth.ratelimit import SlidingWindowLimiter
@@ -48,19 +59,18 @@ from mqtthub.crypto import SecretBox
 from mqtthub.db import Database
 from mqtthub.db.base import utcnow
 from mqtthub.errors import AuthenticationRefused, RateLimitedError, UnavailableError
+from mqtthub.messaging.namespace import namespace_prefix
 from mqtthub.models import ClientCertificate, Device, DeviceToken, MqttApiToken, Organization, User, UserRole
 from mqtthub.mqtt.reason_codes import ReasonCode
 
 logger = logging.getLogger(__name__)
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-# ``last_used_at`` is written at most this often per token, to keep connection storms off the disk.
-_LAST_USED_PRECISION = timedelta(seconds=30)
 
 
 def mountpoint_of(organization: Organization) -> str:
     """The broker topic namespace of an organization."""
-    return f"org/{organization.short_id}/"
+    return namespace_prefix(organization.short_id)
 
 
 class _Refusal(Exception):
@@ -79,8 +89,8 @@ class DatabaseAuthenticator:
     Args:
         database: The open identity database.
         secrets: Hashes presented tokens the way they were stored.
-        settings: ``allow_anonymous``, ``default_organization``, ``mqtt_auth_free_failures``
-            and ``mqtt_auth_max_delay`` are read.
+        settings: ``allow_anonymous``, ``default_organization``, ``mqtt_auth_free_failures``,
+            ``mqtt_auth_max_delay``, ``mqtt_auth_cache_ttl`` and ``max_connections`` are read.
         passwords: Checks administrators' passwords; its own pool sized from ``settings`` when not given.
         guard: Password login limits shared with HTTP login; its own from ``settings`` when not given.
         failure_window: Seconds over which an address's failures are counted.
@@ -105,6 +115,12 @@ class DatabaseAuthenticator:
         self._free_failures = settings.mqtt_auth_free_failures
         self._max_delay = settings.mqtt_auth_max_delay
         self._failures = SlidingWindowLimiter(max(1, settings.mqtt_auth_free_failures), failure_window)
+        self.cache = CredentialCache(settings.mqtt_auth_cache_ttl, max(1, settings.max_connections))
+        """Accepted credentials (see the module docstring)."""
+        self.last_used = LastUsedWriter(database)
+        self._api_tokens = BatchLookup(self._fetch_api_tokens, name="API token")
+        self._device_tokens = BatchLookup(self._fetch_device_tokens, name="device token")
+        self._organizations = BatchLookup(self._fetch_anonymous_organization, name="anonymous organization")
         self.accepted: Counter[str] = Counter()
         """Successful authentications per principal kind."""
         self.refused: Counter[str] = Counter()
@@ -113,13 +129,21 @@ class DatabaseAuthenticator:
     async def authenticate(self, info: ConnectInfo) -> Principal:
         """Return the client's principal or raise :class:`AuthenticationRefused` (0x87)."""
         try:
-            async with self._database.session() as session:
-                principal = await self._identify(session, info)
+            principal = await self._identify(info)
         except _Refusal as refusal:
             await self._slow_down(info, refusal)
             raise AuthenticationRefused(refusal.detail, reason_code=refusal.reason_code) from None
         self.accepted[principal.kind] += 1
         return principal
+
+    @property
+    def lookup_queries(self) -> int:
+        """Database queries run so far to look up tokens and the anonymous organization."""
+        return self._api_tokens.queries + self._device_tokens.queries + self._organizations.queries
+
+    def forget(self, principal_id: str) -> None:
+        """Forget the cached credentials of a principal: its next CONNECT is checked against the database."""
+        self.cache.forget(principal_id)
 
     def failure_delay(self, address: str) -> float:
         """Seconds to wait before refusing ``address`` again: 0 for its first failures, then doubling."""
@@ -143,24 +167,25 @@ class DatabaseAuthenticator:
         if delay:
             await asyncio.sleep(delay)
 
-    async def _identify(self, session: AsyncSession, info: ConnectInfo) -> Principal:
+    async def _identify(self, info: ConnectInfo) -> Principal:
         if info.certificate_serial is not None and info.certificate_cn is not None:
-            return await self._certificate(session, info.certificate_serial, info.certificate_cn)
+            async with self._database.session() as session:
+                return await self._certificate(session, info.certificate_serial, info.certificate_cn)
         username = info.username or ""
         if not username:
             if info.password:
                 raise _Refusal("bad_request", "a password without a user name")
             if not self._allow_anonymous:
                 raise _Refusal("no_credentials", "no credentials and anonymous access is off")
-            return await self._anonymous(session)
+            return await self._anonymous()
         password = (info.password or b"").decode("utf-8", "replace")
         if username.startswith(API_TOKEN_PREFIX):
             if password != username:
                 raise _Refusal("bad_password", "an API token must be given as both user name and password")
-            return await self._api_token(session, username)
+            return await self._api_token(username)
         if "@" in username:
             return await self._administrator(username, password, _address(info))
-        return await self._device(session, username, password)
+        return await self._device(username, password)
 
     async def _administrator(self, email: str, password: str, address: str) -> Principal:
         # Limits first, so a refused attempt costs no query; the user is read in a session of its own,
@@ -184,69 +209,114 @@ class DatabaseAuthenticator:
         self._guard.succeeded(email)
         return Principal(id=f"user:{user.id}", kind="admin", attributes=ADMIN_RULES.to_attributes())
 
-    async def _api_token(self, session: AsyncSession, token: str) -> Principal:
+    async def _api_token(self, token: str) -> Principal:
         if not API_TOKEN_PATTERN.match(token):
             raise _Refusal("unknown_token", "malformed API token")
-        row = (
-            await session.execute(
-                select(MqttApiToken, Organization)
-                .join(Organization, Organization.id == MqttApiToken.organization_id)
-                .where(MqttApiToken.token_hash == self._secrets.hash_token(token))
+        token_hash = self._secrets.hash_token(token)
+        key = ("app", token_hash)
+        entry = self.cache.get(key)
+        if entry is None:
+            row = await self._api_tokens.get(token_hash)
+            if row is None:
+                raise _Refusal("unknown_token", "unknown API token")
+            token_id, revoked_at, expires_at, last_used_at, publish, subscribe, organization_id, short_id = row
+            if revoked_at is not None:
+                raise _Refusal("revoked", f"API token {token_id} is revoked")
+            if expires_at <= utcnow():
+                raise _Refusal("expired", f"API token {token_id} expired")
+            rules = TopicRules(publish=tuple(publish), subscribe=tuple(subscribe))
+            principal = Principal(
+                id=f"token:{token_id}",
+                kind="app",
+                organization_id=organization_id,
+                mountpoint=namespace_prefix(short_id),
+                attributes={"token_id": token_id, **rules.to_attributes()},
+                expires_at=expires_at.timestamp(),
             )
-        ).one_or_none()
-        if row is None:
-            raise _Refusal("unknown_token", "unknown API token")
-        api_token, organization = row._tuple()
-        now = utcnow()
-        if api_token.revoked_at is not None:
-            raise _Refusal("revoked", f"API token {api_token.id} is revoked")
-        if api_token.expires_at <= now:
-            raise _Refusal("expired", f"API token {api_token.id} expired")
-        await _touch(session, MqttApiToken, api_token.id, api_token.last_used_at, now)
-        rules = TopicRules(publish=tuple(api_token.publish), subscribe=tuple(api_token.subscribe))
-        return Principal(
-            id=f"token:{api_token.id}",
-            kind="app",
-            organization_id=organization.id,
-            mountpoint=mountpoint_of(organization),
-            attributes={"token_id": api_token.id, **rules.to_attributes()},
-            expires_at=api_token.expires_at.timestamp(),
-        )
+            entry = self.cache.put(key, principal, token_id=token_id, last_used=last_used_at)
+        self._note_use(MqttApiToken, entry)
+        return entry.principal
 
-    async def _device(self, session: AsyncSession, device_id: str, password: str) -> Principal:
+    async def _device(self, device_id: str, password: str) -> Principal:
         if not _UUID.match(device_id) or not password:
             raise _Refusal("unknown_device", "unknown device or missing token")
-        row = (
-            await session.execute(
-                select(DeviceToken, Device, Organization)
-                .join(Device, Device.id == DeviceToken.device_id)
-                .join(Organization, Organization.id == Device.organization_id)
-                .where(DeviceToken.token_hash == self._secrets.hash_token(password), Device.id == device_id)
+        token_hash = self._secrets.hash_token(password)
+        key = ("device", device_id, token_hash)
+        entry = self.cache.get(key)
+        if entry is None:
+            row = await self._device_tokens.get(token_hash)
+            if row is None or row[1] != device_id:
+                raise _Refusal("unknown_token", f"device {device_id}: unknown token")
+            token_id, _, revoked_at, expires_at, last_used_at, enabled, organization_id, short_id = row
+            if revoked_at is not None:
+                raise _Refusal("revoked", f"device {device_id}: token {token_id} is revoked")
+            if expires_at is not None and expires_at <= utcnow():
+                raise _Refusal("expired", f"device {device_id}: token {token_id} expired")
+            if not enabled:
+                raise _Refusal("disabled", f"device {device_id} is disabled")
+            principal = Principal(
+                id=f"device:{device_id}",
+                kind="device",
+                organization_id=organization_id,
+                mountpoint=namespace_prefix(short_id),
+                attributes={
+                    "device_id": device_id,
+                    "device_token_id": token_id,
+                    **device_rules(device_id, organization_id).to_attributes(),
+                },
+                expires_at=expires_at.timestamp() if expires_at is not None else None,
             )
-        ).one_or_none()
-        if row is None:
-            raise _Refusal("unknown_token", f"device {device_id}: unknown token")
-        token, device, organization = row._tuple()
+            entry = self.cache.put(key, principal, token_id=token_id, last_used=last_used_at)
+        self._note_use(DeviceToken, entry)
+        return entry.principal
+
+    def _note_use(self, model: TokenModel, entry: CachedCredential) -> None:
         now = utcnow()
-        if token.revoked_at is not None:
-            raise _Refusal("revoked", f"device {device_id}: token {token.id} is revoked")
-        if token.expires_at is not None and token.expires_at <= now:
-            raise _Refusal("expired", f"device {device_id}: token {token.id} expired")
-        if not device.enabled:
-            raise _Refusal("disabled", f"device {device_id} is disabled")
-        await _touch(session, DeviceToken, token.id, token.last_used_at, now)
-        return Principal(
-            id=f"device:{device.id}",
-            kind="device",
-            organization_id=organization.id,
-            mountpoint=mountpoint_of(organization),
-            attributes={
-                "device_id": device.id,
-                "device_token_id": token.id,
-                **device_rules(device.id, organization.id).to_attributes(),
-            },
-            expires_at=token.expires_at.timestamp() if token.expires_at is not None else None,
+        if entry.token_id is not None and self.last_used.due(entry.last_used, now):
+            entry.last_used = now
+            self.last_used.record(model, entry.token_id, now)
+
+    async def _fetch_api_tokens(self, hashes: list[str]) -> dict[str, Any]:
+        statement = (
+            select(
+                MqttApiToken.token_hash,
+                MqttApiToken.id,
+                MqttApiToken.revoked_at,
+                MqttApiToken.expires_at,
+                MqttApiToken.last_used_at,
+                MqttApiToken.publish,
+                MqttApiToken.subscribe,
+                Organization.id,
+                Organization.short_id,
+            )
+            .join(Organization, Organization.id == MqttApiToken.organization_id)
+            .where(MqttApiToken.token_hash.in_(hashes))
         )
+        return await self._rows_by_first_column(statement)
+
+    async def _fetch_device_tokens(self, hashes: list[str]) -> dict[str, Any]:
+        statement = (
+            select(
+                DeviceToken.token_hash,
+                DeviceToken.id,
+                Device.id,
+                DeviceToken.revoked_at,
+                DeviceToken.expires_at,
+                DeviceToken.last_used_at,
+                Device.enabled,
+                Organization.id,
+                Organization.short_id,
+            )
+            .join(Device, Device.id == DeviceToken.device_id)
+            .join(Organization, Organization.id == Device.organization_id)
+            .where(DeviceToken.token_hash.in_(hashes))
+        )
+        return await self._rows_by_first_column(statement)
+
+    async def _rows_by_first_column(self, statement: Any) -> dict[str, Any]:
+        async with self._database.session() as session:
+            result = await session.execute(statement)
+            return {row[0]: tuple(row[1:]) for row in result}
 
     async def _certificate(self, session: AsyncSession, serial: int, common_name: str) -> Principal:
         row = (
@@ -287,38 +357,40 @@ class DatabaseAuthenticator:
             expires_at=certificate.not_after.timestamp(),
         )
 
-    async def _anonymous(self, session: AsyncSession) -> Principal:
+    async def _anonymous(self) -> Principal:
+        key = ("anonymous",)
+        entry = self.cache.get(key)
+        if entry is None:
+            organization = await self._organizations.get("")
+            if organization is None:
+                raise _Refusal("no_credentials", "anonymous access has no default organization")
+            organization_id, short_id = organization
+            principal = Principal(
+                id="anonymous",
+                kind="anonymous",
+                organization_id=organization_id,
+                mountpoint=namespace_prefix(short_id),
+                attributes=ANONYMOUS_RULES.to_attributes(),
+            )
+            entry = self.cache.put(key, principal)
+        return entry.principal
+
+    async def _fetch_anonymous_organization(self, keys: list[str]) -> dict[str, tuple[str, str]]:
         # The organization named by `default_organization`, or else the oldest one (the first-run
         # organization, should it have been renamed).
-        organization = await session.scalar(
-            select(Organization)
-            .order_by((Organization.name != self._default_organization), Organization.created_at)
-            .limit(1)
-        )
-        if organization is None:
-            raise _Refusal("no_credentials", "anonymous access has no default organization")
-        return Principal(
-            id="anonymous",
-            kind="anonymous",
-            organization_id=organization.id,
-            mountpoint=mountpoint_of(organization),
-            attributes=ANONYMOUS_RULES.to_attributes(),
-        )
+        async with self._database.session() as session:
+            row = (
+                await session.execute(
+                    select(Organization.id, Organization.short_id)
+                    .order_by((Organization.name != self._default_organization), Organization.created_at)
+                    .limit(1)
+                )
+            ).one_or_none()
+        return {} if row is None else dict.fromkeys(keys, row._tuple())
 
 
 def _address(info: ConnectInfo) -> str:
     return info.peer.rsplit(":", 1)[0]
-
-
-async def _touch(
-    session: AsyncSession,
-    model: type[MqttApiToken] | type[DeviceToken],
-    token_id: str,
-    last_used_at: datetime | None,
-    now: datetime,
-) -> None:
-    if last_used_at is None or now - last_used_at >= _LAST_USED_PRECISION:
-        await session.execute(update(model).where(model.id == token_id).values(last_used_at=now))
 
 
 class TopicAuthorizer:

@@ -115,6 +115,8 @@ class CredentialRevalidator:
         for client_id, principal in self._broker.clients():
             if id(principal) not in invalid:
                 continue
+            # Its credential may be remembered by the authenticator: a reconnect must ask the database.
+            self._broker.invalidate(principal.id)
             count = self._broker.kick(
                 client_id=client_id, principal_id=principal.id, reason_code=ReasonCode.NOT_AUTHORIZED
             )

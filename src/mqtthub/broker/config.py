@@ -61,6 +61,8 @@ class BrokerConfig:
         listeners: Sockets to accept clients on.
         max_connections: Concurrent client connections; the excess is closed at once.
         max_connection_rate: New connections accepted per second (token bucket, burst of the same size).
+        listen_backlog: Connections the kernel queues for a listener before the broker accepts them (capped by
+            ``net.core.somaxconn``); a reconnecting fleet needs more than asyncio's default of 100.
         max_packet_size: Largest packet accepted from a client; advertised to 5.0 clients [MQTT-3.2.2.3.6].
         receive_maximum: QoS 1/2 publishes a client may have unacknowledged towards the broker [MQTT-3.2.2.3.3].
         max_inflight: QoS 1/2 messages in flight towards a client (capped by the client's receive maximum).
@@ -91,6 +93,7 @@ class BrokerConfig:
     listeners: tuple[ListenerConfig, ...] = field(default_factory=lambda: (ListenerConfig(name="tcp"),))
     max_connections: int = 10_000
     max_connection_rate: float = 1_000.0
+    listen_backlog: int = 4_096
     max_packet_size: int = 1024 * 1024
     receive_maximum: int = 100
     max_inflight: int = 100

@@ -383,12 +383,13 @@ class BrokerCore:
         return count
 
     def invalidate(self, principal_id: str) -> None:
-        """Forget cached authorizer answers of a principal's connections and re-check its subscriptions.
+        """Forget what the authenticator and the connections cached of a principal; re-check its subscriptions.
 
         Subscriptions, of online and offline sessions alike, are authorized again in a task; those now
         denied are removed (counted in ``subscriptions_revoked``), so narrowed rights also stop messages
         already flowing.
         """
+        self.authenticator.forget(principal_id)
         for conn in self.connections:
             if conn.principal is not None and conn.principal.id == principal_id:
                 conn.acl.clear()

@@ -52,7 +52,7 @@ class BrokerHandle(Protocol):
         ...
 
     def invalidate(self, principal_id: str) -> None:
-        """Drop cached authorization answers of a principal's connections."""
+        """Drop cached authentication and authorization answers of a principal."""
         ...
 
     def stats(self) -> BrokerStats:

@@ -72,10 +72,19 @@ class Principal:
 
 
 class Authenticator(Protocol):
-    """Turns a CONNECT into a principal or a refusal."""
+    """Turns a CONNECT into a principal or a refusal.
+
+    An authenticator may remember its answers so that a storm of reconnecting clients does not
+    wait on its backing store; :meth:`Broker.invalidate` calls :meth:`forget` so that nothing it
+    remembers outlives a change of the principal's credentials or rights.
+    """
 
     async def authenticate(self, info: ConnectInfo) -> Principal:
         """Return the principal, or raise :class:`mqtthub.errors.AuthenticationRefused`."""
+        ...
+
+    def forget(self, principal_id: str) -> None:
+        """Drop whatever is remembered about the principal's credentials."""
         ...
 
 

@@ -77,7 +77,12 @@ class StreamListener:
         """Bind and start accepting."""
         loop = asyncio.get_running_loop()
         server = await loop.create_server(
-            lambda: Connection(core, config.kind), config.host, config.port, ssl=context, reuse_address=True
+            lambda: Connection(core, config.kind),
+            config.host,
+            config.port,
+            ssl=context,
+            reuse_address=True,
+            backlog=core.config.listen_backlog,
         )
         return cls(config, server)
 
@@ -211,6 +216,7 @@ class WebSocketListener:
             compression=None,
             max_size=core.config.max_packet_size + 16,
             ping_interval=None,
+            backlog=core.config.listen_backlog,
         )
         return listener
 

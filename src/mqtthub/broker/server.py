@@ -250,7 +250,7 @@ class Broker:
         ]
 
     def invalidate(self, principal_id: str) -> None:
-        """Drop cached authorizer answers of a principal (after its rights changed)."""
+        """Drop cached authenticator and authorizer answers of a principal (after its rights changed)."""
         self._running().invalidate(principal_id)
 
     def stats(self) -> BrokerStats:

@@ -149,8 +149,8 @@ async def test_devices_and_their_tokens(running_hub: RunningHub) -> None:
     assert token not in str(listed)
     assert all(entry["hint"].startswith("mqh_dev_") for entry in listed["tokens"])
 
-    hub = running_hub.hub
-    authenticator = DatabaseAuthenticator(hub.database, hub.secrets, hub.settings)
+    # The hub's own authenticator: it remembers accepted tokens, and the API's changes must reach it.
+    authenticator = running_hub.hub.authenticator
     await authenticator.authenticate(info(device["id"], token))
     await authenticator.authenticate(info(device["id"], other_token))
     revoked = await running_hub.admin.delete(f"{base}/{device['id']}/tokens/{first.json()['id']}")
@@ -218,9 +218,8 @@ async def test_mqtt_tokens_as_documented(running_hub: RunningHub) -> None:
     assert details["token_hint"].startswith("mqh_mqtt_acme0001_")
 
     hub = running_hub.hub
-    await DatabaseAuthenticator(hub.database, hub.secrets, hub.settings).authenticate(
-        info(body["token"], body["token"])
-    )
+    await hub.authenticator.authenticate(info(body["token"], body["token"]))
+    await hub.authenticator.last_used.settle()
     details = (await running_hub.admin.get(f"{base}/{body['token_id']}")).json()
     assert details["last_used_at"] is not None
 

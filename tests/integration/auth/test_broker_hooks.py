@@ -92,7 +92,9 @@ def authenticator(world: World, tmp_path: Path, **overrides: object) -> Database
 
 
 async def test_device_authenticates_with_its_token(world: World, tmp_path: Path) -> None:
-    principal = await authenticator(world, tmp_path).authenticate(connect(world.device_id, world.device_token))
+    auth = authenticator(world, tmp_path)
+    principal = await auth.authenticate(connect(world.device_id, world.device_token))
+    await auth.last_used.settle()
     assert principal.id == f"device:{world.device_id}"
     assert principal.kind == "device"
     assert principal.organization_id == world.org_id
@@ -105,7 +107,9 @@ async def test_device_authenticates_with_its_token(world: World, tmp_path: Path)
 
 
 async def test_app_authenticates_with_token_as_username_and_password(world: World, tmp_path: Path) -> None:
-    principal = await authenticator(world, tmp_path).authenticate(connect(world.api_token, world.api_token))
+    auth = authenticator(world, tmp_path)
+    principal = await auth.authenticate(connect(world.api_token, world.api_token))
+    await auth.last_used.settle()
     assert principal.id == f"token:{world.api_token_id}"
     assert principal.kind == "app"
     assert principal.mountpoint == "org/acme0001/"

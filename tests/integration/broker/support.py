@@ -43,6 +43,8 @@ class FakeAuth:
     denied: set[tuple[Action, str]] = field(default_factory=set)
     """(action, topic) pairs refused; topics as the client sends them."""
     infos: list[ConnectInfo] = field(default_factory=list)
+    forgotten: list[str] = field(default_factory=list)
+    """Principal ids the broker told the authenticator to forget."""
     authorize_calls: int = 0
 
     async def authenticate(self, info: ConnectInfo) -> Principal:
@@ -56,6 +58,9 @@ class FakeAuth:
             mountpoint=self.mountpoints.get(name, ""),
             expires_at=self.expires_at.get(name),
         )
+
+    def forget(self, principal_id: str) -> None:
+        self.forgotten.append(principal_id)
 
     async def authorize(self, principal: Principal, action: Action, topic: str) -> bool:
         self.authorize_calls += 1
