@@ -46,6 +46,7 @@ from mqtthub.db.migrate import upgrade
 from mqtthub.errors import StateError
 from mqtthub.integrations.service import IntegrationService
 from mqtthub.messaging.service import MessagingService
+from mqtthub.observability.auth_checks import AuthChecks
 from mqtthub.observability.collector import hub_registry
 from mqtthub.observability.endpoint import metrics_app, metrics_endpoint
 from mqtthub.observability.http import HttpMetrics
@@ -167,6 +168,8 @@ class Hub:
         self._metrics_socket: socket.socket | None = None
         self.http_metrics = HttpMetrics()
         """Counts of the HTTP API's requests, filled by its middleware and read by ``/metrics``."""
+        self.auth_checks = AuthChecks()
+        """Authentication checks of the HTTP API (password, session token, API token), for ``/metrics``."""
         self.metrics_registry = hub_registry(self, self.http_metrics)
         """What ``/metrics`` exports: the hub's own collector and the process's."""
 

@@ -54,12 +54,15 @@ async def current_user(
     Raises:
         UnauthenticatedError: no bearer token, or an invalid or expired one, or an inactive user.
     """
+    hub = get_hub(request)
     if credentials is None or credentials.scheme.lower() != "bearer":
+        hub.auth_checks.refused("none")
         raise UnauthenticatedError("missing bearer token: log in with POST /api/v1/auth/login")
-    claims = verify_session_token(get_hub(request).secrets.signing_key, credentials.credentials)
-    user = await session.get(User, claims.user_id)
-    if user is None or not user.is_active:
-        raise UnauthenticatedError("the account of this session token no longer exists or is disabled")
+    with hub.auth_checks.check("session_token"):
+        claims = verify_session_token(hub.secrets.signing_key, credentials.credentials)
+        user = await session.get(User, claims.user_id)
+        if user is None or not user.is_active:
+            raise UnauthenticatedError("the account of this session token no longer exists or is disabled")
     return AuthenticatedUser(id=user.id, email=user.email, role=user.role, organization_id=user.organization_id)
 
 

@@ -70,12 +70,13 @@ def login_router(guard: LoginGuard) -> APIRouter:
         address = request.client.host if request.client else "unknown"
         guard.admit(email, address)
         hub = get_hub(request)
-        user = await session.scalar(select(User).where(User.email == email))
-        with guard.checking(address):
-            matches = await hub.passwords.verify(user.password_hash if user is not None else None, body.password)
-        if user is None or not matches or not user.is_active:
-            logger.info("failed login from %s", address)
-            raise UnauthenticatedError("invalid e-mail or password")
+        with hub.auth_checks.check("password"):
+            user = await session.scalar(select(User).where(User.email == email))
+            with guard.checking(address):
+                matches = await hub.passwords.verify(user.password_hash if user is not None else None, body.password)
+            if user is None or not matches or not user.is_active:
+                logger.info("failed login from %s", address)
+                raise UnauthenticatedError("invalid e-mail or password")
         guard.succeeded(email)
         token, expires_at = issue_session_token(
             hub.secrets.signing_key,

@@ -180,15 +180,17 @@ async def resolve_caller(
     query = query or {}
     api_key = api_key or query.get("api_key")
     bearer = bearer or query.get("token")
-    if api_key:
-        caller = await _token_caller(connection, session, api_key)
-    elif bearer:
-        if _looks_like_jwt(bearer):
-            caller = await _user_caller(connection, session, bearer)
-        else:
-            caller = await _token_caller(connection, session, bearer)
-    else:
+    checks = _hub(connection).auth_checks
+    token = api_key or bearer
+    if not token:
+        checks.refused("none")
         raise UnauthenticatedError("missing credentials: send X-API-Key or Authorization: Bearer")
+    if not api_key and _looks_like_jwt(token):
+        with checks.check("session_token"):
+            caller = await _user_caller(connection, session, token)
+    else:
+        with checks.check("api_token"):
+            caller = await _token_caller(connection, session, token)
     retry_after = _hub(connection).messaging.limiter.acquire(caller.key) if rate_limited else 0.0
     if retry_after > 0:
         raise RateLimitedError("too many requests", retry_after=retry_after)

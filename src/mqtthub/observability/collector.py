@@ -22,7 +22,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from mqtthub import __version__
 from mqtthub.errors import StateError
 from mqtthub.observability.http import HttpMetrics
-from mqtthub.observability.series import broker_families, integration_families, telemetry_families
+from mqtthub.observability.series import auth_families, broker_families, integration_families, telemetry_families
 
 if TYPE_CHECKING:
     from mqtthub.hub import Hub
@@ -47,6 +47,7 @@ class HubCollector(Collector):
         hub = self._hub
         sections: tuple[Callable[[], Iterable[Metric]], ...] = (
             lambda: broker_families(hub.broker, hub.settings, hub.authenticator),
+            lambda: auth_families(hub.auth_checks, hub.authenticator),
             lambda: telemetry_families(hub.telemetry, hub.messaging),
             lambda: integration_families(hub.integrations),
         )

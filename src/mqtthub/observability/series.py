@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from mqtthub.config import Settings
     from mqtthub.integrations.service import IntegrationService
     from mqtthub.messaging.service import MessagingService
+    from mqtthub.observability.auth_checks import AuthChecks
     from mqtthub.telemetry import TelemetryService
 
 
@@ -152,6 +153,21 @@ def broker_families(
             ),
             by_org,
         )
+
+
+def auth_families(checks: AuthChecks, authenticator: DatabaseAuthenticator) -> Iterator[Metric]:
+    """Authentication checks of every door, by credential kind and result."""
+    family = CounterMetricFamily(
+        "mqtthub_auth_checks",
+        "Authentication checks, by kind (mqtt, password, session_token, api_token, none) and result.",
+        labels=["kind", "result"],
+    )
+    counts = checks.counts.copy()
+    counts[("mqtt", "accepted")] += sum(authenticator.accepted.values())
+    counts[("mqtt", "refused")] += sum(authenticator.refused.values())
+    for (kind, result), count in sorted(counts.items()):
+        family.add_metric([kind, result], count)
+    yield family
 
 
 def telemetry_families(telemetry: TelemetryService, messaging: MessagingService) -> Iterator[Metric]:

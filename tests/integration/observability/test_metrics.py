@@ -92,10 +92,15 @@ def test_counters_and_histograms_move_with_mqtt_and_http_traffic(tmp_path: Path)
         finally:
             meter.disconnect()
             meter.loop_stop()
-        # HTTP requests: a routed one and one that matches no route.
+        # HTTP requests: a routed one and one that matches no route; a failed login and an unknown API key.
         with hub.http(hub.admin_token) as http:
             assert http.get(f"/api/v1/organizations/{hub.default_org.id}/users").status_code == 200
             assert http.get("/no/such/path/4711").status_code == 404
+        with hub.http() as anonymous:
+            login = {"email": "nobody@example.com", "password": "wrong password"}
+            assert anonymous.post("/api/v1/auth/login", json=login).status_code == 401
+        with hub.http(api_key="mqh_mqtt_" + "q" * 40) as stranger:
+            assert stranger.get("/topics").status_code == 401
 
         users_route = {"method": "GET", "route": "/api/v1/organizations/{org_id}/users"}
 
@@ -111,6 +116,10 @@ def test_counters_and_histograms_move_with_mqtt_and_http_traffic(tmp_path: Path)
         assert _moved(before, after, "mqtthub_mqtt_auth_checks_total", result="unknown_token") == 1
         assert _moved(before, after, "mqtthub_mqtt_auth_checks_total", result="accepted") == 2
         assert _moved(before, after, "mqtthub_mqtt_auth_accepted_total", kind="device") == 1
+        assert _moved(before, after, "mqtthub_auth_checks_total", kind="mqtt", result="refused") == 1
+        assert _moved(before, after, "mqtthub_auth_checks_total", kind="password", result="refused") == 1
+        assert _moved(before, after, "mqtthub_auth_checks_total", kind="api_token", result="refused") == 1
+        assert _moved(before, after, "mqtthub_auth_checks_total", kind="session_token", result="accepted") >= 1
         assert _moved(before, after, "mqtthub_mqtt_connections_accepted_total") == 2
         assert _moved(before, after, "mqtthub_mqtt_messages_dropped_total", reason="unauthorized") == 1
         assert _moved(before, after, "mqtthub_mqtt_messages_received_total") == 3
@@ -147,3 +156,44 @@ def test_metrics_on_their_own_port_and_off(tmp_path: Path) -> None:
     with threaded_hub(tmp_path / "off", metrics_enabled=False) as hub:
         assert hub.hub.metrics_address is None
         assert httpx.get(hub.url + "/metrics", timeout=30).status_code == 404
+
+
+def test_integration_messages_and_a_failing_action_show_up(tmp_path: Path) -> None:
+    with threaded_hub(tmp_path, integration_reconnect_min=0.1, integration_reconnect_max=1.0) as hub:
+        url = hub.url + "/metrics"
+        token = hub.api_token(hub.default_org)
+        with hub.http(hub.admin_token) as admin:
+            product = admin.post("/api/v1/products", json={"name": "orders"})
+            assert product.status_code == 201, product.text
+            base = f"/api/v1/products/{product.json()['id']}/mqtt-config"
+            # The connector's external broker is the hub's own, reached over TCP like any other.
+            broker = {"host": "127.0.0.1", "port": hub.mqtt_port, "use_tls": False, "username": token}
+            topics = {"prefix": "apps", "pattern": "{application_id}/events", "use_shared": False, "qos": 1}
+            configured = admin.put(base, json={"broker": broker | {"password": token}, "topics": topics})
+            assert configured.status_code in (200, 201), configured.text
+            actions = [{"type": "webhook", "url": "http://127.0.0.1:1/down", "retries": 0, "timeout": 2}]
+            subscription = {"name": "order_created", "variables": {"application_id": "A1"}, "actions": actions}
+            created = admin.post(f"{base}/subscriptions", json=subscription)
+            assert created.status_code == 201, created.text
+
+            def subscribed() -> bool:
+                status = admin.get(f"{base}/status").json()
+                return bool(status["connected"] and status["subscribed_topics_count"] == 1)
+
+            wait_for(subscribed, "the connector subscribed")
+        samples = scrape(url)
+        assert value(samples, "mqtthub_integration_connectors", state="connected") == 1
+        app = hub.mqtt_client(token)
+        try:
+            _publish_qos1(app, "apps/A1/events", b'{"event": "order_created"}')
+        finally:
+            app.disconnect()
+            app.loop_stop()
+
+        def failed() -> Samples | None:
+            after = scrape(url)
+            return after if value(after, "mqtthub_integration_actions_total", type="webhook", result="failed") else None
+
+        after = wait_for(failed, "the failed webhook counted")
+        assert value(after, "mqtthub_integration_actions_total", type="webhook", result="failed") == 1
+        assert value(after, "mqtthub_integration_messages_received_total") == 1
