@@ -219,6 +219,11 @@ def telemetry_families(telemetry: TelemetryService, messaging: MessagingService)
     )
     yield _counter("mqtthub_telemetry_database_outages", "Episodes of failing ingest writes.", writer.outages)
     yield _counter(
+        "mqtthub_telemetry_database_refused",
+        "Device messages the database refused (recorded as rejected).",
+        writer.refused,
+    )
+    yield _counter(
         "mqtthub_telemetry_released",
         "Device messages not acknowledged (publisher disconnected) after MQTTHUB_TELEMETRY_HOLD_TIMEOUT of outage.",
         writer.released,

@@ -129,6 +129,7 @@ def test_counters_and_histograms_move_with_mqtt_and_http_traffic(tmp_path: Path)
         assert _moved(before, after, "mqtthub_telemetry_commit_seconds_count") >= 2
         assert _moved(before, after, "mqtthub_telemetry_commit_seconds_sum") > 0
         assert value(after, "mqtthub_telemetry_writer_state", state="running") == 1
+        assert value(after, "mqtthub_telemetry_writes_failing") == 0
         assert value(after, "mqtthub_telemetry_queue_capacity") == hub.hub.settings.telemetry_queue_size
         assert _moved(before, after, "mqtthub_http_requests_total", status="200", **users_route) == 1
         assert _moved(before, after, "mqtthub_http_request_duration_seconds_count", **users_route) == 1
@@ -140,6 +141,8 @@ def test_counters_and_histograms_move_with_mqtt_and_http_traffic(tmp_path: Path)
 
 
 def test_metrics_on_their_own_port_and_off(tmp_path: Path) -> None:
+    (tmp_path / "own").mkdir()
+    (tmp_path / "off").mkdir()
     with threaded_hub(tmp_path / "own", metrics_port=0, metrics_organization_labels=True) as hub:
         address = hub.hub.metrics_address
         assert address is not None
