@@ -199,6 +199,17 @@ class Settings(BaseSettings):
     integration_domain_actions_url: str | None = Field(
         None, description="Base URL of domain actions: type `activate_policy` POSTs to `<url>/activate_policy`."
     )
+    integration_expression_timeout: float = Field(
+        1.0, gt=0, le=60, description="Seconds one action's condition and templates may take; past it the action fails."
+    )
+    integration_expression_workers: int = Field(
+        1, ge=1, le=64, description="Worker processes evaluating conditions and templates (off the event loop)."
+    )
+    integration_expression_max_length: int = Field(
+        1_048_576,
+        ge=1024,
+        description="Most characters (or items) a template may build or output; integers are bounded to 4096 bits.",
+    )
     smtp_host: str | None = Field(None, description="SMTP server for e-mail actions; e-mail actions fail when unset.")
     smtp_port: int = Field(587, ge=1, le=65535, description="SMTP server port.")
     smtp_username: str | None = Field(None, description="SMTP user name (no login when unset).")

@@ -3,6 +3,9 @@
 Each action either runs (returns True), is skipped because its condition does not hold
 (returns False), or fails with :class:`ActionError`, whose message goes to the failure log.
 Failures never propagate further: the dispatcher records them and goes on.
+
+An action's condition and templates are evaluated together, in one round trip to the
+expression workers (:mod:`mqtthub.integrations.expressions`), never on the event loop.
 """
 
 from __future__ import annotations
@@ -30,8 +33,7 @@ from mqtthub.integrations.action_specs import (
     StoreAction,
     WebhookAction,
 )
-from mqtthub.integrations.conditions import Condition
-from mqtthub.integrations.templates import render, render_json
+from mqtthub.integrations.expressions import ExpressionError, ExpressionPool, Job, Kind
 from mqtthub.models import EmailTemplate, HistoryMessage
 from mqtthub.models.messaging import MAX_RECORDED_TOPIC_LENGTH
 
@@ -74,18 +76,13 @@ class EventContext:
     qos: int
     retain: bool
     received_at: datetime
-    data: dict[str, Any]
+    event_json: bytes
+    """The event as a JSON object: the payload itself when it is one (never parsed on the event loop)."""
 
-    def variables(self) -> dict[str, Any]:
-        """Names for conditions and templates: the payload's top-level keys, ``event``, ``topic``, ``payload``."""
-        text = self.payload.decode("utf-8", errors="replace")
-        return {
-            **self.data,
-            "event": self.data,
-            "topic": self.topic,
-            "payload": text,
-            "subscription": {"id": self.subscription_id, "name": self.subscription_name},
-        }
+    def job(self, condition: str | None, items: tuple[tuple[Kind, Any], ...]) -> Job:
+        """An evaluation of ``condition`` and ``items`` against this message (``expressions.event_variables``)."""
+        subscription = {"id": self.subscription_id, "name": self.subscription_name}
+        return Job(self.payload.decode("utf-8", errors="replace"), self.topic, subscription, condition, items)
 
 
 class ActionRunner:
@@ -96,6 +93,7 @@ class ActionRunner:
         settings: SMTP settings and the domain-actions URL.
         http: The shared HTTP client for webhooks and domain calls.
         local: The embedded broker, or None when it is not running.
+        expressions: Where conditions and templates are evaluated.
         retry_backoff: First delay between HTTP retries, doubled each time.
     """
 
@@ -105,9 +103,11 @@ class ActionRunner:
         settings: Settings,
         http: httpx.AsyncClient,
         local: LocalPublisher | None,
+        expressions: ExpressionPool,
         *,
         retry_backoff: float = 0.5,
     ) -> None:
+        self._expressions = expressions
         self._database = database
         self._settings = settings
         self._http = http
@@ -120,31 +120,37 @@ class ActionRunner:
         Raises:
             ActionError: the action failed.
         """
-        variables = event.variables()
-        if action.condition is not None and not Condition(action.condition).evaluate(variables):
-            return False
         try:
             if isinstance(action, EmailAction):
-                await self._email(action, event, variables)
-            elif isinstance(action, WebhookAction):
-                body = render_json(action.body, variables) if action.body is not None else event.data
-                await self._request(action.method, action.url, action.headers, variables, json_body=body, spec=action)
-            elif isinstance(action, HttpAction):
-                await self._http_call(action, variables)
-            elif isinstance(action, RepublishAction):
-                await self._republish(action, event, variables, remote)
-            elif isinstance(action, StoreAction):
+                return await self._email(action, event)
+            if isinstance(action, WebhookAction | HttpAction):
+                return await self._http_call(action, event)
+            if isinstance(action, RepublishAction):
+                return await self._republish(action, event, remote)
+            if isinstance(action, StoreAction):
+                if await self._evaluate(event, action.condition) is None:
+                    return False
                 await self._store(event)
-            else:
-                await self._domain(action, variables)
+                return True
+            return await self._domain(action, event)
         except ActionError:
             raise
-        except Exception as exc:  # a template error, an unreachable server, a full mailbox: all are failures
+        except Exception as exc:  # an unreachable server, a full mailbox: all are failures
             raise ActionError(f"{type(exc).__name__}: {exc}") from exc
-        return True
 
-    async def _email(self, action: EmailAction, event: EventContext, variables: dict[str, Any]) -> None:
+    async def _evaluate(self, event: EventContext, condition: str | None, *items: tuple[Kind, Any]) -> list[Any] | None:
+        """The rendered ``items``, or None when ``condition`` does not hold."""
+        if condition is None and not items:
+            return []
+        try:
+            return await self._expressions.evaluate(event.job(condition, items))
+        except ExpressionError as exc:
+            raise ActionError(f"condition or template failed: {exc}") from None
+
+    async def _email(self, action: EmailAction, event: EventContext) -> bool:
         settings = self._settings
+        if action.condition is not None and await self._evaluate(event, action.condition) is None:
+            return False  # checked first: the template is read only for e-mails that are sent
         if not settings.smtp_host:
             raise ActionError("e-mail is not configured (set MQTTHUB_SMTP_HOST)")
         async with self._database.session() as session:
@@ -155,15 +161,19 @@ class ActionRunner:
             )
         if template is None:
             raise ActionError(f"e-mail template {action.template!r} does not exist")
-        recipients = [render(item, variables).strip() for item in (action.to or template.recipients)]
-        recipients = [item for item in recipients if item]
+        to = action.to or template.recipients
+        texts = [*to, template.subject, template.body]
+        rendered = await self._evaluate(event, None, *(("text", text) for text in texts))
+        assert rendered is not None
+        *recipients, subject, body = (str(value) for value in rendered)
+        recipients = [item.strip() for item in recipients if item.strip()]
         if not recipients:
             raise ActionError(f"e-mail template {action.template!r} has no recipients")
         message = EmailMessage()
         message["From"] = settings.smtp_from
         message["To"] = ", ".join(recipients)
-        message["Subject"] = render(template.subject, variables).strip()
-        message.set_content(render(template.body, variables))
+        message["Subject"] = subject.strip()
+        message.set_content(body)
         await aiosmtplib.send(
             message,
             hostname=settings.smtp_host,
@@ -173,38 +183,49 @@ class ActionRunner:
             start_tls=settings.smtp_starttls,
             timeout=settings.smtp_timeout,
         )
+        return True
 
-    async def _http_call(self, action: HttpAction, variables: dict[str, Any]) -> None:
-        params = render_json(action.params, variables)
-        if action.method in ("GET", "DELETE"):
+    async def _http_call(self, action: WebhookAction | HttpAction, event: EventContext) -> bool:
+        """A webhook (templated body, the event when unset) or an ``http`` call (params as body or query)."""
+        content: Any = None
+        body = action.body if isinstance(action, WebhookAction) else action.params
+        names = list(action.headers)
+        templates: list[tuple[Kind, Any]] = [("text", action.url), *(("text", action.headers[name]) for name in names)]
+        if body is not None:
+            templates.append(("json", body))
+        rendered = await self._evaluate(event, action.condition, *templates)
+        if rendered is None:
+            return False
+        url, headers = str(rendered[0]), dict(zip(names, map(str, rendered[1 : 1 + len(names)]), strict=True))
+        query: dict[str, str] | None = None
+        if isinstance(action, HttpAction) and action.method in ("GET", "DELETE"):
+            params = rendered[-1]
             query = {key: value if isinstance(value, str) else json.dumps(value) for key, value in params.items()}
-            await self._request(action.method, action.url, action.headers, variables, params=query, spec=action)
+        elif body is not None:
+            content = _json_bytes(rendered[-1])
         else:
-            await self._request(action.method, action.url, action.headers, variables, json_body=params, spec=action)
+            content = event.event_json  # a webhook without a body sends the event
+        await self._send(
+            action.method,
+            url,
+            headers,
+            content=content,
+            params=query,
+            timeout_s=action.timeout,
+            retries=action.retries,
+        )
+        return True
 
-    async def _domain(self, action: DomainAction, variables: dict[str, Any]) -> None:
+    async def _domain(self, action: DomainAction, event: EventContext) -> bool:
         base = self._settings.integration_domain_actions_url
         if not base:
             raise ActionError(f"domain action {action.type!r} needs MQTTHUB_INTEGRATION_DOMAIN_ACTIONS_URL")
+        rendered = await self._evaluate(event, action.condition, ("json", action.params))
+        if rendered is None:
+            return False
         url = f"{base.rstrip('/')}/{action.type}"
-        await self._send("POST", url, {}, json_body=render_json(action.params, variables), timeout_s=10.0)
-
-    async def _request(
-        self,
-        method: str,
-        url_template: str,
-        header_templates: dict[str, str],
-        variables: dict[str, Any],
-        *,
-        spec: WebhookAction | HttpAction,
-        json_body: Any = None,
-        params: dict[str, str] | None = None,
-    ) -> None:
-        url = render(url_template, variables)
-        headers = {name: render(value, variables) for name, value in header_templates.items()}
-        await self._send(
-            method, url, headers, json_body=json_body, params=params, timeout_s=spec.timeout, retries=spec.retries
-        )
+        await self._send("POST", url, {}, content=_json_bytes(rendered[0]), timeout_s=10.0)
+        return True
 
     async def _send(
         self,
@@ -213,15 +234,18 @@ class ActionRunner:
         headers: dict[str, str],
         *,
         timeout_s: float,
-        json_body: Any = None,
+        content: bytes | None = None,
         params: dict[str, str] | None = None,
         retries: int = 2,
     ) -> httpx.Response:
+        """Send ``content`` (JSON) with retries after network errors, 429 and 5xx."""
+        if content is not None and not any(name.lower() == "content-type" for name in headers):
+            headers = {**headers, "Content-Type": "application/json"}
         attempt = 0
         while True:
             try:
                 response = await self._http.request(
-                    method, url, headers=headers, json=json_body, params=params, timeout=timeout_s
+                    method, url, headers=headers, content=content, params=params, timeout=timeout_s
                 )
             except httpx.TransportError as exc:
                 error = f"{method} {_safe_url(url)} failed: {type(exc).__name__}: {exc}"
@@ -240,28 +264,34 @@ class ActionRunner:
         self,
         action: RepublishAction,
         event: EventContext,
-        variables: dict[str, Any],
         remote: RemotePublisher | None,
-    ) -> None:
-        topic = render(action.topic, variables).strip()
+    ) -> bool:
+        templates: list[tuple[Kind, Any]] = [("text", action.topic)]
+        if action.payload is not None:
+            templates.append(("text", action.payload) if isinstance(action.payload, str) else ("json", action.payload))
+        rendered = await self._evaluate(event, action.condition, *templates)
+        if rendered is None:
+            return False
+        topic = str(rendered[0]).strip()
         if not topic or "+" in topic or "#" in topic:
             raise ActionError(f"the rendered topic {topic!r} is not a topic name")
         if action.payload is None:
             payload = event.payload
         elif isinstance(action.payload, str):
-            payload = render(action.payload, variables).encode()
+            payload = str(rendered[1]).encode()
         else:
-            payload = json.dumps(render_json(action.payload, variables), separators=(",", ":")).encode()
+            payload = json.dumps(rendered[1], separators=(",", ":")).encode()
         if action.target == "remote":
             if remote is None:
                 raise ActionError("the product's remote broker is not connected")
             remote(topic, payload, qos=action.qos, retain=action.retain)
-            return
+            return True
         if self._local is None:
             raise ActionError("the embedded broker is not running")
         await self._local.publish(
             f"org/{event.organization_short_id}/{topic}", payload, qos=action.qos, retain=action.retain
         )
+        return True
 
     async def _store(self, event: EventContext) -> None:
         """Into the organization's message history, where the messaging API (``GET /messages``) finds it."""
@@ -278,6 +308,10 @@ class ActionRunner:
                     received_at=event.received_at,
                 )
             )
+
+
+def _json_bytes(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _safe_url(url: str) -> str:

@@ -23,7 +23,6 @@ from mqtthub.config import Settings
 from mqtthub.crypto import SecretBox
 from mqtthub.integrations.action_specs import ActionSpec, parse_actions
 from mqtthub.models import EventSubscription, MqttConfig, Organization, Product
-from mqtthub.mqtt.topics import topic_matches
 
 SECRET_FIELDS = ("password", "client_key", "pkcs12", "pkcs12_password")
 
@@ -63,10 +62,6 @@ class SubscriptionRuntime:
     name: str
     topic: str
     actions: list[ActionSpec]
-
-    def matches(self, topic: str, event_name: Any) -> bool:
-        """True when a message on ``topic`` with this event name is for this subscription."""
-        return event_name == self.name and topic_matches(self.topic, topic)
 
 
 @dataclass(frozen=True)

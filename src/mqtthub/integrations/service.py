@@ -6,8 +6,9 @@ once with :meth:`IntegrationService.apply`: a changed connection means a new con
 (the old one is closed first), changed subscriptions only resubscribe. Nothing needs a
 restart.
 
-For each message: the event name is read from the payload field named by the
-product's ``event_field`` (default ``event``); every enabled subscription whose topic
+For each message whose topic some subscription matches: the event name is read from the
+payload field named by the product's ``event_field`` (default ``event``), in an expression
+worker, so that no payload is parsed on the event loop; every enabled subscription whose topic
 matches and whose name equals the event name runs its actions in order. A failing action
 is logged (and stored in the failure log) and the next action still runs. Counters and
 the failure log are written in batches (:mod:`mqtthub.integrations.stats`) and survive restarts.
@@ -16,12 +17,10 @@ the failure log are written in batches (:mod:`mqtthub.integrations.stats`) and s
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
 
 import httpx
 
@@ -31,9 +30,12 @@ from mqtthub.db import Database
 from mqtthub.errors import StateError
 from mqtthub.integrations.actions import ActionError, ActionRunner, EventContext, LocalPublisher
 from mqtthub.integrations.connector import Connector, InboundMessage
+from mqtthub.integrations.expressions import ExpressionError, ExpressionPool, Route, Routed
 from mqtthub.integrations.runtime import ProductRuntime, configured_products, load_runtime
 from mqtthub.integrations.stats import StatsRecorder
 from mqtthub.integrations.status import ConnectionStatus
+from mqtthub.integrations.templates import ExpressionLimits
+from mqtthub.mqtt.topics import topic_matches
 
 logger = logging.getLogger(__name__)
 
@@ -90,13 +92,19 @@ class IntegrationService:
         """Messages received from every connector since the hub started."""
         self.action_results: Counter[tuple[str, str]] = Counter()
         """Actions run since the hub started, by (action type, ``executed`` / ``skipped`` / ``failed``)."""
+        self._expressions = ExpressionPool(
+            workers=settings.integration_expression_workers,
+            timeout=settings.integration_expression_timeout,
+            limits=ExpressionLimits(max_length=settings.integration_expression_max_length),
+        )
 
     async def __aenter__(self) -> IntegrationService:
         if self._state != "created":
             raise StateError(f"the integration service can be started only once (it is {self._state})")
         self._state = "running"
         self._http = httpx.AsyncClient(follow_redirects=False)
-        self._runner = ActionRunner(self.database, self.settings, self._http, self._broker)
+        await self._expressions.__aenter__()
+        self._runner = ActionRunner(self.database, self.settings, self._http, self._broker, self._expressions)
         self._flusher = asyncio.create_task(self._stats.run(self._stats_interval), name="integrations:stats-flush")
         if self.settings.integrations_enabled:
             async with self.database.session() as session:
@@ -121,6 +129,7 @@ class IntegrationService:
         await self._stats.flush()
         if self._http is not None:
             await self._http.aclose()
+        await self._expressions.__aexit__(None, None, None)
 
     # --- control ---------------------------------------------------------------------------------------
 
@@ -199,15 +208,27 @@ class IntegrationService:
 
     # --- dispatch --------------------------------------------------------------------------------------
 
+    async def _route(self, runtime: ProductRuntime, message: InboundMessage) -> Routed | None:
+        """The message's event name, read in an expression worker (None when that fails: no action runs)."""
+        try:
+            return await self._expressions.route(
+                Route(message.payload.decode("utf-8", errors="replace"), runtime.event_field)
+            )
+        except ExpressionError as exc:
+            logger.warning(
+                "product %s: cannot read the event of a message on %s: %s", runtime.product_id, message.topic[:200], exc
+            )
+            return None
+
     async def _dispatch(self, running: _Running, message: InboundMessage) -> None:
         runtime = running.runtime
         assert self._runner is not None
         self.messages_received += 1
-        data = _json_object(message.payload)
-        event_name = _lookup(data, runtime.event_field)
         outcomes: list[_Outcome] = []
-        for subscription in runtime.subscriptions:
-            if not subscription.matches(message.topic, event_name):
+        candidates = [item for item in runtime.subscriptions if topic_matches(item.topic, message.topic)]
+        routed = await self._route(runtime, message) if candidates else None
+        for subscription in candidates:
+            if routed is None or routed.event != subscription.name:
                 continue
             outcome = _Outcome(subscription.id)
             outcomes.append(outcome)
@@ -222,7 +243,7 @@ class IntegrationService:
                 qos=message.qos,
                 retain=message.retain,
                 received_at=message.received_at,
-                data=data,
+                event_json=message.payload if routed.wrapped is None else routed.wrapped.encode(),
             )
             connector = running.connector
             remote = connector.publish if connector is not None else None
@@ -244,20 +265,3 @@ class IntegrationService:
             self._stats.matched(outcome.subscription_id, message.received_at, outcome.executed, len(outcome.failures))
             for index, kind, error in outcome.failures:
                 self._stats.failure(runtime.product_id, outcome.subscription_id, index, kind, error, message.topic)
-
-
-def _json_object(payload: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(payload)
-    except (UnicodeDecodeError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {"value": data}
-
-
-def _lookup(data: dict[str, Any], dotted: str) -> Any:
-    value: Any = data
-    for part in dotted.split("."):
-        if not isinstance(value, dict):
-            return None
-        value = value.get(part)
-    return value
