@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 @dataclass(slots=True)
 class _Episode:
+    loop: asyncio.AbstractEventLoop
     logger: logging.Logger
     level: int
     message: str
@@ -42,23 +43,27 @@ class EpisodeLog:
         self, logger: logging.Logger, level: int, key: Hashable, message: str, *args: object, exc_info: bool = False
     ) -> None:
         """One event; ``key`` names its episode (bounded: a client id, a reason, never a topic)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None  # no loop to end an episode: log every event
         episode = self._open.get(key)
-        if episode is not None:
+        if episode is not None and episode.loop is loop:
             episode.repeated += 1
             return
         if not logger.isEnabledFor(level):
             return
         logger.log(level, message, *args, exc_info=exc_info)
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return  # no loop to end the episode: log every event
-        self._open[key] = _Episode(logger, level, message, args)
-        loop.call_later(self.interval, self._summarize, loop, key)
+        if loop is not None:
+            # An episode of a loop that has gone (its summary never ran) is replaced, not continued.
+            episode = self._open[key] = _Episode(loop, logger, level, message, args)
+            loop.call_later(self.interval, self._summarize, key, episode)
 
-    def _summarize(self, loop: asyncio.AbstractEventLoop, key: Hashable) -> None:
-        episode = self._open.pop(key)
+    def _summarize(self, key: Hashable, episode: _Episode) -> None:
+        if self._open.get(key) is not episode:
+            return  # replaced by an episode of another loop
         if not episode.repeated:
+            del self._open[key]
             return  # a quiet interval: the episode is over
         episode.logger.log(
             episode.level,
@@ -69,8 +74,7 @@ class EpisodeLog:
             extra={"repeated": episode.repeated},
         )
         episode.repeated = 0
-        self._open[key] = episode
-        loop.call_later(self.interval, self._summarize, loop, key)
+        episode.loop.call_later(self.interval, self._summarize, key, episode)
 
     @property
     def open_episodes(self) -> int:

@@ -45,3 +45,17 @@ def test_a_disabled_level_opens_no_episode() -> None:
     logging.getLogger("tests.quiet").setLevel(logging.WARNING)
     episodes(logging.getLogger("tests.quiet"), logging.INFO, "key", "event")
     assert episodes.open_episodes == 0
+
+
+def test_an_episode_left_open_by_a_finished_loop_does_not_silence_the_next_loop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger=logger.name)
+    episodes = EpisodeLog(interval=60)
+
+    async def event(n: int) -> None:
+        episodes(logger, logging.INFO, "sink", "sink failed %d", n)
+
+    asyncio.run(event(1))
+    asyncio.run(event(2))
+    assert _lines(caplog) == ["sink failed 1", "sink failed 2"]
