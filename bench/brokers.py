@@ -28,7 +28,9 @@ MOSQUITTO = "/usr/sbin/mosquitto"
 MOSQUITTO_CONFIG = """\
 listener {port} 127.0.0.1
 allow_anonymous true
-persistence false
+persistence {persistence}
+persistence_location {directory}/
+autosave_interval 1
 # Limits at least as generous as the embedded broker's defaults (max_inflight 100, max_queued_messages 1000).
 max_connections -1
 max_inflight_messages 100
@@ -48,6 +50,9 @@ class Target:
     key: str
     label: str
     uvloop: bool = False
+    persistence: str = "off"
+    """Embedded broker: ``off``, ``periodic`` or ``sync``; mosquitto: ``off`` or anything else for
+    ``persistence true`` (saved every second, ``autosave_interval 1``)."""
 
     @property
     def is_mosquitto(self) -> bool:
@@ -135,13 +140,19 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextlib.contextmanager
-def started(target: Target, *, profile: Path | None = None) -> Iterator[RunningBroker]:
-    """Start the broker of ``target``, yield its PID and port, stop it by PID."""
+def started(target: Target, *, profile: Path | None = None, max_queued: int | None = None) -> Iterator[RunningBroker]:
+    """Start the broker of ``target``, yield its PID and port, stop it by PID.
+
+    ``max_queued`` raises the embedded broker's per-session queue (mosquitto's is 100,000 here).
+    """
     with tempfile.TemporaryDirectory(prefix="mqtthub-bench-") as tmp:
         if target.is_mosquitto:
             port = _free_port()
             config = Path(tmp) / "mosquitto.conf"
-            config.write_text(MOSQUITTO_CONFIG.format(port=port))
+            persistence = "false" if target.persistence == "off" else "true"
+            # mosquitto started as root drops to its own user, which must be able to write its database here.
+            os.chmod(tmp, 0o777)
+            config.write_text(MOSQUITTO_CONFIG.format(port=port, persistence=persistence, directory=tmp))
             process = subprocess.Popen([MOSQUITTO, "-c", str(config)], stdin=subprocess.DEVNULL)
             try:
                 _wait_listening(port, process, 10)
@@ -152,6 +163,10 @@ def started(target: Target, *, profile: Path | None = None) -> Iterator[RunningB
         command = [sys.executable, str(BENCH_DIR / "run_broker.py"), "--port", "0"]
         if target.uvloop:
             command.append("--uvloop")
+        if max_queued is not None:
+            command += ["--max-queued", str(max_queued)]
+        if target.persistence != "off":
+            command += ["--persistence", target.persistence, "--state-dir", tmp]
         if profile is not None:
             command += ["--profile", str(profile)]
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)

@@ -36,9 +36,10 @@ def _string(text: str) -> bytes:
     return len(raw).to_bytes(2, "big") + raw
 
 
-def connect_packet(client_id: str, *, keepalive: int = 600) -> bytes:
-    """CONNECT, MQTT 3.1.1, clean session, no credentials."""
-    body = _string("MQTT") + bytes((4, 0x02)) + keepalive.to_bytes(2, "big") + _string(client_id)
+def connect_packet(client_id: str, *, keepalive: int = 600, clean: bool = True) -> bytes:
+    """CONNECT, MQTT 3.1.1, no credentials; ``clean=False`` asks for a persistent session."""
+    flags = 0x02 if clean else 0x00
+    body = _string("MQTT") + bytes((4, flags)) + keepalive.to_bytes(2, "big") + _string(client_id)
     return bytes((0x10,)) + _length(len(body)) + body
 
 
@@ -201,6 +202,7 @@ async def open_client(
     *,
     latencies: array[int] | None = None,
     timeout: float = 10.0,
+    clean: bool = True,
 ) -> BenchClient:
     """Connect to 127.0.0.1:``port`` and complete CONNECT/CONNACK."""
     loop = asyncio.get_running_loop()
@@ -208,7 +210,7 @@ async def open_client(
         loop.create_connection(lambda: BenchClient(latencies), "127.0.0.1", port), timeout
     )
     assert client.transport is not None
-    client.transport.write(connect_packet(client_id))
+    client.transport.write(connect_packet(client_id, clean=clean))
     code = await asyncio.wait_for(client.connack, timeout)
     if code != 0:
         client.transport.close()

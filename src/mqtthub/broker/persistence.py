@@ -212,6 +212,8 @@ class StateJournal:
         self._next_id = 1
         self._failing = False
         self._writing: asyncio.Task[bool] | None = None
+        self._writing_waiters: list[asyncio.Future[None]] | None = None
+        """Waiters of the batch being written."""
         self._retry: StateBatch | None = None
         """A batch whose write failed, tried again under the changes recorded since."""
 
@@ -265,11 +267,21 @@ class StateJournal:
         self._wake.set()
 
     def barrier(self) -> asyncio.Future[None] | None:
-        """In ``sync`` mode with changes not yet stored: a future done once they are; else ``None``."""
-        if not self._sync or not (self._held or self._sessions or self._discarded or self._retained):
+        """In ``sync`` mode with changes not yet stored: a future done once they are; else ``None``.
+
+        While a batch is being written, the future waits for it too, so acknowledgements leave in the
+        order their packets came even when only the earlier one changed stored state [MQTT-4.6.0-2].
+        """
+        if not self._sync:
+            return None
+        if self._held or self._sessions or self._discarded or self._retained:
+            waiters = self._waiters
+        elif self._writing_waiters is not None:
+            waiters = self._writing_waiters
+        else:
             return None
         waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        waiters.append(waiter)
         return waiter
 
     # -- writing --------------------------------------------------------------------------------------
@@ -284,7 +296,12 @@ class StateJournal:
             # A write is not cut short by cancellation: what it carries is stored or kept for a retry,
             # and :meth:`close` waits for it.
             self._writing = asyncio.create_task(self.flush(), name="mqtt-state-write")
-            await asyncio.shield(self._writing)
+            try:
+                await asyncio.shield(self._writing)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("broker state batch could not be prepared; its changes are lost")
 
     async def close(self, attempts: int = 3) -> None:
         """After :meth:`run` was cancelled: wait for the write under way, then write what is left."""
@@ -305,9 +322,11 @@ class StateJournal:
         if not batch:
             _resolve(waiters)
             return True
+        self._writing_waiters = waiters
         try:
             await self.store.write(batch)
         except Exception as exc:
+            self._writing_waiters = None
             self.write_failures += 1
             if not self._failing:
                 logger.error("broker state could not be written (%r); retrying every %.1fs", exc, self.retry_delay)
@@ -320,13 +339,12 @@ class StateJournal:
         if self._failing:
             logger.warning("broker state written again after %d failed attempts", self.write_failures)
             self._failing = False
+        self._writing_waiters = None
         self.batches_written += 1
         _resolve(waiters)
         return True
 
     def _take(self) -> StateBatch:
-        from mqtthub.broker.restore import held_record, session_record  # restore imports this module
-
         batch = StateBatch(discarded=self._discarded, retained=self._retained)
         batch.sessions = [session_record(session) for session in self._sessions.values()]
         held = batch.held
@@ -338,6 +356,49 @@ class StateJournal:
         self._retained = {}
         self._unwritten.clear()
         return batch
+
+
+def session_record(session: Session) -> SessionRecord:
+    """What of ``session`` is stored, besides its messages."""
+    return SessionRecord(
+        mountpoint=session.mountpoint,
+        client_id=session.client_id,
+        principal=session.principal,
+        expiry_interval=session.expiry_interval,
+        disconnected_at=session.disconnected_at,
+        subscriptions=tuple(
+            SubscriptionRecord(
+                sub.topic_filter,
+                sub.qos,
+                sub.no_local,
+                sub.retain_as_published,
+                sub.retain_handling,
+                sub.identifier,
+                sub.share_group,
+            )
+            for sub in session.subscriptions.values()
+        ),
+        inbound_qos2=tuple(sorted(session.inbound_qos2)),
+        will=session.will,
+        will_at=session.will_at,
+    )
+
+
+def held_record(store_id: int, session: Session, out: Outgoing) -> HeldRecord:
+    """``out`` as ``session`` holds it now."""
+    group = out.group
+    return HeldRecord(
+        store_id=store_id,
+        session_key=session.key,
+        message=out.message,
+        qos=out.qos,
+        retain=out.retain,
+        identifiers=out.identifiers,
+        share_group=None if group is None else group.name,
+        share_filter=None if group is None else group.topic_filter,
+        packet_id=out.packet_id,
+        released=out.released,
+    )
 
 
 def _resolve(waiters: list[asyncio.Future[None]]) -> None:

@@ -1,4 +1,4 @@
-"""Between live broker state and its stored records: snapshots for the journal, and the restore on start."""
+"""Rebuilding broker state from its stored records when the broker starts."""
 
 from __future__ import annotations
 
@@ -7,54 +7,11 @@ import time
 from collections import deque
 
 from mqtthub.broker.core import BrokerCore
-from mqtthub.broker.persistence import HeldRecord, SessionRecord, StateJournal, StoredState, SubscriptionRecord
+from mqtthub.broker.persistence import HeldRecord, StateJournal, StoredState
 from mqtthub.broker.session import Outgoing, Session, SessionKey
 from mqtthub.broker.subscriptions import Subscription
 
 logger = logging.getLogger(__name__)
-
-
-def session_record(session: Session) -> SessionRecord:
-    """What of ``session`` is stored, besides its messages."""
-    return SessionRecord(
-        mountpoint=session.mountpoint,
-        client_id=session.client_id,
-        principal=session.principal,
-        expiry_interval=session.expiry_interval,
-        disconnected_at=session.disconnected_at,
-        subscriptions=tuple(
-            SubscriptionRecord(
-                sub.topic_filter,
-                sub.qos,
-                sub.no_local,
-                sub.retain_as_published,
-                sub.retain_handling,
-                sub.identifier,
-                sub.share_group,
-            )
-            for sub in session.subscriptions.values()
-        ),
-        inbound_qos2=tuple(sorted(session.inbound_qos2)),
-        will=session.will,
-        will_at=session.will_at,
-    )
-
-
-def held_record(store_id: int, session: Session, out: Outgoing) -> HeldRecord:
-    """``out`` as ``session`` holds it now."""
-    group = out.group
-    return HeldRecord(
-        store_id=store_id,
-        session_key=session.key,
-        message=out.message,
-        qos=out.qos,
-        retain=out.retain,
-        identifiers=out.identifiers,
-        share_group=None if group is None else group.name,
-        share_filter=None if group is None else group.topic_filter,
-        packet_id=out.packet_id,
-        released=out.released,
-    )
 
 
 def restore(core: BrokerCore, journal: StateJournal, state: StoredState) -> None:

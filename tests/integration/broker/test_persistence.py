@@ -273,3 +273,23 @@ async def test_periodic_mode_does_not_wait_for_the_store() -> None:
         assert store.writes == 0
         store.gate.set()
     assert len((await store.read()).held) == 1
+
+
+async def test_sync_mode_keeps_acknowledgements_in_order() -> None:
+    store = HeldWrites()
+    async with broker_on(store, "sync") as broker:
+        async with client(broker, "keeper", V311, clean_session=False) as sub:
+            await sub.subscribe("q/#", qos=1)
+        store.gate.clear()
+        raw = await RawClient.open(broker.addresses["tcp"], level=4)
+        await raw.connect("publisher")
+        raw.send(Publish("q/1", b"held for keeper", qos=1, packet_id=1))  # changes stored state
+        await asyncio.sleep(0.2)
+        raw.send(Publish("nobody/listens", b"changes nothing", qos=1, packet_id=2))
+        with pytest.raises(TimeoutError):
+            await raw.receive(timeout=0.3)
+        store.gate.set()
+        acks = [await raw.receive(), await raw.receive()]
+        assert all(isinstance(ack, Puback) for ack in acks)
+        assert [ack.packet_id for ack in acks if isinstance(ack, Puback)] == [1, 2]  # [MQTT-4.6.0-2]
+        await raw.close()
