@@ -106,6 +106,9 @@ async def revoke_device_token(
 ) -> DeviceToken:
     """Revoke one of the device's tokens and disconnect the device once committed.
 
+    The device's sessions stay: they belong to the device, which may hold other valid tokens
+    (disabling or deleting the device ends them).
+
     Raises:
         NotFoundError: the device has no such token.
         ConflictError: it is already revoked.
@@ -117,7 +120,7 @@ async def revoke_device_token(
         raise ConflictError("the token is already revoked")
     record.revoked_at = utcnow()
     await session.flush()
-    disconnect_after_commit(session, broker, [f"device:{device.id}"])
+    disconnect_after_commit(session, broker, [f"device:{device.id}"], end_sessions=False)
     return record
 
 

@@ -25,7 +25,7 @@ from mqtthub.auth.bootstrap import make_short_id
 from mqtthub.auth.deps import AuthenticatedUser, CurrentUser, require_org_access
 from mqtthub.auth.live import disconnect_after_commit
 from mqtthub.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationFailedError
-from mqtthub.models import ClientCertificate, Device, MqttApiToken, Organization
+from mqtthub.models import ClientCertificate, Device, MqttApiToken, Organization, User
 
 SHORT_ID = re.compile(r"^[a-z0-9]{6,10}$")
 
@@ -113,8 +113,9 @@ async def visible_organization(session: AsyncSession, user: AuthenticatedUser, o
 
 
 async def organization_principals(session: AsyncSession, organization_id: str) -> list[str]:
-    """Broker principal ids of every device, API token and certificate of the organization."""
+    """Broker principal ids of every device, API token, certificate and user of the organization."""
     devices = await session.scalars(select(Device.id).where(Device.organization_id == organization_id))
+    users = await session.scalars(select(User.id).where(User.organization_id == organization_id))
     tokens = await session.scalars(select(MqttApiToken.id).where(MqttApiToken.organization_id == organization_id))
     serials = await session.scalars(
         select(ClientCertificate.serial).where(ClientCertificate.organization_id == organization_id)
@@ -123,6 +124,7 @@ async def organization_principals(session: AsyncSession, organization_id: str) -
         *(f"device:{device_id}" for device_id in devices),
         *(f"token:{token_id}" for token_id in tokens),
         *(f"cert:{serial}" for serial in serials),
+        *(f"user:{user_id}" for user_id in users),
     ]
 
 

@@ -12,7 +12,8 @@ per kind, and disconnects (reason code 0x87, Not authorized) every client whose
 - certificate is revoked, expired or deleted, or names a disabled device or an inactive user;
 - platform administrator is deactivated, deleted or no longer an administrator.
 
-Anonymous clients have no credential to check.
+Anonymous clients have no credential to check. When the identity itself is gone (not just one
+of a device's tokens) its sessions are discarded too, persistent ones included.
 """
 
 from __future__ import annotations
@@ -120,6 +121,8 @@ class CredentialRevalidator:
             count = self._broker.kick(
                 client_id=client_id, principal_id=principal.id, reason_code=ReasonCode.NOT_AUTHORIZED
             )
+            if not _identity_valid(principal, valid):
+                self._broker.discard_sessions(principal.id, ReasonCode.NOT_AUTHORIZED)
             if count:
                 logger.info(
                     "disconnected MQTT client %r: the credential of %s is no longer valid", client_id, principal.id
@@ -161,6 +164,13 @@ def _still_valid(principal: Principal, valid: _Valid) -> bool:
     if principal.kind == "admin":
         return principal.id.removeprefix("user:") in valid.admins
     return True
+
+
+def _identity_valid(principal: Principal, valid: _Valid) -> bool:
+    # A device whose token alone went bad keeps its sessions: they belong to the device.
+    if principal.kind == "device":
+        return principal.attributes["device_id"] in valid.devices
+    return _still_valid(principal, valid)
 
 
 async def _load_valid(session: AsyncSession, connected: _Connected) -> _Valid:

@@ -97,14 +97,14 @@ async def create_user(
 
 
 async def set_user_active(session: AsyncSession, user: User, active: bool, broker: BrokerHandle | None = None) -> None:
-    """Activate or deactivate a user; deactivation disconnects its certificates' clients once committed."""
+    """Activate or deactivate a user; deactivating ends its MQTT sessions (certificates, logins) once committed."""
     if user.is_active == active:
         return
     user.is_active = active
     await session.flush()
     if not active:
         serials = await session.scalars(select(ClientCertificate.serial).where(ClientCertificate.user_id == user.id))
-        disconnect_after_commit(session, broker, [f"cert:{serial}" for serial in serials])
+        disconnect_after_commit(session, broker, [f"user:{user.id}", *(f"cert:{serial}" for serial in serials)])
 
 
 def _check_grant(actor: AuthenticatedUser, role: UserRole) -> None:

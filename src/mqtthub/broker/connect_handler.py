@@ -85,6 +85,9 @@ async def handle_connect(conn: Connection, packet: Connect) -> None:
         return
     if conn.state is ConnectionState.CLOSED:
         return
+    if core.held_by_another(client_id, principal):
+        refuse(conn, ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "client id in use by another identity")
+        return
     will = packet.will
     if will is not None:
         try:

@@ -127,6 +127,16 @@ class BrokerCore:
         self.connections.add(conn)
         return True
 
+    def held_by_another(self, client_id: str, principal: Principal) -> bool:
+        """Whether a session with this client id belongs to another identity of the same namespace.
+
+        A session belongs to the identity that created it: another identity may neither resume it nor
+        take its connection over (the hub's security model; the spec leaves authorization to the server,
+        [MQTT-3.1.4-2], [MQTT-5.4.2]).
+        """
+        session = self.sessions.get((principal.mountpoint, client_id))
+        return session is not None and session.principal.id != principal.id
+
     def attach(
         self, conn: Connection, client_id: str, principal: Principal, *, clean_start: bool, expiry: int
     ) -> tuple[Session, bool]:
@@ -381,6 +391,26 @@ class BrokerCore:
             count += 1
         self.stats.kicked += count
         return count
+
+    def discard_sessions(self, principal_id: str, reason_code: int) -> int:
+        """End every session of a principal, online or not, without its will; return how many.
+
+        For an identity that stopped being valid (token revoked, device disabled or deleted, user
+        deactivated, organization deleted): its connections close (5.0 clients get DISCONNECT
+        ``reason_code``), and its subscriptions and queued messages go through :meth:`discard_session`.
+        The will is dropped, since it would be published in the name of an identity no longer trusted.
+        """
+        sessions = [session for session in self.sessions.values() if session.principal.id == principal_id]
+        for session in sessions:
+            conn = cast("Connection | None", session.link)
+            if conn is not None:
+                conn.will = None
+                conn.close(reason_code, "credentials no longer valid")
+                self._detach(conn, session)
+            session.will = None
+            self.discard_session(session)
+        self.stats.sessions_discarded += len(sessions)
+        return len(sessions)
 
     def invalidate(self, principal_id: str) -> None:
         """Forget what the authenticator and the connections cached of a principal; re-check its subscriptions.

@@ -47,6 +47,10 @@ class BrokerHandle(Protocol):
         """Disconnect matching clients (5.0 clients get DISCONNECT ``reason_code``); return how many."""
         ...
 
+    def discard_sessions(self, principal_id: str, reason_code: int = 0x87) -> int:
+        """End every session of a principal (its clients disconnected, no will sent); return how many."""
+        ...
+
     def clients(self) -> list[tuple[str, Principal]]:
         """The client id and principal of every connected client."""
         ...

@@ -249,6 +249,10 @@ class Broker:
             if conn.state is ConnectionState.CONNECTED and conn.principal is not None
         ]
 
+    def discard_sessions(self, principal_id: str, reason_code: int = ReasonCode.NOT_AUTHORIZED) -> int:
+        """End every session of a principal, online or offline, without its will; return how many."""
+        return self._running().discard_sessions(principal_id, reason_code)
+
     def invalidate(self, principal_id: str) -> None:
         """Drop cached authenticator and authorizer answers of a principal (after its rights changed)."""
         self._running().invalidate(principal_id)

@@ -28,6 +28,8 @@ class BrokerStats:
     keepalive_timeouts: int = 0
     connect_timeouts: int = 0
     kicked: int = 0
+    sessions_discarded: int = 0
+    """Sessions ended because their identity stopped being valid (see ``Broker.discard_sessions``)."""
     expired_principals: int = 0
     qos0_dropped: int = 0
     queue_dropped: int = 0

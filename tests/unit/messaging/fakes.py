@@ -73,6 +73,9 @@ class FakeBroker:
     def kick(self, *, client_id: str | None = None, principal_id: str | None = None, reason_code: int = 0x98) -> int:
         return 0
 
+    def discard_sessions(self, principal_id: str, reason_code: int = 0x87) -> int:
+        return 0
+
     def clients(self) -> list[tuple[str, Principal]]:
         return []
 
