@@ -15,10 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.serialization import pkcs12
 
-from mqtthub.auth.ca import CA_CERT_NAME
 from mqtthub.mqtt.packets import (
     PROTOCOL_V5,
     PROTOCOL_V311,
@@ -32,7 +29,7 @@ from mqtthub.mqtt.packets import (
     SubscriptionRequest,
 )
 from mqtthub.mqtt.reason_codes import ConnackReturnCode, ReasonCode
-from tests.integration.auth.conftest import RunningHub, hub_settings, start_hub, tls_overrides
+from tests.integration.auth.conftest import RunningHub, certificate_tls, hub_settings, start_hub, tls_overrides
 from tests.integration.broker.support import RawClient
 
 CLIENT_ID = "contested-client"
@@ -126,15 +123,7 @@ async def _identities(running: RunningHub, tmp_path: Path) -> Identities:
     async with await running.login(member["email"], member["password"]) as as_member:
         issued = (await as_member.post("/api/v1/auth/mqtt-certificate")).json()["data"]
         bundle = (await as_member.get(issued["p12Url"])).content
-    key, certificate, _ = pkcs12.load_key_and_certificates(bundle, issued["p12Password"].encode())
-    assert key is not None
-    assert certificate is not None
-    (tmp_path / "user.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "user.key").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    tls = ssl.create_default_context(cafile=str(tmp_path / CA_CERT_NAME))
-    tls.load_cert_chain(tmp_path / "user.pem", tmp_path / "user.key")
+    tls = certificate_tls(bundle, issued["p12Password"], tmp_path, "user")
     urls = running.hub.mqtt_urls
     return Identities(
         port=int(urls["MQTT"].rsplit(":", 1)[1]),

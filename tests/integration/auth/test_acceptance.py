@@ -21,12 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.serialization import pkcs12
 
 from mqtthub.auth.ca import CA_CERT_NAME
 from tests.conftest import require
-from tests.integration.auth.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, hub_settings, start_hub, tls_overrides
+from tests.integration.auth.conftest import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    certificate_tls,
+    hub_settings,
+    start_hub,
+    tls_overrides,
+)
 from tests.integration.auth.mqttclient import PahoClient, connect
 from tests.integration.auth.test_broker_mqtt import assert_no_message
 from tests.support.hubproc import run_hub
@@ -204,17 +209,7 @@ async def test_pkcs12_certificate_on_the_tls_listener_until_revoked(tmp_path: Pa
         data: dict[str, Any] = issued.json()["data"]
         async with httpx.AsyncClient() as anonymous:
             bundle = (await anonymous.get(data["p12Url"])).content
-        key, certificate, _ = pkcs12.load_key_and_certificates(bundle, data["p12Password"].encode())
-        assert key is not None
-        assert certificate is not None
-        (tmp_path / "client.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-        (tmp_path / "client.key").write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
-        tls = ssl.create_default_context(cafile=str(tmp_path / CA_CERT_NAME))
-        tls.load_cert_chain(tmp_path / "client.pem", tmp_path / "client.key")
+        tls = certificate_tls(bundle, data["p12Password"], tmp_path)
         code, client = await connect(tls_port, tls=tls, client_id=data["clientId"])
         assert code == 0
         assert await client.subscribe(data["subTopics"][0]) == [1]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -12,12 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.serialization import pkcs12
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from mqtthub.auth.ca import CA_CERT_NAME
 from mqtthub.auth.certificates import revoke_certificate
 from mqtthub.auth.device_tokens import revoke_device_token
 from mqtthub.auth.revalidation import CredentialRevalidator
@@ -29,6 +25,7 @@ from tests.integration.auth.conftest import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
     RunningHub,
+    certificate_tls,
     hub_settings,
     start_hub,
     tls_overrides,
@@ -139,17 +136,7 @@ async def test_revoked_certificate_and_deactivated_administrator_are_disconnecte
         data: dict[str, Any] = issued.json()["data"]
         async with httpx.AsyncClient() as anonymous:
             bundle = (await anonymous.get(data["p12Url"])).content
-        key, certificate, _ = pkcs12.load_key_and_certificates(bundle, data["p12Password"].encode())
-        assert key is not None
-        assert certificate is not None
-        (tmp_path / "client.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-        (tmp_path / "client.key").write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-        )
-        tls = ssl.create_default_context(cafile=str(tmp_path / CA_CERT_NAME))
-        tls.load_cert_chain(tmp_path / "client.pem", tmp_path / "client.key")
+        tls = certificate_tls(bundle, data["p12Password"], tmp_path)
         code, by_certificate = await connect(tls_port, tls=tls, client_id=data["clientId"])
         assert code == 0
         admin = await connected(port, ADMIN_EMAIL, ADMIN_PASSWORD, "admin")
