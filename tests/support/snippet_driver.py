@@ -5,12 +5,16 @@ Started as a child process (``python snippet_driver.py``). Each line on standard
 allowed. Each answer is one JSON line ``{"ok": bool, "error": str, "output": str}`` on the original standard
 output; ``output`` is what the snippets (and threads they started) printed since the previous answer. The code
 also finds ``wait_for_output(text, timeout)``, which waits until ``text`` was printed.
+
+The top-level modules named in ``$SNIPPET_HIDDEN_MODULES`` (comma-separated) cannot be imported: the session
+sees only what the documented install brings, not everything installed where it runs.
 """
 
 from __future__ import annotations
 
 import ast
 import asyncio
+import importlib.abc
 import inspect
 import io
 import json
@@ -42,6 +46,18 @@ class _Printed(io.TextIOBase):
         return text
 
 
+class _Hidden(importlib.abc.MetaPathFinder):
+    """Refuses the hidden top-level modules as if they were not installed."""
+
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
+
+    def find_spec(self, fullname: str, path: object, target: object = None) -> None:
+        """Refuse a hidden module; leave any other to the next finder (by returning None)."""
+        if fullname.partition(".")[0] in self.names:
+            raise ModuleNotFoundError(f"No module named {fullname!r} (not brought by the documented install)")
+
+
 async def _run(code: str, name: str, namespace: dict[str, Any]) -> None:
     compiled = compile(code, name, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
     result = eval(compiled, namespace)  # noqa: S307 - the README's own snippets, run as a reader would
@@ -52,6 +68,8 @@ async def _run(code: str, name: str, namespace: dict[str, Any]) -> None:
 def main() -> None:
     """Answer each snippet on standard input until it closes."""
     answers: TextIO = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    hidden = {name for name in os.environ.get("SNIPPET_HIDDEN_MODULES", "").split(",") if name}
+    sys.meta_path.insert(0, _Hidden(hidden))
     printed = _Printed()
     sys.stdout = printed
 

@@ -28,12 +28,16 @@ from mqtthub.auth.ca import CA_CERT_NAME, CA_KEY_NAME, CertificateAuthority
 from tests.conftest import require
 from tests.integration.integrations.mosquitto import Certificates, mosquitto_available
 from tests.integration.readme.external import ExampleBroker
+from tests.integration.readme.installed import modules_outside
 from tests.integration.readme.walk import Bounded, Runner, Walk
 from tests.support.hubproc import HubProcess, run_hub
-from tests.support.readme import Block, runnable_blocks
+from tests.support.readme import README, Block, runnable_blocks
 
 pytestmark = [pytest.mark.xdist_group("readme"), pytest.mark.timeout(300)]
 
+# The extras the README tells a reader to install for its Python examples ("Python SDK"); the Python blocks run
+# with every other installed package hidden.
+DOCUMENTED_EXTRAS = ("client",)
 # Placeholders every block may use.
 EVERYWHERE = (
     ("127.0.0.1:8000", "{http}"),
@@ -310,6 +314,7 @@ def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReadmeWalk]:
                     "broker_ws": str(broker.ws_port),
                 },
                 replacements=EVERYWHERE,
+                hidden_modules=tuple(modules_outside("mqtthub", DOCUMENTED_EXTRAS)),
                 hub=hub,
                 broker=broker,
             )
@@ -333,3 +338,11 @@ def test_the_readme_runs(walk: ReadmeWalk) -> None:
     assert walk.hub is not None
     assert walk.hub.process.poll() is None, "the hub died during the walk"
     print(f"README walked in {time.monotonic() - started:.1f}s")
+
+
+def test_the_documented_extras_are_in_the_readme() -> None:
+    """The extras the Python blocks run with are the ones the README tells a reader to install."""
+    text = README.read_text(encoding="utf-8")
+    for extra in DOCUMENTED_EXTRAS:
+        assert f"pip install '.[{extra}]'" in text
+        assert f"pip install 'mqtthub[{extra}]'" in text

@@ -89,6 +89,7 @@ class Walk:
     values: dict[str, str] = field(default_factory=dict)
     carried: dict[str, str] = field(default_factory=dict)
     replacements: tuple[tuple[str, str], ...] = ()
+    hidden_modules: tuple[str, ...] = ()
     _python: subprocess.Popen[str] | None = None
 
     # --- placeholders -----------------------------------------------------------------------------------
@@ -251,7 +252,7 @@ class Walk:
             self._python = subprocess.Popen(
                 [sys.executable, str(DRIVER)],
                 cwd=self.workdir,
-                env=self.env(),
+                env=self.env() | {"SNIPPET_HIDDEN_MODULES": ",".join(self.hidden_modules)},
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
