@@ -300,6 +300,8 @@ class Hub:
 
     async def _start(self) -> None:
         settings = self.settings
+        # The data directory is the hub's own (a database inside it is fine); any other missing directory is an error.
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
         check_location(settings.database_url, create=True)
         self._secrets = SecretBox(load_or_create_secret_key(settings.secret_key, settings.data_dir))
         try:
