@@ -423,6 +423,15 @@ class Hub:
         if broker_up:
             stats = self.broker.stats()
             components["broker"] |= {"clients": stats.clients_connected, "subscriptions": stats.subscriptions}
+            if self.settings.broker_persistence != "off":
+                # Retained messages and sessions written to data_dir/broker-state.db (README "Durability").
+                error = stats.state_write_error
+                components["brokerState"] = {
+                    "status": "up" if error is None else "down",
+                    "mode": self.settings.broker_persistence,
+                }
+                if error is not None:
+                    components["brokerState"] |= {"reason": error, "failedAttempts": stats.state_write_failures}
         if self._telemetry is not None:
             # A database that answers a ping can still refuse writes (disk full, read-only): the writer knows.
             components["ingest"] = self._telemetry.health()

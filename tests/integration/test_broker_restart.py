@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import shutil
 import signal
+import sqlite3
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -104,8 +107,8 @@ def hub(workdir: Path, mode: str) -> Iterator[HubProcess]:
 
 @pytest.mark.parametrize(
     ("mode", "stop"),
-    [("sync", signal.SIGTERM), ("sync", signal.SIGKILL), ("periodic", signal.SIGTERM)],
-    ids=["sync-sigterm", "sync-kill9", "periodic-sigterm"],
+    [("sync", signal.SIGTERM), ("sync", signal.SIGKILL), ("periodic", signal.SIGTERM), ("periodic", signal.SIGKILL)],
+    ids=["sync-sigterm", "sync-kill9", "periodic-sigterm", "periodic-kill9"],
 )
 def test_retained_messages_and_persistent_sessions_survive_a_restart(tmp_path: Path, mode: str, stop: int) -> None:
     require(shutil.which("mosquitto_sub") is not None, "mosquitto-clients")
@@ -127,6 +130,8 @@ def test_retained_messages_and_persistent_sessions_survive_a_restart(tmp_path: P
             ("jobs/2", b"second", 2, False),
         )
         if stop == signal.SIGKILL:
+            if mode == "periodic":
+                time.sleep(0.5)  # a few intervals (100 ms here): periodic keeps what is older than one
             first.process.kill()
             first.process.wait(WAIT)
         else:
@@ -166,3 +171,29 @@ def test_a_damaged_state_file_is_moved_aside_and_the_hub_starts(tmp_path: Path) 
         publish(second.port("MQTT"), ("config/site", b"v2", 1, True))
         assert mosquitto_sub(second.port("MQTT"), "-t", "config/#", "-C", "1") == ["config/site v2"]
         second.stop(signal.SIGTERM)
+
+
+def test_health_reports_a_state_file_that_cannot_be_written(tmp_path: Path) -> None:
+    with hub(tmp_path, "sync") as running:
+        port = running.port("MQTT")
+        keeper = Client("keeper")
+        with keeper.connected(port):
+            keeper.client.subscribe("q/#", qos=1)
+        other = sqlite3.connect(tmp_path / "broker-state.db", isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")  # another process holds the file: every write times out
+        publisher = Client("publisher", persistent=False)
+        with publisher.connected(port):
+            info = publisher.client.publish("q/1", b"held", qos=1)
+            deadline = time.monotonic() + 3 * WAIT
+            while (health := httpx.get(running.http_url + "/health", timeout=10)).status_code == 200:
+                assert time.monotonic() < deadline, health.text
+                time.sleep(0.2)
+            state = health.json()["components"]["brokerState"]
+            assert (health.status_code, state["status"], state["mode"]) == (503, "down", "sync")
+            assert not info.is_published()  # not acknowledged while it cannot be stored
+            other.execute("ROLLBACK")
+            other.close()
+            info.wait_for_publish(3 * WAIT)
+        assert running.process.poll() is None, "\n".join(running.stderr)
+        assert httpx.get(running.http_url + "/health", timeout=10).json()["components"]["brokerState"]["status"] == "up"
+        running.stop(signal.SIGTERM)

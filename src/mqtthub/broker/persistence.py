@@ -200,6 +200,8 @@ class StateJournal:
         self.retry_delay = retry_delay
         self.batches_written = 0
         self.write_failures = 0
+        self.last_error: str | None = None
+        """The error of the last failed write while writes fail; ``None`` once one succeeds."""
         self._sync = mode == "sync"
         self._discarded: set[SessionKey] = set()
         self._sessions: dict[SessionKey, Session] = {}
@@ -328,6 +330,7 @@ class StateJournal:
         except Exception as exc:
             self._writing_waiters = None
             self.write_failures += 1
+            self.last_error = repr(exc)
             if not self._failing:
                 logger.error("broker state could not be written (%r); retrying every %.1fs", exc, self.retry_delay)
             self._failing = True
@@ -339,6 +342,7 @@ class StateJournal:
         if self._failing:
             logger.warning("broker state written again after %d failed attempts", self.write_failures)
             self._failing = False
+        self.last_error = None
         self._writing_waiters = None
         self.batches_written += 1
         _resolve(waiters)

@@ -265,4 +265,9 @@ class Broker:
         depths = [len(session.queue) for session in core.sessions.values()]
         core.stats.queued_messages = sum(depths)
         core.stats.session_queue_max = max(depths, default=0)
+        journal = self._journal
+        if journal is not None:
+            core.stats.state_batches_written = journal.batches_written
+            core.stats.state_write_failures = journal.write_failures
+            core.stats.state_write_error = journal.last_error
         return core.stats.snapshot()

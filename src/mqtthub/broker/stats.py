@@ -54,6 +54,12 @@ class BrokerStats:
     """Messages queued in every session (filled in by :meth:`Broker.stats`)."""
     session_queue_max: int = 0
     """Messages queued in the fullest session (filled in by :meth:`Broker.stats`)."""
+    state_batches_written: int = 0
+    """Batches of state changes the state store took (filled in by :meth:`Broker.stats`)."""
+    state_write_failures: int = 0
+    """Writes of the state store that failed (and were retried)."""
+    state_write_error: str | None = None
+    """While writes of the state store fail: the last error; ``None`` otherwise."""
 
     def snapshot(self) -> BrokerStats:
         """An independent copy of the counters."""

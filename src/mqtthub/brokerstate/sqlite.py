@@ -70,11 +70,13 @@ class SQLiteStateStore:
     Args:
         path: The state file; created (mode 0600) when missing.
         durable: ``synchronous=FULL`` rather than ``NORMAL``.
+        busy_timeout: Seconds a write waits for a lock held by another process before it fails (and is retried).
     """
 
-    def __init__(self, path: Path, *, durable: bool = True) -> None:
+    def __init__(self, path: Path, *, durable: bool = True, busy_timeout: float = 5.0) -> None:
         self.path = path
         self.durable = durable
+        self.busy_timeout = busy_timeout
         self.moved_aside: Path | None = None
         """Where a bad state file found on opening went."""
         self._executor: ThreadPoolExecutor | None = None
@@ -132,7 +134,7 @@ class SQLiteStateStore:
         if not self.path.exists():
             self.path.parent.mkdir(parents=True, exist_ok=True)
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={'FULL' if self.durable else 'NORMAL'}")

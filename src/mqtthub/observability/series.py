@@ -118,6 +118,17 @@ def broker_families(
         stats.subscriptions_revoked,
     )
     yield _gauge("mqtthub_mqtt_session_queue_messages", "Messages queued in all sessions.", stats.queued_messages)
+    yield _counter(
+        "mqtthub_broker_state_batches_written", "Batches of broker state written to disk.", stats.state_batches_written
+    )
+    yield _counter(
+        "mqtthub_broker_state_write_failures", "Failed (retried) writes of broker state.", stats.state_write_failures
+    )
+    yield _gauge(
+        "mqtthub_broker_state_write_failing",
+        "1 while broker state cannot be written (sync mode: acknowledgements wait).",
+        0 if stats.state_write_error is None else 1,
+    )
     yield _gauge(
         "mqtthub_mqtt_session_queue_max_messages", "Messages queued in the fullest session.", stats.session_queue_max
     )

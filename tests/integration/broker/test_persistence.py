@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
@@ -15,6 +17,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from mqtthub.broker import Broker
 from mqtthub.broker.hooks import BrokerMessage
 from mqtthub.broker.persistence import InMemoryStateStore, StateBatch, StoredState
+from mqtthub.brokerstate import SQLiteStateStore
 from mqtthub.mqtt.packets import (
     PROTOCOL_V5,
     Properties,
@@ -293,3 +296,27 @@ async def test_sync_mode_keeps_acknowledgements_in_order() -> None:
         assert all(isinstance(ack, Puback) for ack in acks)
         assert [ack.packet_id for ack in acks if isinstance(ack, Puback)] == [1, 2]  # [MQTT-4.6.0-2]
         await raw.close()
+
+
+async def test_a_locked_state_file_holds_acknowledgements_until_it_can_be_written(tmp_path: Path) -> None:
+    path = tmp_path / "broker-state.db"
+    async with (
+        SQLiteStateStore(path, busy_timeout=0.1) as store,
+        running_broker(state_store=store, persistence="sync") as broker,
+    ):
+        async with client(broker, "keeper", V311, clean_session=False) as sub:
+            await sub.subscribe("q/#", qos=1)
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN EXCLUSIVE")  # another process holding the file
+        async with client(broker, "pub", V311) as pub:
+            publish = asyncio.create_task(pub.publish("q/1", b"one", qos=1))
+            await eventually(lambda: broker.stats().state_write_error is not None)
+            assert not publish.done()
+            assert broker.stats().state_write_failures >= 1
+            other.execute("ROLLBACK")
+            other.close()
+            await asyncio.wait_for(publish, WAIT)
+        stats = broker.stats()
+        assert stats.state_write_error is None
+    async with SQLiteStateStore(path) as reopened:
+        assert [held.message.payload for held in (await reopened.read()).held] == [b"one"]
