@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import logging
 import socket
 import time
@@ -32,6 +33,7 @@ from mqtthub.auth.attempts import LoginGuard
 from mqtthub.auth.bootstrap import FirstRunCredentials, bootstrap_first_run
 from mqtthub.auth.broker_hooks import DatabaseAuthenticator, TopicAuthorizer
 from mqtthub.auth.ca import CertificateAuthority
+from mqtthub.auth.live import AccessEnded, DeviceChanged, apply_access_ended
 from mqtthub.auth.operator_rules import OperatorRules, RulesFile, invalidate_changed
 from mqtthub.auth.passwords import PasswordWorkers
 from mqtthub.auth.revalidation import CredentialRevalidator
@@ -41,6 +43,7 @@ from mqtthub.brokerstate import SQLiteStateStore
 from mqtthub.config import Settings
 from mqtthub.crypto import SecretBox, load_or_create_secret_key
 from mqtthub.db import Database
+from mqtthub.db.changes import ChangeBus
 from mqtthub.db.location import DATABASE_ERRORS, check_location, unavailable
 from mqtthub.db.migrate import upgrade
 from mqtthub.errors import StateError
@@ -150,6 +153,8 @@ class Hub:
         self.first_run: FirstRunCredentials | None = None
         self._stack = AsyncExitStack()
         self._database: Database | None = None
+        # Committed changes (credentials ended, devices changed) reach the components that follow them.
+        self._changes = ChangeBus()
         self._secrets: SecretBox | None = None
         self._http_socket: socket.socket | None = None
         self._http_server: _EmbeddedUvicorn | None = None
@@ -306,7 +311,9 @@ class Hub:
         self._secrets = SecretBox(load_or_create_secret_key(settings.secret_key, settings.data_dir))
         try:
             await upgrade(settings.database_url)
-            self._database = await self._stack.enter_async_context(Database(settings.database_url))
+            self._database = await self._stack.enter_async_context(
+                Database(settings.database_url, changes=self._changes)
+            )
             async with self._database.session() as session:
                 self.first_run = await bootstrap_first_run(
                     session,
@@ -348,6 +355,8 @@ class Hub:
             )
         )
         self._telemetry.broker = self._broker
+        self._changes.subscribe(AccessEnded, functools.partial(apply_access_ended, self._broker))
+        self._changes.subscribe(DeviceChanged, lambda change: self.telemetry.directory.forget_device(change.device_id))
         self._messaging = await self._stack.enter_async_context(
             MessagingService(settings, self._database, lambda: self.broker, started_at=self.started_at)
         )

@@ -34,9 +34,8 @@ from mqtthub.auth.ca import CertificateAuthority
 from mqtthub.auth.credentials import new_download_secret
 from mqtthub.auth.deps import CurrentUser, require_org_access
 from mqtthub.auth.devices import get_device
-from mqtthub.auth.live import disconnect_after_commit
+from mqtthub.auth.live import end_access_after_commit
 from mqtthub.auth.organizations import get_organization
-from mqtthub.broker.handle import BrokerHandle
 from mqtthub.crypto import SecretBox
 from mqtthub.db.base import utcnow
 from mqtthub.errors import NotFoundError, ValidationFailedError
@@ -160,9 +159,7 @@ async def take_download(session: AsyncSession, secrets: SecretBox, download_secr
     return record.common_name, base64.b64decode(secrets.decrypt(ciphertext))
 
 
-async def revoke_certificate(
-    session: AsyncSession, organization_id: str, serial: str, broker: BrokerHandle | None = None
-) -> ClientCertificate:
+async def revoke_certificate(session: AsyncSession, organization_id: str, serial: str) -> ClientCertificate:
     """Revoke a certificate of the organization; its clients are disconnected once committed.
 
     Raises:
@@ -176,7 +173,7 @@ async def revoke_certificate(
         record.p12_ciphertext = None
         record.download_hash = None
         await session.flush()
-    disconnect_after_commit(session, broker, [f"cert:{record.serial}"])
+    end_access_after_commit(session, [f"cert:{record.serial}"])
     return record
 
 
@@ -265,7 +262,7 @@ def certificates_router(ca: CertificateAuthority) -> APIRouter:
     ) -> CertificateOut:
         """Revoke a certificate: connected clients using it are disconnected, new connections refused."""
         require_org_access(user, org_id, admin=True)
-        return _out(await revoke_certificate(session, org_id, serial, get_hub(request).broker))
+        return _out(await revoke_certificate(session, org_id, serial))
 
     @router.get(
         "/api/v1/certificates/download/{secret}",

@@ -26,8 +26,7 @@ from mqtthub.api.openapi import errors
 from mqtthub.auth.credentials import new_device_token, token_hint
 from mqtthub.auth.deps import CurrentUser, require_org_access
 from mqtthub.auth.devices import get_device
-from mqtthub.auth.live import disconnect_after_commit
-from mqtthub.broker.handle import BrokerHandle
+from mqtthub.auth.live import end_access_after_commit
 from mqtthub.crypto import SecretBox
 from mqtthub.db.base import utcnow
 from mqtthub.errors import ConflictError, NotFoundError
@@ -101,9 +100,7 @@ async def list_device_tokens(session: AsyncSession, device_id: str) -> list[Devi
     return list((await session.scalars(query)).all())
 
 
-async def revoke_device_token(
-    session: AsyncSession, device: Device, token_id: str, broker: BrokerHandle | None = None
-) -> DeviceToken:
+async def revoke_device_token(session: AsyncSession, device: Device, token_id: str) -> DeviceToken:
     """Revoke one of the device's tokens and disconnect the device once committed.
 
     The device's sessions stay: they belong to the device, which may hold other valid tokens
@@ -120,7 +117,7 @@ async def revoke_device_token(
         raise ConflictError("the token is already revoked")
     record.revoked_at = utcnow()
     await session.flush()
-    disconnect_after_commit(session, broker, [f"device:{device.id}"], end_sessions=False)
+    end_access_after_commit(session, [f"device:{device.id}"], end_sessions=False)
     return record
 
 
@@ -156,5 +153,5 @@ async def revoke(
     """Revoke the token; connections made with it end at once."""
     require_org_access(user, org_id, admin=True)
     device = await get_device(session, org_id, device_id)
-    record = await revoke_device_token(session, device, token_id, get_hub(request).broker)
+    record = await revoke_device_token(session, device, token_id)
     return DeviceTokenOut.model_validate(record)

@@ -21,11 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mqtthub.api.deps import SessionDep, get_hub
+from mqtthub.api.deps import SessionDep
 from mqtthub.auth.deps import CurrentUser, require_org_access
-from mqtthub.auth.live import disconnect_after_commit
+from mqtthub.auth.live import DeviceChanged, end_access_after_commit
 from mqtthub.auth.organizations import get_organization
-from mqtthub.broker.handle import BrokerHandle
+from mqtthub.db.changes import record
 from mqtthub.errors import NotFoundError
 from mqtthub.models import ClientCertificate, Device
 
@@ -110,24 +110,24 @@ async def list_devices(session: AsyncSession, organization_id: str) -> list[Devi
     return list((await session.scalars(query)).all())
 
 
-async def set_device_enabled(
-    session: AsyncSession, device: Device, enabled: bool, broker: BrokerHandle | None = None
-) -> None:
+async def set_device_enabled(session: AsyncSession, device: Device, enabled: bool) -> None:
     """Enable or disable a device; disabling disconnects it once committed."""
     if device.enabled == enabled:
         return
     device.enabled = enabled
     await session.flush()
+    record(session, DeviceChanged(device.id))
     if not enabled:
-        disconnect_after_commit(session, broker, device_principals(device.id, await _serials(session, device.id)))
+        end_access_after_commit(session, device_principals(device.id, await _serials(session, device.id)))
 
 
-async def delete_device(session: AsyncSession, device: Device, broker: BrokerHandle | None = None) -> None:
+async def delete_device(session: AsyncSession, device: Device) -> None:
     """Delete a device with its tokens and certificates; its connections end once committed."""
     principals = device_principals(device.id, await _serials(session, device.id))
     await session.delete(device)
     await session.flush()
-    disconnect_after_commit(session, broker, principals)
+    record(session, DeviceChanged(device.id))
+    end_access_after_commit(session, principals)
 
 
 async def _serials(session: AsyncSession, device_id: str) -> list[str]:
@@ -174,7 +174,7 @@ async def update(
     if body.metadata is not None:
         device.device_metadata = body.metadata
     if body.enabled is not None:
-        await set_device_enabled(session, device, body.enabled, get_hub(request).broker)
+        await set_device_enabled(session, device, body.enabled)
     await session.flush()
     await session.refresh(device)
     return DeviceOut.model_validate(device)
@@ -184,5 +184,5 @@ async def update(
 async def delete(org_id: str, device_id: str, user: CurrentUser, session: SessionDep, request: Request) -> Response:
     """Delete a device with its tokens and certificates; it is disconnected at once."""
     require_org_access(user, org_id, admin=True)
-    await delete_device(session, await get_device(session, org_id, device_id), get_hub(request).broker)
+    await delete_device(session, await get_device(session, org_id, device_id))
     return Response(status_code=204)

@@ -1,30 +1,50 @@
-"""Applying identity changes to live MQTT connections, once they are committed.
+"""Identity changes that live MQTT connections and caches must follow, once they are committed.
 
-Revoking a token, disabling a device or deleting an organization must disconnect the
-clients concerned and end their sessions: a persistent session belongs to the identity that
-created it, and an identity that is no longer valid leaves no subscription or queued message
-behind for anyone. Kicking them before the change is committed would let a quick reconnect be
-authenticated against the old state, so the work is queued on the database session and done
-right after its commit (and dropped on rollback).
+Revoking a token, disabling a device or deleting an organization must disconnect the clients concerned and end
+their sessions: a persistent session belongs to the identity that created it, and an identity that is no longer
+valid leaves no subscription or queued message behind for anyone. Kicking them before the change is committed
+would let a quick reconnect be authenticated against the old state, so services record an :class:`AccessEnded`
+on their session (:mod:`mqtthub.db.changes`) and the hub applies it right after the commit. :class:`DeviceChanged`
+tells whoever caches devices (telemetry's directory) to look again.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import dataclass
 
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from mqtthub.broker.handle import BrokerHandle
+from mqtthub.db.changes import record
 from mqtthub.mqtt.reason_codes import ReasonCode
 
 logger = logging.getLogger(__name__)
 
-_PENDING = "mqtthub.disconnect"
-_LISTENING = "mqtthub.disconnect.listening"
+
+@dataclass(frozen=True, slots=True)
+class AccessEnded:
+    """These principals' credentials stopped being valid: close their connections.
+
+    With ``end_sessions`` their sessions, persistent ones included, are discarded too; without it (one of a
+    device's several tokens revoked) the sessions stay for the identity.
+    """
+
+    principal_ids: tuple[str, ...]
+    end_sessions: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceChanged:
+    """A device was changed, disabled, enabled or deleted."""
+
+    device_id: str
+
+
+def end_access_after_commit(session: AsyncSession, principal_ids: Iterable[str], *, end_sessions: bool = True) -> None:
+    """Record an :class:`AccessEnded`, applied once ``session`` commits."""
+    record(session, AccessEnded(tuple(principal_ids), end_sessions))
 
 
 def disconnect_now(broker: BrokerHandle, principal_ids: Iterable[str], *, end_sessions: bool = True) -> int:
@@ -44,27 +64,6 @@ def disconnect_now(broker: BrokerHandle, principal_ids: Iterable[str], *, end_se
     return ended
 
 
-def disconnect_after_commit(
-    session: AsyncSession, broker: BrokerHandle | None, principal_ids: Iterable[str], *, end_sessions: bool = True
-) -> None:
-    """Do :func:`disconnect_now` once ``session`` commits (nothing without a broker)."""
-    if broker is None:
-        return
-    info: dict[str, Any] = session.info
-    if not info.get(_LISTENING):
-        # Registered once per session (sessions live for one request or one command).
-        info[_LISTENING] = True
-        event.listen(session.sync_session, "after_commit", _after_commit)
-        event.listen(session.sync_session, "after_soft_rollback", _after_rollback)
-    pending: list[tuple[BrokerHandle, str, bool]] = info.setdefault(_PENDING, [])
-    pending.extend((broker, principal_id, end_sessions) for principal_id in principal_ids)
-
-
-def _after_commit(session: Session) -> None:
-    pending: list[tuple[BrokerHandle, str, bool]] = session.info.pop(_PENDING, [])
-    for broker, principal_id, end_sessions in pending:
-        disconnect_now(broker, (principal_id,), end_sessions=end_sessions)
-
-
-def _after_rollback(session: Session, previous_transaction: object) -> None:
-    session.info.pop(_PENDING, None)
+def apply_access_ended(broker: BrokerHandle, change: AccessEnded) -> None:
+    """The hub's handler for :class:`AccessEnded`."""
+    disconnect_now(broker, change.principal_ids, end_sessions=change.end_sessions)

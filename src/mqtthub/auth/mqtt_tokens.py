@@ -29,9 +29,8 @@ from mqtthub.api.deps import SessionDep, get_hub
 from mqtthub.auth.acl import DEFAULT_APP_SUBSCRIBE, validate_permission_filters
 from mqtthub.auth.credentials import new_api_token, token_hint
 from mqtthub.auth.deps import CurrentUser, require_org_access
-from mqtthub.auth.live import disconnect_after_commit
+from mqtthub.auth.live import end_access_after_commit
 from mqtthub.auth.organizations import get_organization
-from mqtthub.broker.handle import BrokerHandle
 from mqtthub.crypto import SecretBox
 from mqtthub.db.base import utcnow
 from mqtthub.errors import NotFoundError
@@ -197,14 +196,12 @@ async def get_api_token(session: AsyncSession, organization_id: str, token_id: s
     return record
 
 
-async def revoke_api_token(
-    session: AsyncSession, record: MqttApiToken, broker: BrokerHandle | None = None
-) -> MqttApiToken:
+async def revoke_api_token(session: AsyncSession, record: MqttApiToken) -> MqttApiToken:
     """Revoke a token (again is harmless) and disconnect its clients once committed."""
     if record.revoked_at is None:
         record.revoked_at = utcnow()
         await session.flush()
-    disconnect_after_commit(session, broker, [f"token:{record.id}"])
+    end_access_after_commit(session, [f"token:{record.id}"])
     return record
 
 
@@ -260,6 +257,6 @@ async def revoke(
 ) -> MqttTokenRevoked:
     """Revoke the token; clients connected with it are disconnected at once."""
     require_org_access(user, org_id, admin=True)
-    record = await revoke_api_token(session, await get_api_token(session, org_id, token_id), get_hub(request).broker)
+    record = await revoke_api_token(session, await get_api_token(session, org_id, token_id))
     assert record.revoked_at is not None
     return MqttTokenRevoked(token_id=record.id, revoked_at=record.revoked_at)

@@ -19,11 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mqtthub.api.deps import SessionDep, get_hub
+from mqtthub.api.deps import SessionDep
 from mqtthub.api.openapi import errors
 from mqtthub.auth.bootstrap import make_short_id
 from mqtthub.auth.deps import AuthenticatedUser, CurrentUser, require_org_access
-from mqtthub.auth.live import disconnect_after_commit
+from mqtthub.auth.live import DeviceChanged, end_access_after_commit
+from mqtthub.db.changes import record
 from mqtthub.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationFailedError
 from mqtthub.models import ClientCertificate, Device, MqttApiToken, Organization, User
 
@@ -186,5 +187,8 @@ async def delete(org_id: str, user: CurrentUser, session: SessionDep, request: R
     principals = await organization_principals(session, org_id)
     await session.delete(organization)
     await session.flush()
-    disconnect_after_commit(session, get_hub(request).broker, principals)
+    for principal in principals:
+        if principal.startswith("device:"):
+            record(session, DeviceChanged(principal.removeprefix("device:")))
+    end_access_after_commit(session, principals)
     return Response(status_code=204)

@@ -22,10 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mqtthub.api.deps import SessionDep, get_hub
 from mqtthub.api.openapi import errors
 from mqtthub.auth.deps import AuthenticatedUser, CurrentUser, require_org_access
-from mqtthub.auth.live import disconnect_after_commit
+from mqtthub.auth.live import end_access_after_commit
 from mqtthub.auth.organizations import get_organization
 from mqtthub.auth.passwords import PasswordWorkers
-from mqtthub.broker.handle import BrokerHandle
 from mqtthub.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationFailedError
 from mqtthub.models import ClientCertificate, User, UserRole
 
@@ -96,7 +95,7 @@ async def create_user(
     return user
 
 
-async def set_user_active(session: AsyncSession, user: User, active: bool, broker: BrokerHandle | None = None) -> None:
+async def set_user_active(session: AsyncSession, user: User, active: bool) -> None:
     """Activate or deactivate a user; deactivating ends its MQTT sessions (certificates, logins) once committed."""
     if user.is_active == active:
         return
@@ -104,7 +103,7 @@ async def set_user_active(session: AsyncSession, user: User, active: bool, broke
     await session.flush()
     if not active:
         serials = await session.scalars(select(ClientCertificate.serial).where(ClientCertificate.user_id == user.id))
-        disconnect_after_commit(session, broker, [f"user:{user.id}", *(f"cert:{serial}" for serial in serials)])
+        end_access_after_commit(session, [f"user:{user.id}", *(f"cert:{serial}" for serial in serials)])
 
 
 def _check_grant(actor: AuthenticatedUser, role: UserRole) -> None:
@@ -152,6 +151,6 @@ async def update(
         _check_grant(user, body.role)
         member.role = body.role
     if body.is_active is not None:
-        await set_user_active(session, member, body.is_active, get_hub(request).broker)
+        await set_user_active(session, member, body.is_active)
     await session.flush()
     return UserOut.model_validate(member)

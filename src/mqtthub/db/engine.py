@@ -13,6 +13,7 @@ from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from mqtthub.db.changes import BUS_KEY, ChangeBus
 from mqtthub.errors import StateError
 
 logger = logging.getLogger(__name__)
@@ -36,9 +37,10 @@ class Database:
     success, rolls back on error); services inside only flush.
     """
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(self, url: str, *, echo: bool = False, changes: ChangeBus | None = None) -> None:
         self.url = url
         self._echo = echo
+        self._changes = changes
         self._engine: AsyncEngine | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         self._closed = False
@@ -71,7 +73,8 @@ class Database:
         self._engine = create_async_engine(self.url, **kwargs)
         if self._engine.dialect.name == "sqlite":
             event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
-        self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
+        # Each session carries the bus, so that what a service records reaches it after the commit.
+        self._sessions = async_sessionmaker(self._engine, expire_on_commit=False, info={BUS_KEY: self._changes})
         return self
 
     async def __aexit__(

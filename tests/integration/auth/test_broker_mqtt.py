@@ -8,6 +8,7 @@ messages, and disconnection within a second when access is withdrawn.
 from __future__ import annotations
 
 import asyncio
+import functools
 import queue
 import shutil
 import ssl
@@ -29,6 +30,7 @@ from mqtthub.auth.ca import CertificateAuthority
 from mqtthub.auth.certificates import issue_certificate, revoke_certificate, take_download
 from mqtthub.auth.device_tokens import issue_device_token
 from mqtthub.auth.devices import create_device, set_device_enabled
+from mqtthub.auth.live import AccessEnded, apply_access_ended
 from mqtthub.auth.mqtt_tokens import get_api_token, issue_api_token, revoke_api_token
 from mqtthub.auth.organizations import create_organization
 from mqtthub.auth.passwords import PasswordWorkers
@@ -38,6 +40,7 @@ from mqtthub.broker.server import Broker
 from mqtthub.config import Settings
 from mqtthub.crypto import SecretBox
 from mqtthub.db import Database
+from mqtthub.db.changes import ChangeBus
 from mqtthub.db.migrate import upgrade
 from mqtthub.models import Device, User
 from tests.conftest import require
@@ -103,7 +106,8 @@ async def stack(database_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
         sys_interval=0,
         housekeeping_interval=0.1,
     )
-    async with Database(database_url) as database:
+    changes = ChangeBus()
+    async with Database(database_url, changes=changes) as database:
         async with database.session() as session:
             await bootstrap_first_run(
                 session, admin_email="root@example.com", admin_password="password1", organization_name="default"
@@ -112,6 +116,7 @@ async def stack(database_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
         globex = await add_tenant(database, secrets, "globex", "globex01")
         authenticator = DatabaseAuthenticator(database, secrets, settings)
         async with Broker(config, authenticator=authenticator, authorizer=TopicAuthorizer()) as broker:
+            changes.subscribe(AccessEnded, functools.partial(apply_access_ended, broker))
             yield Stack(database, secrets, ca, broker, acme, globex, tmp_path)
 
 
@@ -236,7 +241,7 @@ async def test_revoking_a_token_disconnects_its_clients_within_a_second(stack: S
     bystander = await connected(stack, stack.globex.api_token, stack.globex.api_token)
     async with stack.database.session() as session:
         record = await get_api_token(session, acme.org_id, acme.api_token_id)
-        await revoke_api_token(session, record, stack.broker)
+        await revoke_api_token(session, record)
     assert await app.wait_disconnected(timeout=1.0)
     assert not bystander.disconnected.is_set()
     code, _ = await connect(stack.port("tcp"), acme.api_token, acme.api_token)
@@ -252,7 +257,7 @@ async def test_a_revocation_that_rolls_back_disconnects_nobody(stack: Stack) -> 
     async def revoke_then_fail() -> None:
         async with stack.database.session() as session:
             record = await get_api_token(session, acme.org_id, acme.api_token_id)
-            await revoke_api_token(session, record, stack.broker)
+            await revoke_api_token(session, record)
             raise RuntimeError("the request failed after revoking")
 
     with pytest.raises(RuntimeError):
@@ -270,7 +275,7 @@ async def test_disabling_a_device_disconnects_it(stack: Stack) -> None:
     async with stack.database.session() as session:
         record = await session.get(Device, acme.device_id)
         assert record is not None
-        await set_device_enabled(session, record, False, stack.broker)
+        await set_device_enabled(session, record, False)
     assert await device.wait_disconnected(timeout=1.0)
     code, _ = await connect(stack.port("tcp"), acme.device_id, acme.device_token)
     assert code == 5
@@ -317,7 +322,7 @@ async def test_pkcs12_certificate_connects_over_tls_until_revoked(stack: Stack) 
     assert code == 5
 
     async with stack.database.session() as session:
-        await revoke_certificate(session, acme.org_id, bundle.record.serial, stack.broker)
+        await revoke_certificate(session, acme.org_id, bundle.record.serial)
     assert await client.wait_disconnected(timeout=1.0)
     client.close()
     code, _ = await connect(stack.port("tls"), tls=tls, client_id=bundle.client_id)
@@ -373,7 +378,7 @@ async def test_user_certificate_reads_telemetry_until_the_user_is_deactivated(st
     async with stack.database.session() as session:
         account = await session.get(User, user.id)
         assert account is not None
-        await set_user_active(session, account, False, stack.broker)
+        await set_user_active(session, account, False)
     assert await viewer.wait_disconnected(timeout=1.0)
     viewer.close()
     device.close()
