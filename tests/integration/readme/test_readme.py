@@ -29,6 +29,7 @@ from tests.conftest import require
 from tests.integration.integrations.mosquitto import Certificates, mosquitto_available
 from tests.integration.readme.external import ExampleBroker
 from tests.integration.readme.installed import modules_outside
+from tests.integration.readme.test_quickstart import QUICK_START
 from tests.integration.readme.walk import Bounded, Runner, Walk
 from tests.support.hubproc import HubProcess, run_hub
 from tests.support.readme import README, Block, runnable_blocks
@@ -171,11 +172,7 @@ await wait_for_output("21.75", timeout=1)
 """
 
 RUNNERS = (
-    Runner(
-        "python3 -m venv .venv && .venv/bin/pip install .",
-        exempt="installs the project and its dependencies into a new virtual environment and serves on the fixed "
-        "ports; scripts/test makes the same install and this walk serves the hub the same way on free ports",
-    ),
+    Runner(QUICK_START, elsewhere="test_quickstart.py (a fresh install takes a minute: it runs beside this walk)"),
     Runner("scripts/test", exempt="runs the whole test suite, this test included"),
     Runner("MQTTHUB_HTTP_PORT=abc mqtthub serve"),
     Runner("/mqtt-tokens", sets=("JWT", "ORG_ID", "TOKEN"), expect=("mqh_mqtt_",)),
@@ -331,7 +328,7 @@ def test_the_readme_runs(walk: ReadmeWalk) -> None:
     started = time.monotonic()
     for block in runnable_blocks():
         runner = runner_of(block)
-        if runner.exempt:
+        if runner.exempt or runner.elsewhere:
             continue
         output = walk.run(block, runner)
         print(f"{block}: {len(output)} characters of output")

@@ -68,6 +68,7 @@ class Runner:
         after: Python code run in the same session after a Python block (formatted like ``replace``), to use what
             the block built: start a loop, wait for a message, stop a listener.
         exempt: Why the block cannot run here; then nothing else applies.
+        elsewhere: The test that runs the block instead of the walk, and why.
     """
 
     anchor: str
@@ -78,6 +79,7 @@ class Runner:
     before: Callable[[Walk], None] | None = None
     after: str = ""
     exempt: str = ""
+    elsewhere: str = ""
 
 
 @dataclass
