@@ -66,20 +66,30 @@ class _Valid:
 class CredentialRevalidator:
     """Periodically disconnects connected MQTT clients whose credential is no longer valid.
 
+    The owners of offline sessions (persistent sessions waiting for their client, those restored
+    from the broker state file included) are checked on the first round and every
+    ``offline_every`` rounds: the sessions of an identity that is gone (revoked token, disabled or
+    deleted device, revoked certificate, inactive user), say while the hub was stopped, are discarded.
+
     Args:
         database: The identity database.
         broker: The broker whose clients are checked.
         interval: Seconds between two checks.
+        offline_every: Rounds between two checks of the offline sessions' owners.
     """
 
-    def __init__(self, database: Database, broker: BrokerHandle, interval: float) -> None:
+    def __init__(self, database: Database, broker: BrokerHandle, interval: float, *, offline_every: int = 60) -> None:
         if interval <= 0:
             raise ValueError(f"the revalidation interval must be positive, not {interval}")
         self._database = database
         self._broker = broker
         self._interval = interval
+        self._offline_every = offline_every
+        self._rounds = 0
         self.disconnected = 0
         """Clients disconnected so far."""
+        self.sessions_discarded = 0
+        """Offline sessions' owners found gone so far (each with all its sessions discarded)."""
 
     async def run(self) -> None:
         """Check every ``interval`` seconds until cancelled; a failed check is retried (logged once per outage)."""
@@ -100,7 +110,10 @@ class CredentialRevalidator:
                 failing = False
 
     async def check(self) -> int:
-        """Check the connected clients once; disconnect the invalid ones and return how many."""
+        """Check the connected clients once (and now and then offline sessions); return how many were disconnected."""
+        self._rounds += 1
+        if self._rounds % self._offline_every == 1 or self._offline_every == 1:
+            await self.check_offline()
         clients = self._broker.clients()
         connected = _Connected()
         for _client_id, principal in clients:
@@ -130,6 +143,23 @@ class CredentialRevalidator:
             kicked += count
         self.disconnected += kicked
         return kicked
+
+    async def check_offline(self) -> int:
+        """Discard the sessions of offline owners whose identity is gone; return how many owners."""
+        owners = {principal.id: principal for principal in self._broker.offline_sessions()}
+        held = _Connected()
+        for principal in owners.values():
+            _collect(principal, held)
+        if not any(vars(held).values()):
+            return 0
+        async with self._database.session() as session:
+            valid = await _load_valid(session, held)
+        gone = [principal for principal in owners.values() if not _identity_valid(principal, valid)]
+        for principal in gone:
+            self._broker.discard_sessions(principal.id, ReasonCode.NOT_AUTHORIZED)
+            logger.info("discarded the offline sessions of %s: its identity is no longer valid", principal.id)
+        self.sessions_discarded += len(gone)
+        return len(gone)
 
 
 def _collect(principal: Principal, connected: _Connected) -> None:

@@ -55,6 +55,10 @@ class BrokerHandle(Protocol):
         """The client id and principal of every connected client."""
         ...
 
+    def offline_sessions(self) -> list[Principal]:
+        """The owner of each session no client is connected to (persistent sessions, restored ones included)."""
+        ...
+
     def invalidate(self, principal_id: str) -> None:
         """Drop cached authentication and authorization answers of a principal."""
         ...

@@ -249,6 +249,10 @@ class Broker:
             if conn.state is ConnectionState.CONNECTED and conn.principal is not None
         ]
 
+    def offline_sessions(self) -> list[Principal]:
+        """The owner of each session no client is connected to (persistent sessions, restored ones included)."""
+        return [session.principal for session in self._running().sessions.values() if session.link is None]
+
     def discard_sessions(self, principal_id: str, reason_code: int = ReasonCode.NOT_AUTHORIZED) -> int:
         """End every session of a principal, online or offline, without its will; return how many."""
         return self._running().discard_sessions(principal_id, reason_code)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from mqtthub.auth.users import set_user_active
 from mqtthub.config import Settings
 from mqtthub.db import Database
 from mqtthub.models import Device, User
+from tests.conftest import require
 from tests.integration.auth.conftest import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
@@ -179,3 +181,28 @@ def test_the_interval_must_be_positive(tmp_path: Path) -> None:
         Settings(_env_file=None, mqtt_revalidate_interval=0)
     with pytest.raises(ValueError, match="positive"):
         CredentialRevalidator(None, None, -1.0)  # type: ignore[arg-type]
+
+
+async def test_restored_sessions_of_an_identity_gone_while_stopped_are_discarded(tmp_path: Path) -> None:
+    require(shutil.which("mosquitto_sub") is not None, "mosquitto-clients")
+    settings = settings_for(tmp_path)
+    async with start_hub(settings) as running:
+        tenant = await api_tenant(running.admin, "Acme", "acme0001")
+        device_id = tenant["device_id"]
+        # A persistent session (-c) that subscribes and leaves (-E): it waits for the device, offline.
+        subscribe = ["mosquitto_sub", "-p", str(mqtt_port(running)), "-c", "-i", "keeps-session", "-q", "1", "-E"]
+        subscribe += ["-u", device_id, "-P", tenant["device_token"], "-t", f"devices/{device_id}/commands"]
+        done = await asyncio.to_thread(subprocess.run, subscribe, capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        assert running.hub.broker.stats().sessions == 1
+    # While the hub is stopped, the device is disabled in the database.
+    async with Database(settings.database_url) as database, database.session() as session:
+        device = await session.get(Device, device_id)
+        assert device is not None
+        device.enabled = False
+    async with start_hub(settings) as running:
+        deadline = asyncio.get_running_loop().time() + WAIT
+        while running.hub.broker.stats().sessions:
+            assert asyncio.get_running_loop().time() < deadline, "the restored session was not discarded"
+            await asyncio.sleep(0.05)
+        assert running.hub.broker.stats().sessions_discarded == 1

@@ -79,6 +79,9 @@ class FakeBroker:
     def clients(self) -> list[tuple[str, Principal]]:
         return []
 
+    def offline_sessions(self) -> list[Principal]:
+        return []
+
     def invalidate(self, principal_id: str) -> None:
         return None
 
