@@ -181,7 +181,7 @@ RUNNERS = (
         replace=(('"hub.example.com", 8085', '"localhost", {hub_wss}'), ('"mqh_mqtt_…"', '"{TOKEN}"')),
         after=PAHO_AFTER,
     ),
-    Runner("/publish -H", expect=('"success":true', "factory/line1/press1/temperature")),
+    Runner("/publish -H", expect=('"success":true', '"messages":[{"id"', '"topic":"factory/line1/press1/temperature"')),
     Runner("HubClient(", after=SDK_AFTER, expect=("factory/line1/press1/temperature 45.2",)),
     Runner(
         "mqtthub pub ",
