@@ -36,10 +36,20 @@ def _string(text: str) -> bytes:
     return len(raw).to_bytes(2, "big") + raw
 
 
-def connect_packet(client_id: str, *, keepalive: int = 600, clean: bool = True) -> bytes:
-    """CONNECT, MQTT 3.1.1, no credentials; ``clean=False`` asks for a persistent session."""
-    flags = 0x02 if clean else 0x00
+def connect_packet(
+    client_id: str,
+    *,
+    keepalive: int = 600,
+    clean: bool = True,
+    username: str | None = None,
+    password: str | None = None,
+) -> bytes:
+    """CONNECT, MQTT 3.1.1, with a user name and password when given; ``clean=False`` asks for a persistent session."""
+    flags = (0x02 if clean else 0x00) | (0x80 if username is not None else 0) | (0x40 if password is not None else 0)
     body = _string("MQTT") + bytes((4, flags)) + keepalive.to_bytes(2, "big") + _string(client_id)
+    for credential in (username, password):
+        if credential is not None:
+            body += _string(credential)
     return bytes((0x10,)) + _length(len(body)) + body
 
 

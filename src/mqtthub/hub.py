@@ -48,6 +48,7 @@ from mqtthub.db.location import DATABASE_ERRORS, check_location, unavailable
 from mqtthub.db.migrate import upgrade
 from mqtthub.errors import StateError
 from mqtthub.integrations.service import IntegrationService
+from mqtthub.memory import MemoryReleaser
 from mqtthub.messaging.service import MessagingService
 from mqtthub.observability.auth_checks import AuthChecks
 from mqtthub.observability.collector import hub_registry
@@ -407,6 +408,8 @@ class Hub:
                 tasks.create_task(metrics_server.serve(sockets=[self._metrics_socket]), name="metrics-server")
             revalidator = CredentialRevalidator(self.database, self.broker, self.settings.mqtt_revalidate_interval)
             background = [tasks.create_task(revalidator.run(), name="mqtt-credential-revalidation")]
+            releaser = MemoryReleaser(lambda: self.broker.stats().clients_connected)
+            background.append(tasks.create_task(releaser.run(), name="memory-release"))
             if self._rules_file is not None:
                 background.append(tasks.create_task(self._rules_file.watch(), name="mqtt-rules-reload"))
             await stop.wait()

@@ -56,7 +56,7 @@ class CertificateInfo:
     def from_peercert(cls, peercert: object) -> CertificateInfo:
         """Read the fields the authenticator needs from :meth:`ssl.SSLSocket.getpeercert` output."""
         if not isinstance(peercert, dict) or not peercert:
-            return cls(None, None, None)
+            return NO_CERTIFICATE
         parts: list[str] = []
         cn: str | None = None
         for rdn in peercert.get("subject", ()):
@@ -69,8 +69,56 @@ class CertificateInfo:
         return cls(",".join(parts) or None, cn, serial)
 
 
+NO_CERTIFICATE = CertificateInfo(None, None, None)
+"""What a connection without a client certificate holds (one shared instance: nothing changes it)."""
+
+
 class Connection(asyncio.Protocol):
-    """The broker side of one MQTT network connection (see the module docstring)."""
+    """The broker side of one MQTT network connection (see the module docstring).
+
+    A broker holds one per client for as long as it is connected, so it is slotted and allocates
+    nothing it does not need yet: the packet backlog exists only while a step is awaited.
+    """
+
+    __slots__ = (
+        "_backlog",
+        "_flush_handle",
+        "_loop",
+        "_out",
+        "_out_bytes",
+        "_qos0_while_paused",
+        "_read_pause_reasons",
+        "_waiting",
+        "_write_paused",
+        "acl",
+        "acl_generation",
+        "aliases_out",
+        "certificate",
+        "client_id",
+        "close_reason",
+        "core",
+        "created_at",
+        "graceful",
+        "keepalive",
+        "last_received",
+        "listener",
+        "max_packet_size_out",
+        "maximum_qos",
+        "peer",
+        "pending_qos1",
+        "pending_sink",
+        "principal",
+        "protocol_level",
+        "reader",
+        "receive_maximum",
+        "retain_available",
+        "send_quota",
+        "session",
+        "state",
+        "topic_aliases",
+        "transport",
+        "will",
+    )
 
     def __init__(self, core: BrokerCore, listener: str) -> None:
         """``listener`` is the listener kind reported in :class:`ConnectInfo` (``tcp``, ``tls``, ``ws``, ``wss``)."""
@@ -82,7 +130,7 @@ class Connection(asyncio.Protocol):
         self.reader = PacketReader(max_packet_size=config.max_packet_size)
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
-        self.certificate = CertificateInfo(None, None, None)
+        self.certificate = NO_CERTIFICATE
         self.session: Session | None = None
         self.principal: Principal | None = None
         self.client_id = ""
@@ -93,8 +141,8 @@ class Connection(asyncio.Protocol):
         self.receive_maximum = config.receive_maximum
         self.max_packet_size_out: int | None = None
         self.will: Will | None = None
-        self.topic_aliases: dict[int, str] = {}
-        """Inbound: aliases the client set, towards the broker."""
+        self.topic_aliases: dict[int, str] | None = None
+        """Inbound: aliases the client set, towards the broker (made with the first one)."""
         self.aliases_out: OutboundAliases | None = None
         """Outbound: aliases the broker sets towards a 5.0 client that allows them."""
         self.acl: dict[tuple[Action, str], bool] = {}
@@ -114,9 +162,10 @@ class Connection(asyncio.Protocol):
         self._flush_handle: asyncio.Handle | None = None
         self._write_paused = False
         self._qos0_while_paused = 0
-        self._backlog: deque[Packet] = deque()
+        self._backlog: deque[Packet] | None = None
+        """Packets that arrived behind an awaited step (see the module docstring)."""
         self._waiting = False
-        self._read_pause_reasons: set[str] = set()
+        self._read_pause_reasons: tuple[str, ...] = ()
 
     # -- asyncio.Protocol ---------------------------------------------------------------------------------
 
@@ -148,9 +197,10 @@ class Connection(asyncio.Protocol):
         # Keep alive counts whole control packets, not bytes: a packet trickled in byte by byte
         # does not keep a silent client alive [MQTT-3.1.2-24].
         self.last_received = time.monotonic()
-        self._backlog.extend(packets)
-        if not self._waiting:
-            self._drain()
+        if self._waiting:
+            self._hold(packets)
+        else:
+            self._dispatch(packets)
 
     def eof_received(self) -> bool | None:
         """A half-closed socket ends the connection (closing it ourselves)."""
@@ -162,7 +212,7 @@ class Connection(asyncio.Protocol):
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
-        self._backlog.clear()
+        self._backlog = None
         self.core.connection_closed(self)
 
     def pause_writing(self) -> None:
@@ -178,22 +228,45 @@ class Connection(asyncio.Protocol):
 
     # -- reading ------------------------------------------------------------------------------------------
 
+    def _dispatch(self, packets: list[Packet]) -> None:
+        """Handle packets in order; those behind a step that must wait go to the backlog."""
+        for index, packet in enumerate(packets):
+            if self.state is ConnectionState.CLOSED:
+                return
+            if self._step(packet):
+                self._hold(packets[index + 1 :])
+                return
+
+    def _hold(self, packets: list[Packet]) -> None:
+        if not packets:
+            return
+        if self._backlog is None:
+            self._backlog = deque(packets)
+        else:
+            self._backlog.extend(packets)
+
+    def _step(self, packet: Packet) -> bool:
+        """Handle one packet; True when it left a step running that later packets must wait for."""
+        try:
+            pending = packet_handlers.dispatch(self, packet)
+        except ProtocolError as exc:
+            self.fail(exc)
+            return False
+        if pending is None:
+            return False
+        self._waiting = True
+        self.pause_reading("waiting")
+        self.core.spawn(self._finish(pending), name=f"mqtt-step:{self.peer}")
+        return True
+
     def _drain(self) -> None:
         backlog = self._backlog
         while backlog and not self._waiting:
             if self.state is ConnectionState.CLOSED:
-                backlog.clear()
-                return
-            packet = backlog.popleft()
-            try:
-                pending = packet_handlers.dispatch(self, packet)
-            except ProtocolError as exc:
-                self.fail(exc)
-                return
-            if pending is not None:
-                self._waiting = True
-                self.pause_reading("waiting")
-                self.core.spawn(self._finish(pending), name=f"mqtt-step:{self.peer}")
+                break
+            self._step(backlog.popleft())
+        if not self._waiting or self.state is ConnectionState.CLOSED:
+            self._backlog = None
 
     async def _finish(self, pending: Awaitable[None]) -> None:
         try:
@@ -214,13 +287,14 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         if not self._read_pause_reasons and transport is not None and not transport.is_closing():
             transport.pause_reading()
-        self._read_pause_reasons.add(reason)
+        if reason not in self._read_pause_reasons:
+            self._read_pause_reasons += (reason,)
 
     def resume_reading(self, reason: str) -> None:
         """Lift one reason for not reading."""
         if reason not in self._read_pause_reasons:
             return
-        self._read_pause_reasons.discard(reason)
+        self._read_pause_reasons = tuple(other for other in self._read_pause_reasons if other != reason)
         transport = self.transport
         if not self._read_pause_reasons and transport is not None and not transport.is_closing():
             # Time spent not reading is ours, not the client's: its keep alive starts afresh.
@@ -348,7 +422,7 @@ class Connection(asyncio.Protocol):
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush()
-        self._backlog.clear()
+        self._backlog = None
         self.state = ConnectionState.CLOSED
         transport = self.transport
         if transport is not None and not transport.is_closing():

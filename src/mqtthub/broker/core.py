@@ -255,7 +255,7 @@ class BrokerCore:
         for sub in list(session.subscriptions.values()):
             self.unsubscribe(session, sub.topic_filter, sub.share_group)
         self._hand_over_shared(session)
-        session.queue.clear()
+        session.queue = None
         session.inflight.clear()
 
     def _hand_over_shared(self, leaving: Session, only: SharedGroup | None = None) -> None:

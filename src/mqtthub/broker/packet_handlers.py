@@ -173,10 +173,13 @@ def on_publish(conn: Connection, packet: Publish) -> Awaitable[None] | None:
 def _resolve_alias(conn: Connection, topic: str, alias: int) -> str:
     if not 0 < alias <= conn.core.config.max_topic_aliases:
         raise ProtocolError(f"topic alias {alias} out of range [MQTT-3.3.2-9]", reason_code=0x94)
+    aliases = conn.topic_aliases
     if topic:
-        conn.topic_aliases[alias] = topic
+        if aliases is None:
+            aliases = conn.topic_aliases = {}
+        aliases[alias] = topic
         return topic
-    known = conn.topic_aliases.get(alias)
+    known = aliases.get(alias) if aliases is not None else None
     if known is None:
         raise ProtocolError(f"unknown topic alias {alias} [MQTT-3.3.4-7]")
     return known

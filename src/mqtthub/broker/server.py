@@ -266,7 +266,7 @@ class Broker:
         core = self._running()
         core.stats.sessions = len(core.sessions)
         core.stats.retained_messages = len(core.retained)
-        depths = [len(session.queue) for session in core.sessions.values()]
+        depths = [len(session.queue or ()) for session in core.sessions.values()]
         core.stats.queued_messages = sum(depths)
         core.stats.session_queue_max = max(depths, default=0)
         journal = self._journal

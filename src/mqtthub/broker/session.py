@@ -13,7 +13,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -110,9 +110,11 @@ class Session:
         """Keyed by (share group, internal filter)."""
         self.link: SessionLink | None = None
         self.inflight: dict[int, Outgoing] = {}
-        self.queue: deque[Outgoing] = deque()
+        self.queue: deque[Outgoing] | None = None
+        """Messages waiting for room in the in-flight window, oldest first; made when the first one waits
+        (an empty deque costs about 600 bytes, and most sessions never queue anything)."""
         self.inbound_qos2: set[int] = set()
-        self.inbound_qos1: OrderedDict[int, asyncio.Future[int]] = OrderedDict()
+        self.inbound_qos1: dict[int, asyncio.Future[int]] = {}
         """QoS 1 messages offered to the sink, by packet id, oldest first: their store outcome (see
         :meth:`remember_qos1`). Not persisted: it recognises re-sends within one broker run."""
         self.expiry_interval = 0
@@ -141,7 +143,7 @@ class Session:
         recent.pop(packet_id, None)
         recent[packet_id] = outcome
         while len(recent) > limit:
-            recent.popitem(last=False)
+            del recent[next(iter(recent))]  # the oldest: dicts keep insertion order
 
     def forget_qos1(self, packet_id: int, outcome: asyncio.Future[int] | None = None) -> None:
         """Forget an id: reused for a new message, or (``outcome`` given) its message was not stored."""
@@ -185,6 +187,8 @@ class Session:
         queue = self.queue
         while queue and len(self.inflight) < link.send_quota and not link.write_paused:
             self._transmit(queue.popleft(), link, None)
+        if queue is not None and not queue and self.queue is queue:
+            self.queue = None
 
     def resume(self) -> None:
         """Re-send what was in flight when the previous connection ended [MQTT-4.4.0-1], then the queue."""
@@ -241,9 +245,10 @@ class Session:
         def shared(out: Outgoing) -> bool:
             return out.group is not None and (group is None or out.group is group)
 
-        taken = [out for out in self.queue if shared(out)]
+        queue = self.queue or ()
+        taken = [out for out in queue if shared(out)]
         if taken:
-            self.queue = deque(out for out in self.queue if not shared(out))
+            self.queue = deque(out for out in queue if not shared(out))
         for packet_id, out in list(self.inflight.items()):
             if shared(out) and not out.released:
                 del self.inflight[packet_id]
@@ -255,8 +260,11 @@ class Session:
 
     def _enqueue(self, out: Outgoing) -> None:
         journal = self.journal
-        if len(self.queue) >= self._max_queued:
-            dropped = self.queue.popleft()
+        queue = self.queue
+        if queue is None:
+            queue = self.queue = deque()
+        if len(queue) >= self._max_queued:
+            dropped = queue.popleft()
             self._stats.queue_dropped += 1
             episodes(
                 logger,
@@ -268,7 +276,7 @@ class Session:
             )
             if journal is not None:
                 journal.dropped(dropped)
-        self.queue.append(out)
+        queue.append(out)
         if journal is not None:
             journal.held(self, out)
 

@@ -1,0 +1,71 @@
+"""Giving memory back to the operating system after many MQTT connections closed.
+
+CPython frees small objects into its own arenas and larger ones through the C library's
+``malloc``; neither hands the pages back to the system right away, so after a wave of
+clients disconnects the process would stay at its peak size. :class:`MemoryReleaser`
+watches the number of connected clients and, once it has fallen by ``drop`` since the
+last peak, runs a full garbage collection and (with glibc) ``malloc_trim``, which
+returns the free heap pages. Both take milliseconds on the event loop, which is why
+this happens only after a large drop, not on a timer alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import gc
+import logging
+from collections.abc import Callable
+
+logger = logging.getLogger(__name__)
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+    return trim
+
+
+class MemoryReleaser:
+    """Releases memory after the connection count fell (see the module docstring).
+
+    Args:
+        connections: Returns how many clients are connected now.
+        interval: Seconds between two looks at the count.
+        drop: Connections that must have gone since the last peak.
+    """
+
+    def __init__(self, connections: Callable[[], int], *, interval: float = 5.0, drop: int = 1_000) -> None:
+        self._connections = connections
+        self._interval = interval
+        self._drop = drop
+        self._peak = 0
+        self._trim = _malloc_trim()
+        self.releases = 0
+        """Times memory was released so far."""
+
+    def check(self) -> bool:
+        """Look at the count once; release memory if it fell far enough. True if it did."""
+        count = self._connections()
+        if self._peak - count < self._drop:
+            self._peak = max(self._peak, count)
+            return False
+        self._peak = count
+        gc.collect()
+        if self._trim is not None:
+            self._trim(0)
+        self.releases += 1
+        logger.debug("released memory after the connection count fell to %d", count)
+        return True
+
+    async def run(self) -> None:
+        """Check every ``interval`` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(self._interval)
+            self.check()

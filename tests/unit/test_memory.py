@@ -1,0 +1,32 @@
+"""Memory is released after the connection count fell far enough since its peak, not before."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from mqtthub.memory import MemoryReleaser
+
+
+def test_memory_is_released_after_a_large_drop_only() -> None:
+    counts = iter([0, 500, 3_000, 2_500, 1_900, 1_900, 1_000, 5_000, 3_999])
+    releaser = MemoryReleaser(lambda: next(counts), drop=1_000)
+    seen = [releaser.check() for _ in range(9)]
+    # Peak 3,000; 1,900 is the first count 1,000 below it; the new peak is then 1,900 (and later 5,000).
+    assert seen == [False, False, False, False, True, False, False, False, True]
+    assert releaser.releases == 2
+
+
+async def test_the_loop_checks_every_interval_until_cancelled() -> None:
+    looks: list[int] = []
+
+    def count() -> int:
+        looks.append(1)
+        return 0
+
+    task = asyncio.create_task(MemoryReleaser(count, interval=0.01).run())
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert len(looks) >= 3
