@@ -334,6 +334,8 @@ def test_the_readme_runs(walk: ReadmeWalk) -> None:
         print(f"{block}: {len(output)} characters of output")
     assert walk.hub is not None
     assert walk.hub.process.poll() is None, "the hub died during the walk"
+    crashes = [line for line in walk.hub.stderr if "Traceback" in line or "CRITICAL" in line]
+    assert not crashes, "the hub logged a traceback during the walk:\n" + "\n".join(walk.hub.stderr)
     print(f"README walked in {time.monotonic() - started:.1f}s")
 
 
