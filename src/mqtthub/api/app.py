@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from mqtthub import __version__
@@ -12,6 +12,7 @@ from mqtthub.api import service
 from mqtthub.api.errors import install_error_handlers
 from mqtthub.api.limits import CREDENTIALS_LIMIT, BodyLimitMiddleware, BodySize
 from mqtthub.api.openapi import install_openapi
+from mqtthub.auth.roles import enforce_role
 from mqtthub.auth.routes import identity_router
 from mqtthub.integrations import endpoints as integrations_endpoints
 from mqtthub.messaging import endpoints as messaging_endpoints
@@ -36,6 +37,8 @@ def create_app(hub: Hub) -> FastAPI:
         title="mqtthub",
         version=__version__,
         summary="Embedded MQTT broker, device identity, telemetry and messaging API.",
+        # Every route's role policy is checked before the route runs (and before its body is read).
+        dependencies=[Depends(enforce_role)],
     )
     app.state.hub = hub
     settings = hub.settings
