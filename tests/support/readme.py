@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,3 +69,35 @@ def console_steps(block: Block) -> list[ConsoleStep]:
         elif line.strip():
             raise ValueError(f"{block}: output before the first command")
     return [ConsoleStep(command, "\n".join(output).strip()) for command, output in steps]
+
+
+def shown_answers(script: str) -> list[object]:
+    """The JSON answers a shell block shows in comments (``# {...}``, continued on ``#`` lines), parsed."""
+    answers: list[object] = []
+    shown: list[str] = []
+    for line in script.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("# {") or (shown and stripped.startswith("#")):
+            shown.append(stripped[1:])
+            try:
+                answers.append(json.loads(" ".join(shown)))
+            except ValueError:
+                continue  # not complete yet
+            shown = []
+        elif shown:
+            raise ValueError(f"an answer shown in a comment does not parse: {' '.join(shown)}")
+    if shown:
+        raise ValueError(f"an answer shown in a comment does not parse: {' '.join(shown)}")
+    return answers
+
+
+def json_values_in(output: str) -> list[object]:
+    """Every JSON object that starts somewhere in ``output`` (the answers of the commands a block ran)."""
+    decoder = json.JSONDecoder()
+    values: list[object] = []
+    for start in (index for index, char in enumerate(output) if char == "{"):
+        try:
+            values.append(decoder.raw_decode(output, start)[0])
+        except ValueError:
+            continue
+    return values

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.support.readme import Block, console_steps
+from tests.support.readme import Block, console_steps, json_values_in, shown_answers
 
 DRIVER = Path(__file__).resolve().parents[2] / "support" / "snippet_driver.py"
 
@@ -132,6 +132,10 @@ class Walk:
             output = "".join(self._run_lines(block, text, runner))
         else:
             output = self._run_shell(block, text)
+            answers = json_values_in(output)
+            for shown in shown_answers(text):
+                if shown not in answers:
+                    raise BlockFailed(f"{block}: the answer it shows, {shown}, is not among its answers:\n{output}")
         for expected in runner.expect:
             if expected not in output:
                 raise BlockFailed(f"{block}: {expected!r} is not in its output:\n{output}")
