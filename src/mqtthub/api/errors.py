@@ -11,6 +11,8 @@ Every 4xx and 5xx answer has the same JSON body, ``{"success": false, "error": â
 - Starlette's own errors (404 for an unknown path, 405, 400 for an unparsable body, 413 from
   :mod:`mqtthub.api.limits`) keep their status and headers;
 - a number too large for the database is a 422, not a crash;
+- a database that is down or refuses writes (:func:`mqtthub.db.faults.unavailable`) is a 503
+  with ``Retry-After``;
 - anything else is logged with its traceback and answered 500 without internals
   (:class:`UnhandledErrorMiddleware`).
 """
@@ -29,6 +31,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mqtthub.api.redaction import redact_issue
+from mqtthub.db.faults import RETRY_AFTER, unavailable
 from mqtthub.errors import (
     MQTTHubError,
     RateLimitedError,
@@ -128,11 +131,21 @@ class UnhandledErrorMiddleware:
 
         try:
             await self.app(scope, receive, tracking_send)
-        except Exception:
-            logger.exception("%s %s failed with an unexpected error", scope.get("method"), scope.get("path"))
+        except Exception as exc:
+            fault = unavailable(exc)
+            if fault is not None:
+                # The database is down or refusing writes: not a bug, and worth a retry later.
+                logger.warning("%s %s: database unavailable (%s)", scope.get("method"), scope.get("path"), fault.reason)
+                response = JSONResponse(
+                    error_body(f"the database is unavailable ({fault.reason})", "unavailable"),
+                    status_code=503,
+                    headers={"Retry-After": str(RETRY_AFTER)},
+                )
+            else:
+                logger.exception("%s %s failed with an unexpected error", scope.get("method"), scope.get("path"))
+                response = JSONResponse(error_body(INTERNAL_ERROR, "internal_error"), status_code=500)
             if started:
                 raise
-            response = JSONResponse(error_body(INTERNAL_ERROR, "internal_error"), status_code=500)
             await response(scope, receive, send)
 
 

@@ -78,6 +78,11 @@ def serve(
     )
     from mqtthub.cli.serve import run_hub
 
+    if sys.platform != "win32":
+        # main() gives SIGPIPE its default action so that `mqtthub ... | head` ends quietly. A server must
+        # not die of it: writing to a socket whose peer is gone (a client, a database that was stopped)
+        # is an error the code handles.
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     try:
         asyncio.run(run_hub(settings, console))
     except ConfigurationError as exc:

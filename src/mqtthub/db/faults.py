@@ -28,6 +28,9 @@ from typing import Final
 
 from sqlalchemy import exc as sa_exc
 
+RETRY_AFTER: Final = 5
+"""Seconds an HTTP client is told to wait (``Retry-After``) while the database cannot serve it."""
+
 
 class FaultKind(enum.Enum):
     """Who is to blame for a failed write."""
@@ -165,3 +168,17 @@ def classify(error: BaseException) -> WriteFault:
             # A driver error without a SQLSTATE (asyncpg's InterfaceError: the connection is closed).
             return WriteFault(FaultKind.DATABASE, "connection lost")
     return WriteFault(FaultKind.DATA, f"not storable ({type(error).__name__})")
+
+
+def unavailable(error: BaseException) -> WriteFault | None:
+    """The fault when ``error`` comes from a database that cannot serve now (HTTP 503 rather than 500), else None."""
+    chain = _causes(error)
+    from_database = any(
+        isinstance(cause, sa_exc.SQLAlchemyError | sqlite3.Error | ConnectionError | TimeoutError)
+        or isinstance(getattr(cause, "sqlstate", None), str)
+        for cause in chain
+    )
+    if not from_database:
+        return None
+    fault = classify(error)
+    return fault if fault.kind is FaultKind.DATABASE else None

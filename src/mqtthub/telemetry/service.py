@@ -33,6 +33,7 @@ from mqtthub.broker.handle import BrokerHandle
 from mqtthub.config import Settings
 from mqtthub.db import Database
 from mqtthub.db.base import new_id
+from mqtthub.db.faults import RETRY_AFTER
 from mqtthub.errors import PermissionDeniedError, StateError, UnavailableError, ValidationFailedError
 from mqtthub.models import DeviceCommand, DeviceStatus, Organization, RejectedMessage, TelemetryAlert, TelemetryValue
 from mqtthub.realtime import RealtimeBus
@@ -48,8 +49,6 @@ from mqtthub.telemetry.writer import IngestWriter
 logger = logging.getLogger(__name__)
 
 PRUNE_CHUNK = 5000
-RETRY_AFTER_OUTAGE = 5.0
-"""Seconds an HTTP client is told to wait (``Retry-After``) while the database cannot store its message."""
 DAY_MS = 86_400_000
 
 
@@ -236,15 +235,15 @@ class TelemetryService:
             # Not queued behind a database that is down: the client is told to come back (503, Retry-After).
             raise UnavailableError(
                 f"the database is unavailable ({outage.fault.reason}); the message was not stored",
-                retry_after=RETRY_AFTER_OUTAGE,
+                retry_after=RETRY_AFTER,
             )
         try:
             future = self.writer.submit(item)
             code = await asyncio.shield(future)
         except StateError:
-            raise UnavailableError("telemetry ingestion is stopping", retry_after=RETRY_AFTER_OUTAGE) from None
+            raise UnavailableError("telemetry ingestion is stopping", retry_after=RETRY_AFTER) from None
         except UnavailableError as exc:
-            raise UnavailableError(exc.message, retry_after=RETRY_AFTER_OUTAGE) from None
+            raise UnavailableError(exc.message, retry_after=RETRY_AFTER) from None
         except asyncio.CancelledError:
             if not future.cancelled():
                 raise  # the request itself was cancelled

@@ -1,0 +1,80 @@
+"""SQLite on a small tmpfs that fills up under load and is then freed: nothing acknowledged is lost."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import require
+from tests.integration.telemetry.hubflows import hub_env
+from tests.integration.telemetry.outage import Fault, ride_out_an_outage
+from tests.support.hubproc import run_hub
+
+pytestmark = pytest.mark.slow
+
+DISK_SIZE = "8m"
+HOLD_TIMEOUT = 2.0
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """An 8 MiB tmpfs mounted for the test (needs root, as in CI)."""
+    require(os.geteuid() == 0, "root (to mount a tmpfs)")
+    mountpoint = tmp_path / "disk"
+    mountpoint.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={DISK_SIZE}", "tmpfs", str(mountpoint)], check=True)
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+
+
+def _fill(path: Path) -> None:
+    """Take every free byte of the file system ``path`` is on."""
+    chunk = b"\0" * 65536
+    with path.open("wb", buffering=0) as filler:
+        while True:
+            try:
+                filler.write(chunk)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                break
+        # Then the last partial chunk's worth, byte by byte in larger steps.
+        for size in (4096, 512, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    filler.write(b"\0" * size)
+
+
+async def test_sqlite_disk_full_under_load(small_disk: Path, tmp_path: Path) -> None:
+    database_url = f"sqlite+aiosqlite:///{small_disk / 'hub.db'}"
+    filler = small_disk / "filler"
+    # A small queue and a short hold timeout: the queue fills and waiting publishers are disconnected
+    # (never acknowledged) and reconnect; their re-sends must not be lost nor stored twice.
+    env = hub_env(database_url) | {
+        "MQTTHUB_TELEMETRY_QUEUE_SIZE": "50",
+        "MQTTHUB_TELEMETRY_HOLD_TIMEOUT": str(HOLD_TIMEOUT),
+    }
+
+    async def fill() -> None:
+        _fill(filler)
+
+    async def free() -> None:
+        filler.unlink()
+
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    with run_hub(workdir, env=env, wait_for=("HTTP API", "MQTT")) as hub:
+        report = await ride_out_an_outage(hub, database_url, Fault(fill, free, seconds=HOLD_TIMEOUT + 3))
+        log = "\n".join(hub.stderr)
+    assert report.reasons == {"disk full"}, report
+    assert log.count("database writes failing") == 1, log
+    # Past the hold timeout with a full queue, publishers were disconnected rather than acknowledged.
+    assert sum(report.disconnects.values()) >= 1, report
