@@ -112,7 +112,8 @@ class Settings(BaseSettings):
         1.0,
         gt=0,
         description="Seconds between checks of connected MQTT clients' credentials against the database "
-        "(changes made outside the API, e.g. by the CLI, disconnect them within this time).",
+        "(revocations and disabled devices made outside the API, e.g. by the CLI, disconnect them within this time; "
+        "deletions and deactivated users within 30 times it).",
     )
     mqtt_auth_cache_ttl: float = Field(
         10.0,
@@ -244,6 +245,12 @@ class Settings(BaseSettings):
     )
 
     # --- operations -------------------------------------------------------------------------------
+    event_loop: Literal["asyncio", "auto", "uvloop"] = Field(
+        "asyncio",
+        description="Event loop of `mqtthub serve`: the standard library's, `auto` for uvloop when it is installed "
+        "(`mqtthub[speed]`: fewer CPU seconds per message and less memory per connection, see docs/benchmarks.md), "
+        "`uvloop` to insist on it.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Least severe level logged, in any case (`warning`, `WARNING`)."
     )

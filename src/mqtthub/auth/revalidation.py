@@ -2,9 +2,8 @@
 
 The API disconnects the clients concerned as soon as it revokes a token, disables a device
 or revokes a certificate. Changes made straight in the database (the CLI, another hub
-process) are caught by :class:`CredentialRevalidator`: every ``mqtt_revalidate_interval``
-seconds it takes the broker's connected clients, checks their credentials with one query
-per kind, and disconnects (reason code 0x87, Not authorized) every client whose
+process) are caught by :class:`CredentialRevalidator`, and disconnected (reason code 0x87,
+Not authorized), every client whose
 
 - API token is revoked, expired or deleted;
 - device is disabled or deleted, or whose device token is revoked, expired or deleted (a
@@ -14,6 +13,13 @@ per kind, and disconnects (reason code 0x87, Not authorized) every client whose
 
 Anonymous clients have no credential to check. When the identity itself is gone (not just one
 of a device's tokens) its sessions are discarded too, persistent ones included.
+
+The work is incremental, so that it does not grow with the number of connected clients: every
+``mqtt_revalidate_interval`` seconds one query per kind asks which tokens and certificates were
+revoked and which devices were disabled since the previous round (with some overlap, for
+transactions that committed late), and only the clients holding one of those are looked at
+and checked in full. Every ``full_every`` rounds all connected clients are checked, which also
+catches what leaves no timestamp: deleted rows, deactivated users, changed roles.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import asyncio
 import logging
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_, select
@@ -76,15 +83,27 @@ class CredentialRevalidator:
         broker: The broker whose clients are checked.
         interval: Seconds between two checks.
         offline_every: Rounds between two checks of the offline sessions' owners.
+        full_every: Rounds between two checks of every connected client (the first round is one).
     """
 
-    def __init__(self, database: Database, broker: BrokerHandle, interval: float, *, offline_every: int = 60) -> None:
+    def __init__(
+        self,
+        database: Database,
+        broker: BrokerHandle,
+        interval: float,
+        *,
+        offline_every: int = 60,
+        full_every: int = 30,
+    ) -> None:
         if interval <= 0:
             raise ValueError(f"the revalidation interval must be positive, not {interval}")
         self._database = database
         self._broker = broker
         self._interval = interval
         self._offline_every = offline_every
+        self._full_every = max(1, full_every)
+        self._overlap = timedelta(seconds=max(5.0, 2 * interval))
+        self._since: datetime | None = None
         self._rounds = 0
         self.disconnected = 0
         """Clients disconnected so far."""
@@ -114,7 +133,34 @@ class CredentialRevalidator:
         self._rounds += 1
         if self._rounds % self._offline_every == 1 or self._offline_every == 1:
             await self.check_offline()
-        clients = self._broker.clients()
+        started = utcnow()
+        if self._since is None or self._rounds % self._full_every == 1 or self._full_every == 1:
+            clients = self._broker.clients()
+        else:
+            clients = await self._touched(self._since - self._overlap)
+        self._since = started
+        return await self._revalidate(clients)
+
+    async def _touched(self, since: datetime) -> list[tuple[str, Principal]]:
+        """The connected clients holding a credential revoked or disabled since ``since``."""
+        async with self._database.session() as session:
+            changed = _Connected(
+                api_tokens=set(await session.scalars(select(MqttApiToken.id).where(MqttApiToken.revoked_at >= since))),
+                device_tokens=set(await session.scalars(select(DeviceToken.id).where(DeviceToken.revoked_at >= since))),
+                devices=set(
+                    await session.scalars(
+                        select(Device.id).where(Device.updated_at >= since, Device.enabled.is_(False))
+                    )
+                ),
+                certificates=set(
+                    await session.scalars(select(ClientCertificate.serial).where(ClientCertificate.revoked_at >= since))
+                ),
+            )
+        if not any(vars(changed).values()):
+            return []
+        return [(client_id, principal) for client_id, principal in self._broker.clients() if _holds(principal, changed)]
+
+    async def _revalidate(self, clients: list[tuple[str, Principal]]) -> int:
         connected = _Connected()
         for _client_id, principal in clients:
             _collect(principal, connected)
@@ -177,6 +223,13 @@ def _collect(principal: Principal, connected: _Connected) -> None:
             connected.users.add(attributes["user_id"])
     elif principal.kind == "admin":
         connected.users.add(principal.id.removeprefix("user:"))
+
+
+def _holds(principal: Principal, changed: _Connected) -> bool:
+    """Whether the principal uses one of the credentials in ``changed``."""
+    held = _Connected()
+    _collect(principal, held)
+    return any(mine & theirs for mine, theirs in zip(vars(held).values(), vars(changed).values(), strict=True))
 
 
 def _still_valid(principal: Principal, valid: _Valid) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import sys
 from pathlib import Path
@@ -76,7 +75,7 @@ def serve(
         allow_anonymous=allow_anonymous,
         log_level=log_level,
     )
-    from mqtthub.cli.serve import run_hub
+    from mqtthub.cli.serve import run_hub, run_on_loop
 
     if sys.platform != "win32":
         # main() gives SIGPIPE its default action so that `mqtthub ... | head` ends quietly. A server must
@@ -84,7 +83,7 @@ def serve(
         # is an error the code handles.
         signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     try:
-        asyncio.run(run_hub(settings, console))
+        run_on_loop(settings.event_loop, run_hub(settings, console))
     except ConfigurationError as exc:
         fail(exc.message)
     except UnavailableError as exc:

@@ -3,18 +3,42 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
+from collections.abc import Coroutine
+from typing import Any
 
 from rich.console import Console
 
 from mqtthub.config import Settings
+from mqtthub.errors import ConfigurationError
 from mqtthub.hub import Hub
 from mqtthub.logs import configure_logging
+
+logger = logging.getLogger(__name__)
+
+
+def run_on_loop(choice: str, main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` on the event loop ``MQTTHUB_EVENT_LOOP`` names (``auto``: uvloop when installed)."""
+    if choice != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                main.close()
+                raise ConfigurationError(
+                    "MQTTHUB_EVENT_LOOP=uvloop needs uvloop (pip install 'mqtthub[speed]')"
+                ) from None
+        else:
+            uvloop.run(main)
+            return
+    asyncio.run(main)
 
 
 async def run_hub(settings: Settings, console: Console) -> None:
     """Start the hub, print where it listens (and first-run credentials once), serve until a signal."""
     configure_logging(settings.log_level, settings.log_format)
+    logger.debug("event loop: %s", type(asyncio.get_running_loop()).__module__.split(".")[0])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -13,15 +13,15 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from mqtthub.auth.certificates import revoke_certificate
-from mqtthub.auth.device_tokens import revoke_device_token
+from mqtthub.auth.device_tokens import list_device_tokens, revoke_device_token
 from mqtthub.auth.revalidation import CredentialRevalidator
 from mqtthub.auth.users import set_user_active
 from mqtthub.config import Settings
 from mqtthub.db import Database
-from mqtthub.models import Device, User
+from mqtthub.models import Device, MqttApiToken, User
 from tests.conftest import require
 from tests.integration.auth.conftest import (
     ADMIN_EMAIL,
@@ -206,3 +206,37 @@ async def test_restored_sessions_of_an_identity_gone_while_stopped_are_discarded
             assert asyncio.get_running_loop().time() < deadline, "the restored session was not discarded"
             await asyncio.sleep(0.05)
         assert running.hub.broker.stats().sessions_discarded == 1
+
+
+async def test_rounds_between_full_ones_look_only_at_what_was_revoked_or_disabled(tmp_path: Path) -> None:
+    # The hub's own revalidator stays out of the way: this test drives its own rounds.
+    settings = hub_settings(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}", tmp_path, mqtt_revalidate_interval=3600)
+    async with start_hub(settings) as running:
+        port = mqtt_port(running)
+        tenant = await api_tenant(running.admin, "Acme", "acme0001")
+        tokens = f"/api/v1/organizations/{tenant['org_id']}/mqtt-tokens"
+        created = (await running.admin.post(tokens, json={"name": "doomed app"})).json()
+        device = await connected(port, tenant["device_id"], tenant["device_token"], "device")
+        app = await connected(port, created["token"], created["token"], "app")
+        revalidator = CredentialRevalidator(running.hub.database, running.hub.broker, 1.0, full_every=3)
+        try:
+            assert await revalidator.check() == 0  # round 1: every client, all valid
+            async with Database(running.hub.settings.database_url) as database:
+                async with database.session() as session:
+                    record = await session.get(Device, tenant["device_id"])
+                    assert record is not None
+                    token_id = (await list_device_tokens(session, record.id))[0].id
+                    await revoke_device_token(session, record, token_id)
+                assert await revalidator.check() == 1  # round 2: the revoked token, found by its time
+                assert await device.wait_disconnected(WAIT)
+
+                async with database.session() as session:
+                    await session.execute(delete(MqttApiToken).where(MqttApiToken.id == created["token_id"]))
+                # A deleted row leaves no time behind: round 3 does not see it, the full round 4 does.
+                assert await revalidator.check() == 0
+                assert not app.disconnected.is_set()
+                assert await revalidator.check() == 1
+                assert await app.wait_disconnected(WAIT)
+        finally:
+            device.close()
+            app.close()
