@@ -9,7 +9,8 @@ import shutil
 import socket
 import subprocess
 import time
-from dataclasses import dataclass, field
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
@@ -29,11 +30,16 @@ def mosquitto_available() -> bool:
     return Path(MOSQUITTO).exists() and shutil.which("mosquitto_passwd") is not None
 
 
-def free_port() -> int:
-    """A TCP port free right now on 127.0.0.1 (Mosquitto cannot report a port it picked itself)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports free right now on 127.0.0.1 (Mosquitto cannot report a port it picked itself).
+
+    The sockets are held until all are bound: asked one after the other, port 0 can give the same port twice.
+    """
+    with ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
 
 
 def _name(common_name: str) -> x509.Name:
@@ -132,12 +138,18 @@ class Mosquitto:
 
     workdir: Path
     pki: Certificates
-    tcp_port: int = field(default_factory=free_port)
-    tls_port: int = field(default_factory=free_port)
-    mtls_port: int = field(default_factory=free_port)
-    ws_port: int = field(default_factory=free_port)
-    wss_port: int = field(default_factory=free_port)
+    tcp_port: int = 0
+    tls_port: int = 0
+    mtls_port: int = 0
+    ws_port: int = 0
+    wss_port: int = 0
     process: subprocess.Popen[bytes] | None = None
+
+    def __post_init__(self) -> None:
+        self._pick_ports()
+
+    def _pick_ports(self) -> None:
+        self.tcp_port, self.tls_port, self.mtls_port, self.ws_port, self.wss_port = free_ports(5)
 
     def write_config(self) -> Path:
         """Write certificates, the password file and ``mosquitto.conf`` into ``workdir``."""
@@ -169,7 +181,22 @@ class Mosquitto:
         return config
 
     def start(self, timeout: float = 15.0) -> None:
-        """Start Mosquitto and wait until every listener accepts connections."""
+        """Start Mosquitto and wait until every listener accepts connections.
+
+        A port another process took between picking and binding it makes Mosquitto exit: then it starts again
+        on other free ports (a few times).
+        """
+        for attempt in range(5):
+            try:
+                self._start(timeout)
+                return
+            except RuntimeError as exc:
+                if "Address already in use" not in str(exc) or attempt == 4:
+                    raise
+            self._pick_ports()
+            self.write_config()
+
+    def _start(self, timeout: float) -> None:
         config = self.workdir / "mosquitto.conf"
         if not config.exists():
             self.write_config()

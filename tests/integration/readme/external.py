@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import getpass
-import socket
 import subprocess
 import time
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,30 +50,6 @@ class ExampleBroker(Mosquitto):
             f"listener {self.wss_port} 127.0.0.1\nprotocol websockets\nallow_anonymous true\n{tls}"
         )
         return config
-
-    def __post_init__(self) -> None:
-        self._pick_ports()
-
-    def _pick_ports(self) -> None:
-        # Five ports free at once: asked one after the other, port 0 can give the same one twice.
-        with ExitStack() as stack:
-            sockets = [stack.enter_context(socket.socket()) for _ in range(5)]
-            for sock in sockets:
-                sock.bind(("127.0.0.1", 0))
-            ports = [int(sock.getsockname()[1]) for sock in sockets]
-        self.tcp_port, self.tls_port, self.mtls_port, self.ws_port, self.wss_port = ports
-
-    def start(self, timeout: float = 15.0) -> None:
-        """Start Mosquitto; when a port was taken meanwhile (it cannot bind port 0), again on other free ports."""
-        for attempt in range(5):
-            try:
-                super().start(timeout)
-                return
-            except RuntimeError as exc:
-                if "Address already in use" not in str(exc) or attempt == 4:
-                    raise
-            self._pick_ports()
-            self.write_config()
 
     def publish(self, topic: str, payload: bytes, *, count: int = 1) -> None:
         """Publish ``payload`` ``count`` times (QoS 1, acknowledged) through the password listener."""
