@@ -26,6 +26,7 @@ async def test_new_file_is_private(tmp_path: Path) -> None:
         pytest.param(lambda path: path.write_bytes(b"this is not a database" * 100), id="not-a-database"),
         pytest.param(lambda path: _truncate_pages(path), id="truncated"),
         pytest.param(lambda path: _other_schema(path), id="unknown-schema"),
+        pytest.param(lambda path: _directory_instead(path), id="unopenable"),
     ],
 )
 async def test_bad_file_is_moved_aside_and_logged(
@@ -71,3 +72,11 @@ def _truncate_pages(path: Path) -> None:
 def _other_schema(path: Path) -> None:
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA user_version=99")
+
+
+def _directory_instead(path: Path) -> None:
+    path.unlink()
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    path.mkdir()
+    (path / "something").write_text("not ours")
