@@ -32,7 +32,7 @@ from mqtthub.api.app import create_app
 from mqtthub.auth.attempts import LoginGuard
 from mqtthub.auth.bootstrap import FirstRunCredentials, bootstrap_first_run
 from mqtthub.auth.broker_hooks import DatabaseAuthenticator, TopicAuthorizer
-from mqtthub.auth.ca import CertificateAuthority
+from mqtthub.auth.ca import CA_KEY_NAME, CertificateAuthority
 from mqtthub.auth.live import AccessEnded, DeviceChanged, apply_access_ended
 from mqtthub.auth.operator_rules import OperatorRules, RulesFile, invalidate_changed
 from mqtthub.auth.passwords import PasswordWorkers
@@ -41,12 +41,13 @@ from mqtthub.broker import Broker, BrokerConfig, BrokerHandle, BrokerState, List
 from mqtthub.broker.config import ListenerKind
 from mqtthub.brokerstate import SQLiteStateStore
 from mqtthub.config import Settings
-from mqtthub.crypto import SecretBox, load_or_create_secret_key
+from mqtthub.crypto import SECRET_FILE_NAME, SecretBox, load_or_create_secret_key
 from mqtthub.db import Database
 from mqtthub.db.changes import ChangeBus
-from mqtthub.db.location import DATABASE_ERRORS, check_location, unavailable
+from mqtthub.db.location import DATABASE_ERRORS, check_location, sqlite_file, unavailable
 from mqtthub.db.migrate import upgrade
 from mqtthub.errors import StateError
+from mqtthub.filemodes import SQLITE_COMPANIONS, make_private
 from mqtthub.integrations.service import IntegrationService
 from mqtthub.memory import MemoryReleaser
 from mqtthub.messaging.service import MessagingService
@@ -307,7 +308,7 @@ class Hub:
     async def _start(self) -> None:
         settings = self.settings
         # The data directory is the hub's own (a database inside it is fine); any other missing directory is an error.
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private(settings.data_dir, self._private_files())
         check_location(settings.database_url, create=True)
         self._secrets = SecretBox(load_or_create_secret_key(settings.secret_key, settings.data_dir))
         try:
@@ -370,6 +371,19 @@ class Hub:
             self._metrics_socket = bind_socket(settings.host, settings.metrics_port)
             self._stack.callback(self._metrics_socket.close)
         logger.info("database ready (%s)", self._database.dialect)
+
+    def _private_files(self) -> list[Path]:
+        """The files with secrets or state the hub keeps, which only its account may read."""
+        settings = self.settings
+        data_dir = settings.data_dir
+        databases = [data_dir / BROKER_STATE_FILE]
+        if (database := sqlite_file(settings.database_url)) is not None:
+            databases.append(database)
+        return [
+            data_dir / SECRET_FILE_NAME,
+            data_dir / CA_KEY_NAME,
+            *(Path(f"{database}{suffix}") for database in databases for suffix in SQLITE_COMPANIONS),
+        ]
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import Coroutine
 from typing import Any
@@ -12,6 +13,7 @@ from rich.console import Console
 
 from mqtthub.config import Settings
 from mqtthub.errors import ConfigurationError
+from mqtthub.filemodes import PRIVATE_UMASK
 from mqtthub.hub import Hub
 from mqtthub.logs import configure_logging
 
@@ -39,6 +41,7 @@ async def run_hub(settings: Settings, console: Console) -> None:
     """Start the hub, print where it listens (and first-run credentials once), serve until a signal."""
     configure_logging(settings.log_level, settings.log_format)
     logger.debug("event loop: %s", type(asyncio.get_running_loop()).__module__.split(".")[0])
+    os.umask(PRIVATE_UMASK)  # every file the hub creates is its account's alone
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
