@@ -32,7 +32,7 @@ from tests.integration.readme.installed import modules_outside
 from tests.integration.readme.test_quickstart import QUICK_START
 from tests.integration.readme.walk import Bounded, Runner, Walk
 from tests.support.hubproc import HubProcess, run_hub
-from tests.support.readme import README, Block, runnable_blocks
+from tests.support.readme import README, RUNNABLE, Block, code_blocks, runnable_blocks
 
 pytestmark = [pytest.mark.xdist_group("readme"), pytest.mark.timeout(300)]
 
@@ -249,6 +249,22 @@ def runner_of(block: Block) -> Runner:
             "(a new README snippet comes with a way to run it)"
         )
     return runners[0]
+
+
+# Languages of blocks that are shown, not run: what a reader reads or writes into another program's file.
+SHOWN_ONLY = {
+    "json": "answers of the hub, shown for their shape",
+    "text": "files the hub reads (operator rules), tested with the feature",
+    "yaml": "configuration of other programs (Prometheus)",
+}
+
+
+def test_every_block_is_run_or_shown_only() -> None:
+    """A block in another language (``sh``, none at all) would escape the walk: each names one it knows."""
+    for block in code_blocks():
+        assert block.lang in RUNNABLE or block.lang in SHOWN_ONLY, (
+            f"{block}: give it a language that is run ({', '.join(RUNNABLE)}) or shown only ({', '.join(SHOWN_ONLY)})"
+        )
 
 
 def test_every_block_has_a_runner() -> None:
