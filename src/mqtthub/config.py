@@ -211,6 +211,11 @@ class Settings(BaseSettings):
         ge=1024,
         description="Most characters (or items) a template may build or output; integers are bounded to 4096 bits.",
     )
+    outbound_allow: str | None = Field(
+        None,
+        description="Comma-separated networks and host names integrations may reach although they are not public "
+        "(loopback, private, link-local, …): webhooks, HTTP calls, SMTP, remote brokers.",
+    )
     smtp_host: str | None = Field(None, description="SMTP server for e-mail actions; e-mail actions fail when unset.")
     smtp_port: int = Field(587, ge=1, le=65535, description="SMTP server port.")
     smtp_username: str | None = Field(None, description="SMTP user name (no login when unset).")

@@ -58,10 +58,10 @@ async def publish_lines(broker: Mosquitto, payloads: list[bytes]) -> None:
     assert process.returncode == 0
 
 
-async def wait_for(check: Any, what: str, timeout: float = 60.0) -> Any:
+async def wait_for(check: Any, what: str, seen: object = None, timeout: float = 60.0) -> Any:
     deadline = time.monotonic() + timeout
     while not (result := await check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what} (seen: {seen})"
         await asyncio.sleep(0.1)
     return result
 
@@ -76,6 +76,7 @@ async def test_expensive_templates_and_conditions_fail_their_action_and_never_st
         "MQTTHUB_INTEGRATION_EXPRESSION_TIMEOUT": "0.1",
         "MQTTHUB_INTEGRATION_RECONNECT_MIN": "0.1",
         "MQTTHUB_LOG_LEVEL": "warning",
+        "MQTTHUB_OUTBOUND_ALLOW": "127.0.0.1",
     }
     async with http_recorder() as hooks:
         hook = f"http://127.0.0.1:{hooks.port}/hook"
@@ -116,11 +117,14 @@ async def test_expensive_templates_and_conditions_fail_their_action_and_never_st
                 probing = asyncio.create_task(probe(http, done))
                 await publish_lines(mosquitto, [*payloads, b'{"event": "fine", "n": 21}'])
 
+                seen: list[Any] = []
+
                 async def failures() -> list[dict[str, Any]] | None:
                     logged = (await http.get(f"{base}/failures")).json()["failures"]
+                    seen[:] = [[row["error"] for row in logged], hooks.requests, hub.stderr[-20:]]
                     return logged if len(logged) == 6 and hooks.requests else None
 
-                logged = await wait_for(failures, "six failed actions and one webhook call")
+                logged = await wait_for(failures, "six failed actions and one webhook call", seen)
                 await asyncio.sleep(0.5)  # the probe keeps going after the last evaluation
                 done.set()
                 latencies = await probing

@@ -70,6 +70,8 @@ class ConnectionOptions:
     keep_alive: int = 60
     clean_session: bool = True
     connect_timeout: float = 10.0
+    address: str | None = None
+    """Connect to this IP address instead of resolving ``host`` (TLS and WebSocket still use ``host``)."""
 
     def __repr__(self) -> str:
         scheme = ("wss" if self.tls else "ws") if self.transport == "websockets" else ("mqtts" if self.tls else "mqtt")

@@ -34,6 +34,7 @@ from mqtthub.integrations.action_specs import (
     WebhookAction,
 )
 from mqtthub.integrations.expressions import ExpressionError, ExpressionPool, Job, Kind
+from mqtthub.integrations.outbound import OutboundFence, OutboundRefused
 from mqtthub.models import EmailTemplate, HistoryMessage
 from mqtthub.models.messaging import MAX_RECORDED_TOPIC_LENGTH
 
@@ -94,6 +95,7 @@ class ActionRunner:
         http: The shared HTTP client for webhooks and domain calls.
         local: The embedded broker, or None when it is not running.
         expressions: Where conditions and templates are evaluated.
+        fence: Where e-mail may be sent (HTTP goes through ``http``, whose transport the fence built).
         retry_backoff: First delay between HTTP retries, doubled each time.
     """
 
@@ -104,9 +106,11 @@ class ActionRunner:
         http: httpx.AsyncClient,
         local: LocalPublisher | None,
         expressions: ExpressionPool,
+        fence: OutboundFence,
         *,
         retry_backoff: float = 0.5,
     ) -> None:
+        self._fence = fence
         self._expressions = expressions
         self._database = database
         self._settings = settings
@@ -174,10 +178,15 @@ class ActionRunner:
         message["To"] = ", ".join(recipients)
         message["Subject"] = subject.strip()
         message.set_content(body)
+        try:
+            async with asyncio.timeout(settings.smtp_timeout):
+                sock = await self._fence.connect_socket(settings.smtp_host, settings.smtp_port)
+        except OutboundRefused as exc:
+            raise ActionError(f"SMTP server {exc}") from None
         await aiosmtplib.send(
             message,
             hostname=settings.smtp_host,
-            port=settings.smtp_port,
+            sock=sock,
             username=settings.smtp_username,
             password=settings.smtp_password,
             start_tls=settings.smtp_starttls,
@@ -247,6 +256,8 @@ class ActionRunner:
                 response = await self._http.request(
                     method, url, headers=headers, content=content, params=params, timeout=timeout_s
                 )
+            except OutboundRefused as exc:
+                raise ActionError(f"{method} {_safe_url(url)} {exc}") from None
             except httpx.TransportError as exc:
                 error = f"{method} {_safe_url(url)} failed: {type(exc).__name__}: {exc}"
             else:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import enum
 import logging
 import random
@@ -33,6 +34,7 @@ from mqtthub.client.connection import Connected, ConnectionOptions, ConnectRefus
 from mqtthub.client.tls import CertificateError
 from mqtthub.db.base import utcnow
 from mqtthub.errors import StateError, UnavailableError
+from mqtthub.integrations.outbound import OutboundFence, OutboundRefused
 from mqtthub.integrations.status import ConnectionStatus
 
 logger = logging.getLogger(__name__)
@@ -64,6 +66,8 @@ def describe_failure(exc: BaseException) -> str:
     """The ``connection_error`` text for a failed connection attempt (never includes secrets)."""
     if isinstance(exc, ConnectRefused):
         return f"{exc}: {exc.details}"
+    if isinstance(exc, OutboundRefused):
+        return f"Connection {exc}"
     if isinstance(exc, CertificateError):
         return f"Certificate error: {exc}"
     if isinstance(exc, TimeoutError):
@@ -102,6 +106,7 @@ class Connector:
         reconnect_max: Longest backoff delay in seconds.
         inbox_size: Messages buffered between the network thread and the handler.
         name: Names the tasks and log lines.
+        fence: Checks the broker's address before each connection attempt (None: no check).
     """
 
     def __init__(
@@ -115,7 +120,9 @@ class Connector:
         reconnect_max: float = 60.0,
         inbox_size: int = 1000,
         name: str = "connector",
+        fence: OutboundFence | None = None,
     ) -> None:
+        self._fence = fence
         self.options = options
         self.status = status
         self.state = ConnectorState.CREATED
@@ -215,7 +222,10 @@ class Connector:
             await self._serve(_Link(connected))
 
     async def _connect(self) -> Connected:
-        attempt = asyncio.ensure_future(asyncio.to_thread(connect, self.options, self._install_callbacks))
+        options = self.options
+        if self._fence is not None:  # resolved at every attempt: the name may point elsewhere by now
+            options = dataclasses.replace(options, address=await self._fence.resolve(options.host, options.port))
+        attempt = asyncio.ensure_future(asyncio.to_thread(connect, options, self._install_callbacks))
         try:
             return await asyncio.shield(attempt)
         except asyncio.CancelledError:

@@ -9,9 +9,11 @@ Changes apply to the running connector before the response is sent, so
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ssl
 from typing import Any
 
+import httpx
 from fastapi import APIRouter, Request, Response
 from sqlalchemy import delete, select
 
@@ -23,6 +25,8 @@ from mqtthub.client.tls import CertificateError
 from mqtthub.db.base import utcnow
 from mqtthub.errors import NotFoundError, ValidationFailedError
 from mqtthub.integrations import repository
+from mqtthub.integrations.action_specs import ActionSpec, HttpAction, WebhookAction
+from mqtthub.integrations.outbound import OutboundRefused
 from mqtthub.integrations.runtime import connection_options, generated_client_id, load_runtime
 from mqtthub.integrations.schemas import (
     BrokerConfig,
@@ -161,6 +165,20 @@ async def _apply(request: Request, session: SessionDep, product_id: str) -> None
     await hub.integrations.apply(product_id, runtime)
 
 
+async def _check_destinations(request: Request, actions: list[ActionSpec]) -> None:
+    """422 for a webhook or HTTP action whose URL names a host the outbound policy refuses.
+
+    Only a literal host can be judged now; a host filled in by a template is checked when the action runs.
+    """
+    fence = get_hub(request).integrations.fence
+    for index, action in enumerate(actions):
+        if isinstance(action, WebhookAction | HttpAction):
+            authority = action.url.split("://", 1)[-1].split("/", 1)[0]
+            if "{" not in authority:
+                host = httpx.URL(action.url).host
+                await fence.check(host, field=f"actions[{index}].url")
+
+
 async def _configured(session: SessionDep, product_id: str) -> MqttConfig:
     config = await repository.config_of(session, product_id)
     if config is None:
@@ -196,6 +214,7 @@ async def put_mqtt_config(
 ) -> dict[str, Any]:
     """Save the configuration; the connector reconnects with it at once (no restart needed)."""
     product = await repository.visible_product(session, user, product_id, admin=True)
+    await get_hub(request).integrations.fence.check(body.broker.host, field="broker.host")
     config = await repository.save_config(session, product, body, get_hub(request).secrets)
     await _apply(request, session, product_id)
     return {
@@ -236,7 +255,13 @@ async def test_mqtt_connection(
     client_id = f"{body.client_id or generated_client_id(hub.settings, product_id)}-test"
     options = connection_options({**broker, "client_id": client_id}, hub.secrets, client_id, connect_timeout=10.0)
     try:
-        connected = await asyncio.to_thread(connect, options)
+        address = await hub.integrations.fence.resolve(options.host, options.port)
+    except OutboundRefused as exc:  # said before any packet is sent: nothing tells an open port from a closed one
+        return _failure("Connection refused by outbound policy", str(exc))
+    except (OSError, ValueError) as exc:
+        return _failure(f"Connection failed: {exc}", "Broker unreachable")
+    try:
+        connected = await asyncio.to_thread(connect, dataclasses.replace(options, address=address))
     except ConnectRefused as exc:
         return ConnectionTestResult(
             status="error", connected=False, latency_ms=None, error=str(exc), details=exc.details, code=exc.code
@@ -334,6 +359,7 @@ async def create_subscription(
     """A subscription for the event ``name`` on the topic built from the product's prefix, pattern and ``variables``."""
     product = await repository.visible_product(session, user, product_id, admin=True)
     repository.check_domain_actions(body.actions, get_hub(request).settings.integration_domain_actions_url)
+    await _check_destinations(request, body.actions)
     row = await repository.create_subscription(session, product, body, await _topics(session, product_id))
     await _apply(request, session, product_id)
     return {"status": "success", "message": "Subscription created successfully", "subscription": _subscription_out(row)}
@@ -352,6 +378,7 @@ async def update_subscription(
     await repository.visible_product(session, user, product_id, admin=True)
     row = await repository.subscription_of(session, product_id, subscription_id)
     repository.check_domain_actions(body.actions or [], get_hub(request).settings.integration_domain_actions_url)
+    await _check_destinations(request, body.actions or [])
     row = await repository.update_subscription(session, row, body, await _topics(session, product_id))
     await _apply(request, session, product_id)
     return {"status": "success", "message": "Subscription updated successfully", "subscription": _subscription_out(row)}

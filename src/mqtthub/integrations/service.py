@@ -31,6 +31,7 @@ from mqtthub.errors import StateError
 from mqtthub.integrations.actions import ActionError, ActionRunner, EventContext, LocalPublisher
 from mqtthub.integrations.connector import Connector, InboundMessage
 from mqtthub.integrations.expressions import ExpressionError, ExpressionPool, Route, Routed
+from mqtthub.integrations.outbound import OutboundFence
 from mqtthub.integrations.runtime import ProductRuntime, configured_products, load_runtime
 from mqtthub.integrations.stats import StatsRecorder
 from mqtthub.integrations.status import ConnectionStatus
@@ -92,6 +93,8 @@ class IntegrationService:
         """Messages received from every connector since the hub started."""
         self.action_results: Counter[tuple[str, str]] = Counter()
         """Actions run since the hub started, by (action type, ``executed`` / ``skipped`` / ``failed``)."""
+        self.fence = OutboundFence(settings.outbound_allow)
+        """Where webhooks, HTTP calls, e-mail and remote brokers may connect (``MQTTHUB_OUTBOUND_ALLOW``)."""
         self._expressions = ExpressionPool(
             workers=settings.integration_expression_workers,
             timeout=settings.integration_expression_timeout,
@@ -102,9 +105,11 @@ class IntegrationService:
         if self._state != "created":
             raise StateError(f"the integration service can be started only once (it is {self._state})")
         self._state = "running"
-        self._http = httpx.AsyncClient(follow_redirects=False)
+        self._http = httpx.AsyncClient(transport=self.fence.http_transport(), follow_redirects=True, max_redirects=5)
         await self._expressions.__aenter__()
-        self._runner = ActionRunner(self.database, self.settings, self._http, self._broker, self._expressions)
+        self._runner = ActionRunner(
+            self.database, self.settings, self._http, self._broker, self._expressions, self.fence
+        )
         self._flusher = asyncio.create_task(self._stats.run(self._stats_interval), name="integrations:stats-flush")
         if self.settings.integrations_enabled:
             async with self.database.session() as session:
@@ -203,6 +208,7 @@ class IntegrationService:
             reconnect_min=self.settings.integration_reconnect_min,
             reconnect_max=self.settings.integration_reconnect_max,
             name=f"integration-{runtime.product_id[:8]}",
+            fence=self.fence,
         )
         running.connector = await connector.__aenter__()
 

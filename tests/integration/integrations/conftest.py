@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from mqtthub.db import Database
+from mqtthub.db.migrate import upgrade
 from tests.conftest import require
 from tests.integration.integrations.mosquitto import PASSWORD, USERNAME, Certificates, Mosquitto, mosquitto_available
 
@@ -32,6 +34,15 @@ def mosquitto(tmp_path: Path, pki: Certificates) -> Iterator[Mosquitto]:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture
+async def database(tmp_path: Path) -> AsyncIterator[Database]:
+    """A migrated SQLite database of this test."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
+    await upgrade(url)
+    async with Database(url) as opened:
+        yield opened
 
 
 def publish(broker: Mosquitto, topic: str, payloads: list[bytes], *, qos: int = 1) -> None:

@@ -24,6 +24,7 @@ def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
         "integration_reconnect_min": 0.1,
         "integration_reconnect_max": 1.0,
         "smtp_starttls": False,
+        "outbound_allow": "127.0.0.1",  # the tests' brokers, SMTP and HTTP servers
     }
     values.update(overrides)
     return Settings(**values)

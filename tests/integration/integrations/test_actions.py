@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
-import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import func, select
 
 from mqtthub.db import Database
-from mqtthub.db.migrate import upgrade
 from mqtthub.integrations.schemas import EmailTemplateIn
 from mqtthub.integrations.service import IntegrationService
 from mqtthub.models import ActionFailure, EventSubscription, HistoryMessage
@@ -25,14 +22,6 @@ from tests.integration.integrations.seeding import SECRETS, seed, settings_for
 from tests.integration.integrations.servers import http_recorder, smtp_server
 
 TOPIC = "/v3/applications/ABC123/business-events"
-
-
-@pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
-    await upgrade(url)
-    async with Database(url) as opened:
-        yield opened
 
 
 async def subscribed(service: IntegrationService, product_id: str, count: int = 1) -> None:

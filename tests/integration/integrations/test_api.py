@@ -29,6 +29,7 @@ async def running(tmp_path: Path) -> AsyncIterator[RunningHub]:
         tmp_path,
         integration_reconnect_min=0.1,
         integration_reconnect_max=1.0,
+        outbound_allow="127.0.0.1",
     )
     async with start_hub(settings) as hub:
         yield hub
@@ -37,7 +38,9 @@ async def running(tmp_path: Path) -> AsyncIterator[RunningHub]:
 @pytest.fixture
 async def running_on_each_database(database_url: str, tmp_path: Path) -> AsyncIterator[RunningHub]:
     """A hub on SQLite and on PostgreSQL."""
-    settings = hub_settings(database_url, tmp_path, integration_reconnect_min=0.1, integration_reconnect_max=1.0)
+    settings = hub_settings(
+        database_url, tmp_path, integration_reconnect_min=0.1, integration_reconnect_max=1.0, outbound_allow="127.0.0.1"
+    )
     async with start_hub(settings) as hub:
         yield hub
 

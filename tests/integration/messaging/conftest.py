@@ -124,6 +124,7 @@ def settings_for(tmp_path: Path, **overrides: Any) -> Settings:
         "admin_email": ADMIN_EMAIL,
         "admin_password": ADMIN_PASSWORD,
         "api_rate_limit": 0,
+        "outbound_allow": "127.0.0.1",  # products may point at the hub's own broker
     }
     return Settings(_env_file=None, **(values | overrides))
 

@@ -308,6 +308,7 @@ def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReadmeWalk]:
     hub_env = trusted | {
         "MQTTHUB_TLS_CERT_FILE": str(tls / "server.pem"),
         "MQTTHUB_TLS_KEY_FILE": str(tls / "server.key"),
+        "MQTTHUB_OUTBOUND_ALLOW": "localhost,127.0.0.1,::1",  # the Mosquitto standing in for broker.example.com
     }
     try:
         with run_hub(workdir, env=hub_env, wait_for=("HTTP API", "MQTT WSS")) as hub:
