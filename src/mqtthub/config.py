@@ -54,6 +54,14 @@ class Settings(BaseSettings):
         "sqlite+aiosqlite:///./mqtthub.db",
         description="SQLAlchemy URL: `sqlite+aiosqlite:///path` or `postgresql+asyncpg://user:pass@host/db`.",
     )
+    database_min_free_mb: float = Field(
+        1.0,
+        ge=0,
+        description=(
+            "SQLite: below this much free space (MiB) on the database's file system `/health` reports the database"
+            ' down ("disk full"), before writes start to fail.'
+        ),
+    )
     data_dir: Path = Field(
         Path(), description="Directory for the generated secret key, the hub's CA and the broker state file."
     )

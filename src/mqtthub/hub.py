@@ -44,7 +44,7 @@ from mqtthub.config import Settings
 from mqtthub.crypto import SECRET_FILE_NAME, SecretBox, load_or_create_secret_key
 from mqtthub.db import Database
 from mqtthub.db.changes import ChangeBus
-from mqtthub.db.location import DATABASE_ERRORS, check_location, sqlite_file, unavailable
+from mqtthub.db.location import DATABASE_ERRORS, check_location, disk_free, sqlite_file, unavailable
 from mqtthub.db.migrate import upgrade
 from mqtthub.errors import StateError
 from mqtthub.filemodes import SQLITE_COMPANIONS, make_private
@@ -446,6 +446,12 @@ class Hub:
             "database": {"status": "up" if database_up else "down", "dialect": self.database.dialect},
             "broker": {"status": "up" if broker_up else "down"},
         }
+        free = disk_free(self.database.url)
+        if free is not None:
+            # A full disk does not stop a ping (reads work): said here before the next write fails on it.
+            components["database"]["diskFreeBytes"] = free
+            if free < self.settings.database_min_free_mb * 1024 * 1024:
+                components["database"] |= {"status": "down", "reason": "disk full"}
         if broker_up:
             stats = self.broker.stats()
             components["broker"] |= {"clients": stats.clients_connected, "subscriptions": stats.subscriptions}

@@ -7,6 +7,7 @@ SQLite path would otherwise give a fresh, empty database). Errors name the datab
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -33,6 +34,17 @@ def sqlite_file(url: str) -> Path | None:
     if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
         return None
     return Path(database)
+
+
+def disk_free(url: str) -> int | None:
+    """Bytes free for the SQLite file's writes on its file system; ``None`` for PostgreSQL (its server's business)."""
+    path = sqlite_file(url)
+    if path is None:
+        return None
+    try:
+        return shutil.disk_usage(path.resolve().parent).free
+    except OSError:
+        return None
 
 
 def check_location(url: str, *, create: bool) -> None:

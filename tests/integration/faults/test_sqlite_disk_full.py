@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import require
@@ -73,7 +74,22 @@ async def test_sqlite_disk_full_under_load(small_disk: Path, tmp_path: Path) -> 
     workdir.mkdir()
     with run_hub(workdir, env=env, wait_for=("HTTP API", "MQTT")) as hub:
         report = await ride_out_an_outage(hub, database_url, Fault(fill, free, seconds=HOLD_TIMEOUT + 3))
+        # A full disk is reported while nothing is written too (reads, and so pings, still work).
+        async with httpx.AsyncClient(base_url=hub.http_url, timeout=30) as http:
+            await fill()
+            full = await http.get("/health")
+            await free()
+            freed = await http.get("/health")
         log = "\n".join(hub.stderr)
+    assert full.status_code == 503
+    assert full.json()["components"]["database"] | {"diskFreeBytes": 0} == {
+        "status": "down",
+        "dialect": "sqlite",
+        "reason": "disk full",
+        "diskFreeBytes": 0,
+    }
+    assert freed.status_code == 200, freed.text
+    assert freed.json()["components"]["database"]["status"] == "up"
     assert report.reasons == {"disk full"}, report
     assert log.count("database writes failing") == 1, log
     # Past the hold timeout with a full queue, publishers were disconnected rather than acknowledged.
