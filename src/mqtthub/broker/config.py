@@ -84,7 +84,8 @@ class BrokerConfig:
         max_acl_cache_entries: Authorizer answers cached per connection; overflow policy: clear when full.
         max_stored_qos1_ids: Packet ids of QoS 1 messages the sink stored, remembered per session so that a
             re-send (DUP=1, same id) after a reconnect is acknowledged without being stored again; overflow
-            policy: forget the oldest.
+            policy: forget the oldest. Never fewer than ``receive_maximum``, the most QoS 1 messages a 5.0 client
+            has unacknowledged [MQTT-3.3.4-9]; small, since every session that publishes keeps that many.
         persistence: With a state store: ``sync`` holds each PUBACK/PUBREC/PUBCOMP until the state it changed
             is stored; ``periodic`` writes every ``persistence_interval`` seconds and holds nothing.
         persistence_interval: Seconds between writes of the state store in ``periodic`` mode.
@@ -109,7 +110,7 @@ class BrokerConfig:
     maximum_qos: int = 2
     housekeeping_interval: float = 0.5
     max_acl_cache_entries: int = 1_024
-    max_stored_qos1_ids: int = 1_024
+    max_stored_qos1_ids: int = 128
     persistence: PersistenceMode = "sync"
     persistence_interval: float = 1.0
 

@@ -278,7 +278,9 @@ def accept_publish(conn: Connection, packet: Publish, topic: str, allowed: bool)
         return
     _hold_ack(conn, qos)
     if qos == 1:
-        session.remember_qos1(packet_id, future, limit=core.config.max_stored_qos1_ids)
+        session.remember_qos1(
+            packet_id, future, limit=max(core.config.max_stored_qos1_ids, core.config.receive_maximum)
+        )
     future.add_done_callback(partial(_sink_done, conn, message, packet_id))
 
 

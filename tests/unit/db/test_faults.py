@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError, StatementError
 
 from mqtthub.db import Database
-from mqtthub.db.faults import FaultKind, WriteFault, classify
+from mqtthub.db.faults import FaultKind, WriteFault, classify, unavailable
 from tests.support.postgres import free_port
 
 
@@ -158,3 +158,20 @@ async def test_refused_connection_is_the_database() -> None:
     with pytest.raises(ConnectionRefusedError) as refused:
         await asyncio.wait_for(asyncpg.connect(f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"), 10)
     assert classify(refused.value) == WriteFault(FaultKind.DATABASE, "connection lost")
+
+
+async def test_unavailable_is_only_for_database_faults(sqlite_file: Path) -> None:
+    async with Database(f"sqlite+aiosqlite:///{sqlite_file}") as database:
+        with pytest.raises(IntegrityError) as duplicate:
+            async with database.session() as session:
+                await session.execute(text("INSERT INTO t (n, s) VALUES (1, 'again')"))
+    full = _sqlite_error(
+        sqlite_file, "PRAGMA max_page_count = 1", "INSERT INTO t (n, s, pad) VALUES (5, 'x', zeroblob(50000))"
+    )
+    assert unavailable(full) == WriteFault(FaultKind.DATABASE, "disk full", "SQLITE_FULL")
+    assert unavailable(ConnectionRefusedError(111, "refused")) is not None
+    assert unavailable(asyncpg.exceptions.CannotConnectNowError("shutting down")) is not None
+    # The rows' fault, or not the database at all: a bug is a 500, not a 503.
+    assert unavailable(duplicate.value) is None
+    assert unavailable(KeyError("x")) is None
+    assert unavailable(OSError(2, "no such file")) is None
