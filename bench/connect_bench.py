@@ -6,7 +6,8 @@ Usage (or ``scripts/bench connections``)::
 
 Every scenario starts its broker fresh: Debian's Mosquitto (as ``bench/brokers.py`` configures it) and
 ``mqtthub serve`` (``bench/hub_server.py``: the whole hub on SQLite, anonymous access on, seeded with
-devices and API tokens), taking turns within each repetition. The load is ``bench/storm.py``.
+devices and API tokens) on the asyncio loop and on uvloop (``MQTTHUB_EVENT_LOOP``), taking turns within
+each repetition. The load is ``bench/storm.py``.
 
 - **connects/s**: 10,000 clients, two load processes with 64 handshakes in flight each; anonymous,
   then (hub only) 3,000 devices with their device tokens and 3,000 apps with API tokens, each client
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from broker_bench import machine
-from brokers import RunningBroker, Target, rss_kib, started
+from brokers import RunningBroker, Target, cpu_seconds, rss_kib, started
 from hub_server import Credentials, seed, started_hub
 from storm import StormResult, run_storm
 
@@ -41,7 +42,8 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 START_MARK = "<!-- connections:start -->"
 END_MARK = "<!-- connections:end -->"
 MOSQUITTO = Target("mosquitto", "mosquitto")
-HUB = "mqtthub serve"
+HUBS = {"mqtthub serve (asyncio)": "asyncio", "mqtthub serve (uvloop)": "uvloop"}
+"""The hub as each event loop runs it (MQTTHUB_EVENT_LOOP)."""
 TOKEN_CLIENTS = 3_000
 AFTER_CLOSE = 10.0
 """Seconds after the clients closed at which the memory left is read."""
@@ -83,6 +85,8 @@ class Measurement:
     value: float
     detail: str = ""
     ok: bool = True
+    cpu_us: float = float("nan")
+    """Broker CPU time (user + system, all threads) per admitted client, in µs."""
     after_close: float = float("nan")
     """Memory scenarios: RSS 2 s after the clients closed / RSS before they connected."""
 
@@ -116,7 +120,8 @@ def _broker(
     credentials = {"device": device_credentials, "api": api_credentials}.get(
         scenario.credentials, [(None, None)] * scenario.clients
     )
-    return started_hub(workdir, {"MQTTHUB_MAX_CONNECTIONS": str(scenario.clients + 1000)}), credentials
+    env = {"MQTTHUB_MAX_CONNECTIONS": str(scenario.clients + 1000), "MQTTHUB_EVENT_LOOP": HUBS[target]}
+    return started_hub(workdir, env), credentials
 
 
 def measure(scenario: Scenario, target: str, workdir: Path) -> Measurement:
@@ -126,8 +131,13 @@ def measure(scenario: Scenario, target: str, workdir: Path) -> Measurement:
         time.sleep(1.0)
         if scenario.kind == "memory":
             return _memory(broker, credentials, scenario)
+        cpu_before = cpu_seconds(broker.pid)
         result = run_storm(broker.port, credentials, concurrency=scenario.concurrency, deadline=10.0)
-    return _admission(scenario, result)
+        cpu = cpu_seconds(broker.pid) - cpu_before
+    measured = _admission(scenario, result)
+    if result.connected:
+        measured.cpu_us = cpu / result.connected * 1e6
+    return measured
 
 
 def _admission(scenario: Scenario, result: StormResult) -> Measurement:
@@ -161,8 +171,8 @@ def _memory(broker: RunningBroker, credentials: list[Credentials], scenario: Sce
     return Measurement(per_connection, detail, result.connected == scenario.clients, after / before)
 
 
-def _targets(scenario: Scenario) -> list[str]:
-    return [HUB] if scenario.credentials != "anonymous" else ["mosquitto", HUB]
+def _targets(scenario: Scenario, hubs: list[str]) -> list[str]:
+    return hubs if scenario.credentials != "anonymous" else ["mosquitto", *hubs]
 
 
 TARGETS: dict[str, tuple[str, Callable[[float, float | None, Measurement], bool]]] = {
@@ -187,6 +197,10 @@ def _format(kind: str, m: Measurement | None) -> str:
     return f"{m.value:.1f}"
 
 
+def _cpu(m: Measurement | None) -> str:
+    return f"{m.cpu_us:.0f}" if m is not None and m.cpu_us == m.cpu_us else "—"
+
+
 def _best(kind: str, runs: list[Measurement]) -> Measurement:
     valid = [m for m in runs if m.value == m.value] or runs
     if kind == "rate":
@@ -194,7 +208,9 @@ def _best(kind: str, runs: list[Measurement]) -> Measurement:
     return min(valid, key=lambda m: (not m.ok, m.value))
 
 
-def render(results: dict[str, dict[str, Measurement]], scenarios: list[Scenario], load: tuple[float, float]) -> str:
+def render(
+    results: dict[str, dict[str, Measurement]], scenarios: list[Scenario], hubs: list[str], load: tuple[float, float]
+) -> str:
     """The Markdown block between the connections markers."""
     units = {"rate": "connects/s", "storm": "last CONNACK after", "memory": "KiB"}
     info = machine()
@@ -205,32 +221,31 @@ def render(results: dict[str, dict[str, Measurement]], scenarios: list[Scenario]
         f" 1-minute load average {load[0]:.1f} at the start, {load[1]:.1f} at the end (the benchmark's own"
         " processes included).",
         "",
-        "| Scenario | Unit | mosquitto | mqtthub serve | ratio | Target | Met |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| "
+        + " | ".join(["Scenario", "Unit", "mosquitto", *(f"{hub} | ratio" for hub in hubs), "Target", "Met"])
+        + " |",
+        "| " + " | ".join(["---"] * (5 + 2 * len(hubs))) + " |",
     ]
     notes: list[str] = []
     for scenario in scenarios:
         row = results.get(scenario.key)
         if not row:
             continue
-        reference, mine = row.get("mosquitto"), row[HUB]
-        ratio: float | None = None
-        if scenario.kind == "rate":
-            base = reference or results.get("rate-anonymous", {}).get("mosquitto")
-            ratio = mine.value / base.value if base is not None and base.value else None
-        elif scenario.kind == "memory" and reference is not None and reference.value:
-            ratio = mine.value / reference.value
+        reference = row.get("mosquitto")
         target, check = TARGETS[scenario.kind]
-        met = check(mine.value, ratio, mine)
-        cells = [
-            scenario.title,
-            units[scenario.kind],
-            _format(scenario.kind, reference),
-            _format(scenario.kind, mine),
-            f"{ratio:.2f}" if ratio is not None and ratio == ratio else "—",
-            target,
-            "yes" if met else "no",
-        ]
+        cells = [scenario.title, units[scenario.kind], _format(scenario.kind, reference)]
+        verdicts: list[str] = []
+        for hub in hubs:
+            mine = row[hub]
+            ratio: float | None = None
+            if scenario.kind == "rate":
+                base = reference or results.get("rate-anonymous", {}).get("mosquitto")
+                ratio = mine.value / base.value if base is not None and base.value else None
+            elif scenario.kind == "memory" and reference is not None and reference.value:
+                ratio = mine.value / reference.value
+            cells += [_format(scenario.kind, mine), f"{ratio:.2f}" if ratio is not None and ratio == ratio else "—"]
+            verdicts.append(f"{HUBS[hub]}: {'yes' if check(mine.value, ratio, mine) else 'no'}")
+        cells += [target, "; ".join(verdicts)]
         lines.append("| " + " | ".join(cells) + " |")
         for key, m in row.items():
             notes.append(f"- {scenario.title}, {key}: {m.detail}")
@@ -238,6 +253,17 @@ def render(results: dict[str, dict[str, Measurement]], scenarios: list[Scenario]
         "",
         "Ratios of token scenarios are to Mosquitto's anonymous rate in the same run (Mosquitto has no such"
         " tokens). Best of the runs per broker.",
+        "",
+        "Broker CPU time (user + system, all threads) per admitted client, in µs (lower is better; steadier than"
+        " connects/s on a shared machine):",
+        "",
+        "| Scenario | mosquitto | " + " | ".join(hubs) + " |",
+        "| " + " | ".join(["---"] * (2 + len(hubs))) + " |",
+        *(
+            "| " + " | ".join([s.title, *(_cpu(results[s.key].get(key)) for key in ["mosquitto", *hubs])]) + " |"
+            for s in scenarios
+            if s.kind != "memory" and s.key in results
+        ),
         "",
         *notes,
         "",
@@ -276,7 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     all_scenarios = [*SCENARIOS, *LARGE]
     parser.add_argument("--only", nargs="+", choices=[s.key for s in all_scenarios], help="scenarios to run")
     parser.add_argument("--no-write", action="store_true", help="print only, leave docs/benchmarks.md alone")
+    parser.add_argument("--no-uvloop", action="store_true", help="run the hub on the asyncio loop only")
     args = parser.parse_args(argv)
+    hubs = [hub for hub, loop in HUBS.items() if loop == "asyncio" or not args.no_uvloop]
     scenarios = [s for s in (all_scenarios if args.large else SCENARIOS) if not args.only or s.key in args.only]
     if args.quick:
         scenarios = [Scenario(s.key, s.title, s.kind, s.clients // 10, s.credentials, s.concurrency) for s in scenarios]
@@ -294,12 +322,12 @@ def main(argv: list[str] | None = None) -> int:
         for scenario in scenarios:
             runs: dict[str, list[Measurement]] = {}
             for _ in range(max(1, args.repeat)):
-                for target in _targets(scenario):
+                for target in _targets(scenario, hubs):
                     m = measure(scenario, target, next(workdirs))
                     runs.setdefault(target, []).append(m)
                     print(f"{scenario.key:>15} {target:<14} {_format(scenario.kind, m):>10}  {m.detail}", flush=True)
             results[scenario.key] = {key: _best(scenario.kind, ms) for key, ms in runs.items()}
-    block = render(results, scenarios, (load_start, os.getloadavg()[0]))
+    block = render(results, scenarios, hubs, (load_start, os.getloadavg()[0]))
     print()
     print(block)
     if not args.no_write and not args.quick:

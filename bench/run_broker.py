@@ -43,6 +43,10 @@ class AllowAll:
         """Every client is the anonymous principal."""
         return _ANONYMOUS
 
+    def remembered(self, info: ConnectInfo) -> Principal | None:
+        """Every client is the anonymous principal, at once."""
+        return _ANONYMOUS
+
     def forget(self, principal_id: str) -> None:
         """Nothing is remembered."""
 

@@ -141,6 +141,34 @@ class DatabaseAuthenticator:
         """Database queries run so far to look up tokens and the anonymous organization."""
         return self._api_tokens.queries + self._device_tokens.queries + self._organizations.queries
 
+    def remembered(self, info: ConnectInfo) -> Principal | None:
+        """The principal of a client whose credential was accepted within the cache's TTL, else None."""
+        key = self._cache_key(info)
+        if key is None:
+            return None
+        entry = self.cache.get(key)
+        if entry is None:
+            return None
+        self._note_use(MqttApiToken if key[0] == "app" else DeviceToken, entry)
+        self.accepted[entry.principal.kind] += 1
+        return entry.principal
+
+    def _cache_key(self, info: ConnectInfo) -> tuple[str, ...] | None:
+        """What a credential is cached under, for the kinds that are cached; None for the others."""
+        if info.certificate_serial is not None and info.certificate_cn is not None:
+            return None
+        username = info.username or ""
+        if not username:
+            return ("anonymous",) if not info.password and self._allow_anonymous else None
+        password = (info.password or b"").decode("utf-8", "replace")
+        if username.startswith(API_TOKEN_PREFIX):
+            if password != username or not API_TOKEN_PATTERN.match(username):
+                return None
+            return ("app", self._secrets.hash_token(username))
+        if "@" in username or not _UUID.match(username) or not password:
+            return None
+        return ("device", username, self._secrets.hash_token(password))
+
     def forget(self, principal_id: str) -> None:
         """Forget the cached credentials of a principal: its next CONNECT is checked against the database."""
         self.cache.forget(principal_id)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from mqtthub.broker.connection_state import ConnectionState
 from mqtthub.broker.episodes import EpisodeLog
-from mqtthub.broker.hooks import ConnectInfo
+from mqtthub.broker.hooks import ConnectInfo, Principal
 from mqtthub.broker.topic_aliases import OutboundAliases
 from mqtthub.errors import AuthenticationRefused, ProtocolError
 from mqtthub.mqtt.packets import PROTOCOL_V5, Connack, Connect, Properties
@@ -43,26 +44,43 @@ def refuse(conn: Connection, reason_code: int, why: str) -> None:
     conn.close(None, f"connect refused: {why}")
 
 
-async def handle_connect(conn: Connection, packet: Connect) -> None:
-    """Authenticate a CONNECT, attach its session and answer CONNACK."""
-    core = conn.core
-    config = core.config
+def handle_connect(conn: Connection, packet: Connect) -> Awaitable[None] | None:
+    """Authenticate a CONNECT, attach its session and answer CONNACK.
+
+    A client the authenticator remembers (:meth:`Authenticator.remembered`) is answered at once, in
+    this event-loop pass; otherwise the returned awaitable finishes the CONNECT once the
+    authenticator has answered (the connection reads nothing meanwhile).
+    """
+    info = _connect_info(conn, packet)
+    if info is None:
+        return None
+    try:
+        principal = conn.core.authenticator.remembered(info)
+    except Exception:
+        logger.exception("authenticator failed to look up client %s (%s)", info.client_id, conn.peer)
+        principal = None  # the full check decides
+    if principal is not None:
+        _accept(conn, packet, principal)
+        return None
+    return _authenticate(conn, packet, info)
+
+
+def _connect_info(conn: Connection, packet: Connect) -> ConnectInfo | None:
+    """The checks that need no authenticator; the authenticator's question, or None if refused."""
     level = packet.protocol_level
     conn.protocol_level = level
     conn.reader.protocol_level = level
-    v5 = level == PROTOCOL_V5
     client_id = packet.client_id
-    assigned: str | None = None
     if not client_id:
-        if not packet.clean_start and not v5:
+        if not packet.clean_start and level != PROTOCOL_V5:
             refuse(conn, ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "empty client id with persistent session")
-            return
-        client_id = assigned = f"mqtthub-{uuid.uuid4().hex}"  # [MQTT-3.1.3-6]
+            return None
+        client_id = f"mqtthub-{uuid.uuid4().hex}"  # [MQTT-3.1.3-6]
     conn.client_id = client_id
     if packet.properties is not None and packet.properties.authentication_method is not None:
         refuse(conn, ReasonCode.BAD_AUTHENTICATION_METHOD, "enhanced authentication is not supported")
-        return
-    info = ConnectInfo(
+        return None
+    return ConnectInfo(
         client_id=client_id,
         username=packet.username,
         password=packet.password,
@@ -73,6 +91,10 @@ async def handle_connect(conn: Connection, packet: Connect) -> None:
         certificate_cn=conn.certificate.cn,
         certificate_serial=conn.certificate.serial,
     )
+
+
+async def _authenticate(conn: Connection, packet: Connect, info: ConnectInfo) -> None:
+    core = conn.core
     try:
         principal = await core.authenticator.authenticate(info)
     except AuthenticationRefused as exc:
@@ -80,11 +102,22 @@ async def handle_connect(conn: Connection, packet: Connect) -> None:
         refuse(conn, exc.reason_code, exc.message)
         return
     except Exception:
-        logger.exception("authenticator failed for client %s (%s)", client_id, conn.peer)
+        logger.exception("authenticator failed for client %s (%s)", info.client_id, conn.peer)
         refuse(conn, ReasonCode.SERVER_UNAVAILABLE, "authenticator failed")
         return
     if conn.state is ConnectionState.CLOSED:
         return
+    _accept(conn, packet, principal)
+
+
+def _accept(conn: Connection, packet: Connect, principal: Principal) -> None:
+    """Will checks, session, negotiated limits, CONNACK [MQTT-3.2]."""
+    core = conn.core
+    config = core.config
+    client_id = conn.client_id
+    level = conn.protocol_level
+    v5 = level == PROTOCOL_V5
+    assigned = None if packet.client_id else client_id
     if core.held_by_another(client_id, principal):
         refuse(conn, ReasonCode.CLIENT_IDENTIFIER_NOT_VALID, "client id in use by another identity")
         return

@@ -264,3 +264,21 @@ async def test_custom_app_permissions(world: World, tmp_path: Path) -> None:
     assert not await authorizer.authorize(principal, Action.PUBLISH, "devices/abc/status")
     assert await authorizer.authorize(principal, Action.SUBSCRIBE, "devices/+/status")
     assert not await authorizer.authorize(principal, Action.SUBSCRIBE, "device/+/telemetry/#")
+
+
+async def test_remembered_answers_only_for_credentials_accepted_before(world: World, tmp_path: Path) -> None:
+    auth = authenticator(world, tmp_path, allow_anonymous=True)
+    device = connect(world.device_id, world.device_token)
+    app = connect(world.api_token, world.api_token)
+    anonymous = connect(None, None)
+    assert [auth.remembered(info) for info in (device, app, anonymous)] == [None, None, None]
+    accepted = [await auth.authenticate(info) for info in (device, app, anonymous)]
+    assert [auth.remembered(info) for info in (device, app, anonymous)] == accepted
+    # Never for a different secret, nor for what is not cached (administrators, refusals).
+    assert auth.remembered(connect(world.device_id, "mqh_dev_" + "x" * 40)) is None
+    assert auth.remembered(connect(world.api_token, world.device_token)) is None
+    assert auth.remembered(connect("root@example.com", "password1")) is None
+    auth.forget(f"device:{world.device_id}")
+    assert auth.remembered(device) is None
+    assert auth.remembered(app) == accepted[1]
+    await auth.last_used.settle()

@@ -59,6 +59,9 @@ class FakeAuth:
             expires_at=self.expires_at.get(name),
         )
 
+    def remembered(self, info: ConnectInfo) -> Principal | None:
+        return None
+
     def forget(self, principal_id: str) -> None:
         self.forgotten.append(principal_id)
 
