@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import signal
 import subprocess
@@ -110,11 +111,15 @@ def test_platform_administrator_sees_sys_topics_and_every_namespace(tmp_path: Pa
             stderr=subprocess.PIPE,
             text=True,
         )
-        time.sleep(1.0)
-        # An anonymous client works inside the default organization's namespace.
-        subprocess.run(
-            ["mosquitto_pub", "-p", port, "-t", "plant/boiler", "-m", "90", "-q", "1"], check=True, timeout=30
-        )
+        # An anonymous client works inside the default organization's namespace. Published until the watcher
+        # (whose SUBSCRIBE may land after a first PUBLISH on a busy machine) has its one message.
+        deadline = time.monotonic() + 25
+        while watcher.poll() is None and time.monotonic() < deadline:
+            subprocess.run(
+                ["mosquitto_pub", "-p", port, "-t", "plant/boiler", "-m", "90", "-q", "1"], check=True, timeout=30
+            )
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                watcher.wait(timeout=0.5)
         output, _ = watcher.communicate(timeout=30)
         namespace, _, rest = output.strip().partition("/plant/")
         assert namespace.startswith("org/")
