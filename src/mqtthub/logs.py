@@ -48,7 +48,12 @@ def redact(text: str) -> str:
     return text
 
 
-_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+# Not extra fields: what every record has, and uvicorn's terminal-coloured copy of its own message.
+_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 
 
 def extra_fields(record: logging.LogRecord) -> dict[str, Any]:
