@@ -19,6 +19,7 @@ Usage::
     .venv/bin/python bench/metrics_bench.py                  # 3 rounds of each mode
     .venv/bin/python bench/metrics_bench.py --rounds 5 --messages 200000
     .venv/bin/python bench/metrics_bench.py --rate 5000 --messages 50000  # CPU per message at a fixed rate
+    .venv/bin/python bench/metrics_bench.py --control     # both columns off: how far equal runs differ here
 """
 
 from __future__ import annotations
@@ -220,6 +221,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--messages", type=int, default=150_000, help="messages per run and QoS")
     parser.add_argument("--publishers", type=int, default=10)
     parser.add_argument("--rate", type=float, default=0.0, help="total msg/s of each load; 0 = as fast as it goes")
+    parser.add_argument(
+        "--control", action="store_true", help="run the 'on' runs with metrics off too: the noise between equal runs"
+    )
     args = parser.parse_args(argv)
     flows = {
         qos: Flow(
@@ -237,6 +241,10 @@ def main(argv: list[str] | None = None) -> None:
         for qos in (1, 0)
     }
     print(f"machine: {machine()}")
+
+    def label(metrics: bool) -> str:
+        return ("off (control)" if args.control else "on") if metrics else "off"
+
     print("| load | metrics | msg/s (median) | hub CPU µs/msg (median) | scrapes (1/s), median time | runs |")
     print("| --- | --- | ---: | ---: | --- | ---: |")
     for qos, flow in flows.items():
@@ -244,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
         for round_number in range(args.rounds):
             # Each round swaps which mode goes first, so neither always follows the other's teardown.
             for metrics in (False, True) if round_number % 2 == 0 else (True, False):
-                run = one_run(metrics, flow)
+                run = one_run(metrics and not args.control, flow)
                 for error in run.errors:
                     print(f"  (qos {qos}, metrics {'on' if metrics else 'off'}: {error})", file=sys.stderr)
                 runs[metrics].append(run)
@@ -258,14 +266,15 @@ def main(argv: list[str] | None = None) -> None:
             rate, cpu = medians[metrics]
             done = runs[metrics]
             scrape_count = statistics.median(r.scrapes for r in done)
-            scrapes = f"{scrape_count:.0f}, {statistics.median(r.scrape_ms for r in done):.1f} ms" if metrics else "-"
-            print(f"| {load} | {'on' if metrics else 'off'} | {rate:,.0f} | {cpu:.1f} | {scrapes} | {len(done)} |")
+            scraped = metrics and not args.control
+            scrapes = f"{scrape_count:.0f}, {statistics.median(r.scrape_ms for r in done):.1f} ms" if scraped else "-"
+            print(f"| {load} | {label(metrics)} | {rate:,.0f} | {cpu:.1f} | {scrapes} | {len(done)} |")
         (off_rate, off_cpu), (on_rate, on_cpu) = medians[False], medians[True]
         rate_change, cpu_change = 100 * (on_rate / off_rate - 1), 100 * (on_cpu / off_cpu - 1)
-        print(f"| {load} | on vs off | {rate_change:+.1f}% | {cpu_change:+.1f}% | | |")
+        print(f"| {load} | {label(True)} vs off | {rate_change:+.1f}% | {cpu_change:+.1f}% | | |")
         for metrics in (False, True):
             each = ", ".join(f"{r.rate:,.0f} ({r.cpu_us_per_message:.1f} µs)" for r in runs[metrics])
-            print(f"  QoS {qos} metrics {'on' if metrics else 'off'}, each run: {each}", file=sys.stderr)
+            print(f"  QoS {qos} metrics {label(metrics)}, each run: {each}", file=sys.stderr)
     print(f"one scrape of an idle hub with 300 MQTT connections: {scrape_cost():.2f} ms of hub CPU")
     loaded = scrape_cost_under_load(5000, args.publishers)
     print(f"one scrape while the hub carries QoS 1 at 5,000 msg/s: {loaded:.2f} ms of hub CPU")
