@@ -124,7 +124,7 @@ async def _ride_out(hub: HubProcess, database_url: str, fault: Fault) -> OutageR
             assert response.status_code == 503, response.text
             assert int(response.headers["Retry-After"]) >= 1
             assert response.json()["code"] == "unavailable"
-            await asyncio.sleep(0.5)  # acknowledgements of batches committed before the fault have landed
+            await asyncio.sleep(1.0)  # acknowledgements of batches committed before the fault have landed
             paused = [p.acked_count() for p in publishers]
             await asyncio.sleep(max(PAUSE_OBSERVED, fault.seconds - (time.monotonic() - broken_at)))
             assert [p.acked_count() for p in publishers] == paused, "PUBACKs arrived while the database was down"
