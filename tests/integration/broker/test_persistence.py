@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,7 +17,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from mqtthub.broker import Broker
 from mqtthub.broker.hooks import BrokerMessage
-from mqtthub.broker.persistence import InMemoryStateStore, StateBatch, StoredState
+from mqtthub.broker.persistence import InMemoryStateStore, StateBatch, StateStore, StoredState
 from mqtthub.brokerstate import SQLiteStateStore
 from mqtthub.mqtt.packets import (
     PROTOCOL_V5,
@@ -40,7 +41,7 @@ MODES = ["sync", "periodic"]
 
 
 @asynccontextmanager
-async def broker_on(store: InMemoryStateStore, mode: str = "sync", **limits: Any) -> AsyncIterator[Broker]:
+async def broker_on(store: StateStore, mode: str = "sync", **limits: Any) -> AsyncIterator[Broker]:
     async with running_broker(state_store=store, persistence=mode, persistence_interval=0.05, **limits) as broker:
         yield broker
 
@@ -320,3 +321,29 @@ async def test_a_locked_state_file_holds_acknowledgements_until_it_can_be_writte
         assert stats.state_write_error is None
     async with SQLiteStateStore(path) as reopened:
         assert [held.message.payload for held in (await reopened.read()).held] == [b"one"]
+
+
+@pytest.mark.parametrize("backend", ["memory", "file"])
+async def test_a_queued_message_sent_and_unacknowledged_keeps_its_packet_id(tmp_path: Path, backend: str) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        store: StateStore = InMemoryStateStore()
+        if backend == "file":
+            store = await stack.enter_async_context(SQLiteStateStore(tmp_path / "broker-state.db"))
+        async with broker_on(store) as broker:
+            async with client(broker, "slow", V311, clean_session=False) as sub:
+                await sub.subscribe("in/#", qos=1)
+            async with client(broker, "pub", V311) as pub:
+                await pub.publish("in/1", b"queued first", qos=1)  # stored whole while the client is away
+            raw = await RawClient.open(broker.addresses["tcp"], level=4)
+            await raw.connect("slow", clean_start=False)
+            first = await raw.receive()
+            assert isinstance(first, Publish)
+            await asyncio.sleep(0.1)  # its packet id is stored as an update of the row
+        await raw.close()
+        async with broker_on(store) as broker:
+            raw = await RawClient.open(broker.addresses["tcp"], level=4)
+            await raw.connect("slow", clean_start=False)
+            again = await raw.receive()
+            assert isinstance(again, Publish)
+            assert (again.packet_id, again.dup, again.payload) == (first.packet_id, True, b"queued first")
+            await raw.close()
