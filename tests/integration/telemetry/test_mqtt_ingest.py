@@ -240,3 +240,30 @@ async def test_a_qos1_resend_after_a_reconnect_is_stored_once(stack: Stack) -> N
     assert await second.receive() == Puback(11)
     await second.close()
     assert [row.value for row in await _rows(stack, TelemetryValue)] == [7]
+
+
+async def test_a_message_the_database_refuses_is_rejected_alone(stack: Stack) -> None:
+    # PostgreSQL text cannot hold U+0000 (SQLSTATE 22021): the database refuses the row, not the parser.
+    # SQLite stores it. Either way the valid messages of the same batch are stored.
+    device = await asyncio.to_thread(PahoDevice(stack.port, stack.a).connect)
+    topic = f"devices/{stack.a.device_id}/datastream"
+    try:
+        stack.telemetry.writer.max_delay = 0.2  # let the three share one batch
+        publishing = [
+            asyncio.to_thread(device.publish, topic, {"value": value, "telemetryDataId": stack.a.definition_id})
+            for value in (1, "on\u0000off", 2)
+        ]
+        codes = await asyncio.gather(*publishing)
+    finally:
+        await asyncio.to_thread(device.close)
+    refused = stack.database.dialect == "postgresql"
+    assert codes == [0, PAYLOAD_FORMAT_INVALID if refused else 0, 0]
+    values = sorted(row.raw for row in await _rows(stack, TelemetryValue))
+    assert values == (["1", "2"] if refused else ["1", "2", "on\u0000off"])
+    rejected = await _rows(stack, RejectedMessage)
+    if refused:
+        assert [(r.field, r.reason) for r in rejected] == [("payload", "refused by the database: invalid value")]
+        assert stack.telemetry.writer.refused == 1
+        assert stack.telemetry.writer.outages == 0
+    else:
+        assert not rejected
