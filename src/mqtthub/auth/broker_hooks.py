@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import re
 from collections import Counter
 from typing import Any
@@ -193,7 +194,8 @@ class DatabaseAuthenticator:
         )
         delay = self.failure_delay(address)
         if delay:
-            await asyncio.sleep(delay)
+            # Jittered over its second half, so a burst of refused CONNECTs is not answered in one burst too.
+            await asyncio.sleep(delay * (0.5 + random.random() / 2))
 
     async def _identify(self, info: ConnectInfo) -> Principal:
         if info.certificate_serial is not None and info.certificate_cn is not None:

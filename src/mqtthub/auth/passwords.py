@@ -4,13 +4,19 @@ argon2 is slow on purpose (tens of milliseconds of CPU and 64 MiB per call). Run
 loop, a burst of wrong passwords would freeze every connection of the hub, so every check done
 while serving goes through :class:`PasswordWorkers`: a few threads (argon2-cffi releases the GIL
 while it works) and a bounded number of calls waiting for them. A call beyond that bound is refused
-at once as busy instead of queueing without limit.
+at once as busy instead of queueing without limit. On Linux the threads also run at the lowest CPU
+priority (nice 19, inherited by argon2's own lane threads): on a busy machine the event loop, which
+serves every connection, gets the processor first and a password check waits instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import os
+import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -43,6 +49,14 @@ def _unknown_user_hash() -> str:
     return hash_password("mqtthub: no such user")
 
 
+def _lower_priority() -> None:
+    # Linux keeps a nice value per thread, so this leaves the rest of the process alone; elsewhere
+    # PRIO_PROCESS would name the whole process, so nothing is changed.
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+
+
 def _verify_known(password_hash: str | None, password: str) -> bool:
     # An unknown account verifies a fixed hash, so it costs as much time as a wrong password.
     if password_hash is None:
@@ -63,7 +77,7 @@ class PasswordWorkers:
         if threads < 1 or max_pending < 1:
             raise ValueError("threads and max_pending must be at least 1")
         self.max_pending = max_pending
-        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="mqtthub-password")
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="mqtthub-password", initializer=_lower_priority)
         self._pending = 0
         self._closed = False
         self.refused = 0

@@ -222,7 +222,7 @@ async def test_repeated_failures_from_one_address_are_slowed_down(world: World, 
     started = time.monotonic()
     with pytest.raises(AuthenticationRefused):
         await hooks.authenticate(connect(world.device_id, "wrong", peer="10.0.0.9:1235"))
-    assert time.monotonic() - started >= 0.1
+    assert time.monotonic() - started >= 0.05  # the 0.1 s delay, jittered over its second half
     assert hooks.failure_delay("10.0.0.9") == pytest.approx(0.1)
     for _ in range(5):
         hooks._failures.hit("10.0.0.9")
