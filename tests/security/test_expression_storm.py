@@ -18,11 +18,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.integration.integrations.conftest import mosquitto, pki  # noqa: F401 (fixtures)
 from tests.integration.integrations.mosquitto import PASSWORD, USERNAME, Mosquitto
 from tests.integration.integrations.servers import http_recorder
 from tests.support.hubproc import run_hub
+
+# Measures the hub's latency: run alone, after the parallel suite (a neighbour test would be measured too).
+pytestmark = pytest.mark.alone
 
 ADMIN = "admin@expressions.test"
 ADMIN_PASSWORD = "the admin password"

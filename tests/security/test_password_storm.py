@@ -13,11 +13,15 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from mqtthub.mqtt.codec import encode
 from mqtthub.mqtt.packets import PROTOCOL_V311, Connect
 from mqtthub.mqtt.reason_codes import ConnackReturnCode
 from tests.support.hubproc import run_hub
+
+# Measures the hub's latency: run alone, after the parallel suite (a neighbour test would be measured too).
+pytestmark = pytest.mark.alone
 
 ADMIN = "admin@storm.test"
 PASSWORD = "the right password"
