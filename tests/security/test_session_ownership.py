@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import update
 
+from mqtthub.db.base import utcnow
+from mqtthub.models import MqttApiToken
 from mqtthub.mqtt.packets import (
     PROTOCOL_V5,
     PROTOCOL_V311,
@@ -47,6 +50,8 @@ class Identities:
     publisher: tuple[str, str]
     certificate: ssl.SSLContext
     org_id: str
+    device_id: str
+    member_id: str
 
 
 async def _client(port: int, level: int, tls: ssl.SSLContext | None = None) -> RawClient:
@@ -119,7 +124,8 @@ async def _identities(running: RunningHub, tmp_path: Path) -> Identities:
     writer_rights = {"subscribe": [], "publish": ["private/#"]}
     writer = (await admin.post(f"{base}/mqtt-tokens", json={"name": "writer", "permissions": writer_rights})).json()
     member = {"email": "member@example.com", "password": "long enough password", "role": "org_member"}
-    assert (await admin.post(f"{base}/users", json=member)).status_code == 201
+    created = await admin.post(f"{base}/users", json=member)
+    assert created.status_code == 201
     async with await running.login(member["email"], member["password"]) as as_member:
         issued = (await as_member.post("/api/v1/auth/mqtt-certificate")).json()["data"]
         bundle = (await as_member.get(issued["p12Url"])).content
@@ -134,6 +140,8 @@ async def _identities(running: RunningHub, tmp_path: Path) -> Identities:
         publisher=(writer["token"], writer["token"]),
         certificate=tls,
         org_id=org_id,
+        device_id=device["id"],
+        member_id=created.json()["id"],
     )
 
 
@@ -202,3 +210,54 @@ async def test_revoking_a_token_ends_its_connected_session(tmp_path: Path) -> No
         assert running.hub.broker.stats().sessions == sessions - 1
         async with httpx.AsyncClient() as anonymous:
             assert (await anonymous.get(running.base_url + "/health")).status_code == 200
+
+
+async def test_disabling_a_device_or_deactivating_a_user_ends_their_persistent_sessions(tmp_path: Path) -> None:
+    settings = hub_settings(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}", tmp_path, **tls_overrides(tmp_path))
+    async with start_hub(settings) as running:
+        ids = await _identities(running, tmp_path)
+        broker = running.hub.broker
+        _, device = await _connect(ids.port, ids.device, client_id="device-session")
+        assert await _subscribe(device, f"devices/{ids.device_id}/commands") == [1]
+        await _leave(device)
+        _, user = await _connect(ids.tls_port, None, tls=ids.certificate, client_id="user-session")
+        assert await _subscribe(user, "device/+/telemetry/#") == [1]
+        await _leave(user)
+        sessions, discarded = broker.stats().sessions, broker.stats().sessions_discarded
+
+        base = f"/api/v1/organizations/{ids.org_id}"
+        disabled = await running.admin.patch(f"{base}/devices/{ids.device_id}", json={"enabled": False})
+        assert disabled.status_code == 200
+        deactivated = await running.admin.patch(f"{base}/users/{ids.member_id}", json={"is_active": False})
+        assert deactivated.status_code == 200
+        assert broker.stats().sessions_discarded == discarded + 2
+        assert broker.stats().sessions == sessions - 2
+
+        # Enabled again, the device starts afresh: nothing of its old session is left.
+        enabled = await running.admin.patch(f"{base}/devices/{ids.device_id}", json={"enabled": True})
+        assert enabled.status_code == 200
+        connack, device = await _connect(ids.port, ids.device, client_id="device-session")
+        assert (connack.reason_code, connack.session_present) == (0, False)
+        await _leave(device)
+
+
+async def test_a_credential_revoked_behind_the_api_ends_its_session_at_revalidation(tmp_path: Path) -> None:
+    settings = hub_settings(
+        f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}",
+        tmp_path,
+        mqtt_revalidate_interval=0.2,
+        **tls_overrides(tmp_path),
+    )
+    async with start_hub(settings) as running:
+        ids = await _identities(running, tmp_path)
+        _, app = await _connect(ids.port, ids.app, level=PROTOCOL_V5)
+        assert await _subscribe(app, "private/#") == [1]
+        discarded = running.hub.broker.stats().sessions_discarded
+        # As the CLI does it: in the database, without telling the running hub.
+        async with running.hub.database.session() as session:
+            await session.execute(
+                update(MqttApiToken).where(MqttApiToken.id == ids.app_token_id).values(revoked_at=utcnow())
+            )
+        after = await app.closed()
+        assert [packet.reason_code for packet in after if isinstance(packet, Disconnect)] == [ReasonCode.NOT_AUTHORIZED]
+        assert running.hub.broker.stats().sessions_discarded == discarded + 1
