@@ -30,6 +30,7 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.reasoncodes import ReasonCode
 
+from mqtthub.broker.episodes import EpisodeLog
 from mqtthub.client.connection import Connected, ConnectionOptions, ConnectRefused, close_client, connect
 from mqtthub.client.tls import CertificateError
 from mqtthub.db.base import utcnow
@@ -38,6 +39,8 @@ from mqtthub.integrations.outbound import OutboundFence, OutboundRefused
 from mqtthub.integrations.status import ConnectionStatus
 
 logger = logging.getLogger(__name__)
+episodes = EpisodeLog()
+"""Failures that repeat per message are logged once per episode (see :mod:`mqtthub.broker.episodes`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +266,15 @@ class Connector:
             try:
                 await self._handler(message)
             except Exception:  # a failing handler must never stop the connector
-                logger.exception("%s: message handler failed for topic %s", self._name, message.topic)
+                episodes(
+                    logger,
+                    logging.ERROR,
+                    ("handler", self._name),
+                    "%s: message handler failed for topic %.200s",
+                    self._name,
+                    message.topic,
+                    exc_info=True,
+                )
 
     # --- subscriptions ---------------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from types import TracebackType
 
 import httpx
 
+from mqtthub.broker.episodes import EpisodeLog
 from mqtthub.config import Settings
 from mqtthub.crypto import SecretBox
 from mqtthub.db import Database
@@ -39,6 +40,8 @@ from mqtthub.integrations.templates import ExpressionLimits
 from mqtthub.mqtt.topics import topic_matches
 
 logger = logging.getLogger(__name__)
+episodes = EpisodeLog()
+"""Failures that repeat per message are logged once per episode (see :mod:`mqtthub.broker.episodes`)."""
 
 
 @dataclass
@@ -221,8 +224,14 @@ class IntegrationService:
                 Route(message.payload.decode("utf-8", errors="replace"), runtime.event_field)
             )
         except ExpressionError as exc:
-            logger.warning(
-                "product %s: cannot read the event of a message on %s: %s", runtime.product_id, message.topic[:200], exc
+            episodes(
+                logger,
+                logging.WARNING,
+                ("event", runtime.product_id),
+                "product %s: cannot read the event of a message on %.200s: %s",
+                runtime.product_id,
+                message.topic,
+                exc,
             )
             return None
 
@@ -258,8 +267,15 @@ class IntegrationService:
                     executed = await self._runner.run(action, context, remote)
                 except ActionError as exc:
                     self.action_results[(action.type, "failed")] += 1
-                    logger.warning(
-                        "subscription %s: action %d (%s) failed: %s", subscription.id, index, action.type, exc
+                    episodes(
+                        logger,
+                        logging.WARNING,
+                        ("action", subscription.id, index),
+                        "subscription %s: action %d (%s) failed: %s",
+                        subscription.id,
+                        index,
+                        action.type,
+                        exc,
                     )
                     outcome.failures.append((index, action.type, str(exc)))
                     continue

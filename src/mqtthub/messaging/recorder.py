@@ -15,10 +15,13 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 
+from mqtthub.broker.episodes import EpisodeLog
 from mqtthub.db import Database
 from mqtthub.models.messaging import HistoryMessage
 
 logger = logging.getLogger(__name__)
+episodes = EpisodeLog()
+"""Failures that repeat per message are logged once per episode (see :mod:`mqtthub.broker.episodes`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +107,14 @@ class HistoryRecorder:
             # The history is best effort (the broker already delivered the message); a failing database
             # must not stop the writer, so the row is counted and given up.
             self.failed += 1
-            logger.warning("could not write a history message of %s", records[0].organization_id, exc_info=True)
+            episodes(
+                logger,
+                logging.WARNING,
+                "history",
+                "could not write a history message of %s",
+                records[0].organization_id,
+                exc_info=True,
+            )
         else:
             self.recorded += len(records)
 

@@ -23,12 +23,15 @@ from urllib.parse import parse_qs
 
 import socketio
 
+from mqtthub.broker.episodes import EpisodeLog
 from mqtthub.errors import MQTTHubError, StateError
 from mqtthub.mqtt.topics import topic_matches
 from mqtthub.realtime.access import StreamAuthenticator, StreamIdentity
 from mqtthub.realtime.bus import Event, RealtimeBus
 
 logger = logging.getLogger(__name__)
+episodes = EpisodeLog()
+"""Failures that repeat per message are logged once per episode (see :mod:`mqtthub.broker.episodes`)."""
 
 SOCKETIO_PATH = "socket.io"
 
@@ -107,7 +110,14 @@ class SocketIOGateway:
                 try:
                     await self._emit(event)
                 except Exception:
-                    logger.exception("Socket.IO emit of %s failed", event.type)
+                    episodes(
+                        logger,
+                        logging.ERROR,
+                        ("emit", event.type),
+                        "Socket.IO emit of %s failed",
+                        event.type,
+                        exc_info=True,
+                    )
         finally:
             subscriber.close()
 
