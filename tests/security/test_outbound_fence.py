@@ -29,6 +29,7 @@ from tests.integration.integrations.conftest import database, mosquitto, pki, pu
 from tests.integration.integrations.mosquitto import PASSWORD, USERNAME, Mosquitto
 from tests.integration.integrations.seeding import SECRETS, seed, settings_for
 from tests.integration.integrations.servers import http_recorder
+from tests.security.products import new_mqtt_config_url
 
 TOPIC = "/v3/applications/ABC123/business-events"
 REMEDY = "(allow it with MQTTHUB_OUTBOUND_ALLOW)"
@@ -124,8 +125,7 @@ async def test_destinations_are_refused_on_save_and_test_reveals_no_ports(
     mosquitto: Mosquitto,  # noqa: F811 (the fixture)
 ) -> None:
     admin = running.admin
-    product = await admin.post("/api/v1/products", json={"name": "fenced"})
-    base = f"/api/v1/products/{product.json()['id']}/mqtt-config"
+    base = await new_mqtt_config_url(admin, "fenced")
     broker = {"host": "127.0.0.1", "port": mosquitto.tcp_port, "username": USERNAME, "password": PASSWORD}
     for host, kind in (
         ("127.0.0.1", "loopback"),

@@ -61,13 +61,34 @@ async def subscription_of(session: AsyncSession, product_id: str, subscription_i
     return row
 
 
+#: What a stored secret is bound to: where it goes, as whom, and how it travels there.
+DESTINATION_FIELDS = ("host", "port", "username", "protocol", "transport", "use_tls", "verify_cert")
+
+
 def merge_broker(given: BrokerConfig, stored: dict[str, Any] | None, secrets: SecretBox) -> dict[str, Any]:
-    """The broker object to store: secrets encrypted, kept or removed as the request says."""
+    """The broker object to store: secrets encrypted, kept or removed as the request says.
+
+    A stored secret is kept (field left out, ``""`` or ``"***"``) only for the destination it
+    was given for: same host, port, username, protocol, transport and TLS settings. Otherwise
+    anyone allowed to edit the configuration could send the stored password to a host of
+    their choosing (with ``/test`` or a new configuration) and read it there.
+
+    Raises:
+        ValidationFailedError: a stored secret would be kept for another destination (the caller must send it),
+            or a client certificate comes without its key.
+    """
     result = given.model_dump(mode="json", exclude=set(SECRET_FIELDS))
+    moved = _changed_destination(result, stored or {})
     for name in SECRET_FIELDS:
         value = getattr(given, name)
         kept = (stored or {}).get(name)
         if name not in given.model_fields_set or value in ("", MASK):
+            if kept and moved:
+                raise ValidationFailedError(
+                    f"send {name} again: {moved} changed, and a stored secret is used only with the host, port, "
+                    "username, protocol, transport and TLS settings it was saved for",
+                    field=f"broker.{name}",
+                )
             result[name] = kept
         elif value is None:
             result[name] = None
@@ -78,6 +99,20 @@ def merge_broker(given: BrokerConfig, stored: dict[str, Any] | None, secrets: Se
             "a client certificate needs its private key (client_key)", field="broker.client_key"
         )
     return result
+
+
+def _changed_destination(given: dict[str, Any], stored: dict[str, Any]) -> str | None:
+    """The first destination field that differs between ``given`` and ``stored`` (None when they agree)."""
+    for name in DESTINATION_FIELDS:
+        if name == "verify_cert" and not given.get("use_tls"):
+            continue  # no certificate to verify without TLS
+        default = BrokerConfig.model_fields[name].default
+        before, after = stored.get(name, default), given.get(name, default)
+        if name == "host":
+            before, after = str(before).lower().rstrip("."), str(after).lower().rstrip(".")
+        if before != after:
+            return name
+    return None
 
 
 def masked_broker(stored: dict[str, Any]) -> dict[str, Any]:

@@ -293,18 +293,20 @@ async def test_connection_test_reports_latency_and_documented_codes(running: Run
         server = await _connack_server(return_code)
         async with server:
             port = server.sockets[0].getsockname()[1]
-            answer = (await admin.post(url, json={"host": "127.0.0.1", "port": port, "username": "u"})).json()
+            answer = (
+                await admin.post(url, json={"host": "127.0.0.1", "port": port, "username": "u", "password": "p"})
+            ).json()
         assert (answer["error"], answer["details"], answer["code"]) == (
             f"Connection failed with code {return_code}",
             meaning,
             return_code,
         )
 
-    closed = (await admin.post(url, json={"host": "127.0.0.1", "port": 1, "username": "u"})).json()
+    closed = (await admin.post(url, json={"host": "127.0.0.1", "port": 1, "username": "u", "password": "p"})).json()
     assert closed["connected"] is False
     assert closed["details"] == "Broker unreachable"
 
-    tls_on_plain = (await admin.post(url, json={**plain, "use_tls": True, "verify_cert": True})).json()
+    tls_on_plain = (await admin.post(url, json={**plain, "use_tls": True, "password": PASSWORD})).json()
     assert tls_on_plain["connected"] is False
 
     after = await status_of(admin, product_id)
