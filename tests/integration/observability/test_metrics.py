@@ -200,3 +200,30 @@ def test_integration_messages_and_a_failing_action_show_up(tmp_path: Path) -> No
         after = wait_for(failed, "the failed webhook counted")
         assert value(after, "mqtthub_integration_actions_total", type="webhook", result="failed") == 1
         assert value(after, "mqtthub_integration_messages_received_total") == 1
+
+
+def test_session_queue_depth_and_queue_full_drops(tmp_path: Path) -> None:
+    with threaded_hub(tmp_path, max_queued_messages=5) as hub:
+        token = hub.api_token(hub.default_org)
+        offline = paho.Client(CallbackAPIVersion.VERSION2, client_id="offline-reader", clean_session=False)
+        offline.username_pw_set(token, token)
+        subscribed = threading.Event()
+        offline.on_subscribe = lambda *_: subscribed.set()
+        offline.connect("127.0.0.1", hub.mqtt_port)
+        offline.loop_start()
+        offline.subscribe("queue/#", qos=1)
+        assert subscribed.wait(30)
+        offline.disconnect()
+        offline.loop_stop()
+        sender = hub.mqtt_client(token)
+        try:
+            for n in range(8):
+                _publish_qos1(sender, f"queue/{n}", b"x")
+        finally:
+            sender.disconnect()
+            sender.loop_stop()
+        samples = scrape(hub.url + "/metrics")
+        assert value(samples, "mqtthub_mqtt_messages_dropped_total", reason="queue_full") == 3
+        assert value(samples, "mqtthub_mqtt_session_queue_max_messages") == 5
+        assert value(samples, "mqtthub_mqtt_session_queue_messages") == 5
+        assert value(samples, "mqtthub_mqtt_session_queue_capacity") == 5
