@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 from mqtthub.errors import MQTTHubError, ValidationFailedError
 from mqtthub.mqtt.topics import topic_matches, validate_topic_filter
+from mqtthub.tenancy import filter_within
 
 DEFAULT_APP_SUBSCRIBE = ("device/+/telemetry/#",)
 MAX_FILTERS = 50
@@ -87,30 +88,6 @@ ANONYMOUS_RULES = TopicRules(publish=("#",), subscribe=("#",))
 
 ADMIN_RULES = TopicRules(publish=("#",), subscribe=("#", "$SYS/#"))
 """A platform administrator, in the global namespace: every organization's topics and ``$SYS``."""
-
-
-def filter_within(requested: str, allowed: str) -> bool:
-    """Whether every topic matched by ``requested`` is matched by ``allowed`` (both valid filters).
-
-    Level by level: ``#`` in ``allowed`` covers the rest; ``+`` in ``allowed`` covers any
-    single level (a ``+`` too) but not ``#``; a literal covers only itself. A filter whose
-    first level is a wildcard never covers ``$``-topics [MQTT-4.7.2-1].
-    """
-    requested_levels = requested.split("/")
-    allowed_levels = allowed.split("/")
-    if requested_levels[0].startswith("$") and allowed_levels[0] in ("+", "#"):
-        return False
-    for index, level in enumerate(allowed_levels):
-        if level == "#":
-            return True
-        if index >= len(requested_levels):
-            return False
-        wanted = requested_levels[index]
-        if wanted == "#":
-            return False
-        if level != "+" and level != wanted:
-            return False
-    return len(requested_levels) == len(allowed_levels)
 
 
 def validate_permission_filters(filters: list[str], field: str) -> tuple[str, ...]:

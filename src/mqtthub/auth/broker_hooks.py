@@ -60,9 +60,9 @@ from mqtthub.crypto import SecretBox
 from mqtthub.db import Database
 from mqtthub.db.base import utcnow
 from mqtthub.errors import AuthenticationRefused, RateLimitedError, UnavailableError
-from mqtthub.messaging.namespace import namespace_prefix
 from mqtthub.models import ClientCertificate, Device, DeviceToken, MqttApiToken, Organization, User, UserRole
 from mqtthub.mqtt.reason_codes import ReasonCode
+from mqtthub.tenancy import namespace_prefix
 
 logger = logging.getLogger(__name__)
 

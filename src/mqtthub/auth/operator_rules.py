@@ -38,11 +38,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from mqtthub.auth.acl import filter_within
 from mqtthub.broker.handle import BrokerHandle
 from mqtthub.broker.hooks import Action, Principal
 from mqtthub.errors import ConfigurationError, MQTTHubError
 from mqtthub.mqtt.topics import topic_matches, validate_topic_filter
+from mqtthub.tenancy import filter_within
 
 logger = logging.getLogger(__name__)
 

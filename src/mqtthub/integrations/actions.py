@@ -37,6 +37,7 @@ from mqtthub.integrations.expressions import ExpressionError, ExpressionPool, Jo
 from mqtthub.integrations.outbound import OutboundFence, OutboundRefused
 from mqtthub.models import EmailTemplate, HistoryMessage
 from mqtthub.models.messaging import MAX_RECORDED_TOPIC_LENGTH
+from mqtthub.tenancy import namespace_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -300,7 +301,7 @@ class ActionRunner:
         if self._local is None:
             raise ActionError("the embedded broker is not running")
         await self._local.publish(
-            f"org/{event.organization_short_id}/{topic}", payload, qos=action.qos, retain=action.retain
+            namespace_prefix(event.organization_short_id) + topic, payload, qos=action.qos, retain=action.retain
         )
         return True
 

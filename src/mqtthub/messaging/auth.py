@@ -33,6 +33,7 @@ from mqtthub.errors import PermissionDeniedError, RateLimitedError, Unauthentica
 from mqtthub.messaging.namespace import OrgScope
 from mqtthub.models import MqttApiToken, Organization, User
 from mqtthub.mqtt.topics import topic_matches
+from mqtthub.tenancy import filter_within
 
 if TYPE_CHECKING:
     from mqtthub.hub import Hub
@@ -41,23 +42,6 @@ _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An MQTT
 _bearer = HTTPBearer(
     auto_error=False, description="A session token from `POST /api/v1/auth/login`, or an MQTT API token."
 )
-
-
-def filter_covers(allowed: str, requested: str) -> bool:
-    """Whether every topic matching filter ``requested`` also matches filter ``allowed``."""
-    allowed_levels = allowed.split("/")
-    requested_levels = requested.split("/")
-    for index, level in enumerate(allowed_levels):
-        if level == "#":
-            return True
-        if index >= len(requested_levels):
-            return False
-        wanted = requested_levels[index]
-        if wanted == "#":
-            return False
-        if level != "+" and level != wanted:
-            return False
-    return len(requested_levels) == len(allowed_levels)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +73,7 @@ class Caller:
         """Whether the caller may read everything matching ``topic_filter`` (namespace-relative)."""
         if self.subscribe_filters is None:
             return True
-        return any(filter_covers(allowed, topic_filter) for allowed in self.subscribe_filters)
+        return any(filter_within(topic_filter, allowed) for allowed in self.subscribe_filters)
 
     def can_read(self, topic: str) -> bool:
         """Whether the caller may see a message of topic name ``topic``."""

@@ -11,11 +11,7 @@ from dataclasses import dataclass
 from mqtthub.errors import MQTTHubError
 from mqtthub.models.messaging import MAX_RECORDED_TOPIC_LENGTH
 from mqtthub.mqtt.topics import validate_topic_filter, validate_topic_name
-
-
-def namespace_prefix(short_id: str) -> str:
-    """The broker mountpoint of an organization: ``org/<short_id>/``."""
-    return f"org/{short_id}/"
+from mqtthub.tenancy import namespace_prefix
 
 
 @dataclass(frozen=True, slots=True)

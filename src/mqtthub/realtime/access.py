@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from mqtthub.auth.acl import filter_within
 from mqtthub.auth.credentials import API_TOKEN_PREFIX
 from mqtthub.auth.jwt import verify_session_token
 from mqtthub.crypto import SecretBox
@@ -20,6 +19,7 @@ from mqtthub.db import Database
 from mqtthub.db.base import utcnow
 from mqtthub.errors import PermissionDeniedError, UnauthenticatedError, ValidationFailedError
 from mqtthub.models import MqttApiToken, Organization, User, UserRole
+from mqtthub.tenancy import filter_within
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-ORG_PREFIX = "org"
+from mqtthub.tenancy import ORG_PREFIX, namespace_prefix
 
 
 class Route(enum.StrEnum):
@@ -38,14 +38,9 @@ class DeviceTopic:
     sensor: str | None = None
 
 
-def mountpoint(short_id: str) -> str:
-    """The broker namespace prefix of an organization (``org/{short_id}/``)."""
-    return f"{ORG_PREFIX}/{short_id}/"
-
-
 def command_topic(short_id: str, device_id: str) -> str:
     """The internal topic a device receives its commands on."""
-    return f"{mountpoint(short_id)}devices/{device_id}/commands"
+    return f"{namespace_prefix(short_id)}devices/{device_id}/commands"
 
 
 def command_device(topic: str) -> str | None:
@@ -62,7 +57,7 @@ def command_device(topic: str) -> str | None:
 
 def broadcast_topic(short_id: str, organization_id: str) -> str:
     """The internal topic an organization's devices receive broadcasts on."""
-    return f"{mountpoint(short_id)}organizations/{organization_id}/broadcast"
+    return f"{namespace_prefix(short_id)}organizations/{organization_id}/broadcast"
 
 
 def parse_device_topic(topic: str) -> DeviceTopic | None:

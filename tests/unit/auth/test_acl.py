@@ -10,12 +10,12 @@ from mqtthub.auth.acl import (
     ANONYMOUS_RULES,
     TopicRules,
     device_rules,
-    filter_within,
     user_rules,
     validate_permission_filters,
 )
 from mqtthub.errors import ValidationFailedError
 from mqtthub.mqtt.topics import topic_matches
+from mqtthub.tenancy import filter_within
 
 DEVICE = "4797831a-e4cb-41f0-8dbc-e7de2dffe696"
 OTHER = "0b6f1c52-2d7e-4a8e-9a51-3f4f7f0d2c11"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from mqtthub.errors import PermissionDeniedError
-from mqtthub.messaging.auth import Caller, filter_covers
+from mqtthub.messaging.auth import Caller
 from mqtthub.messaging.namespace import OrgScope
+from mqtthub.tenancy import filter_within
 
 SCOPE = OrgScope.of("org", "abcdef")
 
@@ -32,8 +33,8 @@ SCOPE = OrgScope.of("org", "abcdef")
         ("device/+/telemetry/#", "device/d1/commands", False),
     ],
 )
-def test_filter_covers(allowed: str, requested: str, covered: bool) -> None:
-    assert filter_covers(allowed, requested) is covered
+def test_token_filters_cover(allowed: str, requested: str, covered: bool) -> None:
+    assert filter_within(requested, allowed) is covered
 
 
 def test_a_user_may_do_everything_in_the_namespace() -> None:
