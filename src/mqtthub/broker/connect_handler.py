@@ -56,8 +56,8 @@ def handle_connect(conn: Connection, packet: Connect) -> Awaitable[None] | None:
         return None
     try:
         principal = conn.core.authenticator.remembered(info)
-    except Exception:
-        logger.exception("authenticator failed to look up client %s (%s)", info.client_id, conn.peer)
+    except Exception as exc:
+        _authenticator_failed(exc, "authenticator failed to look up client %s (%s)", info)
         principal = None  # the full check decides
     if principal is not None:
         _accept(conn, packet, principal)
@@ -101,8 +101,8 @@ async def _authenticate(conn: Connection, packet: Connect, info: ConnectInfo) ->
         core.stats.auth_refused += 1
         refuse(conn, exc.reason_code, exc.message)
         return
-    except Exception:
-        logger.exception("authenticator failed for client %s (%s)", info.client_id, conn.peer)
+    except Exception as exc:
+        _authenticator_failed(exc, "authenticator failed for client %s (%s)", info)
         refuse(conn, ReasonCode.SERVER_UNAVAILABLE, "authenticator failed")
         return
     if conn.state is ConnectionState.CLOSED:
@@ -184,3 +184,14 @@ def _accept(conn: Connection, packet: Connect, principal: Principal) -> None:
     logger.debug("client %s connected from %s (level %d, %s)", client_id, conn.peer, level, principal.id)
     core.connected(conn)
     session.resume()
+
+
+def _authenticator_failed(exc: Exception, message: str, info: ConnectInfo) -> None:
+    """Log a failing authenticator once per episode and kind of error, with the traceback of the first.
+
+    While its database is down every CONNECT of a reconnecting fleet fails the same way: one line with a count
+    says it, a traceback per CONNECT would bury everything else.
+    """
+    episodes(
+        logger, logging.ERROR, ("authenticator", type(exc).__name__), message, info.client_id, info.peer, exc_info=True
+    )

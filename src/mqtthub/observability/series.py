@@ -109,7 +109,13 @@ def broker_families(
             "payload_format_invalid": stats.payload_format_invalid,
             "topic_too_long": stats.topic_too_long,
             "refused_by_hub": stats.sink_rejected,
+            "store_unavailable": stats.sink_unavailable,
         },
+    )
+    yield _counter(
+        "mqtthub_mqtt_duplicates_answered",
+        "QoS 1 re-sends (DUP) of a message already taken, answered without storing it again.",
+        stats.qos1_duplicates,
     )
     yield _counter("mqtthub_mqtt_subscribe_denied", "Subscriptions refused as not authorized.", stats.subscribe_denied)
     yield _counter(

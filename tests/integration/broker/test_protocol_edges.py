@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import pytest
 
+from mqtthub.broker.hooks import ConnectInfo, Principal
 from mqtthub.mqtt.packets import Connack, Pingresp, Publish
+from mqtthub.mqtt.reason_codes import ReasonCode
 
-from .support import WAIT, RawClient, disconnect_codes, running_broker
+from .support import WAIT, FakeAuth, RawClient, disconnect_codes, running_broker
 
 
 async def read_until_closed(reader: asyncio.StreamReader) -> bytes:
@@ -105,3 +108,24 @@ async def test_whole_packets_keep_the_connection_alive() -> None:
         assert isinstance(await client.receive(), Pingresp)
         assert broker.stats().keepalive_timeouts == 0
         await client.close()
+
+
+class _DownAuth(FakeAuth):
+    """An authenticator whose backing store is down: every CONNECT fails the same way."""
+
+    async def authenticate(self, info: ConnectInfo) -> Principal:
+        raise ConnectionRefusedError("the database is down")
+
+
+async def test_a_failing_authenticator_refuses_with_server_unavailable_and_logs_one_episode(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="mqtthub.broker.connect_handler"):
+        async with running_broker(_DownAuth()) as broker:
+            for number in range(20):
+                client = await RawClient.open(broker.addresses["tcp"])
+                connack = await client.connect(f"storm-{number}")
+                assert connack.reason_code == ReasonCode.SERVER_UNAVAILABLE
+    failures = [record for record in caplog.records if "authenticator failed" in record.getMessage()]
+    assert len(failures) == 1, [record.getMessage() for record in failures]
+    assert failures[0].exc_info is not None  # the first of the episode carries the traceback
