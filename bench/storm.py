@@ -47,12 +47,15 @@ class StormResult:
         return self.connected / self.seconds if self.seconds > 0 else 0.0
 
 
-def source_address(index: int) -> tuple[str, int]:
-    """The loopback address client ``index`` connects from: a new one every 20,000 clients.
+def source_address(index: int) -> tuple[str, int] | None:
+    """The loopback address client ``index`` connects from: the kernel's choice for the first 20,000 clients,
+    then 127.0.0.2, 127.0.0.3, … for each further 20,000.
 
-    One source address has only the ephemeral port range (about 28,000 ports) to connect to one broker port.
+    One source address has only the ephemeral port range (about 28,000 ports) to connect to one broker port. The
+    first clients are not bound before connecting: a port picked at bind time cannot be one still in TIME_WAIT from
+    an earlier run, which a port picked at connect time can.
     """
-    return f"127.0.0.{1 + index // 20_000}", 0
+    return None if index < 20_000 else (f"127.0.0.{1 + index // 20_000}", 0)
 
 
 async def _one(port: int, index: int, credentials: Credentials, deadline: float) -> BenchClient:
