@@ -168,7 +168,7 @@ def _memory(broker: RunningBroker, credentials: list[Credentials], scenario: Sce
         f"RSS {before / 1024:.1f} → {during / 1024:.1f} MiB with {result.connected:,} connected,"
         f" {after / 1024:.1f} MiB {AFTER_CLOSE:.0f} s after they closed ({after / before:.2f} times the start)"
     )
-    return Measurement(per_connection, detail, result.connected == scenario.clients, after / before)
+    return Measurement(per_connection, detail, result.connected == scenario.clients, after_close=after / before)
 
 
 def _targets(scenario: Scenario, hubs: list[str]) -> list[str]:
