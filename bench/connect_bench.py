@@ -32,10 +32,12 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from broker_bench import machine
 from brokers import RunningBroker, Target, cpu_seconds, rss_kib, started
 from hub_server import Credentials, seed, started_hub
+from report import finite, save, update
 from storm import StormResult, run_storm
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
@@ -272,6 +274,35 @@ def render(
     return "\n".join(lines)
 
 
+def run_data(
+    results: dict[str, dict[str, Measurement]], scenarios: list[Scenario], hubs: list[str], load: tuple[float, float]
+) -> dict[str, Any]:
+    """The run as data (``docs/bench/connections.json``), from which bench/report.py draws plots and summary."""
+    return {
+        "machine": machine(),
+        "load": {"start": [load[0]], "end": [load[1]]},
+        "brokers": {key: key for key in ["mosquitto", *hubs]},
+        "scenarios": [
+            {"key": s.key, "title": s.title, "kind": s.kind, "clients": s.clients, "credentials": s.credentials}
+            for s in scenarios
+            if s.key in results
+        ],
+        "results": {
+            key: {
+                broker: {
+                    "value": finite(m.value),
+                    "ok": m.ok,
+                    "cpu_us": finite(m.cpu_us),
+                    "after_close": finite(m.after_close),
+                    "detail": m.detail,
+                }
+                for broker, m in row.items()
+            }
+            for key, row in results.items()
+        },
+    }
+
+
 def write_doc(block: str) -> None:
     """Replace the connections block of docs/benchmarks.md (appending it the first time)."""
     text = DOC.read_text()
@@ -333,6 +364,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_write and not args.quick:
         write_doc(block)
         print(f"written to {DOC}")
+        run = run_data(results, scenarios, hubs, (load_start, os.getloadavg()[0]))
+        print(f"written to {save('connections', run)}")
+        for path in update():
+            print(f"written to {path}")
     return 0
 
 

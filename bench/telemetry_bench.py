@@ -48,6 +48,8 @@ from typing import Any, cast
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from broker_bench import machine
+from report import finite, save, update
 from tests.support.postgres import _as_postgres_user, find_postgres_bin, free_port
 
 WINDOW = 50
@@ -366,7 +368,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--devices", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=float, action="append", help="total msg/s; 0 = as fast as acks allow")
+    parser.add_argument(
+        "--write", action="store_true", help="store the run in docs/bench/telemetry.json and redraw the report"
+    )
     args = parser.parse_args(argv)
+    info, load_start = machine(), os.getloadavg()
+    rows: list[dict[str, Any]] = []
     rates = args.rate or [0.0, 5000.0]
     databases = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     print(
@@ -385,11 +392,32 @@ def main(argv: list[str] | None = None) -> None:
                 r = run_case(url, args.devices, rate, args.seconds)
             offered = "max" if rate <= 0 else f"{rate:,.0f}"
             ok = "yes" if r["rows"] >= r["acked"] else f"NO ({r['rows']})"
+            rows.append(
+                {
+                    "database": database,
+                    "rate": rate,
+                    "acked_rate": r["rate"],
+                    **{key: finite(r[key]) for key in ("p50", "p99", "max", "cpu_us")},
+                    "rows_ok": r["rows"] >= r["acked"],
+                    "batches": r["batches"],
+                }
+            )
             print(
                 f"| {database} | {args.devices} | {offered} | {r['rate']:,.0f} | {r['p50']:.1f} | {r['p99']:.1f} "
                 f"| {r['max']:.1f} | {ok} | {r['batches']:,} | {r['cpu_us']:.0f} |",
                 flush=True,
             )
+    if args.write:
+        run = {
+            "machine": info,
+            "load": {"start": list(load_start), "end": list(os.getloadavg())},
+            "devices": args.devices,
+            "seconds": args.seconds,
+            "rows": rows,
+        }
+        print(f"written to {save('telemetry', run)}")
+        for path in update():
+            print(f"written to {path}")
 
 
 if __name__ == "__main__":
