@@ -1,8 +1,8 @@
 """The worker process of :class:`mqtthub.integrations.expressions.ExpressionPool`.
 
-Started as ``python -m mqtthub.integrations.expression_worker TIMEOUT MAX_INT_BITS MAX_LENGTH MEMORY``;
+Started as ``python -m mqtthub.integrations.expression_worker MAX_INT_BITS MAX_LENGTH MEMORY``;
 reads one JSON job per line on stdin, answers one JSON line on stdout, and exits when stdin
-closes (so it never outlives the hub). Each job runs under a timer signal of ``TIMEOUT``
+closes (so it never outlives the hub). Each job runs under a timer signal of its ``budget``
 seconds; the whole process under an address-space limit of ``MEMORY`` bytes.
 """
 
@@ -28,7 +28,7 @@ def _alarm(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: list[str]) -> None:
     """Serve jobs until stdin closes."""
-    timeout, max_int_bits, max_length, memory = float(argv[0]), int(argv[1]), int(argv[2]), int(argv[3])
+    max_int_bits, max_length, memory = int(argv[0]), int(argv[1]), int(argv[2])
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     limits = ExpressionLimits(max_int_bits=max_int_bits, max_length=max_length)
     signal.signal(signal.SIGALRM, _alarm)
@@ -36,15 +36,17 @@ def main(argv: list[str]) -> None:
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     for line in sys.stdin.buffer:
+        job = json.loads(line)
+        budget = float(job["budget"])
         try:
-            signal.setitimer(signal.ITIMER_REAL, timeout)
+            signal.setitimer(signal.ITIMER_REAL, budget)
             try:
-                reply = evaluate(json.loads(line), limits)
+                reply = evaluate(job, limits)
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
             answer = json.dumps(reply, default=str)
         except _OutOfTime:
-            answer = json.dumps({"error": f"evaluation took longer than {timeout:g} s and was stopped"})
+            answer = json.dumps({"error": f"evaluation took longer than {budget:g} s and was stopped"})
         except MemoryError:
             answer = json.dumps({"error": "evaluation needed more memory than allowed and was stopped"})
         except Exception as exc:  # a template or condition error: reported, the worker goes on

@@ -73,10 +73,10 @@ class Job:
     condition: str | None = None
     items: tuple[tuple[Kind, Any], ...] = ()
 
-    def encode(self) -> bytes:
-        """The job as one line of JSON."""
-        fields = ("payload", "topic", "subscription", "condition", "items")
-        return json.dumps({name: getattr(self, name) for name in fields}).encode() + b"\n"
+    def encode(self, budget: float) -> bytes:
+        """The job as one line of JSON, with the seconds it may take."""
+        fields = {name: getattr(self, name) for name in ("payload", "topic", "subscription", "condition", "items")}
+        return json.dumps({**fields, "budget": budget}).encode() + b"\n"
 
 
 @dataclass(frozen=True)
@@ -86,9 +86,10 @@ class Route:
     payload: str
     event_field: str
 
-    def encode(self) -> bytes:
-        """The job as one line of JSON."""
-        return json.dumps({"payload": self.payload, "event_field": self.event_field}).encode() + b"\n"
+    def encode(self, budget: float) -> bytes:
+        """The job as one line of JSON, with the seconds it may take."""
+        fields = {"payload": self.payload, "event_field": self.event_field, "budget": budget}
+        return json.dumps(fields).encode() + b"\n"
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,9 @@ class ExpressionPool:
     Args:
         workers: Worker processes (each evaluates one job at a time; the others wait in turn).
         timeout: Seconds one evaluation may take; past it the action fails.
+        route_timeout: Seconds reading a message's event name may take. Parsing JSON is linear in the payload's
+            size, whatever the payload says, so this only bounds the size; it is generous so that a large
+            message on a busy machine is not lost.
         limits: Arithmetic and size bounds of the sandbox.
         memory_limit: Bytes of address space a worker may use (a runaway allocation fails instead of swapping).
     """
@@ -168,10 +172,12 @@ class ExpressionPool:
         *,
         workers: int = 1,
         timeout: float = 1.0,
+        route_timeout: float = 5.0,
         limits: ExpressionLimits = DEFAULT_LIMITS,
         memory_limit: int = _MEMORY_LIMIT,
     ) -> None:
         self.timeout = timeout
+        self.route_timeout = route_timeout
         self.limits = limits
         self._memory_limit = memory_limit
         self._size = workers
@@ -202,7 +208,7 @@ class ExpressionPool:
         Raises:
             ExpressionError: the condition or a template failed, broke a limit or ran out of time.
         """
-        reply = await self._ask(job.encode())
+        reply = await self._ask(job.encode(self.timeout), self.timeout)
         return list(reply["values"]) if reply["holds"] else None
 
     async def route(self, route: Route) -> Routed:
@@ -211,17 +217,17 @@ class ExpressionPool:
         Raises:
             ExpressionError: the payload could not be read in time.
         """
-        reply = await self._ask(route.encode())
+        reply = await self._ask(route.encode(self.route_timeout), self.route_timeout)
         return Routed(reply["event"], reply["wrapped"])
 
-    async def _ask(self, line: bytes) -> dict[str, Any]:
+    async def _ask(self, line: bytes, budget: float) -> dict[str, Any]:
         if self._state != "running":
             raise StateError(f"the expression pool is {self._state}")
         worker = await self._idle.get()
         try:
             if worker is None:
                 worker = await self._spawn()
-            async with asyncio.timeout(self.timeout + _GRACE):
+            async with asyncio.timeout(budget + _GRACE):
                 answer = await worker.ask(line)
             if not answer:
                 raise ExpressionError("the evaluation stopped its worker (out of memory or crashed)")
@@ -231,8 +237,7 @@ class ExpressionPool:
                 worker = None
             if isinstance(exc, TimeoutError):
                 raise ExpressionError(
-                    f"evaluation took longer than {self.timeout:g} s and was stopped "
-                    "(MQTTHUB_INTEGRATION_EXPRESSION_TIMEOUT)"
+                    f"evaluation took longer than {budget:g} s and was stopped (MQTTHUB_INTEGRATION_EXPRESSION_TIMEOUT)"
                 ) from None
             raise
         finally:
@@ -248,7 +253,6 @@ class ExpressionPool:
             sys.executable,
             "-m",
             "mqtthub.integrations.expression_worker",
-            str(self.timeout),
             str(limits.max_int_bits),
             str(limits.max_length),
             str(self._memory_limit),

@@ -32,6 +32,9 @@ async def test_the_event_name_is_read_in_a_worker() -> None:
         assert await pool.route(Route('{"meta": {"kind": "x"}}', "meta.kind")) == Routed("x", None)
         assert await pool.route(Route("[1, 2]", "event")) == Routed(None, '{"value": [1, 2]}')
         assert await pool.route(Route("not json", "event")) == Routed(None, "{}")
+    big = json.dumps({"event": "big", "items": [{"k": i} for i in range(50_000)]})
+    async with ExpressionPool(timeout=0.001, route_timeout=30.0) as pool:  # reading has its own, generous budget
+        assert await pool.route(Route(big, "event")) == Routed("big", None)
 
 
 async def test_conditions_and_templates_are_evaluated_in_a_worker() -> None:
