@@ -35,7 +35,7 @@ def _number(value: float) -> str:
     if value >= 10:
         return f"{value:.1f}"
     if value >= 1:
-        return f"{value:.2f}"
+        return f"{value:.1f}"
     return f"{value:.3f}"
 
 
