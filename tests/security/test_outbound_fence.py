@@ -157,3 +157,22 @@ async def test_destinations_are_refused_on_save_and_test_reveals_no_ports(
     )
     templated = {"type": "webhook", "url": "http://{{ event.host }}/hook"}  # judged when it runs
     assert (await admin.post(f"{base}/subscriptions", json={"name": "y", "actions": [templated]})).status_code == 201
+
+
+async def test_a_stored_broker_outside_the_fence_is_never_connected(
+    tmp_path: Path,
+    database: Database,  # noqa: F811 (the fixture)
+    mosquitto: Mosquitto,  # noqa: F811 (the fixture)
+) -> None:
+    """A configuration saved before the fence (or a name that now resolves elsewhere) is checked at each attempt."""
+    product_id, _ = await seed(database, mosquitto, [{"name": "x", "actions": [{"type": "store"}]}])
+    settings = settings_for(tmp_path, outbound_allow=None)
+    async with IntegrationService(database, SECRETS, settings) as service:
+        await wait_until(lambda: (status := service.status(product_id)) is not None and status.connection_error)
+        status = service.status(product_id)
+        assert status is not None
+        assert (
+            status.connection_error
+            == f"Connection refused by outbound policy: 127.0.0.1 is a loopback address {REMEDY}"
+        )
+        assert not status.connected
