@@ -40,7 +40,8 @@ MOSQUITTO = "mosquitto"
 INGEST_TARGETS = {"sqlite": 25_000.0, "postgresql": 30_000.0}
 """Acknowledged msg/s flat out, 50 devices, per database."""
 INGEST_P99_MS = 20.0
-"""p99 acknowledgement latency at 5,000 msg/s."""
+INGEST_P99_RATE = 5_000.0
+"""The offered rate (msg/s) at which the p99 acknowledgement latency is held to INGEST_P99_MS."""
 CONNECTS_RATIO = 0.8
 KIB_PER_CONNECTION = 3.0
 AFTER_CLOSE = 1.2
@@ -57,6 +58,7 @@ PLOTS = {
     "bench-connects.svg": "Connects per second, mqtthub serve beside Mosquitto",
     "bench-memory.svg": "Memory per idle connection against the number of connections",
     "bench-telemetry.svg": "Telemetry ingest per database",
+    "bench-telemetry-latency.svg": "Telemetry acknowledgement latency percentiles per database",
 }
 """Every plot the report can draw (file in docs/ → what it shows), in the order the summary shows them."""
 
@@ -201,6 +203,23 @@ def _telemetry_plots(run: dict[str, Any]) -> Iterator[tuple[str, str]]:
                 ],
             ),
         )
+    yield from _telemetry_latency(run)
+
+
+def _telemetry_latency(run: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    paced = [row for row in run["rows"] if row["rate"] == INGEST_P99_RATE]
+    if paced:
+        yield (
+            "bench-telemetry-latency.svg",
+            bar_chart(
+                f"Telemetry acknowledgement latency at {INGEST_P99_RATE:,.0f} msg/s, {run['devices']} devices"
+                " (lower is better)",
+                "ms from PUBLISH to PUBACK (after commit)",
+                [DATABASES[row["database"]] for row in paced],
+                [(name, [row[name] for row in paced]) for name in ("p50", "p99", "max")],
+                (f"target p99 ≤ {INGEST_P99_MS:.0f} ms", INGEST_P99_MS),
+            ),
+        )
 
 
 def plots(results: Results, out_dir: Path = PLOT_DIR) -> list[Path]:
@@ -302,12 +321,12 @@ def _telemetry_checks(run: dict[str, Any]) -> Iterator[Check]:
                 f"≥ {target:,.0f} msg/s",
                 met,
             )
-        elif row["rate"] == 5_000:
+        elif row["rate"] == INGEST_P99_RATE:
             yield Check(
-                f"Telemetry p99 acknowledgement latency, {name}, at 5,000 msg/s",
-                f"{row['p99']:.1f} ms",
+                f"Telemetry p99 acknowledgement latency, {name}, at {INGEST_P99_RATE:,.0f} msg/s",
+                "failed" if row["p99"] is None else f"{row['p99']:.1f} ms",
                 f"≤ {INGEST_P99_MS:.0f} ms",
-                row["p99"] <= INGEST_P99_MS and row["rows_ok"],
+                row["p99"] is not None and row["p99"] <= INGEST_P99_MS and row["rows_ok"],
             )
 
 

@@ -141,6 +141,7 @@ def test_plots_are_rendered_from_stored_results_and_name_both_brokers(tmp_path: 
         "bench-connects.svg",
         "bench-latency.svg",
         "bench-memory.svg",
+        "bench-telemetry-latency.svg",
         "bench-telemetry.svg",
         "bench-throughput.svg",
     ]
@@ -158,6 +159,7 @@ def test_plots_are_rendered_from_stored_results_and_name_both_brokers(tmp_path: 
     assert "not every CONNACK within 10 s" in connects
     assert "1,538" in connects  # a storm as connects/s: 10,000 clients in 6.5 s
     assert "target ≤ 3 KiB" in (out / "bench-memory.svg").read_text()
+    assert "target p99 ≤ 20 ms" in (out / "bench-telemetry-latency.svg").read_text()
 
 
 def test_summary_marks_each_target_met_or_not(tmp_path: Path) -> None:
