@@ -19,10 +19,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from mqtthub.auth.ratelimit import SlidingWindowLimiter
+from mqtthub.broker.episodes import EpisodeLog
 from mqtthub.config import Settings
 from mqtthub.errors import RateLimitedError, UnavailableError
 
 logger = logging.getLogger(__name__)
+# A guessing storm is logged once per episode and address, not once per attempt.
+_episodes = EpisodeLog()
 
 
 class LoginGuard:
@@ -54,7 +57,7 @@ class LoginGuard:
         """
         wait = max(self.accounts.retry_after(account), self.addresses.retry_after(address))
         if wait > 0:
-            logger.warning("login attempts limited for an account from %s", address)
+            _episodes(logger, logging.WARNING, ("limited", address), "login attempts limited from %s", address)
             raise RateLimitedError("too many login attempts; try again later", retry_after=wait)
         self.accounts.hit(account)
         self.addresses.hit(address)
@@ -71,7 +74,13 @@ class LoginGuard:
             UnavailableError: the address has ``pending_per_address`` checks in flight already.
         """
         if self._pending[address] >= self.pending_per_address:
-            logger.warning("password checks from %s refused: %d in flight", address, self._pending[address])
+            _episodes(
+                logger,
+                logging.WARNING,
+                ("busy", address),
+                "password checks from %s refused: too many in flight",
+                address,
+            )
             raise UnavailableError("too many password checks from this address at once; try again shortly")
         self._pending[address] += 1
         try:
