@@ -93,10 +93,13 @@ def test_invalid_setting_exits_2_with_one_line(tmp_path: Path) -> None:
 
 
 def test_busy_port_is_a_clean_error(tmp_path: Path) -> None:
-    with run_hub(tmp_path) as hub:
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    with run_hub(first) as hub:
         port = hub.port("HTTP API")
         result = _run_cli(
-            tmp_path, "serve", "--http-port", str(port), env={"MQTTHUB_MQTT_PORT": "0", "MQTTHUB_WS_PORT": "0"}
+            second, "serve", "--http-port", str(port), env={"MQTTHUB_MQTT_PORT": "0", "MQTTHUB_WS_PORT": "0"}
         )
         assert result.returncode == 1
         assert "cannot start" in result.stderr
