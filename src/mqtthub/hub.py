@@ -340,6 +340,8 @@ class Hub:
         self._authenticator = DatabaseAuthenticator(
             self._database, self._secrets, settings, passwords=self._passwords, guard=self.login_guard
         )
+        # Runs after the broker stopped and before the database closes: the last uses noted get written.
+        self._stack.push_async_callback(self._authenticator.last_used.settle)
         state_store = None
         if settings.broker_persistence != "off":
             # Entered before the broker, so it closes after the broker's last write.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -39,6 +39,8 @@ class World:
     device_token: str
     api_token: str
     api_token_id: str
+    authenticators: list[DatabaseAuthenticator] = field(default_factory=list)
+    """Made by :func:`authenticator`: their background writes end before the database closes."""
 
 
 def connect(
@@ -74,7 +76,7 @@ async def world(database_url: str) -> AsyncIterator[World]:
             api_token = await issue_api_token(
                 session, secrets, organization.id, name="dashboard", lifetime=timedelta(days=90)
             )
-        yield World(
+        world = World(
             database,
             secrets,
             first.organization_id,
@@ -85,10 +87,15 @@ async def world(database_url: str) -> AsyncIterator[World]:
             api_token.token,
             api_token.record.id,
         )
+        yield world
+        for made in world.authenticators:
+            await made.last_used.settle()
 
 
 def authenticator(world: World, tmp_path: Path, **overrides: object) -> DatabaseAuthenticator:
-    return DatabaseAuthenticator(world.database, world.secrets, make_settings(tmp_path, **overrides))
+    made = DatabaseAuthenticator(world.database, world.secrets, make_settings(tmp_path, **overrides))
+    world.authenticators.append(made)
+    return made
 
 
 async def test_device_authenticates_with_its_token(world: World, tmp_path: Path) -> None:

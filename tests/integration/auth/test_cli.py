@@ -42,7 +42,9 @@ async def authenticate(tmp_path: Path, username: str, password: str) -> str:
     secrets = SecretBox(load_or_create_secret_key(None, tmp_path))
     async with Database(settings.database_url) as database:
         info = ConnectInfo("c", username, password.encode(), 4, "tcp", "127.0.0.1:1")
-        principal = await DatabaseAuthenticator(database, secrets, settings).authenticate(info)
+        authenticator = DatabaseAuthenticator(database, secrets, settings)
+        principal = await authenticator.authenticate(info)
+        await authenticator.last_used.settle()  # before the database closes
     return principal.id
 
 

@@ -41,9 +41,10 @@ async def stack(database_url: str) -> AsyncIterator[Stack]:
         b = await seed_device(database, secrets, "orgb5678", token="mqh_dev_" + "b" * 40)
         bus = RealtimeBus()
         telemetry = TelemetryService(database, settings, realtime=bus)
+        authenticator = DatabaseAuthenticator(database, secrets, settings)
         broker = Broker(
             BrokerConfig(listeners=(ListenerConfig(name="tcp", port=0),), sys_interval=0),
-            authenticator=DatabaseAuthenticator(database, secrets, settings),
+            authenticator=authenticator,
             authorizer=TopicAuthorizer(),
             sink=telemetry.sink,
             observer=telemetry.observer,
@@ -51,3 +52,4 @@ async def stack(database_url: str) -> AsyncIterator[Stack]:
         telemetry.broker = broker
         async with telemetry, broker:
             yield Stack(database, telemetry, broker, bus, broker.addresses["tcp"][1], a, b)
+        await authenticator.last_used.settle()  # before the database closes
