@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -60,4 +61,7 @@ async def run_hub(settings: Settings, console: Console) -> None:
             host, port = hub.metrics_address
             console.print(f"Metrics listening on http://{host}:{port}/metrics", highlight=False)
         console.file.flush()  # scripts and supervisors read these lines from a pipe
+        # What start-up built (modules, routes, caches) lives as long as the process: keep it out of every later
+        # garbage collection, including the full one at exit, which otherwise delays the exit by seconds.
+        gc.freeze()
         await hub.run(stop)
