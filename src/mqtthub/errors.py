@@ -18,7 +18,7 @@
     └── UnavailableError            a dependency (broker, database, remote broker) is down (HTTP 503);
                                     may carry ``retry_after`` seconds
 
-The HTTP layer maps each class to a status code in one place (``mqtthub.api.errors``);
+The HTTP layer maps each class to a status code in one place (``mqtthub.web.errors``);
 the broker maps ``ProtocolError`` and ``AuthenticationRefused`` to MQTT reason codes.
 """
 

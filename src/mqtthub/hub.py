@@ -23,11 +23,10 @@ from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 
-from mqtthub import __version__
 from mqtthub.api.app import create_app
 from mqtthub.auth.attempts import LoginGuard
 from mqtthub.auth.bootstrap import FirstRunCredentials, bootstrap_first_run
@@ -37,14 +36,14 @@ from mqtthub.auth.live import AccessEnded, DeviceChanged, apply_access_ended
 from mqtthub.auth.operator_rules import OperatorRules, RulesFile, invalidate_changed
 from mqtthub.auth.passwords import PasswordWorkers
 from mqtthub.auth.revalidation import CredentialRevalidator
-from mqtthub.broker import Broker, BrokerConfig, BrokerHandle, BrokerState, ListenerConfig
+from mqtthub.broker import Broker, BrokerConfig, BrokerHandle, ListenerConfig
 from mqtthub.broker.config import ListenerKind
 from mqtthub.brokerstate import SQLiteStateStore
 from mqtthub.config import Settings
 from mqtthub.crypto import SECRET_FILE_NAME, SecretBox, load_or_create_secret_key
 from mqtthub.db import Database
 from mqtthub.db.changes import ChangeBus
-from mqtthub.db.location import DATABASE_ERRORS, check_location, disk_free, sqlite_file, unavailable
+from mqtthub.db.location import DATABASE_ERRORS, check_location, sqlite_file, unavailable
 from mqtthub.db.migrate import upgrade
 from mqtthub.errors import StateError
 from mqtthub.filemodes import SQLITE_COMPANIONS, make_private
@@ -59,6 +58,7 @@ from mqtthub.realtime import RealtimeBus
 from mqtthub.realtime.access import StreamAuthenticator
 from mqtthub.realtime.socketio import SocketIOGateway
 from mqtthub.telemetry import TelemetryService
+from mqtthub.web.state import AppState
 
 logger = logging.getLogger(__name__)
 
@@ -290,6 +290,37 @@ class Hub:
         """Seconds since the hub was created."""
         return time.time() - self.started_at
 
+    def http_app(self) -> FastAPI:
+        """The HTTP API over the started hub's components (endpoints see them, never the hub)."""
+        state = AppState(
+            settings=self.settings,
+            database=self.database,
+            secrets=self.secrets,
+            broker=self._embedded_broker(),
+            started_at=self.started_at,
+            services=(
+                self.telemetry,
+                self.realtime,
+                self.messaging,
+                self.integrations,
+                self.passwords,
+                self.ca,
+                self.login_guard,
+                self.auth_checks,
+            ),
+        )
+        return create_app(
+            state,
+            socketio=self.socketio.asgi_app,
+            metrics_registry=self.metrics_registry,
+            http_metrics=self.http_metrics,
+        )
+
+    def _embedded_broker(self) -> Broker:
+        if self._broker is None:
+            raise StateError("the hub is not started")
+        return self._broker
+
     # --- life cycle ------------------------------------------------------------------------------
 
     async def __aenter__(self) -> Hub:
@@ -402,7 +433,7 @@ class Hub:
         if self.state is not HubState.RUNNING:
             raise StateError(f"the hub must be started before run() (it is {self.state.value})")
         config = uvicorn.Config(
-            create_app(self),
+            self.http_app(),
             log_config=None,
             access_log=self.settings.log_http_access,
             lifespan="on",
@@ -439,42 +470,3 @@ class Hub:
         self._authorizer.operator_rules = new
         if self._broker is not None:
             invalidate_changed(self._broker, old, new)
-
-    async def health(self) -> dict[str, Any]:
-        """Status of each component, for ``GET /health``."""
-        database_up = await self.database.ping()
-        broker_up = self._broker is not None and self._broker.state is BrokerState.RUNNING
-        components: dict[str, dict[str, Any]] = {
-            "database": {"status": "up" if database_up else "down", "dialect": self.database.dialect},
-            "broker": {"status": "up" if broker_up else "down"},
-        }
-        free = disk_free(self.database.url)
-        if free is not None:
-            # A full disk does not stop a ping (reads work): said here before the next write fails on it.
-            components["database"]["diskFreeBytes"] = free
-            if free < self.settings.database_min_free_mb * 1024 * 1024:
-                components["database"] |= {"status": "down", "reason": "disk full"}
-        if broker_up:
-            stats = self.broker.stats()
-            components["broker"] |= {"clients": stats.clients_connected, "subscriptions": stats.subscriptions}
-            if self.settings.broker_persistence != "off":
-                # Retained messages and sessions written to data_dir/broker-state.db (README "Durability").
-                error = stats.state_write_error
-                components["brokerState"] = {
-                    "status": "up" if error is None else "down",
-                    "mode": self.settings.broker_persistence,
-                }
-                if error is not None:
-                    components["brokerState"] |= {"reason": error, "failedAttempts": stats.state_write_failures}
-        if self._telemetry is not None:
-            # A database that answers a ping can still refuse writes (disk full, read-only): the writer knows.
-            components["ingest"] = self._telemetry.health()
-        healthy = all(component["status"] == "up" for component in components.values())
-        messaging = await self.messaging.health() if self._messaging is not None else {}
-        return {
-            "status": "healthy" if healthy else "degraded",
-            "version": __version__,
-            "uptime": round(self.uptime, 3),
-            **messaging,
-            "components": components,
-        }

@@ -18,7 +18,6 @@ import pytest
 import websockets
 from fastapi.routing import APIRoute, APIWebSocketRoute
 
-from mqtthub.api.app import create_app
 from mqtthub.auth.roles import MATRIX, ROUTES, Operation, Role, matrix_table
 from tests.integration.auth.conftest import RunningHub, hub_settings, start_hub
 
@@ -59,7 +58,7 @@ def _routes(routes: list[Any]) -> Iterator[tuple[str, str]]:
 
 async def test_every_route_declares_an_operation(tmp_path: Path) -> None:
     async with start_hub(hub_settings(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}", tmp_path)) as running:
-        served = set(_routes(create_app(running.hub).routes))
+        served = set(_routes(running.hub.http_app().routes))
     assert served, "no route found"
     undeclared = sorted(served - set(ROUTES))
     assert not undeclared, f"routes without an access policy in mqtthub.auth.roles.ROUTES: {undeclared}"

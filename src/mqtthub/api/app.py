@@ -2,33 +2,38 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from prometheus_client.registry import CollectorRegistry
+from starlette.types import ASGIApp
 
 from mqtthub import __version__
 from mqtthub.api import service
-from mqtthub.api.errors import install_error_handlers
-from mqtthub.api.limits import CREDENTIALS_LIMIT, BodyLimitMiddleware, BodySize
-from mqtthub.api.openapi import install_openapi
+from mqtthub.auth.attempts import LoginGuard
+from mqtthub.auth.ca import CertificateAuthority
 from mqtthub.auth.roles import enforce_role
 from mqtthub.auth.routes import identity_router
 from mqtthub.integrations import endpoints as integrations_endpoints
 from mqtthub.messaging import endpoints as messaging_endpoints
 from mqtthub.messaging import ws as messaging_ws
 from mqtthub.observability.endpoint import METRICS_PATH, metrics_endpoint
-from mqtthub.observability.http import HttpMetricsMiddleware
+from mqtthub.observability.http import HttpMetrics, HttpMetricsMiddleware
 from mqtthub.realtime import websocket as realtime_ws
 from mqtthub.realtime.socketio import SOCKETIO_PATH
 from mqtthub.telemetry import endpoints as telemetry_endpoints
+from mqtthub.web.errors import install_error_handlers
+from mqtthub.web.limits import CREDENTIALS_LIMIT, BodyLimitMiddleware, BodySize
+from mqtthub.web.openapi import install_openapi
+from mqtthub.web.state import AppState, install_state
 
-if TYPE_CHECKING:
-    from mqtthub.hub import Hub
 
+def create_app(
+    state: AppState, *, socketio: ASGIApp, metrics_registry: CollectorRegistry, http_metrics: HttpMetrics
+) -> FastAPI:
+    """The HTTP API over ``state``, with every router mounted, errors mapped in one place and body sizes bounded.
 
-def create_app(hub: Hub) -> FastAPI:
-    """The HTTP API of ``hub``, with every router mounted, errors mapped in one place and body sizes bounded.
+    ``socketio`` is mounted at ``/socket.io``; ``metrics_registry`` is served at ``/metrics`` when it is on
+    and has no port of its own; ``http_metrics`` counts requests when ``/metrics`` is on.
 
     Middleware, outermost first: request metrics (when ``/metrics`` is on), CORS, unexpected errors as a
     500 JSON body, body limits.
@@ -40,18 +45,18 @@ def create_app(hub: Hub) -> FastAPI:
         # Every route's role policy is checked before the route runs (and before its body is read).
         dependencies=[Depends(enforce_role)],
     )
-    app.state.hub = hub
-    settings = hub.settings
+    install_state(app, state)
+    settings = state.settings
     app.include_router(service.router)
-    app.include_router(identity_router(hub.login_guard, hub.ca))
+    app.include_router(identity_router(state.service(LoginGuard), state.service(CertificateAuthority)))
     app.include_router(messaging_endpoints.router)
     app.include_router(integrations_endpoints.router)
     app.include_router(messaging_ws.router)
     app.include_router(telemetry_endpoints.router)
     app.include_router(realtime_ws.router)
-    app.mount(f"/{SOCKETIO_PATH}", hub.socketio.asgi_app)
+    app.mount(f"/{SOCKETIO_PATH}", socketio)
     if settings.metrics_enabled and settings.metrics_port is None:
-        endpoint = metrics_endpoint(hub.metrics_registry, settings.metrics_token)
+        endpoint = metrics_endpoint(metrics_registry, settings.metrics_token)
         app.add_route(METRICS_PATH, endpoint, methods=["GET"], include_in_schema=False)
     limits = {
         BodySize.DEFAULT: settings.http_max_body_size,
@@ -70,5 +75,5 @@ def create_app(hub: Hub) -> FastAPI:
         expose_headers=["Retry-After"],
     )
     if settings.metrics_enabled:
-        app.add_middleware(HttpMetricsMiddleware, metrics=hub.http_metrics)
+        app.add_middleware(HttpMetricsMiddleware, metrics=http_metrics)
     return app

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from mqtthub import __version__
-from mqtthub.api.deps import get_hub
+from mqtthub.broker import BrokerState
+from mqtthub.db.location import disk_free
+from mqtthub.messaging.service import MessagingService
+from mqtthub.telemetry import TelemetryService
+from mqtthub.web.deps import StateDep
+from mqtthub.web.state import AppState
 
 router = APIRouter(tags=["service"])
 
@@ -61,7 +66,47 @@ class HealthReport(BaseModel):
     response_model=HealthReport,
     responses={503: {"description": "A component is down", "model": HealthReport}},
 )
-async def health(request: Request) -> JSONResponse:
+async def health(state: StateDep) -> JSONResponse:
     """``status`` is ``healthy`` when every component is up (HTTP 200), else ``degraded`` (HTTP 503)."""
-    report: dict[str, Any] = await get_hub(request).health()
+    report = await health_report(state)
     return JSONResponse(report, status_code=200 if report["status"] == "healthy" else 503)
+
+
+async def health_report(state: AppState) -> dict[str, Any]:
+    """The body of ``GET /health``: the status of each component, then the messaging counters."""
+    database, settings = state.database, state.settings
+    database_up = await database.ping()
+    broker_up = state.broker.state is BrokerState.RUNNING
+    components: dict[str, dict[str, Any]] = {
+        "database": {"status": "up" if database_up else "down", "dialect": database.dialect},
+        "broker": {"status": "up" if broker_up else "down"},
+    }
+    free = disk_free(database.url)
+    if free is not None:
+        # A full disk does not stop a ping (reads work): said here before the next write fails on it.
+        components["database"]["diskFreeBytes"] = free
+        if free < settings.database_min_free_mb * 1024 * 1024:
+            components["database"] |= {"status": "down", "reason": "disk full"}
+    if broker_up:
+        stats = state.broker.stats()
+        components["broker"] |= {"clients": stats.clients_connected, "subscriptions": stats.subscriptions}
+        if settings.broker_persistence != "off":
+            # Retained messages and sessions written to data_dir/broker-state.db (README "Durability").
+            error = stats.state_write_error
+            components["brokerState"] = {
+                "status": "up" if error is None else "down",
+                "mode": settings.broker_persistence,
+            }
+            if error is not None:
+                components["brokerState"] |= {"reason": error, "failedAttempts": stats.state_write_failures}
+    # A database that answers a ping can still refuse writes (disk full, read-only): the writer knows.
+    components["ingest"] = state.service(TelemetryService).health()
+    healthy = all(component["status"] == "up" for component in components.values())
+    messaging = await state.service(MessagingService).health()
+    return {
+        "status": "healthy" if healthy else "degraded",
+        "version": __version__,
+        "uptime": round(state.uptime, 3),
+        **messaging,
+        "components": components,
+    }

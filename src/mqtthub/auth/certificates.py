@@ -28,7 +28,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mqtthub.api.deps import SessionDep, get_hub
 from mqtthub.auth.acl import device_rules, user_rules
 from mqtthub.auth.ca import CertificateAuthority
 from mqtthub.auth.credentials import new_download_secret
@@ -40,6 +39,7 @@ from mqtthub.crypto import SecretBox
 from mqtthub.db.base import utcnow
 from mqtthub.errors import NotFoundError, ValidationFailedError
 from mqtthub.models import ClientCertificate, Device, User
+from mqtthub.web.deps import SecretsDep, SessionDep, SettingsDep
 
 DOWNLOAD_LIFETIME = timedelta(minutes=15)
 
@@ -206,19 +206,20 @@ def certificates_router(ca: CertificateAuthority) -> APIRouter:
     router = APIRouter(tags=["certificates"])
 
     @router.post("/api/v1/auth/mqtt-certificate", status_code=201, summary="Get an MQTT client certificate")
-    async def for_me(user: CurrentUser, session: SessionDep, request: Request) -> CertificateIssued:
+    async def for_me(
+        user: CurrentUser, session: SessionDep, secrets: SecretsDep, settings: SettingsDep, request: Request
+    ) -> CertificateIssued:
         """A client certificate for the logged-in user, as a one-time PKCS#12 download."""
         if user.organization_id is None:
             raise ValidationFailedError("your account belongs to no organization")
         account = await session.get(User, user.id)
         assert account is not None
-        hub = get_hub(request)
         bundle = await issue_certificate(
             session,
-            hub.secrets,
+            secrets,
             ca,
             organization_id=user.organization_id,
-            validity=timedelta(days=hub.settings.client_cert_validity_days),
+            validity=timedelta(days=settings.client_cert_validity_days),
             user=account,
         )
         return _shown(request, bundle)
@@ -229,17 +230,22 @@ def certificates_router(ca: CertificateAuthority) -> APIRouter:
         summary="Issue a device certificate",
     )
     async def for_device(
-        org_id: str, device_id: str, user: CurrentUser, session: SessionDep, request: Request
+        org_id: str,
+        device_id: str,
+        user: CurrentUser,
+        session: SessionDep,
+        secrets: SecretsDep,
+        settings: SettingsDep,
+        request: Request,
     ) -> CertificateIssued:
         """A client certificate for a device (CN = device id), as a one-time PKCS#12 download."""
         require_org_access(user, org_id, admin=True)
-        hub = get_hub(request)
         bundle = await issue_certificate(
             session,
-            hub.secrets,
+            secrets,
             ca,
             organization_id=org_id,
-            validity=timedelta(days=hub.settings.client_cert_validity_days),
+            validity=timedelta(days=settings.client_cert_validity_days),
             device=await get_device(session, org_id, device_id),
         )
         return _shown(request, bundle)
@@ -257,9 +263,7 @@ def certificates_router(ca: CertificateAuthority) -> APIRouter:
         return CertificateList(certificates=items, count=len(items))
 
     @router.delete("/api/v1/organizations/{org_id}/certificates/{serial}", summary="Revoke a certificate")
-    async def revoke(
-        org_id: str, serial: str, user: CurrentUser, session: SessionDep, request: Request
-    ) -> CertificateOut:
+    async def revoke(org_id: str, serial: str, user: CurrentUser, session: SessionDep) -> CertificateOut:
         """Revoke a certificate: connected clients using it are disconnected, new connections refused."""
         require_org_access(user, org_id, admin=True)
         return _out(await revoke_certificate(session, org_id, serial))
@@ -271,9 +275,9 @@ def certificates_router(ca: CertificateAuthority) -> APIRouter:
         response_class=Response,
         responses={200: {"content": {"application/x-pkcs12": {}}}, 404: {"description": "Used or lapsed"}},
     )
-    async def download(secret: str, session: SessionDep, request: Request) -> Response:
+    async def download(secret: str, session: SessionDep, secrets: SecretsDep) -> Response:
         """The bundle behind a ``p12Url``; the link works once and for 15 minutes."""
-        common_name, bundle = await take_download(session, get_hub(request).secrets, secret)
+        common_name, bundle = await take_download(session, secrets, secret)
         filename = common_name.replace(":", "-") + ".p12"
         return Response(
             bundle,

@@ -14,13 +14,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from mqtthub.api.deps import SessionDep, get_hub
 from mqtthub.auth.jwt import verify_session_token
+from mqtthub.auth.passwords import PasswordWorkers
 from mqtthub.errors import PermissionDeniedError, UnauthenticatedError
 from mqtthub.models import User, UserRole
+from mqtthub.observability.auth_checks import AuthChecks
+from mqtthub.web.deps import SecretsDep, SessionDep
+from mqtthub.web.state import provide
+
+AuthChecksDep = Annotated[AuthChecks, Depends(provide(AuthChecks))]
+"""The counters of credential checks (``/metrics``)."""
+PasswordsDep = Annotated[PasswordWorkers, Depends(provide(PasswordWorkers))]
+"""The bounded threads that hash and check passwords."""
 
 _bearer = HTTPBearer(auto_error=False, description="The `token` returned by `POST /api/v1/auth/login`.")
 
@@ -41,8 +49,9 @@ class AuthenticatedUser:
 
 
 async def current_user(
-    request: Request,
     session: SessionDep,
+    secrets: SecretsDep,
+    checks: AuthChecksDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> AuthenticatedUser:
     """The caller, from ``Authorization: Bearer <session token>``.
@@ -54,12 +63,11 @@ async def current_user(
     Raises:
         UnauthenticatedError: no bearer token, or an invalid or expired one, or an inactive user.
     """
-    hub = get_hub(request)
     if credentials is None or credentials.scheme.lower() != "bearer":
-        hub.auth_checks.refused("none")
+        checks.refused("none")
         raise UnauthenticatedError("missing bearer token: log in with POST /api/v1/auth/login")
-    with hub.auth_checks.check("session_token"):
-        claims = verify_session_token(hub.secrets.signing_key, credentials.credentials)
+    with checks.check("session_token"):
+        claims = verify_session_token(secrets.signing_key, credentials.credentials)
         user = await session.get(User, claims.user_id)
         if user is None or not user.is_active:
             raise UnauthenticatedError("the account of this session token no longer exists or is disabled")

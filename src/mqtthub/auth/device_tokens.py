@@ -16,13 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mqtthub.api.deps import SessionDep, get_hub
-from mqtthub.api.openapi import errors
 from mqtthub.auth.credentials import new_device_token, token_hint
 from mqtthub.auth.deps import CurrentUser, require_org_access
 from mqtthub.auth.devices import get_device
@@ -31,6 +29,8 @@ from mqtthub.crypto import SecretBox
 from mqtthub.db.base import utcnow
 from mqtthub.errors import ConflictError, NotFoundError
 from mqtthub.models import Device, DeviceToken
+from mqtthub.web.deps import SecretsDep, SessionDep, SettingsDep
+from mqtthub.web.openapi import errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,14 +126,19 @@ router = APIRouter(prefix="/api/v1/organizations/{org_id}/devices/{device_id}/to
 
 @router.post("", status_code=201, summary="Create a device token")
 async def create(
-    org_id: str, device_id: str, body: DeviceTokenCreate, user: CurrentUser, session: SessionDep, request: Request
+    org_id: str,
+    device_id: str,
+    body: DeviceTokenCreate,
+    user: CurrentUser,
+    session: SessionDep,
+    secrets: SecretsDep,
+    settings: SettingsDep,
 ) -> DeviceTokenCreated:
     """A new token for the device: its MQTT password, shown only in this response."""
     require_org_access(user, org_id, admin=True)
-    hub = get_hub(request)
     device = await get_device(session, org_id, device_id)
-    days = body.expires_in_days or hub.settings.device_token_expiry_days
-    issued = await issue_device_token(session, hub.secrets, device, name=body.name, lifetime=timedelta(days=days))
+    days = body.expires_in_days or settings.device_token_expiry_days
+    issued = await issue_device_token(session, secrets, device, name=body.name, lifetime=timedelta(days=days))
     return DeviceTokenCreated(**DeviceTokenOut.model_validate(issued.record).model_dump(), token=issued.token)
 
 
@@ -147,9 +152,7 @@ async def list_all(org_id: str, device_id: str, user: CurrentUser, session: Sess
 
 
 @router.delete("/{token_id}", summary="Revoke a device token", responses=errors(409))
-async def revoke(
-    org_id: str, device_id: str, token_id: str, user: CurrentUser, session: SessionDep, request: Request
-) -> DeviceTokenOut:
+async def revoke(org_id: str, device_id: str, token_id: str, user: CurrentUser, session: SessionDep) -> DeviceTokenOut:
     """Revoke the token; connections made with it end at once."""
     require_org_access(user, org_id, admin=True)
     device = await get_device(session, org_id, device_id)

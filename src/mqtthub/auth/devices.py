@@ -16,18 +16,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mqtthub.api.deps import SessionDep
 from mqtthub.auth.deps import CurrentUser, require_org_access
 from mqtthub.auth.live import DeviceChanged, end_access_after_commit
 from mqtthub.auth.organizations import get_organization
 from mqtthub.db.changes import record
 from mqtthub.errors import NotFoundError
 from mqtthub.models import ClientCertificate, Device
+from mqtthub.web.deps import SessionDep
 
 
 class DeviceCreate(BaseModel):
@@ -163,9 +163,7 @@ async def get(org_id: str, device_id: str, user: CurrentUser, session: SessionDe
 
 
 @router.patch("/{device_id}", summary="Change a device")
-async def update(
-    org_id: str, device_id: str, body: DeviceUpdate, user: CurrentUser, session: SessionDep, request: Request
-) -> DeviceOut:
+async def update(org_id: str, device_id: str, body: DeviceUpdate, user: CurrentUser, session: SessionDep) -> DeviceOut:
     """Rename a device, replace its metadata, or enable/disable it (disabling disconnects it)."""
     require_org_access(user, org_id, admin=True)
     device = await get_device(session, org_id, device_id)
@@ -181,7 +179,7 @@ async def update(
 
 
 @router.delete("/{device_id}", status_code=204, summary="Delete a device")
-async def delete(org_id: str, device_id: str, user: CurrentUser, session: SessionDep, request: Request) -> Response:
+async def delete(org_id: str, device_id: str, user: CurrentUser, session: SessionDep) -> Response:
     """Delete a device with its tokens and certificates; it is disconnected at once."""
     require_org_access(user, org_id, admin=True)
     await delete_device(session, await get_device(session, org_id, device_id))

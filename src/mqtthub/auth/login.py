@@ -15,12 +15,13 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from mqtthub.api.deps import SessionDep, get_hub
-from mqtthub.api.limits import BodySize, body_size
 from mqtthub.auth.attempts import LoginGuard
+from mqtthub.auth.deps import AuthChecksDep, PasswordsDep
 from mqtthub.auth.jwt import issue_session_token
 from mqtthub.errors import UnauthenticatedError
 from mqtthub.models import User, UserRole
+from mqtthub.web.deps import SecretsDep, SessionDep, SettingsDep
+from mqtthub.web.limits import BodySize, body_size
 
 logger = logging.getLogger(__name__)
 
@@ -64,27 +65,34 @@ def login_router(guard: LoginGuard) -> APIRouter:
         },
     )
     @body_size(BodySize.CREDENTIALS)
-    async def login(body: LoginRequest, request: Request, session: SessionDep) -> LoginResponse:
+    async def login(
+        body: LoginRequest,
+        request: Request,
+        session: SessionDep,
+        secrets: SecretsDep,
+        settings: SettingsDep,
+        passwords: PasswordsDep,
+        checks: AuthChecksDep,
+    ) -> LoginResponse:
         """Exchange an e-mail and password for a session token (JWT) valid for `jwt_expiry_minutes`."""
         email = body.email.strip().lower()
         address = request.client.host if request.client else "unknown"
         guard.admit(email, address)
-        hub = get_hub(request)
-        with hub.auth_checks.check("password"):
+        with checks.check("password"):
             user = await session.scalar(select(User).where(User.email == email))
             with guard.checking(address):
-                matches = await hub.passwords.verify(user.password_hash if user is not None else None, body.password)
+                matches = await passwords.verify(user.password_hash if user is not None else None, body.password)
             if user is None or not matches or not user.is_active:
                 logger.info("failed login from %s", address)
                 raise UnauthenticatedError("invalid e-mail or password")
         guard.succeeded(email)
         token, expires_at = issue_session_token(
-            hub.secrets.signing_key,
+            secrets.signing_key,
             user_id=user.id,
             email=user.email,
             role=user.role.value,
             organization_id=user.organization_id,
-            lifetime=timedelta(minutes=hub.settings.jwt_expiry_minutes),
+            lifetime=timedelta(minutes=settings.jwt_expiry_minutes),
         )
         return LoginResponse(
             token=token,

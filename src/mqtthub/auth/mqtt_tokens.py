@@ -20,12 +20,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mqtthub.api.deps import SessionDep, get_hub
 from mqtthub.auth.acl import DEFAULT_APP_SUBSCRIBE, validate_permission_filters
 from mqtthub.auth.credentials import new_api_token, token_hint
 from mqtthub.auth.deps import CurrentUser, require_org_access
@@ -35,6 +34,7 @@ from mqtthub.crypto import SecretBox
 from mqtthub.db.base import utcnow
 from mqtthub.errors import NotFoundError
 from mqtthub.models import MqttApiToken
+from mqtthub.web.deps import SecretsDep, SessionDep
 
 CREATED_MESSAGE = "Token generated successfully. Save this token now - it will not be shown again."
 REVOKED_MESSAGE = "Token revoked successfully. Clients using it have been disconnected."
@@ -210,13 +210,13 @@ router = APIRouter(prefix="/api/v1/organizations/{org_id}/mqtt-tokens", tags=["m
 
 @router.post("", status_code=201, summary="Generate an MQTT API token")
 async def create(
-    org_id: str, body: MqttTokenCreate, user: CurrentUser, session: SessionDep, request: Request
+    org_id: str, body: MqttTokenCreate, user: CurrentUser, session: SessionDep, secrets: SecretsDep
 ) -> MqttTokenCreated:
     """A new token for an app; save it, it is shown only in this response."""
     require_org_access(user, org_id, admin=True)
     issued = await issue_api_token(
         session,
-        get_hub(request).secrets,
+        secrets,
         org_id,
         name=body.name,
         description=body.description,
@@ -252,9 +252,7 @@ async def get(org_id: str, token_id: str, user: CurrentUser, session: SessionDep
 
 
 @router.delete("/{token_id}", summary="Revoke an MQTT API token")
-async def revoke(
-    org_id: str, token_id: str, user: CurrentUser, session: SessionDep, request: Request
-) -> MqttTokenRevoked:
+async def revoke(org_id: str, token_id: str, user: CurrentUser, session: SessionDep) -> MqttTokenRevoked:
     """Revoke the token; clients connected with it are disconnected at once."""
     require_org_access(user, org_id, admin=True)
     record = await revoke_api_token(session, await get_api_token(session, org_id, token_id))

@@ -19,14 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mqtthub.api.deps import SessionDep
-from mqtthub.api.openapi import errors
 from mqtthub.auth.bootstrap import make_short_id
 from mqtthub.auth.deps import AuthenticatedUser, CurrentUser, require_org_access
 from mqtthub.auth.live import DeviceChanged, end_access_after_commit
 from mqtthub.db.changes import record
 from mqtthub.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationFailedError
 from mqtthub.models import ClientCertificate, Device, MqttApiToken, Organization, User
+from mqtthub.web.deps import SessionDep
+from mqtthub.web.openapi import errors
 
 SHORT_ID = re.compile(r"^[a-z0-9]{6,10}$")
 

@@ -22,6 +22,7 @@ from mqtthub.auth.credentials import API_TOKEN_PREFIX, DEVICE_TOKEN_PREFIX
 from mqtthub.auth.jwt import verify_session_token
 from mqtthub.errors import PermissionDeniedError, UnauthenticatedError
 from mqtthub.models import User, UserRole
+from mqtthub.web.state import app_state
 
 
 class Role(enum.Enum):
@@ -190,7 +191,7 @@ async def _role(connection: HTTPConnection, token: str, session: AsyncSession) -
     if token.startswith(DEVICE_TOKEN_PREFIX):
         return Role.DEVICE
     try:
-        claims = verify_session_token(connection.app.state.hub.secrets.signing_key, token)
+        claims = verify_session_token(app_state(connection).secrets.signing_key, token)
     except UnauthenticatedError:
         return None  # the route's own authentication answers 401
     # The role as it is now, not as it was when the token was issued.
@@ -230,8 +231,7 @@ async def enforce_role(connection: HTTPConnection) -> None:
         return
     if token.count(".") == 2 and allowed >= _USERS:
         return  # every user role may: no need to look the user up
-    hub = connection.app.state.hub
-    async with hub.database.session() as session:
+    async with app_state(connection).database.session() as session:
         role = await _role(connection, token, session)
     if role is not None and role not in allowed:
         raise PermissionDeniedError(f"a caller with the role {role.value!r} may not {_verb(operation)}")

@@ -14,19 +14,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mqtthub.api.deps import SessionDep, get_hub
-from mqtthub.api.openapi import errors
-from mqtthub.auth.deps import AuthenticatedUser, CurrentUser, require_org_access
+from mqtthub.auth.deps import AuthenticatedUser, CurrentUser, PasswordsDep, require_org_access
 from mqtthub.auth.live import end_access_after_commit
 from mqtthub.auth.organizations import get_organization
 from mqtthub.auth.passwords import PasswordWorkers
 from mqtthub.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationFailedError
 from mqtthub.models import ClientCertificate, User, UserRole
+from mqtthub.web.deps import SessionDep
+from mqtthub.web.openapi import errors
 
 
 class UserCreate(BaseModel):
@@ -115,11 +115,12 @@ router = APIRouter(prefix="/api/v1/organizations/{org_id}/users", tags=["users"]
 
 
 @router.post("", status_code=201, summary="Create a user", responses=errors(409, 503))
-async def create(org_id: str, body: UserCreate, user: CurrentUser, session: SessionDep, request: Request) -> UserOut:
+async def create(
+    org_id: str, body: UserCreate, user: CurrentUser, session: SessionDep, passwords: PasswordsDep
+) -> UserOut:
     """Create a user in the organization (org admins)."""
     require_org_access(user, org_id, admin=True)
     _check_grant(user, body.role)
-    passwords = get_hub(request).passwords
     created = await create_user(session, org_id, body.email, body.password, body.role, passwords=passwords)
     return UserOut.model_validate(created)
 
@@ -135,9 +136,7 @@ async def list_all(org_id: str, user: CurrentUser, session: SessionDep) -> UserL
 
 
 @router.patch("/{user_id}", summary="Change a user's role or activity")
-async def update(
-    org_id: str, user_id: str, body: UserUpdate, user: CurrentUser, session: SessionDep, request: Request
-) -> UserOut:
+async def update(org_id: str, user_id: str, body: UserUpdate, user: CurrentUser, session: SessionDep) -> UserOut:
     """Change a user's role, or (de)activate it (org admins; not yourself)."""
     require_org_access(user, org_id, admin=True)
     member = await session.get(User, user_id)

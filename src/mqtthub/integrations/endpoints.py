@@ -11,14 +11,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import ssl
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Response
 from sqlalchemy import delete, select
 
-from mqtthub.api.deps import SessionDep, get_hub
-from mqtthub.api.params import Limit
 from mqtthub.auth.deps import CurrentUser, require_org_access
 from mqtthub.client.connection import ConnectRefused, close_client, connect
 from mqtthub.client.tls import CertificateError
@@ -41,10 +39,17 @@ from mqtthub.integrations.schemas import (
     TopicsConfig,
     stats_of,
 )
+from mqtthub.integrations.service import IntegrationService
 from mqtthub.integrations.status import ConnectionStatus
 from mqtthub.models import ActionFailure, EmailTemplate, EventSubscription, MqttConfig, Organization, Product
+from mqtthub.web.deps import SessionDep
+from mqtthub.web.params import Limit
+from mqtthub.web.state import provide
 
 router = APIRouter(prefix="/api/v1/products", tags=["integrations"])
+
+IntegrationsDep = Annotated[IntegrationService, Depends(provide(IntegrationService))]
+"""The connectors to external brokers, with the hub's settings, secrets and outbound policy."""
 
 NOT_CONFIGURED = "MQTT not configured for this product"
 
@@ -112,12 +117,14 @@ async def update_product(product_id: str, body: ProductUpdate, user: CurrentUser
 
 
 @router.delete("/{product_id}", status_code=204, summary="Delete a product")
-async def delete_product(product_id: str, request: Request, user: CurrentUser, session: SessionDep) -> Response:
+async def delete_product(
+    product_id: str, integrations: IntegrationsDep, user: CurrentUser, session: SessionDep
+) -> Response:
     """Delete the product with its configuration, subscriptions, templates and logs; its connector stops."""
     product = await repository.visible_product(session, user, product_id, admin=True)
     await session.delete(product)
     await session.flush()
-    await get_hub(request).integrations.apply(product_id, None)
+    await integrations.apply(product_id, None)
     return Response(status_code=204)
 
 
@@ -150,27 +157,27 @@ def _subscription_out(row: EventSubscription) -> dict[str, Any]:
     }
 
 
-def _status_out(request: Request, product_id: str) -> dict[str, Any]:
-    hub = get_hub(request)
-    status = hub.integrations.status(product_id)
+def _status_out(integrations: IntegrationService, product_id: str) -> dict[str, Any]:
+    status = integrations.status(product_id)
     if status is None:
-        status = ConnectionStatus(product_id=product_id, client_id=generated_client_id(hub.settings, product_id))
+        status = ConnectionStatus(
+            product_id=product_id, client_id=generated_client_id(integrations.settings, product_id)
+        )
         status.connection_error = "integrations are disabled on this hub (MQTTHUB_INTEGRATIONS_ENABLED)"
     return status.as_dict()
 
 
-async def _apply(request: Request, session: SessionDep, product_id: str) -> None:
-    hub = get_hub(request)
-    runtime = await load_runtime(session, product_id, hub.secrets, hub.settings)
-    await hub.integrations.apply(product_id, runtime)
+async def _apply(integrations: IntegrationService, session: SessionDep, product_id: str) -> None:
+    runtime = await load_runtime(session, product_id, integrations.secrets, integrations.settings)
+    await integrations.apply(product_id, runtime)
 
 
-async def _check_destinations(request: Request, actions: list[ActionSpec]) -> None:
+async def _check_destinations(integrations: IntegrationService, actions: list[ActionSpec]) -> None:
     """422 for a webhook or HTTP action whose URL names a host the outbound policy refuses.
 
     Only a literal host can be judged now; a host filled in by a template is checked when the action runs.
     """
-    fence = get_hub(request).integrations.fence
+    fence = integrations.fence
     for index, action in enumerate(actions):
         if isinstance(action, WebhookAction | HttpAction):
             authority = action.url.split("://", 1)[-1].split("/", 1)[0]
@@ -187,7 +194,9 @@ async def _configured(session: SessionDep, product_id: str) -> MqttConfig:
 
 
 @router.get("/{product_id}/mqtt-config", summary="Get full MQTT configuration")
-async def get_mqtt_config(product_id: str, request: Request, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
+async def get_mqtt_config(
+    product_id: str, integrations: IntegrationsDep, user: CurrentUser, session: SessionDep
+) -> dict[str, Any]:
     """Configuration (secrets masked), subscriptions with stats, and live status."""
     await repository.visible_product(session, user, product_id)
     config = await repository.config_of(session, product_id)
@@ -204,19 +213,19 @@ async def get_mqtt_config(product_id: str, request: Request, user: CurrentUser, 
         "product_id": product_id,
         "mqtt_config": _config_out(config),
         "subscriptions": [_subscription_out(row) for row in subscriptions],
-        "status": _status_out(request, product_id),
+        "status": _status_out(integrations, product_id),
     }
 
 
 @router.put("/{product_id}/mqtt-config", summary="Create/update MQTT configuration")
 async def put_mqtt_config(
-    product_id: str, body: MqttConfigIn, request: Request, user: CurrentUser, session: SessionDep
+    product_id: str, body: MqttConfigIn, integrations: IntegrationsDep, user: CurrentUser, session: SessionDep
 ) -> dict[str, Any]:
     """Save the configuration; the connector reconnects with it at once (no restart needed)."""
     product = await repository.visible_product(session, user, product_id, admin=True)
-    await get_hub(request).integrations.fence.check(body.broker.host, field="broker.host")
-    config = await repository.save_config(session, product, body, get_hub(request).secrets)
-    await _apply(request, session, product_id)
+    await integrations.fence.check(body.broker.host, field="broker.host")
+    config = await repository.save_config(session, product, body, integrations.secrets)
+    await _apply(integrations, session, product_id)
     return {
         "status": "success",
         # Document 002 answers "updated" whether or not a configuration existed before.
@@ -228,20 +237,20 @@ async def put_mqtt_config(
 
 @router.delete("/{product_id}/mqtt-config", summary="Remove MQTT configuration")
 async def delete_mqtt_config(
-    product_id: str, request: Request, user: CurrentUser, session: SessionDep
+    product_id: str, integrations: IntegrationsDep, user: CurrentUser, session: SessionDep
 ) -> dict[str, str]:
     """Disconnect and forget the configuration; subscriptions and their stats are kept."""
     await repository.visible_product(session, user, product_id, admin=True)
     config = await _configured(session, product_id)
     await session.delete(config)
     await session.flush()
-    await get_hub(request).integrations.apply(product_id, None)
+    await integrations.apply(product_id, None)
     return {"status": "success", "message": "MQTT configuration removed"}
 
 
 @router.post("/{product_id}/mqtt-config/test", summary="Test MQTT connection")
 async def test_mqtt_connection(
-    product_id: str, body: BrokerConfig, request: Request, user: CurrentUser, session: SessionDep
+    product_id: str, body: BrokerConfig, integrations: IntegrationsDep, user: CurrentUser, session: SessionDep
 ) -> ConnectionTestResult:
     """A real connection attempt with these settings, beside the running connector (which is not touched).
 
@@ -249,13 +258,14 @@ async def test_mqtt_connection(
     its own client id, so the broker does not take over the running connector's session.
     """
     await repository.visible_product(session, user, product_id, admin=True)
-    hub = get_hub(request)
     config = await repository.config_of(session, product_id)
-    broker = repository.merge_broker(body, None if config is None else config.broker, hub.secrets)
-    client_id = f"{body.client_id or generated_client_id(hub.settings, product_id)}-test"
-    options = connection_options({**broker, "client_id": client_id}, hub.secrets, client_id, connect_timeout=10.0)
+    broker = repository.merge_broker(body, None if config is None else config.broker, integrations.secrets)
+    client_id = f"{body.client_id or generated_client_id(integrations.settings, product_id)}-test"
+    options = connection_options(
+        {**broker, "client_id": client_id}, integrations.secrets, client_id, connect_timeout=10.0
+    )
     try:
-        address = await hub.integrations.fence.resolve(options.host, options.port)
+        address = await integrations.fence.resolve(options.host, options.port)
     except OutboundRefused as exc:  # said before any packet is sent: nothing tells an open port from a closed one
         return _failure("Connection refused by outbound policy", str(exc))
     except (OSError, ValueError) as exc:
@@ -289,20 +299,24 @@ def _failure(error: str, details: str) -> ConnectionTestResult:
 
 
 @router.post("/{product_id}/mqtt-config/reconnect", summary="Force reconnect")
-async def reconnect(product_id: str, request: Request, user: CurrentUser, session: SessionDep) -> dict[str, str]:
+async def reconnect(
+    product_id: str, integrations: IntegrationsDep, user: CurrentUser, session: SessionDep
+) -> dict[str, str]:
     """Drop the connection and connect again at once."""
     await repository.visible_product(session, user, product_id, admin=True)
     await _configured(session, product_id)
-    get_hub(request).integrations.reconnect(product_id)
+    integrations.reconnect(product_id)
     return {"status": "success", "message": "Reconnection triggered. Check status in a few seconds."}
 
 
 @router.get("/{product_id}/mqtt-config/status", summary="Get connection status")
-async def get_status(product_id: str, request: Request, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
+async def get_status(
+    product_id: str, integrations: IntegrationsDep, user: CurrentUser, session: SessionDep
+) -> dict[str, Any]:
     """Connection state, errors, counters, broker info and the recent connect/disconnect/error events."""
     await repository.visible_product(session, user, product_id)
     await _configured(session, product_id)
-    return _status_out(request, product_id)
+    return _status_out(integrations, product_id)
 
 
 @router.get("/{product_id}/mqtt-config/failures", summary="List failed actions")
@@ -354,14 +368,14 @@ async def list_subscriptions(
 
 @router.post("/{product_id}/mqtt-config/subscriptions", status_code=201, summary="Create a subscription")
 async def create_subscription(
-    product_id: str, body: SubscriptionCreate, request: Request, user: CurrentUser, session: SessionDep
+    product_id: str, body: SubscriptionCreate, integrations: IntegrationsDep, user: CurrentUser, session: SessionDep
 ) -> dict[str, Any]:
     """A subscription for the event ``name`` on the topic built from the product's prefix, pattern and ``variables``."""
     product = await repository.visible_product(session, user, product_id, admin=True)
-    repository.check_domain_actions(body.actions, get_hub(request).settings.integration_domain_actions_url)
-    await _check_destinations(request, body.actions)
+    repository.check_domain_actions(body.actions, integrations.settings.integration_domain_actions_url)
+    await _check_destinations(integrations, body.actions)
     row = await repository.create_subscription(session, product, body, await _topics(session, product_id))
-    await _apply(request, session, product_id)
+    await _apply(integrations, session, product_id)
     return {"status": "success", "message": "Subscription created successfully", "subscription": _subscription_out(row)}
 
 
@@ -370,30 +384,30 @@ async def update_subscription(
     product_id: str,
     subscription_id: str,
     body: SubscriptionUpdate,
-    request: Request,
+    integrations: IntegrationsDep,
     user: CurrentUser,
     session: SessionDep,
 ) -> dict[str, Any]:
     """Enable/disable, describe, re-target or replace the actions; applies at once."""
     await repository.visible_product(session, user, product_id, admin=True)
     row = await repository.subscription_of(session, product_id, subscription_id)
-    repository.check_domain_actions(body.actions or [], get_hub(request).settings.integration_domain_actions_url)
-    await _check_destinations(request, body.actions or [])
+    repository.check_domain_actions(body.actions or [], integrations.settings.integration_domain_actions_url)
+    await _check_destinations(integrations, body.actions or [])
     row = await repository.update_subscription(session, row, body, await _topics(session, product_id))
-    await _apply(request, session, product_id)
+    await _apply(integrations, session, product_id)
     return {"status": "success", "message": "Subscription updated successfully", "subscription": _subscription_out(row)}
 
 
 @router.delete("/{product_id}/mqtt-config/subscriptions/{subscription_id}", summary="Delete subscription")
 async def delete_subscription(
-    product_id: str, subscription_id: str, request: Request, user: CurrentUser, session: SessionDep
+    product_id: str, subscription_id: str, integrations: IntegrationsDep, user: CurrentUser, session: SessionDep
 ) -> dict[str, str]:
     """Remove the subscription with its stats and failure log."""
     await repository.visible_product(session, user, product_id, admin=True)
     row = await repository.subscription_of(session, product_id, subscription_id)
     await session.delete(row)
     await session.flush()
-    await _apply(request, session, product_id)
+    await _apply(integrations, session, product_id)
     return {"status": "success", "message": "Subscription deleted successfully"}
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -27,16 +27,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
-from mqtthub.api.deps import SessionDep
 from mqtthub.auth.jwt import verify_session_token
 from mqtthub.errors import PermissionDeniedError, RateLimitedError, UnauthenticatedError
 from mqtthub.messaging.namespace import OrgScope
+from mqtthub.messaging.service import MessagingService
 from mqtthub.models import MqttApiToken, Organization, User
 from mqtthub.mqtt.topics import topic_matches
+from mqtthub.observability.auth_checks import AuthChecks
 from mqtthub.tenancy import filter_within
-
-if TYPE_CHECKING:
-    from mqtthub.hub import Hub
+from mqtthub.web.deps import SessionDep
+from mqtthub.web.state import app_state
 
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="An MQTT API token of the organization.")
 _bearer = HTTPBearer(
@@ -99,17 +99,12 @@ class Caller:
         return self.subscribe_filters
 
 
-def _hub(connection: HTTPConnection) -> Hub:
-    hub: Hub = connection.app.state.hub
-    return hub
-
-
 def _looks_like_jwt(value: str) -> bool:
     return value.count(".") == 2
 
 
 async def _token_caller(connection: HTTPConnection, session: AsyncSession, token: str) -> Caller:
-    digest = _hub(connection).secrets.hash_token(token)
+    digest = app_state(connection).secrets.hash_token(token)
     row = (
         await session.execute(
             select(MqttApiToken, Organization.short_id)
@@ -133,7 +128,7 @@ async def _token_caller(connection: HTTPConnection, session: AsyncSession, token
 
 
 async def _user_caller(connection: HTTPConnection, session: AsyncSession, token: str) -> Caller:
-    claims = verify_session_token(_hub(connection).secrets.signing_key, token)
+    claims = verify_session_token(app_state(connection).secrets.signing_key, token)
     user = await session.get(User, claims.user_id)
     if user is None or not user.is_active:
         raise UnauthenticatedError("the account of this session token no longer exists or is disabled")
@@ -164,7 +159,7 @@ async def resolve_caller(
     query = query or {}
     api_key = api_key or query.get("api_key")
     bearer = bearer or query.get("token")
-    checks = _hub(connection).auth_checks
+    checks = app_state(connection).service(AuthChecks)
     token = api_key or bearer
     if not token:
         checks.refused("none")
@@ -175,7 +170,7 @@ async def resolve_caller(
     else:
         with checks.check("api_token"):
             caller = await _token_caller(connection, session, token)
-    retry_after = _hub(connection).messaging.limiter.acquire(caller.key) if rate_limited else 0.0
+    retry_after = app_state(connection).service(MessagingService).limiter.acquire(caller.key) if rate_limited else 0.0
     if retry_after > 0:
         raise RateLimitedError("too many requests", retry_after=retry_after)
     return caller

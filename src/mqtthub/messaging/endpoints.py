@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 from fastapi.exceptions import RequestValidationError
 
-from mqtthub.api.deps import SessionDep, get_hub
-from mqtthub.api.limits import BodySize, body_size
-from mqtthub.api.openapi import errors
-from mqtthub.api.params import Limit, Offset
 from mqtthub.messaging import history
 from mqtthub.messaging.auth import CallerDep
+from mqtthub.messaging.deps import MessagingDep
 from mqtthub.messaging.namespace import check_topic_filter
 from mqtthub.messaging.schemas import (
     MessageOut,
@@ -27,9 +25,10 @@ from mqtthub.messaging.schemas import (
     TopicsResponse,
     encode_payload,
 )
-
-if TYPE_CHECKING:
-    from mqtthub.messaging.service import MessagingService
+from mqtthub.web.deps import SessionDep
+from mqtthub.web.limits import BodySize, body_size
+from mqtthub.web.openapi import errors
+from mqtthub.web.params import Limit, Offset
 
 RECENT = timedelta(hours=1)
 
@@ -38,10 +37,6 @@ ERRORS = errors(401, 403, 429)
 BROKER_ERRORS = errors(401, 403, 429, 503)
 
 router = APIRouter(tags=["messaging"], responses=ERRORS)
-
-
-def _service(request: Request) -> MessagingService:
-    return get_hub(request).messaging
 
 
 def _checked_filter(topic: str, location: str) -> str:
@@ -55,11 +50,11 @@ def _checked_filter(topic: str, location: str) -> str:
 
 @router.post("/publish", response_model=PublishResponse, responses=BROKER_ERRORS, summary="Publish a message")
 @body_size(BodySize.MESSAGE)
-async def publish(body: PublishRequest, caller: CallerDep, request: Request) -> PublishResponse:
+async def publish(body: PublishRequest, caller: CallerDep, service: MessagingDep) -> PublishResponse:
     """Publish to ``topic`` inside the caller's namespace through the broker."""
     caller.require_publish(body.topic)
     payload = body.payload_bytes()
-    await _service(request).publish(caller.scope, body.topic, payload, qos=body.qos, retain=body.retain)
+    await service.publish(caller.scope, body.topic, payload, qos=body.qos, retain=body.retain)
     return PublishResponse(
         message=f"Message published to {body.topic}",
         topic=body.topic,
@@ -77,12 +72,12 @@ async def publish(body: PublishRequest, caller: CallerDep, request: Request) -> 
     summary="Record a topic filter's messages",
 )
 async def subscribe(
-    body: SubscribeRequest, caller: CallerDep, session: SessionDep, request: Request
+    body: SubscribeRequest, caller: CallerDep, session: SessionDep, service: MessagingDep
 ) -> SubscriptionResponse:
     """From now on, messages matching ``topic`` (``+``/``#`` allowed) are kept in the history and streamed on
     ``/ws``. Subscribing again to the same filter changes only its QoS."""
     caller.require_subscribe(body.topic)
-    created = await _service(request).subscribe(session, caller.scope, body.topic, body.qos)
+    created = await service.subscribe(session, caller.scope, body.topic, body.qos)
     verb = "Subscribed to" if created else "Already subscribed to"
     return SubscriptionResponse(message=f"{verb} {body.topic}", topic=body.topic, qos=body.qos)
 
@@ -97,12 +92,12 @@ async def unsubscribe(
     topic: Annotated[str, Path(description="The filter, URL-encoded (`+` as %2B, `#` as %23).")],
     caller: CallerDep,
     session: SessionDep,
-    request: Request,
+    service: MessagingDep,
 ) -> SubscriptionResponse:
     """Stop recording a filter given to ``POST /subscribe``."""
     topic_filter = _checked_filter(topic, "path")
     caller.require_subscribe(topic_filter)
-    await _service(request).unsubscribe(session, caller.scope, topic_filter)
+    await service.unsubscribe(session, caller.scope, topic_filter)
     return SubscriptionResponse(message=f"Unsubscribed from {topic_filter}", topic=topic_filter)
 
 
@@ -110,7 +105,7 @@ async def unsubscribe(
 async def messages(
     caller: CallerDep,
     session: SessionDep,
-    request: Request,
+    service: MessagingDep,
     topic: Annotated[str | None, Query(description="A topic name or filter (`+`, `#`).")] = None,
     limit: Limit = 100,
     offset: Offset = 0,
@@ -121,7 +116,7 @@ async def messages(
     if topic is not None:
         _checked_filter(topic, "query")
         caller.require_subscribe(topic)
-    await _service(request).recorder.flushed(wait=2.0)
+    await service.recorder.flushed(wait=2.0)
     found = await history.page(
         session,
         caller.organization_id,
@@ -156,9 +151,8 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 
 @router.get("/topics", response_model=TopicsResponse, summary="Topics in the history")
-async def topics(caller: CallerDep, session: SessionDep, request: Request) -> TopicsResponse:
+async def topics(caller: CallerDep, session: SessionDep, service: MessagingDep) -> TopicsResponse:
     """Topics with messages in the history (busiest first) and the filters being recorded."""
-    service = _service(request)
     await service.recorder.flushed(wait=2.0)
     summaries = await history.topics(session, caller.organization_id, allowed=caller.readable)
     return TopicsResponse(
@@ -169,9 +163,8 @@ async def topics(caller: CallerDep, session: SessionDep, request: Request) -> To
 
 
 @router.get("/stats", response_model=StatsResponse, summary="Messaging statistics")
-async def stats(caller: CallerDep, session: SessionDep, request: Request) -> StatsResponse:
+async def stats(caller: CallerDep, session: SessionDep, service: MessagingDep) -> StatsResponse:
     """Counts over the caller's organization's history, and the state of the broker and the live stream."""
-    service = _service(request)
     await service.recorder.flushed(wait=2.0)
     summaries = await history.topics(session, caller.organization_id, allowed=caller.readable)
     recent = await history.topics(
@@ -185,5 +178,5 @@ async def stats(caller: CallerDep, session: SessionDep, request: Request) -> Sta
         active_subscriptions=service.subscription_count(caller.organization_id),
         mqtt_connected=service.broker_connected,
         websocket_connections=service.feed.count(caller.organization_id),
-        uptime=round(get_hub(request).uptime, 3),
+        uptime=round(time.time() - service.started_at, 3),
     )

@@ -30,12 +30,14 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 
-from mqtthub.api.errors import error_body
 from mqtthub.broker.handle import LocalSubscription
 from mqtthub.errors import MQTTHubError, PermissionDeniedError, UnauthenticatedError, UnavailableError
 from mqtthub.messaging.auth import Caller, resolve_caller
+from mqtthub.messaging.deps import MessagingDep
 from mqtthub.messaging.live import LiveListener
 from mqtthub.messaging.namespace import check_topic_filter
+from mqtthub.web.deps import DatabaseDep, SettingsDep
+from mqtthub.web.errors import error_body
 
 if TYPE_CHECKING:
     from mqtthub.messaging.service import MessagingService
@@ -147,13 +149,11 @@ class _Connection:
 
 
 @router.websocket("/ws")
-async def stream(websocket: WebSocket) -> None:
+async def stream(websocket: WebSocket, service: MessagingDep, database: DatabaseDep, settings: SettingsDep) -> None:
     """The live stream; see the module docstring for the protocol."""
-    hub = websocket.app.state.hub
-    service: MessagingService = hub.messaging
 
     async def authenticate(rate_limited: bool = True) -> Caller:
-        async with hub.database.session() as session:
+        async with database.session() as session:
             return await resolve_caller(
                 websocket,
                 session,
@@ -165,7 +165,7 @@ async def stream(websocket: WebSocket) -> None:
 
     try:
         caller = await authenticate()
-        if service.feed.count() >= hub.settings.ws_max_connections:
+        if service.feed.count() >= settings.ws_max_connections:
             raise UnavailableError("too many WebSocket connections")
         service.broker()
     except MQTTHubError as exc:
@@ -179,13 +179,13 @@ async def stream(websocket: WebSocket) -> None:
             {
                 "type": "connected",
                 "subscriptions": [f for f in service.filters(caller.organization_id) if caller.can_subscribe(f)],
-                "heartbeat_interval": hub.settings.ws_heartbeat_interval,
+                "heartbeat_interval": settings.ws_heartbeat_interval,
             }
         )
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(connection.forward(), name="ws-forward")
             tasks.create_task(
-                connection.heartbeat(hub.settings.ws_heartbeat_interval, lambda: authenticate(rate_limited=False)),
+                connection.heartbeat(settings.ws_heartbeat_interval, lambda: authenticate(rate_limited=False)),
                 name="ws-heartbeat",
             )
             await connection.receive()  # returns only by raising: the client went away

@@ -13,7 +13,7 @@ and route templates come from the code, never from clients. Organization ids app
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from prometheus_client import PlatformCollector, ProcessCollector
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -25,13 +25,40 @@ from mqtthub.observability.http import HttpMetrics
 from mqtthub.observability.series import auth_families, broker_families, integration_families, telemetry_families
 
 if TYPE_CHECKING:
-    from mqtthub.hub import Hub
+    from mqtthub.auth.broker_hooks import DatabaseAuthenticator
+    from mqtthub.broker.handle import BrokerHandle
+    from mqtthub.config import Settings
+    from mqtthub.integrations.service import IntegrationService
+    from mqtthub.messaging.service import MessagingService
+    from mqtthub.observability.auth_checks import AuthChecks
+    from mqtthub.telemetry import TelemetryService
+
+
+class MetricsSource(Protocol):
+    """The components a scrape reads (the hub provides them); each raises StateError while it is not running."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def uptime(self) -> float: ...
+    @property
+    def auth_checks(self) -> AuthChecks: ...
+    @property
+    def broker(self) -> BrokerHandle: ...
+    @property
+    def authenticator(self) -> DatabaseAuthenticator: ...
+    @property
+    def telemetry(self) -> TelemetryService: ...
+    @property
+    def messaging(self) -> MessagingService: ...
+    @property
+    def integrations(self) -> IntegrationService: ...
 
 
 class HubCollector(Collector):
     """Yields the hub's metric families (see the module docstring and the README's "Monitoring")."""
 
-    def __init__(self, hub: Hub, http: HttpMetrics) -> None:
+    def __init__(self, hub: MetricsSource, http: HttpMetrics) -> None:
         self._hub = hub
         self._http = http
 
@@ -58,7 +85,7 @@ class HubCollector(Collector):
                 continue  # that component is not running (starting, stopping or external)
 
 
-def hub_registry(hub: Hub, http: HttpMetrics) -> CollectorRegistry:
+def hub_registry(hub: MetricsSource, http: HttpMetrics) -> CollectorRegistry:
     """A registry of its own per hub (several hubs may share a process in tests), with process metrics."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(HubCollector(hub, http))

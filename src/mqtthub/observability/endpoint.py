@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mqtthub.api.errors import error_body
+from mqtthub.web.errors import error_body
 
 METRICS_PATH = "/metrics"
 

@@ -30,13 +30,17 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 
 from mqtthub.errors import MQTTHubError, ValidationFailedError
 from mqtthub.realtime.access import StreamAuthenticator, StreamIdentity
-from mqtthub.realtime.bus import Subscriber
+from mqtthub.realtime.bus import RealtimeBus, Subscriber
+from mqtthub.web.deps import DatabaseDep, SecretsDep
+from mqtthub.web.state import provide
+
+RealtimeDep = Annotated[RealtimeBus, Depends(provide(RealtimeBus))]
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +60,7 @@ async def _send_error(websocket: WebSocket, exc: MQTTHubError) -> None:
     await websocket.send_json({"event": "error", "error": exc.message, "code": exc.code})
 
 
-async def _authenticate(websocket: WebSocket) -> StreamIdentity:
-    hub = websocket.app.state.hub
+async def _authenticate(websocket: WebSocket, authenticator: StreamAuthenticator) -> StreamIdentity:
     header = websocket.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     token = value.strip() if scheme.lower() == "bearer" else None
@@ -68,7 +71,7 @@ async def _authenticate(websocket: WebSocket) -> StreamIdentity:
         if isinstance(message, dict) and message.get("action") == "auth":
             token = message.get("token") if isinstance(message.get("token"), str) else None
             organization_id = message.get("organization_id") or organization_id
-    return await StreamAuthenticator(hub.database, hub.secrets).identify(token, organization_id)
+    return await authenticator.identify(token, organization_id)
 
 
 async def _pump(websocket: WebSocket, subscriber: Subscriber) -> None:
@@ -106,14 +109,13 @@ async def _listen(websocket: WebSocket, identity: StreamIdentity, subscriber: Su
 
 
 @router.websocket("/api/v1/stream")
-async def stream(websocket: WebSocket) -> None:
+async def stream(websocket: WebSocket, bus: RealtimeDep, database: DatabaseDep, secrets: SecretsDep) -> None:
     """See the module docstring."""
     await websocket.accept()
     try:
-        identity = await _authenticate(websocket)
+        identity = await _authenticate(websocket, StreamAuthenticator(database, secrets))
         initial = [t for t in websocket.query_params.get("topics", "").split(",") if t]
-        hub = websocket.app.state.hub
-        subscriber = hub.realtime.subscribe(identity.organization_id, identity.check(initial))
+        subscriber = bus.subscribe(identity.organization_id, identity.check(initial))
     except (MQTTHubError, TimeoutError, ValueError, WebSocketDisconnect) as exc:
         if isinstance(exc, MQTTHubError):
             with contextlib.suppress(Exception):

@@ -20,18 +20,15 @@ User endpoints (session token; the device's organization):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from mqtthub.api.deps import SessionDep, get_hub
-from mqtthub.api.limits import BodySize, body_size
-from mqtthub.api.openapi import errors
-from mqtthub.api.params import MAX_ID, IntId, Limit, Offset
 from mqtthub.auth.deps import CurrentUser, require_org_access
 from mqtthub.auth.organizations import get_organization
+from mqtthub.crypto import SecretBox
 from mqtthub.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationFailedError
 from mqtthub.models import DeviceCommand, DeviceStatus, RejectedMessage, TelemetryAlert, TelemetryDefinition
 from mqtthub.telemetry.access import authenticate_device, bearer_token, body_token, can_see, device_for_user
@@ -46,16 +43,18 @@ from mqtthub.telemetry.schemas import (
     DefinitionUpdate,
     definition_json,
 )
+from mqtthub.telemetry.service import TelemetryService
 from mqtthub.telemetry.store import alert_json
-
-if TYPE_CHECKING:
-    from mqtthub.telemetry.service import TelemetryService
+from mqtthub.web.deps import SecretsDep, SessionDep
+from mqtthub.web.limits import BodySize, body_size
+from mqtthub.web.openapi import errors
+from mqtthub.web.params import MAX_ID, IntId, Limit, Offset
+from mqtthub.web.state import provide
 
 router = APIRouter(prefix="/api/v1", tags=["telemetry"])
 
 
-def _service(request: Request) -> TelemetryService:
-    return get_hub(request).telemetry
+TelemetryDep = Annotated[TelemetryService, Depends(provide(TelemetryService))]
 
 
 def _ok(data: Any, **extra: Any) -> dict[str, Any]:
@@ -74,12 +73,18 @@ def _time(value: str | None, name: str) -> int | None:
 # --- device messages over HTTP ---------------------------------------------------------------------
 
 
-async def _ingest(request: Request, device_id: str, route: Route, sensor: str | None = None) -> dict[str, Any]:
-    hub = get_hub(request)
+async def _ingest(
+    request: Request,
+    service: TelemetryService,
+    secrets: SecretBox,
+    device_id: str,
+    route: Route,
+    sensor: str | None = None,
+) -> dict[str, Any]:
     payload = await request.body()
     token = bearer_token(request.headers.get("authorization")) or body_token(payload)
-    caller = await authenticate_device(hub.database, hub.secrets, device_id, token)
-    data = await _service(request).ingest_http(route, caller.device_id, caller.organization_id, payload, sensor=sensor)
+    caller = await authenticate_device(service.database, secrets, device_id, token)
+    data = await service.ingest_http(route, caller.device_id, caller.organization_id, payload, sensor=sensor)
     return _ok(data)
 
 
@@ -89,16 +94,18 @@ _DEVICE_BODY = {"requestBody": {"content": {"application/json": {"schema": {"typ
 
 @router.post("/devices/{device_id}/datastream", status_code=201, openapi_extra=_DEVICE_BODY, responses=_DEVICE_ERRORS)
 @body_size(BodySize.MESSAGE)
-async def post_datastream(device_id: str, request: Request) -> dict[str, Any]:
+async def post_datastream(
+    device_id: str, request: Request, service: TelemetryDep, secrets: SecretsDep
+) -> dict[str, Any]:
     """A datastream value from a device (document 001's datastream message)."""
-    return await _ingest(request, device_id, Route.DATASTREAM)
+    return await _ingest(request, service, secrets, device_id, Route.DATASTREAM)
 
 
 @router.post("/devices/{device_id}/status", status_code=201, openapi_extra=_DEVICE_BODY, responses=_DEVICE_ERRORS)
 @body_size(BodySize.MESSAGE)
-async def post_status(device_id: str, request: Request) -> dict[str, Any]:
+async def post_status(device_id: str, request: Request, service: TelemetryDep, secrets: SecretsDep) -> dict[str, Any]:
     """A status message from a device (document 001's status message)."""
-    return await _ingest(request, device_id, Route.STATUS)
+    return await _ingest(request, service, secrets, device_id, Route.STATUS)
 
 
 @router.post(
@@ -108,30 +115,34 @@ async def post_status(device_id: str, request: Request) -> dict[str, Any]:
     responses=_DEVICE_ERRORS,
 )
 @body_size(BodySize.MESSAGE)
-async def post_sensor(device_id: str, sensor: str, request: Request) -> dict[str, Any]:
+async def post_sensor(
+    device_id: str, sensor: str, request: Request, service: TelemetryDep, secrets: SecretsDep
+) -> dict[str, Any]:
     """A sensor reading (a JSON object or a bare number), as on ``device/{id}/telemetry/{sensor}``."""
-    return await _ingest(request, device_id, Route.TELEMETRY, sensor)
+    return await _ingest(request, service, secrets, device_id, Route.TELEMETRY, sensor)
 
 
 @router.post(
     "/devices/{device_id}/commands/reply", status_code=201, openapi_extra=_DEVICE_BODY, responses=_DEVICE_ERRORS
 )
 @body_size(BodySize.MESSAGE)
-async def post_command_reply(device_id: str, request: Request) -> dict[str, Any]:
+async def post_command_reply(
+    device_id: str, request: Request, service: TelemetryDep, secrets: SecretsDep
+) -> dict[str, Any]:
     """A device reporting how a command ended: ``{commandId, status: completed|failed, result?, error?}``."""
-    return await _ingest(request, device_id, Route.COMMAND_REPLY)
+    return await _ingest(request, service, secrets, device_id, Route.COMMAND_REPLY)
 
 
 # --- status and history ----------------------------------------------------------------------------
 
 
 @router.get("/devices/{device_id}/status")
-async def get_status(device_id: str, user: CurrentUser, session: SessionDep, request: Request) -> dict[str, Any]:
+async def get_status(device_id: str, user: CurrentUser, session: SessionDep, service: TelemetryDep) -> dict[str, Any]:
     """The device's status: online, status, last seen, battery, signal, metadata."""
     await device_for_user(session, user, device_id)
     row = await session.get(DeviceStatus, device_id)
     data = status_json(device_id, row)
-    data["connected"] = _service(request).observer.online(device_id)
+    data["connected"] = service.observer.online(device_id)
     return _ok(data)
 
 
@@ -257,7 +268,7 @@ async def update_definition(
     body: DefinitionUpdate,
     user: CurrentUser,
     session: SessionDep,
-    request: Request,
+    service: TelemetryDep,
 ) -> dict[str, Any]:
     """Change name, unit or default thresholds (effective for the next message)."""
     await device_for_user(session, user, device_id, admin=True)
@@ -270,19 +281,19 @@ async def update_definition(
     if low is not None and high is not None and low > high:
         raise ValidationFailedError("minThreshold must not be greater than maxThreshold", field="minThreshold")
     await session.flush()
-    _service(request).directory.forget_definition(definition_id)
+    service.directory.forget_definition(definition_id)
     return _ok(definition_json(definition))
 
 
 @router.delete("/devices/{device_id}/telemetry-definitions/{definition_id}", status_code=204)
 async def delete_definition(
-    device_id: str, definition_id: IntId, user: CurrentUser, session: SessionDep, request: Request
+    device_id: str, definition_id: IntId, user: CurrentUser, session: SessionDep, service: TelemetryDep
 ) -> Response:
     """Remove a definition; stored readings stay (``telemetryDataId`` kept in history)."""
     await device_for_user(session, user, device_id, admin=True)
     await session.delete(await _definition(session, device_id, definition_id))
     await session.flush()
-    _service(request).directory.forget_definition(definition_id)
+    service.directory.forget_definition(definition_id)
     return Response(status_code=204)
 
 
@@ -371,7 +382,7 @@ async def list_rejected(
 @router.post("/devices/{device_id}/commands", status_code=201, responses=errors(503))
 @body_size(BodySize.MESSAGE)
 async def send_command(
-    device_id: str, body: CommandCreate, user: CurrentUser, session: SessionDep, request: Request
+    device_id: str, body: CommandCreate, user: CurrentUser, session: SessionDep, service: TelemetryDep
 ) -> dict[str, Any]:
     """Publish a command QoS 1 to ``devices/{id}/commands``; its status starts ``pending``.
 
@@ -383,7 +394,7 @@ async def send_command(
     device = await device_for_user(session, user, device_id)
     if not device.enabled:
         raise PermissionDeniedError("the device is disabled")
-    data = await _service(request).send_command(
+    data = await service.send_command(
         device_id=device.id,
         organization_id=device.organization_id,
         command=body.command,
@@ -438,7 +449,7 @@ async def get_command(command_id: str, user: CurrentUser, session: SessionDep) -
 @router.post("/organizations/{org_id}/broadcast", status_code=202, responses=errors(503))
 @body_size(BodySize.MESSAGE)
 async def broadcast(
-    org_id: str, body: BroadcastCreate, user: CurrentUser, session: SessionDep, request: Request
+    org_id: str, body: BroadcastCreate, user: CurrentUser, session: SessionDep, service: TelemetryDep
 ) -> dict[str, Any]:
     """Publish to ``organizations/{org_id}/broadcast``, which every device of the organization may subscribe to.
 
@@ -446,12 +457,12 @@ async def broadcast(
     """
     require_org_access(user, org_id, admin=True)
     await get_organization(session, org_id)
-    return _ok(await _service(request).broadcast(org_id, body.message, qos=body.qos))
+    return _ok(await service.broadcast(org_id, body.message, qos=body.qos))
 
 
 @router.get("/telemetry/stats")
-async def telemetry_stats(user: CurrentUser, request: Request) -> dict[str, Any]:
+async def telemetry_stats(user: CurrentUser, service: TelemetryDep) -> dict[str, Any]:
     """Ingestion counters of this hub (platform administrators)."""
     if not user.is_platform_admin:
         raise PermissionDeniedError("telemetry statistics are for platform administrators")
-    return _ok(_service(request).stats())
+    return _ok(service.stats())

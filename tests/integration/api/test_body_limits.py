@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 from websockets.asyncio.client import connect
 
-from mqtthub.api.limits import CREDENTIALS_LIMIT
+from mqtthub.web.limits import CREDENTIALS_LIMIT
 from tests.integration.api.conftest import MAX_PACKET_SIZE
 from tests.integration.auth.conftest import RunningHub
 

@@ -19,8 +19,8 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from pydantic import BaseModel
 
-from mqtthub.api.errors import install_error_handlers
-from mqtthub.api.limits import BodyLimitMiddleware, BodySize
+from mqtthub.web.errors import install_error_handlers
+from mqtthub.web.limits import BodyLimitMiddleware, BodySize
 
 INTERNALS = "the connection string postgresql://user:hunter2@db/prod"
 
@@ -82,7 +82,7 @@ def _is_error_body(body: Any, code: str) -> bool:
 async def test_an_unexpected_exception_is_a_json_500_logged_with_its_traceback(
     client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.ERROR, logger="mqtthub.api.errors"):
+    with caplog.at_level(logging.ERROR, logger="mqtthub.web.errors"):
         response = await client.get("/crash", headers={"Origin": "https://app.example"})
     assert response.status_code == 500
     assert response.json() == {
@@ -93,7 +93,7 @@ async def test_an_unexpected_exception_is_a_json_500_logged_with_its_traceback(
     }
     assert "hunter2" not in response.text
     assert response.headers["access-control-allow-origin"] == "*"
-    (record,) = [r for r in caplog.records if r.name == "mqtthub.api.errors"]
+    (record,) = [r for r in caplog.records if r.name == "mqtthub.web.errors"]
     assert record.exc_info is not None
     assert record.exc_info[0] is RuntimeError
     assert "GET /crash" in record.getMessage()

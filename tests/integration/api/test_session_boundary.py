@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
-from types import SimpleNamespace
 
 import httpx
 import uvicorn
@@ -13,8 +12,8 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mqtthub.api.deps import SessionDep
 from mqtthub.db.engine import Database
+from mqtthub.web.deps import SessionDep, get_database
 
 
 class CountRowsWhenAnswering:
@@ -42,7 +41,7 @@ async def test_the_commit_precedes_the_response(tmp_path: Path) -> None:
         async with database.engine.begin() as connection:
             await connection.execute(text("CREATE TABLE notes (body TEXT)"))
         app = FastAPI()
-        app.state.hub = SimpleNamespace(database=database)
+        app.dependency_overrides[get_database] = lambda: database
 
         @app.post("/notes", status_code=201)
         async def add(session: SessionDep) -> dict[str, str]:

@@ -8,7 +8,7 @@ from fastapi import Depends, FastAPI
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
-from mqtthub.api.openapi import errors, install_openapi
+from mqtthub.web.openapi import errors, install_openapi
 
 _bearer = HTTPBearer(auto_error=False)
 

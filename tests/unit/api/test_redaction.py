@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mqtthub.api.redaction import MASK, is_secret_name, redact_issue, redact_value
+from mqtthub.web.redaction import MASK, is_secret_name, redact_issue, redact_value
 
 
 @pytest.mark.parametrize(

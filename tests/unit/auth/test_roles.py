@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 from fastapi import Depends, FastAPI
 
-from mqtthub.api.errors import install_error_handlers
 from mqtthub.auth.roles import MATRIX, ROUTES, Operation, Role, enforce_role, matrix_table
+from mqtthub.web.errors import install_error_handlers
 
 
 async def test_an_undeclared_route_is_refused_even_without_credentials() -> None:

@@ -96,6 +96,7 @@ def test_importing_the_sdk_imports_no_server_code() -> None:
         "mqtthub.hub",
         "mqtthub.db",
         "mqtthub.api",
+        "mqtthub.web",
         "mqtthub.auth",
         "mqtthub.models",
         "mqtthub.mqtt",

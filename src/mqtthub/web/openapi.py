@@ -6,7 +6,7 @@ of in that document rather than written on every route:
 
 - every operation: 500 (an unexpected error, still answered with the JSON error body);
 - a request body: 400 (unparsable), 413 (above the route's body limit, see
-  :mod:`mqtthub.api.limits`) and 422;
+  :mod:`mqtthub.web.limits`) and 422;
 - any parameter: 422; a path parameter: 404 (the resource it names does not exist);
 - a security dependency (bearer token, API key): 401 and 403;
 - whatever the route or its router declares with ``responses=`` (:func:`errors` names the usual ones),

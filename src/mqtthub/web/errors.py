@@ -1,15 +1,15 @@
 """The one place where exceptions become HTTP responses.
 
 Every 4xx and 5xx answer has the same JSON body, ``{"success": false, "error": …, "code": …,
-"detail": …}`` (:class:`~mqtthub.api.openapi.ErrorResponse`):
+"detail": …}`` (:class:`~mqtthub.web.openapi.ErrorResponse`):
 
 - a :class:`~mqtthub.errors.MQTTHubError` gets its status code and ``code``; ``detail`` repeats
   the message so FastAPI-style clients that read ``detail`` see it too; 429 (and a 503 that knows
   when to come back) carries ``Retry-After``;
 - request validation keeps FastAPI's 422 ``detail`` list (the reference documents rely on it),
-  with the inputs of secret fields redacted (:mod:`mqtthub.api.redaction`);
+  with the inputs of secret fields redacted (:mod:`mqtthub.web.redaction`);
 - Starlette's own errors (404 for an unknown path, 405, 400 for an unparsable body, 413 from
-  :mod:`mqtthub.api.limits`) keep their status and headers;
+  :mod:`mqtthub.web.limits`) keep their status and headers;
 - a number too large for the database is a 422, not a crash;
 - a database that is down or refuses writes (:func:`mqtthub.db.faults.unavailable`) is a 503
   with ``Retry-After``;
@@ -30,7 +30,6 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mqtthub.api.redaction import redact_issue
 from mqtthub.db.faults import RETRY_AFTER, unavailable
 from mqtthub.errors import (
     MQTTHubError,
@@ -39,6 +38,7 @@ from mqtthub.errors import (
     UnavailableError,
     ValidationFailedError,
 )
+from mqtthub.web.redaction import redact_issue
 
 logger = logging.getLogger(__name__)
 
