@@ -8,6 +8,7 @@ documented there.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any, Literal
 
@@ -232,6 +233,18 @@ class Settings(BaseSettings):
     smtp_starttls: bool = Field(True, description="Upgrade the SMTP connection with STARTTLS.")
     smtp_timeout: float = Field(30.0, gt=0, description="Seconds allowed for one SMTP delivery.")
 
+    # --- the hub as auth backend of external brokers (see "External brokers: auth backend") ----------
+    auth_backend_secret: str | None = Field(
+        None,
+        min_length=16,
+        description="Shared secret external brokers present to `/auth-backend/…` (bearer token, or basic-auth "
+        "password); the auth backend endpoints are off while it is unset.",
+    )
+    auth_backend_networks: str = Field(
+        "127.0.0.0/8, ::1",
+        description="Comma-separated addresses and networks (CIDR) the auth backend answers; other callers get 403.",
+    )
+
     # --- telemetry (device messages, history, live push) -------------------------------------------
     telemetry_queue_size: int = Field(
         10_000,
@@ -289,12 +302,27 @@ class Settings(BaseSettings):
     def _level_in_any_case(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value
 
+    @field_validator("auth_backend_networks")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        parse_networks(value)  # a ValueError names the bad entry
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _known_driver(cls, value: str) -> str:
         if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
+
+
+def parse_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Networks from a comma-separated list (``127.0.0.0/8, ::1``; a bare address is a one-address network).
+
+    Raises:
+        ValueError: an entry is not an address or network.
+    """
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip())
 
 
 def load_settings(env_file: Path | None = None, **overrides: Any) -> Settings:

@@ -32,10 +32,13 @@ from mqtthub.auth.attempts import LoginGuard
 from mqtthub.auth.bootstrap import FirstRunCredentials, bootstrap_first_run
 from mqtthub.auth.broker_hooks import DatabaseAuthenticator, TopicAuthorizer
 from mqtthub.auth.ca import CA_KEY_NAME, CertificateAuthority
+from mqtthub.auth.credential_cache import CredentialCache
 from mqtthub.auth.live import AccessEnded, DeviceChanged, apply_access_ended
 from mqtthub.auth.operator_rules import OperatorRules, RulesFile, invalidate_changed
 from mqtthub.auth.passwords import PasswordWorkers
 from mqtthub.auth.revalidation import CredentialRevalidator
+from mqtthub.authbackend.common import AuthBackend
+from mqtthub.authbackend.principals import PrincipalDirectory
 from mqtthub.broker import Broker, BrokerConfig, BrokerHandle, ListenerConfig
 from mqtthub.broker.config import ListenerKind
 from mqtthub.brokerstate import SQLiteStateStore
@@ -168,6 +171,7 @@ class Hub:
         self._integrations: IntegrationService | None = None
         self._authorizer = TopicAuthorizer()
         self._authenticator: DatabaseAuthenticator | None = None
+        self._auth_backend: AuthBackend | None = None
         self.login_guard = LoginGuard.from_settings(settings)
         """Password login limits, shared by HTTP login and MQTT logins with an e-mail."""
         self._passwords: PasswordWorkers | None = None
@@ -223,6 +227,13 @@ class Hub:
         if self._authenticator is None:
             raise StateError("the hub is not started")
         return self._authenticator
+
+    @property
+    def auth_backend(self) -> AuthBackend:
+        """The answers served to external brokers as their auth backend (its counters feed ``/metrics``)."""
+        if self._auth_backend is None:
+            raise StateError("the hub is not started")
+        return self._auth_backend
 
     @property
     def telemetry(self) -> TelemetryService:
@@ -307,6 +318,7 @@ class Hub:
                 self.ca,
                 self.login_guard,
                 self.auth_checks,
+                self.auth_backend,
             ),
         )
         return create_app(
@@ -371,6 +383,12 @@ class Hub:
         self._authenticator = DatabaseAuthenticator(
             self._database, self._secrets, settings, passwords=self._passwords, guard=self.login_guard
         )
+        directory = PrincipalDirectory(
+            self._database, CredentialCache(settings.mqtt_auth_cache_ttl, max(1, settings.max_connections))
+        )
+        self._auth_backend = AuthBackend(self._authenticator, self._authorizer, directory)
+        self._changes.subscribe(AccessEnded, lambda change: directory.forget(*change.principal_ids))
+        self._changes.subscribe(DeviceChanged, lambda change: directory.forget(f"device:{change.device_id}"))
         # Runs after the broker stopped and before the database closes: the last uses noted get written.
         self._stack.push_async_callback(self._authenticator.last_used.settle)
         state_store = None

@@ -13,6 +13,9 @@ from mqtthub.auth.attempts import LoginGuard
 from mqtthub.auth.ca import CertificateAuthority
 from mqtthub.auth.roles import enforce_role
 from mqtthub.auth.routes import identity_router
+from mqtthub.authbackend.app import MOUNT_PATH, auth_backend_app
+from mqtthub.authbackend.common import AuthBackend
+from mqtthub.authbackend.guard import BackendGuard
 from mqtthub.integrations import endpoints as integrations_endpoints
 from mqtthub.messaging import endpoints as messaging_endpoints
 from mqtthub.messaging import ws as messaging_ws
@@ -32,7 +35,8 @@ def create_app(
 ) -> FastAPI:
     """The HTTP API over ``state``, with every router mounted, errors mapped in one place and body sizes bounded.
 
-    ``socketio`` is mounted at ``/socket.io``; ``metrics_registry`` is served at ``/metrics`` when it is on
+    ``socketio`` is mounted at ``/socket.io``, the auth backend of external brokers at ``/auth-backend`` when
+    ``auth_backend_secret`` is set; ``metrics_registry`` is served at ``/metrics`` when it is on
     and has no port of its own; ``http_metrics`` counts requests when ``/metrics`` is on.
 
     Middleware, outermost first: request metrics (when ``/metrics`` is on), CORS, unexpected errors as a
@@ -55,6 +59,8 @@ def create_app(
     app.include_router(telemetry_endpoints.router)
     app.include_router(realtime_ws.router)
     app.mount(f"/{SOCKETIO_PATH}", socketio)
+    if (guard := BackendGuard.from_settings(settings)) is not None:
+        app.mount(MOUNT_PATH, auth_backend_app(state.service(AuthBackend), guard))
     if settings.metrics_enabled and settings.metrics_port is None:
         endpoint = metrics_endpoint(metrics_registry, settings.metrics_token)
         app.add_route(METRICS_PATH, endpoint, methods=["GET"], include_in_schema=False)

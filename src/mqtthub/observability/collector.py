@@ -22,10 +22,17 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from mqtthub import __version__
 from mqtthub.errors import StateError
 from mqtthub.observability.http import HttpMetrics
-from mqtthub.observability.series import auth_families, broker_families, integration_families, telemetry_families
+from mqtthub.observability.series import (
+    auth_backend_families,
+    auth_families,
+    broker_families,
+    integration_families,
+    telemetry_families,
+)
 
 if TYPE_CHECKING:
     from mqtthub.auth.broker_hooks import DatabaseAuthenticator
+    from mqtthub.authbackend.common import AuthBackend
     from mqtthub.broker.handle import BrokerHandle
     from mqtthub.config import Settings
     from mqtthub.integrations.service import IntegrationService
@@ -47,6 +54,8 @@ class MetricsSource(Protocol):
     def broker(self) -> BrokerHandle: ...
     @property
     def authenticator(self) -> DatabaseAuthenticator: ...
+    @property
+    def auth_backend(self) -> AuthBackend: ...
     @property
     def telemetry(self) -> TelemetryService: ...
     @property
@@ -75,6 +84,7 @@ class HubCollector(Collector):
         sections: tuple[Callable[[], Iterable[Metric]], ...] = (
             lambda: broker_families(hub.broker, hub.settings, hub.authenticator),
             lambda: auth_families(hub.auth_checks, hub.authenticator),
+            lambda: auth_backend_families(hub.auth_backend),
             lambda: telemetry_families(hub.telemetry, hub.messaging),
             lambda: integration_families(hub.integrations),
         )

@@ -19,6 +19,7 @@ from mqtthub.telemetry.writer import WriterState
 
 if TYPE_CHECKING:
     from mqtthub.auth.broker_hooks import DatabaseAuthenticator
+    from mqtthub.authbackend.common import AuthBackend
     from mqtthub.broker.handle import BrokerHandle
     from mqtthub.config import Settings
     from mqtthub.integrations.service import IntegrationService
@@ -185,6 +186,27 @@ def auth_families(checks: AuthChecks, authenticator: DatabaseAuthenticator) -> I
     for (kind, result), count in sorted(counts.items()):
         family.add_metric([kind, result], count)
     yield family
+
+
+def auth_backend_families(backend: AuthBackend) -> Iterator[Metric]:
+    """Checks answered to external brokers, requests refused by the guard, and the answers' latency."""
+    family = CounterMetricFamily(
+        "mqtthub_auth_backend_checks",
+        "Checks answered to external brokers, by contract, check and result (allow, deny, error).",
+        labels=["contract", "check", "result"],
+    )
+    for (contract, check, result), count in sorted(backend.checks.items()):
+        family.add_metric([contract, check, result], count)
+    yield family
+    yield _labelled(
+        CounterMetricFamily(
+            "mqtthub_auth_backend_refused_requests",
+            "Auth backend requests refused before any check, by reason (network, secret).",
+            labels=["reason"],
+        ),
+        backend.refused_requests,
+    )
+    yield histogram_family("mqtthub_auth_backend_seconds", "Time to answer one auth backend request.", backend.latency)
 
 
 def telemetry_families(telemetry: TelemetryService, messaging: MessagingService) -> Iterator[Metric]:

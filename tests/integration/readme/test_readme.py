@@ -256,6 +256,7 @@ SHOWN_ONLY = {
     "json": "answers of the hub, shown for their shape",
     "text": "files the hub reads (operator rules), tested with the feature",
     "yaml": "configuration of other programs (Prometheus)",
+    "conf": "configuration of external brokers (Mosquitto, EMQX, RabbitMQ), tested through their contracts",
 }
 
 

@@ -1,0 +1,89 @@
+"""The principal behind a user name alone, for the topic checks of external brokers.
+
+A broker asks about a topic with the client's user name and client id, never its password, and any hub of
+several may answer. So the principal is found from the name, the way the embedded broker would have built it
+at CONNECT: a device id names an enabled device (its organization's namespace, its own topics), an e-mail an
+active platform administrator (the global namespace). The topic rules come from :mod:`mqtthub.auth.acl`, the
+namespace from :mod:`mqtthub.tenancy`: nothing here decides a topic.
+
+Answers are cached like accepted credentials (:class:`~mqtthub.auth.credential_cache.CredentialCache`, the
+embedded broker's TTL) and forgotten when the hub learns that a principal's access ended or a device changed.
+Unknown names are not cached: a device created a moment ago works at once.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from mqtthub.auth.acl import ADMIN_RULES, device_rules
+from mqtthub.auth.credential_cache import CredentialCache
+from mqtthub.broker.hooks import Principal
+from mqtthub.db import Database
+from mqtthub.models import Device, Organization, User, UserRole
+from mqtthub.tenancy import namespace_prefix
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+class PrincipalDirectory:
+    """Devices and platform administrators by user name, cached.
+
+    Args:
+        database: The identity database.
+        cache: Where answers are kept (its TTL bounds what a hub cannot be told about).
+    """
+
+    def __init__(self, database: Database, cache: CredentialCache) -> None:
+        self._database = database
+        self.cache = cache
+
+    async def resolve(self, username: str) -> Principal | None:
+        """The principal of a device id or an administrator's e-mail; None for anything else."""
+        email = username.strip().lower() if "@" in username else None
+        key = ("name", email or username)
+        entry = self.cache.get(key)
+        if entry is not None:
+            return entry.principal
+        if email is not None:
+            principal = await self._administrator(email)
+        elif _UUID.match(username):
+            principal = await self._device(username)
+        else:
+            return None
+        if principal is not None:
+            self.cache.put(key, principal)
+        return principal
+
+    def forget(self, *principal_ids: str) -> None:
+        """Forget principals (their access ended, or their device changed)."""
+        for principal_id in principal_ids:
+            self.cache.forget(principal_id)
+
+    async def _device(self, device_id: str) -> Principal | None:
+        async with self._database.session() as session:
+            row = (
+                await session.execute(
+                    select(Device.enabled, Organization.id, Organization.short_id)
+                    .join(Organization, Organization.id == Device.organization_id)
+                    .where(Device.id == device_id)
+                )
+            ).one_or_none()
+        if row is None or not row[0]:
+            return None
+        _, organization_id, short_id = row
+        return Principal(
+            id=f"device:{device_id}",
+            kind="device",
+            organization_id=organization_id,
+            mountpoint=namespace_prefix(short_id),
+            attributes={"device_id": device_id, **device_rules(device_id, organization_id).to_attributes()},
+        )
+
+    async def _administrator(self, email: str) -> Principal | None:
+        async with self._database.session() as session:
+            user = await session.scalar(select(User).where(User.email == email))
+        if user is None or not user.is_active or user.role is not UserRole.PLATFORM_ADMIN:
+            return None
+        return Principal(id=f"user:{user.id}", kind="admin", attributes=ADMIN_RULES.to_attributes())
