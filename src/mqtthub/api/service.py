@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter
@@ -77,28 +78,28 @@ async def health_report(state: AppState) -> dict[str, Any]:
     database, settings = state.database, state.settings
     database_up = await database.ping()
     broker_up = state.broker.state is BrokerState.RUNNING
-    components: dict[str, dict[str, Any]] = {
-        "database": {"status": "up" if database_up else "down", "dialect": database.dialect},
-        "broker": {"status": "up" if broker_up else "down"},
-    }
+    database_report: dict[str, Any] = {"status": "up" if database_up else "down", "dialect": database.dialect}
+    broker_report: dict[str, Any] = {"status": "up" if broker_up else "down"}
+    components: dict[str, Mapping[str, Any]] = {"database": database_report, "broker": broker_report}
     free = disk_free(database.url)
     if free is not None:
         # A full disk does not stop a ping (reads work): said here before the next write fails on it.
-        components["database"]["diskFreeBytes"] = free
+        database_report["diskFreeBytes"] = free
         if free < settings.database_min_free_mb * 1024 * 1024:
-            components["database"] |= {"status": "down", "reason": "disk full"}
+            database_report |= {"status": "down", "reason": "disk full"}
     if broker_up:
         stats = state.broker.stats()
-        components["broker"] |= {"clients": stats.clients_connected, "subscriptions": stats.subscriptions}
+        broker_report |= {"clients": stats.clients_connected, "subscriptions": stats.subscriptions}
         if settings.broker_persistence != "off":
             # Retained messages and sessions written to data_dir/broker-state.db (README "Durability").
             error = stats.state_write_error
-            components["brokerState"] = {
+            state_report: dict[str, Any] = {
                 "status": "up" if error is None else "down",
                 "mode": settings.broker_persistence,
             }
             if error is not None:
-                components["brokerState"] |= {"reason": error, "failedAttempts": stats.state_write_failures}
+                state_report |= {"reason": error, "failedAttempts": stats.state_write_failures}
+            components["brokerState"] = state_report
     # A database that answers a ping can still refuse writes (disk full, read-only): the writer knows.
     components["ingest"] = state.service(TelemetryService).health()
     healthy = all(component["status"] == "up" for component in components.values())

@@ -18,7 +18,7 @@ import asyncio
 import enum
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +47,7 @@ class Event:
     organization_id: str
     type: str
     topic: str
-    data: dict[str, Any]
+    data: Mapping[str, Any]
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object sent to WebSocket clients."""

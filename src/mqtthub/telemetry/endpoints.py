@@ -20,7 +20,7 @@ User endpoints (session token; the device's organization):
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy import select
@@ -37,10 +37,26 @@ from mqtthub.telemetry.history import HistoryQuery, aggregates, parse_bucket, re
 from mqtthub.telemetry.parsing import PayloadError, parse_timestamp
 from mqtthub.telemetry.routing import Route
 from mqtthub.telemetry.schemas import (
+    AggregateJson,
+    AlertJson,
     BroadcastCreate,
+    BroadcastJson,
     CommandCreate,
+    CommandJson,
+    DatastreamJson,
     DefinitionCreate,
+    DefinitionJson,
     DefinitionUpdate,
+    DeviceStatusJson,
+    Ok,
+    Page,
+    Pagination,
+    ReadingJson,
+    RejectedJson,
+    SensorJson,
+    StatusAck,
+    StoredJson,
+    TelemetryStats,
     definition_json,
 )
 from mqtthub.telemetry.service import TelemetryService
@@ -55,10 +71,6 @@ router = APIRouter(prefix="/api/v1", tags=["telemetry"])
 
 
 TelemetryDep = Annotated[TelemetryService, Depends(provide(TelemetryService))]
-
-
-def _ok(data: Any, **extra: Any) -> dict[str, Any]:
-    return {"success": True, "data": data, **extra}
 
 
 def _time(value: str | None, name: str) -> int | None:
@@ -80,12 +92,11 @@ async def _ingest(
     device_id: str,
     route: Route,
     sensor: str | None = None,
-) -> dict[str, Any]:
+) -> StoredJson:
     payload = await request.body()
     token = bearer_token(request.headers.get("authorization")) or body_token(payload)
     caller = await authenticate_device(service.database, secrets, device_id, token)
-    data = await service.ingest_http(route, caller.device_id, caller.organization_id, payload, sensor=sensor)
-    return _ok(data)
+    return await service.ingest_http(route, caller.device_id, caller.organization_id, payload, sensor=sensor)
 
 
 _DEVICE_ERRORS = errors(401, 403, 503)
@@ -96,16 +107,16 @@ _DEVICE_BODY = {"requestBody": {"content": {"application/json": {"schema": {"typ
 @body_size(BodySize.MESSAGE)
 async def post_datastream(
     device_id: str, request: Request, service: TelemetryDep, secrets: SecretsDep
-) -> dict[str, Any]:
+) -> Ok[DatastreamJson]:
     """A datastream value from a device (document 001's datastream message)."""
-    return await _ingest(request, service, secrets, device_id, Route.DATASTREAM)
+    return Ok(data=cast(DatastreamJson, await _ingest(request, service, secrets, device_id, Route.DATASTREAM)))
 
 
 @router.post("/devices/{device_id}/status", status_code=201, openapi_extra=_DEVICE_BODY, responses=_DEVICE_ERRORS)
 @body_size(BodySize.MESSAGE)
-async def post_status(device_id: str, request: Request, service: TelemetryDep, secrets: SecretsDep) -> dict[str, Any]:
+async def post_status(device_id: str, request: Request, service: TelemetryDep, secrets: SecretsDep) -> Ok[StatusAck]:
     """A status message from a device (document 001's status message)."""
-    return await _ingest(request, service, secrets, device_id, Route.STATUS)
+    return Ok(data=cast(StatusAck, await _ingest(request, service, secrets, device_id, Route.STATUS)))
 
 
 @router.post(
@@ -117,9 +128,9 @@ async def post_status(device_id: str, request: Request, service: TelemetryDep, s
 @body_size(BodySize.MESSAGE)
 async def post_sensor(
     device_id: str, sensor: str, request: Request, service: TelemetryDep, secrets: SecretsDep
-) -> dict[str, Any]:
+) -> Ok[SensorJson]:
     """A sensor reading (a JSON object or a bare number), as on ``device/{id}/telemetry/{sensor}``."""
-    return await _ingest(request, service, secrets, device_id, Route.TELEMETRY, sensor)
+    return Ok(data=cast(SensorJson, await _ingest(request, service, secrets, device_id, Route.TELEMETRY, sensor)))
 
 
 @router.post(
@@ -128,22 +139,23 @@ async def post_sensor(
 @body_size(BodySize.MESSAGE)
 async def post_command_reply(
     device_id: str, request: Request, service: TelemetryDep, secrets: SecretsDep
-) -> dict[str, Any]:
+) -> Ok[CommandJson]:
     """A device reporting how a command ended: ``{commandId, status: completed|failed, result?, error?}``."""
-    return await _ingest(request, service, secrets, device_id, Route.COMMAND_REPLY)
+    return Ok(data=cast(CommandJson, await _ingest(request, service, secrets, device_id, Route.COMMAND_REPLY)))
 
 
 # --- status and history ----------------------------------------------------------------------------
 
 
 @router.get("/devices/{device_id}/status")
-async def get_status(device_id: str, user: CurrentUser, session: SessionDep, service: TelemetryDep) -> dict[str, Any]:
+async def get_status(
+    device_id: str, user: CurrentUser, session: SessionDep, service: TelemetryDep
+) -> Ok[DeviceStatusJson]:
     """The device's status: online, status, last seen, battery, signal, metadata."""
     await device_for_user(session, user, device_id)
     row = await session.get(DeviceStatus, device_id)
-    data = status_json(device_id, row)
-    data["connected"] = service.observer.online(device_id)
-    return _ok(data)
+    data = DeviceStatusJson(**status_json(device_id, row), connected=service.observer.online(device_id))
+    return Ok(data=data)
 
 
 async def _history(
@@ -157,7 +169,7 @@ async def _history(
     offset: int,
     telemetry_data_id: int | None,
     bucket: str | None,
-) -> dict[str, Any]:
+) -> Page[ReadingJson] | Page[AggregateJson]:
     await device_for_user(session, user, device_id)
     query = HistoryQuery(
         device_id,
@@ -168,12 +180,12 @@ async def _history(
         limit=limit,
         offset=offset,
     )
+    pagination: Pagination = {"limit": limit, "offset": offset, "hasMore": False}
     if bucket is not None:
-        bucket_ms = parse_bucket(bucket)
-        rows, more = await aggregates(session, query, bucket_ms)
-    else:
-        rows, more = await readings(session, query)
-    return _ok(rows, pagination={"limit": limit, "offset": offset, "hasMore": more})
+        buckets, pagination["hasMore"] = await aggregates(session, query, parse_bucket(bucket))
+        return Page(data=buckets, pagination=pagination)
+    values, pagination["hasMore"] = await readings(session, query)
+    return Page(data=values, pagination=pagination)
 
 
 @router.get("/devices/{device_id}/datastreams")
@@ -187,7 +199,7 @@ async def list_datastreams(
     offset: Offset = 0,
     telemetry_data_id: Annotated[int | None, Query(alias="telemetryDataId", ge=1, le=MAX_ID)] = None,
     bucket: Annotated[str | None, Query(description="Aggregate per bucket: 30s, 5m, 1h, 1d")] = None,
-) -> dict[str, Any]:
+) -> Page[ReadingJson] | Page[AggregateJson]:
     """The device's readings, newest first, or per-bucket min/max/avg/count with ``bucket``."""
     return await _history(session, user, device_id, None, start, end, limit, offset, telemetry_data_id, bucket)
 
@@ -203,7 +215,7 @@ async def list_sensor_datastream(
     limit: Limit = 100,
     offset: Offset = 0,
     bucket: Annotated[str | None, Query()] = None,
-) -> dict[str, Any]:
+) -> Page[ReadingJson] | Page[AggregateJson]:
     """One sensor's readings (the definition's ``key`` or the telemetry topic's sensor name)."""
     return await _history(session, user, device_id, sensor, start, end, limit, offset, None, bucket)
 
@@ -221,7 +233,7 @@ async def _definition(session: SessionDep, device_id: str, definition_id: int) -
 @router.post("/devices/{device_id}/telemetry-definitions", status_code=201, responses=errors(409))
 async def create_definition(
     device_id: str, body: DefinitionCreate, user: CurrentUser, session: SessionDep
-) -> dict[str, Any]:
+) -> Ok[DefinitionJson]:
     """A new telemetry definition; its ``id`` is the ``telemetryDataId`` the device sends."""
     device = await device_for_user(session, user, device_id, admin=True)
     definition = TelemetryDefinition(
@@ -239,26 +251,26 @@ async def create_definition(
             await session.flush()
     except IntegrityError:
         raise ConflictError(f"the device already has a telemetry definition {body.key!r}") from None
-    return _ok(definition_json(definition))
+    return Ok(data=definition_json(definition))
 
 
 @router.get("/devices/{device_id}/telemetry-definitions")
-async def list_definitions(device_id: str, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
+async def list_definitions(device_id: str, user: CurrentUser, session: SessionDep) -> Ok[list[DefinitionJson]]:
     """The device's telemetry definitions."""
     await device_for_user(session, user, device_id)
     rows = await session.scalars(
         select(TelemetryDefinition).where(TelemetryDefinition.device_id == device_id).order_by(TelemetryDefinition.id)
     )
-    return _ok([definition_json(row) for row in rows])
+    return Ok(data=[definition_json(row) for row in rows])
 
 
 @router.get("/devices/{device_id}/telemetry-definitions/{definition_id}")
 async def get_definition(
     device_id: str, definition_id: IntId, user: CurrentUser, session: SessionDep
-) -> dict[str, Any]:
+) -> Ok[DefinitionJson]:
     """One telemetry definition."""
     await device_for_user(session, user, device_id)
-    return _ok(definition_json(await _definition(session, device_id, definition_id)))
+    return Ok(data=definition_json(await _definition(session, device_id, definition_id)))
 
 
 @router.patch("/devices/{device_id}/telemetry-definitions/{definition_id}")
@@ -269,7 +281,7 @@ async def update_definition(
     user: CurrentUser,
     session: SessionDep,
     service: TelemetryDep,
-) -> dict[str, Any]:
+) -> Ok[DefinitionJson]:
     """Change name, unit or default thresholds (effective for the next message)."""
     await device_for_user(session, user, device_id, admin=True)
     definition = await _definition(session, device_id, definition_id)
@@ -282,7 +294,7 @@ async def update_definition(
         raise ValidationFailedError("minThreshold must not be greater than maxThreshold", field="minThreshold")
     await session.flush()
     service.directory.forget_definition(definition_id)
-    return _ok(definition_json(definition))
+    return Ok(data=definition_json(definition))
 
 
 @router.delete("/devices/{device_id}/telemetry-definitions/{definition_id}", status_code=204)
@@ -303,7 +315,7 @@ async def delete_definition(
 @router.get("/devices/{device_id}/alerts")
 async def list_device_alerts(
     device_id: str, user: CurrentUser, session: SessionDep, limit: Limit = 100, offset: Offset = 0
-) -> dict[str, Any]:
+) -> Page[AlertJson]:
     """The device's alerts, newest first."""
     await device_for_user(session, user, device_id)
     rows = list(
@@ -315,11 +327,7 @@ async def list_device_alerts(
             .offset(offset)
         )
     )
-    return _ok([alert_json(row) for row in rows[:limit]], pagination=_page(limit, offset, len(rows)))
-
-
-def _page(limit: int, offset: int, fetched: int) -> dict[str, Any]:
-    return {"limit": limit, "offset": offset, "hasMore": fetched > limit}
+    return Page.of([alert_json(row) for row in rows], limit, offset)
 
 
 @router.get("/organizations/{org_id}/alerts")
@@ -331,7 +339,7 @@ async def list_alerts(
     kind: Annotated[str | None, Query(description="urgent, below_min or above_max")] = None,
     limit: Limit = 100,
     offset: Offset = 0,
-) -> dict[str, Any]:
+) -> Page[AlertJson]:
     """The organization's alerts, newest first."""
     require_org_access(user, org_id)
     statement = select(TelemetryAlert).where(TelemetryAlert.organization_id == org_id)
@@ -342,7 +350,7 @@ async def list_alerts(
     rows = list(
         await session.scalars(statement.order_by(TelemetryAlert.created_at.desc()).limit(limit + 1).offset(offset))
     )
-    return _ok([alert_json(row) for row in rows[:limit]], pagination=_page(limit, offset, len(rows)))
+    return Page.of([alert_json(row) for row in rows], limit, offset)
 
 
 @router.get("/organizations/{org_id}/rejected-messages")
@@ -353,14 +361,14 @@ async def list_rejected(
     device_id: Annotated[str | None, Query(alias="deviceId")] = None,
     limit: Limit = 100,
     offset: Offset = 0,
-) -> dict[str, Any]:
+) -> Page[RejectedJson]:
     """Device messages that were not stored, with the field and the reason, newest first."""
     require_org_access(user, org_id)
     statement = select(RejectedMessage).where(RejectedMessage.organization_id == org_id)
     if device_id is not None:
         statement = statement.where(RejectedMessage.device_id == device_id)
     rows = list(await session.scalars(statement.order_by(RejectedMessage.id.desc()).limit(limit + 1).offset(offset)))
-    data = [
+    data: list[RejectedJson] = [
         {
             "id": row.id,
             "deviceId": row.device_id,
@@ -371,9 +379,9 @@ async def list_rejected(
             "payload": row.payload,
             "receivedAt": iso(row.received_at),
         }
-        for row in rows[:limit]
+        for row in rows
     ]
-    return _ok(data, pagination=_page(limit, offset, len(rows)))
+    return Page.of(data, limit, offset)
 
 
 # --- commands and broadcasts -----------------------------------------------------------------------
@@ -383,7 +391,7 @@ async def list_rejected(
 @body_size(BodySize.MESSAGE)
 async def send_command(
     device_id: str, body: CommandCreate, user: CurrentUser, session: SessionDep, service: TelemetryDep
-) -> dict[str, Any]:
+) -> Ok[CommandJson]:
     """Publish a command QoS 1 to ``devices/{id}/commands``; its status starts ``pending``.
 
     The device receives ``{commandId, command, parameters, timestamp}``. The status becomes
@@ -401,7 +409,7 @@ async def send_command(
         parameters=body.parameters,
         created_by=user.id,
     )
-    return _ok(data)
+    return Ok(data=data)
 
 
 @router.get("/devices/{device_id}/commands")
@@ -412,7 +420,7 @@ async def list_commands(
     status: Annotated[str | None, Query(description="pending, delivered, completed or failed")] = None,
     limit: Limit = 100,
     offset: Offset = 0,
-) -> dict[str, Any]:
+) -> Page[CommandJson]:
     """The device's commands, newest first."""
     await device_for_user(session, user, device_id)
     statement = select(DeviceCommand).where(DeviceCommand.device_id == device_id)
@@ -421,7 +429,7 @@ async def list_commands(
     rows = list(
         await session.scalars(statement.order_by(DeviceCommand.created_at.desc()).limit(limit + 1).offset(offset))
     )
-    return _ok([command_json(row) for row in rows[:limit]], pagination=_page(limit, offset, len(rows)))
+    return Page.of([command_json(row) for row in rows], limit, offset)
 
 
 async def _command(session: SessionDep, user: CurrentUser, command_id: str) -> DeviceCommand:
@@ -432,37 +440,39 @@ async def _command(session: SessionDep, user: CurrentUser, command_id: str) -> D
 
 
 @router.get("/devices/{device_id}/commands/{command_id}")
-async def get_device_command(device_id: str, command_id: str, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
+async def get_device_command(
+    device_id: str, command_id: str, user: CurrentUser, session: SessionDep
+) -> Ok[CommandJson]:
     """One command of the device and its status."""
     command = await _command(session, user, command_id)
     if command.device_id != device_id:
         raise NotFoundError(f"command {command_id} not found")
-    return _ok(command_json(command))
+    return Ok(data=command_json(command))
 
 
 @router.get("/commands/{command_id}")
-async def get_command(command_id: str, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
+async def get_command(command_id: str, user: CurrentUser, session: SessionDep) -> Ok[CommandJson]:
     """One command and its status."""
-    return _ok(command_json(await _command(session, user, command_id)))
+    return Ok(data=command_json(await _command(session, user, command_id)))
 
 
 @router.post("/organizations/{org_id}/broadcast", status_code=202, responses=errors(503))
 @body_size(BodySize.MESSAGE)
 async def broadcast(
     org_id: str, body: BroadcastCreate, user: CurrentUser, session: SessionDep, service: TelemetryDep
-) -> dict[str, Any]:
+) -> Ok[BroadcastJson]:
     """Publish to ``organizations/{org_id}/broadcast``, which every device of the organization may subscribe to.
 
     Devices receive ``{broadcastId, organizationId, message, timestamp}``.
     """
     require_org_access(user, org_id, admin=True)
     await get_organization(session, org_id)
-    return _ok(await service.broadcast(org_id, body.message, qos=body.qos))
+    return Ok(data=await service.broadcast(org_id, body.message, qos=body.qos))
 
 
 @router.get("/telemetry/stats")
-async def telemetry_stats(user: CurrentUser, service: TelemetryDep) -> dict[str, Any]:
+async def telemetry_stats(user: CurrentUser, service: TelemetryDep) -> Ok[TelemetryStats]:
     """Ingestion counters of this hub (platform administrators)."""
     if not user.is_platform_admin:
         raise PermissionDeniedError("telemetry statistics are for platform administrators")
-    return _ok(service.stats())
+    return Ok(data=service.stats())

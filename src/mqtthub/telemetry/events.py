@@ -1,12 +1,12 @@
-"""The live events telemetry publishes, and the JSON shapes of readings shared by events and the API."""
+"""The live events telemetry publishes, and the JSON of statuses and commands that events and the API share."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 from mqtthub.models import DeviceCommand, DeviceStatus
 from mqtthub.realtime import Event
+from mqtthub.telemetry.schemas import AlertJson, CommandJson, DatastreamJson, SensorJson, StatusJson
 
 
 def iso_ms(ms: int) -> str:
@@ -21,23 +21,23 @@ def iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def datastream_event(organization_id: str, data: dict[str, Any]) -> Event:
+def datastream_event(organization_id: str, data: DatastreamJson) -> Event:
     """A stored datastream value."""
     return Event(organization_id, "datastream", f"devices/{data['deviceId']}/datastream", data)
 
 
-def telemetry_event(organization_id: str, data: dict[str, Any]) -> Event:
+def telemetry_event(organization_id: str, data: SensorJson) -> Event:
     """A stored sensor telemetry message."""
     topic = f"device/{data['deviceId']}/telemetry/{data['sensor']}"
     return Event(organization_id, "telemetry", topic, data)
 
 
-def alert_event(organization_id: str, data: dict[str, Any]) -> Event:
+def alert_event(organization_id: str, data: AlertJson) -> Event:
     """A new alert."""
     return Event(organization_id, "alert", f"devices/{data['deviceId']}/alerts", data)
 
 
-def status_json(device_id: str, row: DeviceStatus | None) -> dict[str, Any]:
+def status_json(device_id: str, row: DeviceStatus | None) -> StatusJson:
     """A device's status as the API and live events show it."""
     if row is None:
         return {
@@ -66,12 +66,12 @@ def status_json(device_id: str, row: DeviceStatus | None) -> dict[str, Any]:
     }
 
 
-def status_event(organization_id: str, data: dict[str, Any]) -> Event:
+def status_event(organization_id: str, data: StatusJson) -> Event:
     """A device's status changed."""
     return Event(organization_id, "status", f"devices/{data['deviceId']}/status", data)
 
 
-def command_json(command: DeviceCommand) -> dict[str, Any]:
+def command_json(command: DeviceCommand) -> CommandJson:
     """A command as the API and live events show it."""
     return {
         "id": command.id,
@@ -89,6 +89,6 @@ def command_json(command: DeviceCommand) -> dict[str, Any]:
     }
 
 
-def command_event(organization_id: str, data: dict[str, Any]) -> Event:
+def command_event(organization_id: str, data: CommandJson) -> Event:
     """A command was created or changed status."""
     return Event(organization_id, "command", f"devices/{data['deviceId']}/commands", data)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mqtthub.errors import ValidationFailedError
 from mqtthub.models import TelemetryValue
 from mqtthub.telemetry.events import iso_ms
+from mqtthub.telemetry.schemas import AggregateJson, ReadingJson
 
 _BUCKET = re.compile(r"^(\d+)([smhd]?)$")
 _UNIT_MS = {"": 1000, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -66,9 +66,9 @@ class HistoryQuery:
         return and_(*clauses)
 
 
-def reading_json(row: TelemetryValue) -> dict[str, Any]:
+def reading_json(row: TelemetryValue) -> ReadingJson:
     """A stored reading as the history endpoints show it."""
-    data: dict[str, Any] = {
+    data: ReadingJson = {
         "id": row.id,
         "deviceId": row.device_id,
         "sensor": row.sensor,
@@ -85,7 +85,7 @@ def reading_json(row: TelemetryValue) -> dict[str, Any]:
     return data
 
 
-async def readings(session: AsyncSession, query: HistoryQuery) -> tuple[list[dict[str, Any]], bool]:
+async def readings(session: AsyncSession, query: HistoryQuery) -> tuple[list[ReadingJson], bool]:
     """A page of readings, newest first, and whether more follow."""
     statement: Select[tuple[TelemetryValue]] = (
         select(TelemetryValue)
@@ -98,7 +98,7 @@ async def readings(session: AsyncSession, query: HistoryQuery) -> tuple[list[dic
     return [reading_json(row) for row in rows[: query.limit]], len(rows) > query.limit
 
 
-async def aggregates(session: AsyncSession, query: HistoryQuery, bucket_ms: int) -> tuple[list[dict[str, Any]], bool]:
+async def aggregates(session: AsyncSession, query: HistoryQuery, bucket_ms: int) -> tuple[list[AggregateJson], bool]:
     """Per bucket and sensor: min, max, avg and count of numeric values, newest bucket first."""
     bucket = (TelemetryValue.ts_ms - TelemetryValue.ts_ms % literal(bucket_ms)).label("bucket")
     statement = (
@@ -118,7 +118,7 @@ async def aggregates(session: AsyncSession, query: HistoryQuery, bucket_ms: int)
         .offset(query.offset)
     )
     rows = list(await session.execute(statement))
-    result = [
+    result: list[AggregateJson] = [
         {
             "bucket": iso_ms(int(start)),
             "bucketMs": bucket_ms,

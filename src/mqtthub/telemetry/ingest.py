@@ -26,6 +26,7 @@ from mqtthub.telemetry.parsing import (
     parse_status,
 )
 from mqtthub.telemetry.routing import Route
+from mqtthub.telemetry.schemas import StoredJson
 
 
 class IngestKind(enum.StrEnum):
@@ -73,7 +74,7 @@ class Ingest:
     # Filled in by the store for the batch that wrote the item:
     rejection: PayloadError | None = None
     events: list[Event] = field(default_factory=list)
-    stored: dict[str, Any] | None = None
+    stored: StoredJson | None = None
 
 
 _KIND_OF_ROUTE: dict[str, IngestKind] = {

@@ -42,6 +42,7 @@ from mqtthub.telemetry.events import command_event, command_json
 from mqtthub.telemetry.ingest import Ingest, IngestKind, Source, from_message
 from mqtthub.telemetry.pending import PendingCommands
 from mqtthub.telemetry.routing import Route, broadcast_topic, command_topic
+from mqtthub.telemetry.schemas import BroadcastJson, CommandJson, IngestHealth, StoredJson, TelemetryStats
 from mqtthub.telemetry.sink import DeviceObserver, TelemetrySink
 from mqtthub.telemetry.store import TelemetryStore
 from mqtthub.telemetry.writer import IngestWriter
@@ -167,7 +168,7 @@ class TelemetryService:
             for event in item.events:
                 self.realtime.publish(event)
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> TelemetryStats:
         """Counters for ``/stats`` and the telemetry stats endpoint."""
         writer = self.writer
         return {
@@ -187,7 +188,7 @@ class TelemetryService:
             "liveSubscribers": self.realtime.subscriber_count,
         }
 
-    def health(self) -> dict[str, Any]:
+    def health(self) -> IngestHealth:
         """The ``ingest`` component of ``/health``: ``down`` with the reason while database writes fail.
 
         Recovery (the next commit) clears it. ``heldItems`` are messages kept in memory, not
@@ -195,21 +196,19 @@ class TelemetryService:
         """
         writer = self.writer
         outage = writer.outage
-        report: dict[str, Any] = {"status": "up" if outage is None else "down", "heldItems": writer.held}
+        report: IngestHealth = {"status": "up" if outage is None else "down", "heldItems": writer.held}
         if outage is not None:
-            report |= {
-                "reason": outage.fault.reason,
-                "code": outage.fault.code,
-                "since": datetime.fromtimestamp(outage.started, UTC).isoformat(timespec="milliseconds"),
-                "failedAttempts": outage.attempts,
-            }
+            report["reason"] = outage.fault.reason
+            report["code"] = outage.fault.code
+            report["since"] = datetime.fromtimestamp(outage.started, UTC).isoformat(timespec="milliseconds")
+            report["failedAttempts"] = outage.attempts
         return report
 
     # --- HTTP ingestion (same path as MQTT) ------------------------------------------------------
 
     async def ingest_http(
         self, route: Route, device_id: str, organization_id: str, payload: bytes, *, sensor: str | None = None
-    ) -> dict[str, Any]:
+    ) -> StoredJson:
         """Store a device message that came over HTTP, exactly as if it came over MQTT.
 
         Returns what was stored (the same JSON as the live event).
@@ -248,8 +247,8 @@ class TelemetryService:
             if not future.cancelled():
                 raise  # the request itself was cancelled
             raise UnavailableError("telemetry ingestion stopped before the message was stored") from None
-        if code < 0x80:
-            return item.stored or {}
+        if code < 0x80 and item.stored is not None:
+            return item.stored
         rejection = item.rejection
         if rejection is None:
             raise UnavailableError("the message could not be stored")
@@ -279,7 +278,7 @@ class TelemetryService:
         command: str,
         parameters: dict[str, Any],
         created_by: str | None,
-    ) -> dict[str, Any]:
+    ) -> CommandJson:
         """Record a command, then publish it QoS 1 to ``devices/{id}/commands``.
 
         The row is committed before the PUBLISH so that the device's acknowledgement (which
@@ -333,7 +332,7 @@ class TelemetryService:
         except StateError:
             logger.info("command %s delivered to %s while telemetry is stopped", command_id, client_id)
 
-    async def broadcast(self, organization_id: str, message: Any, *, qos: int = 1) -> dict[str, Any]:
+    async def broadcast(self, organization_id: str, message: Any, *, qos: int = 1) -> BroadcastJson:
         """Publish ``message`` to ``organizations/{org}/broadcast`` in the organization's namespace."""
         broker = self._broker()
         short_id = await self._short_id(organization_id)

@@ -44,6 +44,7 @@ from mqtthub.telemetry.parsing import (
     SensorReading,
     StatusReport,
 )
+from mqtthub.telemetry.schemas import AlertJson, DatastreamJson, SensorJson
 from mqtthub.telemetry.thresholds import check_reading, effective_thresholds
 
 logger = logging.getLogger(__name__)
@@ -226,7 +227,7 @@ class TelemetryStore:
     def _datastream_data(
         item: Ingest, device: DeviceInfo, body: DatastreamReading, definition: DefinitionInfo, ts_ms: int
     ) -> None:
-        data = {
+        data: DatastreamJson = {
             "deviceId": device.id,
             "telemetryDataId": definition.id,
             "key": definition.key,
@@ -274,7 +275,7 @@ class TelemetryStore:
         )
         if not self._describe(item, device.organization_id):
             return
-        data = {
+        data: SensorJson = {
             "deviceId": device.id,
             "sensor": body.sensor,
             "value": body.value,
@@ -430,9 +431,9 @@ class TelemetryStore:
             item.events.append(status_event(organization_id, status_json(row.device_id, row)))
 
 
-def alert_json(alert: dict[str, Any] | TelemetryAlert) -> dict[str, Any]:
+def alert_json(alert: dict[str, Any] | TelemetryAlert) -> AlertJson:
     """An alert as the API and live events show it, from a row or the dict it was inserted from."""
-    get = alert.get if isinstance(alert, dict) else lambda name: getattr(alert, name)
+    get: Callable[[str], Any] = alert.get if isinstance(alert, dict) else lambda name: getattr(alert, name)
     created = cast(datetime, get("created_at"))
     return {
         "id": get("id"),
