@@ -28,15 +28,30 @@ from mqtthub.integrations.outbound import OutboundRefused
 from mqtthub.integrations.runtime import connection_options, generated_client_id, load_runtime
 from mqtthub.integrations.schemas import (
     BrokerConfig,
+    BrokerConfigOut,
+    ConnectionStatusJson,
     ConnectionTestResult,
+    Done,
     EmailTemplateIn,
+    FailureList,
     MqttConfigIn,
+    MqttConfigJson,
+    MqttConfigSaved,
+    MqttConfigView,
     ProductCreate,
+    ProductList,
     ProductOut,
     ProductUpdate,
     SubscriptionCreate,
+    SubscriptionJson,
+    SubscriptionList,
+    SubscriptionSaved,
     SubscriptionUpdate,
+    TemplateJson,
+    TemplateList,
+    TemplateSaved,
     TopicsConfig,
+    TopicsConfigOut,
     stats_of,
 )
 from mqtthub.integrations.service import IntegrationService
@@ -89,7 +104,7 @@ async def create_product(body: ProductCreate, user: CurrentUser, session: Sessio
 
 
 @router.get("", summary="List products")
-async def list_products(user: CurrentUser, session: SessionDep) -> dict[str, list[ProductOut]]:
+async def list_products(user: CurrentUser, session: SessionDep) -> ProductList:
     """The products of the caller's organization (every product for a platform admin)."""
     query = select(Product).order_by(Product.created_at, Product.id)
     if not user.is_platform_admin:
@@ -131,18 +146,18 @@ async def delete_product(
 # --- MQTT configuration ----------------------------------------------------------------------------------
 
 
-def _config_out(config: MqttConfig) -> dict[str, Any]:
+def _config_out(config: MqttConfig) -> MqttConfigJson:
     return {
         "id": config.id,
         "product_id": config.product_id,
-        "broker": repository.masked_broker(config.broker),
-        "topics": config.topics,
+        "broker": BrokerConfigOut.model_validate(repository.masked_broker(config.broker)),
+        "topics": TopicsConfigOut.model_validate(config.topics),
         "created_at": config.created_at.isoformat(),
         "updated_at": config.updated_at.isoformat(),
     }
 
 
-def _subscription_out(row: EventSubscription) -> dict[str, Any]:
+def _subscription_out(row: EventSubscription) -> SubscriptionJson:
     return {
         "id": row.id,
         "name": row.name,
@@ -157,7 +172,7 @@ def _subscription_out(row: EventSubscription) -> dict[str, Any]:
     }
 
 
-def _status_out(integrations: IntegrationService, product_id: str) -> dict[str, Any]:
+def _status_out(integrations: IntegrationService, product_id: str) -> ConnectionStatusJson:
     status = integrations.status(product_id)
     if status is None:
         status = ConnectionStatus(
@@ -196,7 +211,7 @@ async def _configured(session: SessionDep, product_id: str) -> MqttConfig:
 @router.get("/{product_id}/mqtt-config", summary="Get full MQTT configuration")
 async def get_mqtt_config(
     product_id: str, integrations: IntegrationsDep, user: CurrentUser, session: SessionDep
-) -> dict[str, Any]:
+) -> MqttConfigView:
     """Configuration (secrets masked), subscriptions with stats, and live status."""
     await repository.visible_product(session, user, product_id)
     config = await repository.config_of(session, product_id)
@@ -220,7 +235,7 @@ async def get_mqtt_config(
 @router.put("/{product_id}/mqtt-config", summary="Create/update MQTT configuration")
 async def put_mqtt_config(
     product_id: str, body: MqttConfigIn, integrations: IntegrationsDep, user: CurrentUser, session: SessionDep
-) -> dict[str, Any]:
+) -> MqttConfigSaved:
     """Save the configuration; the connector reconnects with it at once (no restart needed)."""
     product = await repository.visible_product(session, user, product_id, admin=True)
     await integrations.fence.check(body.broker.host, field="broker.host")
@@ -238,7 +253,7 @@ async def put_mqtt_config(
 @router.delete("/{product_id}/mqtt-config", summary="Remove MQTT configuration")
 async def delete_mqtt_config(
     product_id: str, integrations: IntegrationsDep, user: CurrentUser, session: SessionDep
-) -> dict[str, str]:
+) -> Done:
     """Disconnect and forget the configuration; subscriptions and their stats are kept."""
     await repository.visible_product(session, user, product_id, admin=True)
     config = await _configured(session, product_id)
@@ -299,9 +314,7 @@ def _failure(error: str, details: str) -> ConnectionTestResult:
 
 
 @router.post("/{product_id}/mqtt-config/reconnect", summary="Force reconnect")
-async def reconnect(
-    product_id: str, integrations: IntegrationsDep, user: CurrentUser, session: SessionDep
-) -> dict[str, str]:
+async def reconnect(product_id: str, integrations: IntegrationsDep, user: CurrentUser, session: SessionDep) -> Done:
     """Drop the connection and connect again at once."""
     await repository.visible_product(session, user, product_id, admin=True)
     await _configured(session, product_id)
@@ -312,7 +325,7 @@ async def reconnect(
 @router.get("/{product_id}/mqtt-config/status", summary="Get connection status")
 async def get_status(
     product_id: str, integrations: IntegrationsDep, user: CurrentUser, session: SessionDep
-) -> dict[str, Any]:
+) -> ConnectionStatusJson:
     """Connection state, errors, counters, broker info and the recent connect/disconnect/error events."""
     await repository.visible_product(session, user, product_id)
     await _configured(session, product_id)
@@ -326,7 +339,7 @@ async def list_failures(
     session: SessionDep,
     limit: Limit = 100,
     subscription_id: str | None = None,
-) -> dict[str, list[dict[str, Any]]]:
+) -> FailureList:
     """The failure log: each failed action with its error, newest first."""
     await repository.visible_product(session, user, product_id)
     query = select(ActionFailure).where(ActionFailure.product_id == product_id)
@@ -358,9 +371,7 @@ async def _topics(session: SessionDep, product_id: str) -> dict[str, Any]:
 
 
 @router.get("/{product_id}/mqtt-config/subscriptions", summary="List event subscriptions")
-async def list_subscriptions(
-    product_id: str, user: CurrentUser, session: SessionDep
-) -> dict[str, list[dict[str, Any]]]:
+async def list_subscriptions(product_id: str, user: CurrentUser, session: SessionDep) -> SubscriptionList:
     """Every subscription with its actions and stats."""
     await repository.visible_product(session, user, product_id)
     return {"subscriptions": [_subscription_out(row) for row in await repository.subscriptions_of(session, product_id)]}
@@ -369,7 +380,7 @@ async def list_subscriptions(
 @router.post("/{product_id}/mqtt-config/subscriptions", status_code=201, summary="Create a subscription")
 async def create_subscription(
     product_id: str, body: SubscriptionCreate, integrations: IntegrationsDep, user: CurrentUser, session: SessionDep
-) -> dict[str, Any]:
+) -> SubscriptionSaved:
     """A subscription for the event ``name`` on the topic built from the product's prefix, pattern and ``variables``."""
     product = await repository.visible_product(session, user, product_id, admin=True)
     repository.check_domain_actions(body.actions, integrations.settings.integration_domain_actions_url)
@@ -387,7 +398,7 @@ async def update_subscription(
     integrations: IntegrationsDep,
     user: CurrentUser,
     session: SessionDep,
-) -> dict[str, Any]:
+) -> SubscriptionSaved:
     """Enable/disable, describe, re-target or replace the actions; applies at once."""
     await repository.visible_product(session, user, product_id, admin=True)
     row = await repository.subscription_of(session, product_id, subscription_id)
@@ -401,7 +412,7 @@ async def update_subscription(
 @router.delete("/{product_id}/mqtt-config/subscriptions/{subscription_id}", summary="Delete subscription")
 async def delete_subscription(
     product_id: str, subscription_id: str, integrations: IntegrationsDep, user: CurrentUser, session: SessionDep
-) -> dict[str, str]:
+) -> Done:
     """Remove the subscription with its stats and failure log."""
     await repository.visible_product(session, user, product_id, admin=True)
     row = await repository.subscription_of(session, product_id, subscription_id)
@@ -414,7 +425,7 @@ async def delete_subscription(
 # --- e-mail templates ------------------------------------------------------------------------------------
 
 
-def _template_out(row: EmailTemplate) -> dict[str, Any]:
+def _template_out(row: EmailTemplate) -> TemplateJson:
     return {
         "name": row.name,
         "subject": row.subject,
@@ -426,7 +437,7 @@ def _template_out(row: EmailTemplate) -> dict[str, Any]:
 
 
 @router.get("/{product_id}/email-templates", summary="List e-mail templates")
-async def list_templates(product_id: str, user: CurrentUser, session: SessionDep) -> dict[str, list[dict[str, Any]]]:
+async def list_templates(product_id: str, user: CurrentUser, session: SessionDep) -> TemplateList:
     """The templates e-mail actions of this product can send."""
     await repository.visible_product(session, user, product_id)
     rows = await session.scalars(
@@ -438,7 +449,7 @@ async def list_templates(product_id: str, user: CurrentUser, session: SessionDep
 @router.put("/{product_id}/email-templates/{name}", summary="Create or replace an e-mail template")
 async def put_template(
     product_id: str, name: str, body: EmailTemplateIn, user: CurrentUser, session: SessionDep
-) -> dict[str, Any]:
+) -> TemplateSaved:
     """Subject, body and recipients are sandboxed Jinja2 templates over the event (``{{event.policy_id}}``)."""
     await repository.visible_product(session, user, product_id, admin=True)
     if not 1 <= len(name) <= 200:
@@ -456,7 +467,7 @@ async def put_template(
 
 
 @router.delete("/{product_id}/email-templates/{name}", summary="Delete an e-mail template")
-async def delete_template(product_id: str, name: str, user: CurrentUser, session: SessionDep) -> dict[str, str]:
+async def delete_template(product_id: str, name: str, user: CurrentUser, session: SessionDep) -> Done:
     """Actions that name it fail (and are logged) until it exists again."""
     await repository.visible_product(session, user, product_id, admin=True)
     result = await session.execute(

@@ -1,13 +1,19 @@
-"""Request and response bodies of the integrations API (document 002's shapes, plus products and templates)."""
+"""Request and response bodies of the integrations API (document 002's shapes, plus products and templates).
+
+Response bodies are ``TypedDict`` where the endpoints build them as dictionaries from stored rows (the
+stored broker and topics objects, subscription stats, the connection status); FastAPI validates them
+and ``/openapi.json`` documents them as it does the models. Field names are document 002's snake_case.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing_extensions import TypedDict
 
 from mqtthub.errors import ValidationFailedError
 from mqtthub.integrations.action_specs import ActionSpec
@@ -189,7 +195,177 @@ class ConnectionTestResult(BaseModel):
     code: int | None = Field(None, description="The CONNACK return code (3.1.1) or reason code (5.0) on refusal.")
 
 
-def stats_of(row: Any) -> dict[str, Any]:
+class BrokerConfigOut(BrokerConfig):
+    """The stored ``broker`` object as responses show it: secrets ``"***"`` when set, null when not."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class TopicsConfigOut(TopicsConfig):
+    """The stored ``topics`` object."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class MqttConfigJson(TypedDict):
+    """A product's stored MQTT configuration."""
+
+    id: str
+    product_id: str
+    broker: BrokerConfigOut
+    topics: TopicsConfigOut
+    created_at: str
+    updated_at: str
+
+
+class SubscriptionStats(TypedDict):
+    """The documented ``stats`` object of a subscription: messages received, actions run and failed."""
+
+    messages_received: int
+    last_message_at: str | None
+    actions_executed: int
+    actions_failed: int
+
+
+class SubscriptionJson(TypedDict):
+    """An event subscription with its actions (as stored) and stats."""
+
+    id: str
+    name: str
+    topic: str
+    variables: dict[str, str]
+    enabled: bool
+    description: str | None
+    actions: list[dict[str, Any]]
+    stats: SubscriptionStats
+    created_at: str
+    updated_at: str
+
+
+class BrokerInfo(TypedDict):
+    """What the connected broker speaks: protocol version and the highest QoS it grants."""
+
+    version: str | None
+    max_qos: int | None
+
+
+EventKind = Literal["connected", "disconnected", "error"]
+
+
+class ConnectionEventJson(TypedDict):
+    """One connect, disconnect or connection error."""
+
+    event: EventKind
+    at: str | None
+    detail: str | None
+
+
+class ConnectionStatusJson(TypedDict):
+    """The documented status object of a connector, plus ``recent_events`` (latest last)."""
+
+    product_id: str
+    connected: bool
+    last_connected_at: str | None
+    last_disconnected_at: str | None
+    connection_error: str | None
+    messages_received: int
+    last_message_at: str | None
+    subscribed_topics_count: int
+    client_id: str
+    broker_info: BrokerInfo | None
+    updated_at: str | None
+    recent_events: list[ConnectionEventJson]
+
+
+class MqttConfigView(TypedDict):
+    """``GET …/mqtt-config``: configuration, subscriptions and status, or nulls and ``message`` when unconfigured."""
+
+    product_id: str
+    mqtt_config: MqttConfigJson | None
+    subscriptions: list[SubscriptionJson] | None
+    status: ConnectionStatusJson | None
+    message: NotRequired[str]
+
+
+class MqttConfigSaved(TypedDict):
+    """``PUT …/mqtt-config``: the saved configuration (secrets masked)."""
+
+    status: str
+    message: str
+    requires_restart: bool
+    mqtt_config: MqttConfigJson
+
+
+class Done(TypedDict):
+    """What a removal or a reconnect answers: ``success`` and what was done."""
+
+    status: str
+    message: str
+
+
+class FailureJson(TypedDict):
+    """A failed action: which subscription and action, the error, and the event's topic."""
+
+    id: str
+    subscription_id: str
+    action_index: int
+    action_type: str
+    error: str
+    topic: str
+    created_at: str
+
+
+class FailureList(TypedDict):
+    """``GET …/mqtt-config/failures``, newest first."""
+
+    failures: list[FailureJson]
+
+
+class SubscriptionList(TypedDict):
+    """``GET …/mqtt-config/subscriptions``."""
+
+    subscriptions: list[SubscriptionJson]
+
+
+class SubscriptionSaved(TypedDict):
+    """A created or updated subscription."""
+
+    status: str
+    message: str
+    subscription: SubscriptionJson
+
+
+class TemplateJson(TypedDict):
+    """An e-mail template."""
+
+    name: str
+    subject: str
+    body: str
+    recipients: list[str]
+    created_at: str
+    updated_at: str
+
+
+class TemplateList(TypedDict):
+    """``GET …/email-templates``."""
+
+    templates: list[TemplateJson]
+
+
+class TemplateSaved(TypedDict):
+    """``PUT …/email-templates/{name}``."""
+
+    status: str
+    template: TemplateJson
+
+
+class ProductList(TypedDict):
+    """``GET /api/v1/products``."""
+
+    products: list[ProductOut]
+
+
+def stats_of(row: Any) -> SubscriptionStats:
     """The documented ``stats`` object of a subscription row."""
     return {
         "messages_received": row.messages_received,

@@ -5,11 +5,9 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
 
 from mqtthub.db.base import utcnow
-
-EventKind = Literal["connected", "disconnected", "error"]
+from mqtthub.integrations.schemas import BrokerInfo, ConnectionStatusJson, EventKind
 
 
 @dataclass(slots=True)
@@ -99,9 +97,9 @@ class ConnectionStatus:
         self.updated_at = at
         self.history.append(ConnectionEvent(kind, at, detail))
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> ConnectionStatusJson:
         """The documented status object, plus ``recent_events`` (latest last)."""
-        broker_info = {"version": self.protocol, "max_qos": self.max_qos} if self.connected else None
+        broker_info: BrokerInfo | None = {"version": self.protocol, "max_qos": self.max_qos} if self.connected else None
         return {
             "product_id": self.product_id,
             "connected": self.connected,

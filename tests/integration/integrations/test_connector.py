@@ -32,7 +32,7 @@ async def _receive(options: ConnectionOptions, broker: Mosquitto, count: int = 3
         await wait_until(lambda: len(received) == count, what="messages")
         assert status.connected
         assert status.messages_received == count
-        assert status.as_dict()["broker_info"]["version"] == options.protocol
+        assert status.as_dict()["broker_info"] == {"version": options.protocol, "max_qos": status.max_qos}
     assert [message.payload for message in received] == [b'{"n": %d}' % index for index in range(count)]
     assert not status.connected
     return received
