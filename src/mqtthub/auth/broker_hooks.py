@@ -301,8 +301,10 @@ class DatabaseAuthenticator:
         return entry.principal
 
     def _note_use(self, model: TokenModel, entry: CachedCredential) -> None:
+        if entry.token_id is None:
+            return  # anonymous: no token whose use is recorded
         now = utcnow()
-        if entry.token_id is not None and self.last_used.due(entry.last_used, now):
+        if self.last_used.due(entry.last_used, now):
             entry.last_used = now
             self.last_used.record(model, entry.token_id, now)
 

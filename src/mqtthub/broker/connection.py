@@ -5,8 +5,11 @@ synchronously, in order. Only a step that must wait (authentication, a cache mis
 of the authorizer) leaves the fast path: the connection then stops reading its
 socket, awaits that one step in a named task of the broker's task group, and
 resumes with the packets that queued up behind it, so order is kept without a
-task per message. Writes made during one event-loop pass are collected and
-handed to the transport with one ``writelines`` call.
+task per message. What a connection answers to a chunk it read (CONNACK, PUBACK,
+SUBACK, …) goes to the transport with one ``writelines`` call when the chunk has
+been handled; writes made from elsewhere (deliveries from other publishers,
+acknowledgements after a store) are collected over the event-loop pass and
+handed over together at its end.
 
 The connection is a small state machine: ``AWAITING_CONNECT`` → ``CONNECTING``
 (authenticator running) → ``CONNECTED`` → ``CLOSED``.
@@ -88,6 +91,7 @@ class Connection(asyncio.Protocol):
         "_out_bytes",
         "_qos0_while_paused",
         "_read_pause_reasons",
+        "_reading",
         "_waiting",
         "_write_paused",
         "acl",
@@ -166,6 +170,8 @@ class Connection(asyncio.Protocol):
         """Packets that arrived behind an awaited step (see the module docstring)."""
         self._waiting = False
         self._read_pause_reasons: tuple[str, ...] = ()
+        self._reading = False
+        """Inside :meth:`data_received`: writes wait for its end rather than for the end of the pass."""
 
     # -- asyncio.Protocol ---------------------------------------------------------------------------------
 
@@ -199,8 +205,16 @@ class Connection(asyncio.Protocol):
         self.last_received = time.monotonic()
         if self._waiting:
             self._hold(packets)
-        else:
+            return
+        # The answers to this chunk leave when it has been handled, in one write: a client waiting for its
+        # CONNACK or PUBACK gets it without a callback scheduled for the end of the event-loop pass.
+        self._reading = True
+        try:
             self._dispatch(packets)
+        finally:
+            self._reading = False
+        if self._out and self._flush_handle is None:  # else a flush for the end of the pass carries them
+            self._flush()
 
     def eof_received(self) -> bool | None:
         """A half-closed socket ends the connection (closing it ourselves)."""
@@ -314,7 +328,7 @@ class Connection(asyncio.Protocol):
         return self._write_paused
 
     def write(self, data: bytes) -> None:
-        """Queue bytes for the batched write at the end of this event-loop pass."""
+        """Queue bytes for the batched write (see the module docstring)."""
         if self.state is ConnectionState.CLOSED:
             return
         self._out.append(data)
@@ -326,7 +340,7 @@ class Connection(asyncio.Protocol):
             if self._flush_handle is not None:
                 self._flush_handle.cancel()
             self._flush()
-        elif self._flush_handle is None:
+        elif self._flush_handle is None and not self._reading:
             self._flush_handle = self._loop.call_soon(self._flush)
 
     def write_packet(self, packet: Packet) -> None:
@@ -421,7 +435,7 @@ class Connection(asyncio.Protocol):
             self.write_packet(Disconnect(reason_code, Properties(reason_string=reason)))  # [MQTT-3.14.2.2.3]
         if self._flush_handle is not None:
             self._flush_handle.cancel()
-            self._flush()
+        self._flush()  # what is queued goes before the close, also what a chunk being read wrote
         self._backlog = None
         self.state = ConnectionState.CLOSED
         transport = self.transport

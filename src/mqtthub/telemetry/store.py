@@ -421,10 +421,17 @@ class TelemetryStore:
             if values["last_seen"] is not None:
                 self._last_touch[device_id] = int(values["last_seen"].timestamp() * 1000)
         await session.execute(self._statement(dialect, "status"), list(batch.statuses.values()))
+        # The rows are read back only to describe them to live listeners: a fleet reconnecting to a hub nobody
+        # watches costs one upsert per batch, not a query and an ORM object per device as well.
+        described = [
+            device_id
+            for device_id, (_item, organization_id) in batch.status_items.items()
+            if self.wants_events(organization_id)
+        ]
+        if not described:
+            return
         rows = await session.scalars(
-            select(DeviceStatus)
-            .where(DeviceStatus.device_id.in_(list(batch.statuses)))
-            .execution_options(populate_existing=True)
+            select(DeviceStatus).where(DeviceStatus.device_id.in_(described)).execution_options(populate_existing=True)
         )
         for row in rows:
             item, organization_id = batch.status_items[row.device_id]
