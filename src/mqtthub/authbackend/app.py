@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mqtthub.authbackend import goauth
+from mqtthub.authbackend import emqx, goauth, rabbitmq
 from mqtthub.authbackend.common import AuthBackend, request_fields
 from mqtthub.authbackend.guard import BackendGuard
 from mqtthub.broker.episodes import EpisodeLog
@@ -36,7 +36,11 @@ MOUNT_PATH = "/auth-backend"
 
 Handler = Callable[[AuthBackend, Request, dict[str, str]], Awaitable[Response]]
 
-CONTRACTS: dict[str, Iterable[tuple[str, str, Handler]]] = {goauth.CONTRACT: goauth.ROUTES}
+CONTRACTS: dict[str, Iterable[tuple[str, str, Handler]]] = {
+    goauth.CONTRACT: goauth.ROUTES,
+    emqx.CONTRACT: emqx.ROUTES,
+    rabbitmq.CONTRACT: rabbitmq.ROUTES,
+}
 """Each contract's name (its path prefix) and endpoints."""
 
 

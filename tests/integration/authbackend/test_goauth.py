@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import pytest
 from sqlalchemy import select
 
 from mqtthub.auth.mqtt_tokens import revoke_api_token
@@ -17,12 +15,6 @@ from tests.integration.authbackend.world import LOGINS, SECRET, TOPICS, World, a
 
 BASE = "/auth-backend/mosquitto"
 _ACC = {"publish": 2, "subscribe": 4}
-
-
-@pytest.fixture
-async def world(database_url: str, tmp_path: Path) -> AsyncIterator[World]:
-    async with auth_backend_world(database_url, tmp_path) as made:
-        yield made
 
 
 def broker(world: World, **kwargs: object) -> httpx.AsyncClient:
