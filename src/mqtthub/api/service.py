@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import NotRequired
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict
+from typing_extensions import TypedDict
 
 from mqtthub import __version__
 from mqtthub.broker import BrokerState
 from mqtthub.db.location import disk_free
 from mqtthub.messaging.service import MessagingService
 from mqtthub.telemetry import TelemetryService
+from mqtthub.telemetry.schemas import IngestHealth
 from mqtthub.web.deps import StateDep
 from mqtthub.web.state import AppState
 
@@ -40,6 +40,41 @@ async def service_info() -> ServiceInfo:
     )
 
 
+class DatabaseHealth(TypedDict):
+    """The ``database`` component: ``down`` when it does not answer a ping or its disk is nearly full."""
+
+    status: str
+    dialect: str
+    diskFreeBytes: NotRequired[int]
+    reason: NotRequired[str]
+
+
+class BrokerHealth(TypedDict):
+    """The ``broker`` component, with its connected clients and subscriptions while it runs."""
+
+    status: str
+    clients: NotRequired[int]
+    subscriptions: NotRequired[int]
+
+
+class BrokerStateHealth(TypedDict):
+    """The ``brokerState`` component (when broker persistence is on): ``down`` while its writes fail."""
+
+    status: str
+    mode: str
+    reason: NotRequired[str]
+    failedAttempts: NotRequired[int]
+
+
+class HealthComponents(TypedDict):
+    """Each component's status (``up`` or ``down``) and what explains it."""
+
+    database: DatabaseHealth
+    broker: BrokerHealth
+    brokerState: NotRequired[BrokerStateHealth]
+    ingest: IngestHealth
+
+
 class HealthReport(BaseModel):
     """What ``GET /health`` answers (the messaging counters are totals over every organization)."""
 
@@ -52,7 +87,7 @@ class HealthReport(BaseModel):
     message_count: int | None
     active_subscriptions: int
     websocket_connections: int
-    components: dict[str, dict[str, Any]]
+    components: HealthComponents
 
 
 @router.get(
@@ -67,47 +102,55 @@ class HealthReport(BaseModel):
     response_model=HealthReport,
     responses={503: {"description": "A component is down", "model": HealthReport}},
 )
-async def health(state: StateDep) -> JSONResponse:
+async def health(state: StateDep, response: Response) -> HealthReport:
     """``status`` is ``healthy`` when every component is up (HTTP 200), else ``degraded`` (HTTP 503)."""
     report = await health_report(state)
-    return JSONResponse(report, status_code=200 if report["status"] == "healthy" else 503)
+    if report.status != "healthy":
+        response.status_code = 503
+    return report
 
 
-async def health_report(state: AppState) -> dict[str, Any]:
+async def health_report(state: AppState) -> HealthReport:
     """The body of ``GET /health``: the status of each component, then the messaging counters."""
     database, settings = state.database, state.settings
     database_up = await database.ping()
     broker_up = state.broker.state is BrokerState.RUNNING
-    database_report: dict[str, Any] = {"status": "up" if database_up else "down", "dialect": database.dialect}
-    broker_report: dict[str, Any] = {"status": "up" if broker_up else "down"}
-    components: dict[str, Mapping[str, Any]] = {"database": database_report, "broker": broker_report}
+    database_report: DatabaseHealth = {"status": "up" if database_up else "down", "dialect": database.dialect}
+    broker_report: BrokerHealth = {"status": "up" if broker_up else "down"}
     free = disk_free(database.url)
     if free is not None:
         # A full disk does not stop a ping (reads work): said here before the next write fails on it.
         database_report["diskFreeBytes"] = free
         if free < settings.database_min_free_mb * 1024 * 1024:
-            database_report |= {"status": "down", "reason": "disk full"}
+            database_report["status"], database_report["reason"] = "down", "disk full"
+    # A database that answers a ping can still refuse writes (disk full, read-only): the writer knows.
+    components: HealthComponents = {
+        "database": database_report,
+        "broker": broker_report,
+        "ingest": state.service(TelemetryService).health(),
+    }
     if broker_up:
         stats = state.broker.stats()
-        broker_report |= {"clients": stats.clients_connected, "subscriptions": stats.subscriptions}
+        broker_report["clients"], broker_report["subscriptions"] = stats.clients_connected, stats.subscriptions
         if settings.broker_persistence != "off":
             # Retained messages and sessions written to data_dir/broker-state.db (README "Durability").
             error = stats.state_write_error
-            state_report: dict[str, Any] = {
+            state_report: BrokerStateHealth = {
                 "status": "up" if error is None else "down",
                 "mode": settings.broker_persistence,
             }
             if error is not None:
-                state_report |= {"reason": error, "failedAttempts": stats.state_write_failures}
+                state_report["reason"], state_report["failedAttempts"] = error, stats.state_write_failures
             components["brokerState"] = state_report
-    # A database that answers a ping can still refuse writes (disk full, read-only): the writer knows.
-    components["ingest"] = state.service(TelemetryService).health()
-    healthy = all(component["status"] == "up" for component in components.values())
+    statuses = [database_report["status"], broker_report["status"], components["ingest"]["status"]]
+    if "brokerState" in components:
+        statuses.append(components["brokerState"]["status"])
+    healthy = all(status == "up" for status in statuses)
     messaging = await state.service(MessagingService).health()
-    return {
-        "status": "healthy" if healthy else "degraded",
-        "version": __version__,
-        "uptime": round(state.uptime, 3),
+    return HealthReport(
+        status="healthy" if healthy else "degraded",
+        version=__version__,
+        uptime=round(state.uptime, 3),
         **messaging,
-        "components": components,
-    }
+        components=components,
+    )

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from typing_extensions import TypedDict
 
 from mqtthub.messaging.namespace import check_topic_filter, check_topic_name
 
@@ -138,3 +139,12 @@ def encode_payload(payload: bytes) -> tuple[str, PayloadEncoding]:
         return payload.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         return base64.b64encode(payload).decode("ascii"), "base64"
+
+
+class MessagingHealth(TypedDict):
+    """The messaging fields of ``GET /health`` (document 004's names; totals over every organization)."""
+
+    mqtt_connected: bool
+    message_count: int | None
+    active_subscriptions: int
+    websocket_connections: int

@@ -33,7 +33,7 @@ from mqtthub.messaging.live import LiveFeed, LiveListener
 from mqtthub.messaging.namespace import OrgScope
 from mqtthub.messaging.ratelimit import TokenBucketLimiter
 from mqtthub.messaging.recorder import HistoryRecorder, Record
-from mqtthub.messaging.schemas import encode_payload
+from mqtthub.messaging.schemas import MessagingHealth, encode_payload
 from mqtthub.models import MessageSubscription, Organization
 from mqtthub.models.messaging import MAX_RECORDED_TOPIC_LENGTH
 
@@ -328,7 +328,7 @@ class MessagingService:
         with contextlib.suppress(StateError):
             self._broker().unsubscribe(handle)
 
-    async def health(self) -> dict[str, Any]:
+    async def health(self) -> MessagingHealth:
         """The messaging fields of ``GET /health`` (totals over every organization, no topics)."""
         message_count: int | None = None
         try:
