@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from mqtthub.integrations.service import IntegrationService
     from mqtthub.messaging.service import MessagingService
     from mqtthub.observability.auth_checks import AuthChecks
+    from mqtthub.realtime.fanout import FanOut
     from mqtthub.telemetry import TelemetryService
 
 
@@ -273,11 +274,32 @@ def telemetry_families(telemetry: TelemetryService, messaging: MessagingService)
     for candidate in WriterState:
         state.add_metric([candidate.value], 1 if writer.state is candidate else 0)
     yield state
+    yield from live_families({"stream": telemetry.realtime}, ws_clients=messaging.feed.count())
+
+
+def live_families(fanouts: Mapping[str, FanOut[Any]], *, ws_clients: int) -> Iterator[Metric]:
+    """Live clients, events dropped for slow ones and slow ones disconnected, by endpoint (fan-out name)."""
     yield _labelled(
         GaugeMetricFamily(
             "mqtthub_live_clients", "Live-stream clients connected now, by endpoint.", labels=["endpoint"]
         ),
-        {"stream": telemetry.realtime.subscriber_count, "ws": messaging.feed.count()},
+        {name: fanout.count() for name, fanout in fanouts.items()} | {"ws": ws_clients},
+    )
+    yield _labelled(
+        CounterMetricFamily(
+            "mqtthub_live_dropped",
+            "Live events discarded for clients too slow to take them (drop_oldest policy), by endpoint.",
+            labels=["endpoint"],
+        ),
+        {name: fanout.dropped for name, fanout in fanouts.items()},
+    )
+    yield _labelled(
+        CounterMetricFamily(
+            "mqtthub_live_disconnected",
+            "Live clients disconnected for falling behind (disconnect policy), by endpoint.",
+            labels=["endpoint"],
+        ),
+        {name: fanout.disconnected for name, fanout in fanouts.items()},
     )
 
 

@@ -1,5 +1,6 @@
-"""In-process fan-out of live events to WebSocket and Socket.IO subscribers, scoped by organization."""
+"""The one live fan-out (bounded queues, named overflow policies, organization scoping) and its endpoints."""
 
-from mqtthub.realtime.bus import Event, OverflowPolicy, RealtimeBus, Subscriber
+from mqtthub.realtime.bus import Event, RealtimeBus
+from mqtthub.realtime.fanout import FanOut, OverflowPolicy, Subscriber
 
-__all__ = ["Event", "OverflowPolicy", "RealtimeBus", "Subscriber"]
+__all__ = ["Event", "FanOut", "OverflowPolicy", "RealtimeBus", "Subscriber"]

@@ -11,7 +11,8 @@ Messages from the client::
     {"action": "unsubscribe", "topics": ["devices/+/datastream"]}
     {"action": "ping"}
 
-``?topics=a,b`` subscribes at once. Messages to the client::
+``?topics=a,b`` subscribes at once; ``?overflow=drop_oldest|disconnect`` names what happens when the
+client falls behind (below). Messages to the client::
 
     {"event": "ready", "organizationId": "...", "topics": [...]}
     {"event": "subscribed", "topics": [...]}                       (the whole current set)
@@ -20,8 +21,10 @@ Messages from the client::
     {"event": "error", "error": "...", "code": "..."}
     {"event": "pong"}
 
-Each client has a bounded queue (``MQTTHUB_REALTIME_QUEUE_SIZE``) with the ``drop_oldest``
-policy: a slow client misses events (and is told how many), ingestion never waits for it.
+Each client has a bounded queue (``MQTTHUB_REALTIME_QUEUE_SIZE``) in the shared fan-out, so ingestion never
+waits for it. With ``drop_oldest`` (the default) a slow client misses events and is told how many; with
+``disconnect`` it gets ``{"event": "error", "code": "too_slow", ...}`` and the connection closes with code
+1013 (try again later).
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 
 from mqtthub.errors import MQTTHubError, ValidationFailedError
 from mqtthub.realtime.access import StreamAuthenticator, StreamIdentity
-from mqtthub.realtime.bus import RealtimeBus, Subscriber
+from mqtthub.realtime.bus import Event, RealtimeBus
+from mqtthub.realtime.fanout import SLOW_CLIENT_CLOSE_CODE, SLOW_CLIENT_GRACE, Subscriber, overflow_policy
 from mqtthub.web.deps import DatabaseDep, SecretsDep
 from mqtthub.web.state import provide
 
@@ -74,7 +78,7 @@ async def _authenticate(websocket: WebSocket, authenticator: StreamAuthenticator
     return await authenticator.identify(token, organization_id)
 
 
-async def _pump(websocket: WebSocket, subscriber: Subscriber) -> None:
+async def _pump(websocket: WebSocket, subscriber: Subscriber[Event]) -> None:
     async for event in subscriber:
         dropped = subscriber.take_dropped()
         if dropped:
@@ -82,7 +86,12 @@ async def _pump(websocket: WebSocket, subscriber: Subscriber) -> None:
         await websocket.send_json(event.to_json())
 
 
-async def _listen(websocket: WebSocket, identity: StreamIdentity, subscriber: Subscriber) -> None:
+def _filters(subscriber: Subscriber[Event]) -> tuple[str, ...]:
+    # Stream subscribers always name their filters (an empty set receives nothing); None is the /ws feed.
+    return subscriber.filters or ()
+
+
+async def _listen(websocket: WebSocket, identity: StreamIdentity, subscriber: Subscriber[Event]) -> None:
     while True:
         raw = await websocket.receive_text()
         try:
@@ -95,13 +104,13 @@ async def _listen(websocket: WebSocket, identity: StreamIdentity, subscriber: Su
                 continue
             if action == "subscribe":
                 wanted = identity.check(_topics(message.get("topics")))
-                subscriber.set_filters([*subscriber.filters, *wanted])
+                subscriber.set_filters([*_filters(subscriber), *wanted])
             elif action == "unsubscribe":
                 removed = set(_topics(message.get("topics")))
-                subscriber.set_filters([f for f in subscriber.filters if f not in removed])
+                subscriber.set_filters([f for f in _filters(subscriber) if f not in removed])
             else:
                 raise ValidationFailedError("action must be subscribe, unsubscribe or ping", field="action")
-            await websocket.send_json({"event": "subscribed", "topics": list(subscriber.filters)})
+            await websocket.send_json({"event": "subscribed", "topics": list(_filters(subscriber))})
         except ValueError:
             await websocket.send_json({"event": "error", "error": "messages must be JSON", "code": "validation_error"})
         except MQTTHubError as exc:
@@ -115,7 +124,8 @@ async def stream(websocket: WebSocket, bus: RealtimeDep, database: DatabaseDep, 
     try:
         identity = await _authenticate(websocket, StreamAuthenticator(database, secrets))
         initial = [t for t in websocket.query_params.get("topics", "").split(",") if t]
-        subscriber = bus.subscribe(identity.organization_id, identity.check(initial))
+        policy = overflow_policy(websocket.query_params.get("overflow"))
+        subscriber = bus.subscribe(identity.organization_id, identity.check(initial), policy=policy)
     except (MQTTHubError, TimeoutError, ValueError, WebSocketDisconnect) as exc:
         if isinstance(exc, MQTTHubError):
             with contextlib.suppress(Exception):
@@ -125,17 +135,27 @@ async def stream(websocket: WebSocket, bus: RealtimeDep, database: DatabaseDep, 
         return
     try:
         await websocket.send_json(
-            {"event": "ready", "organizationId": identity.organization_id, "topics": list(subscriber.filters)}
+            {"event": "ready", "organizationId": identity.organization_id, "topics": list(_filters(subscriber))}
         )
         async with asyncio.TaskGroup() as tasks:
-            pump = tasks.create_task(_pump(websocket, subscriber), name="stream-pump")
-            listener = tasks.create_task(_listen(websocket, identity, subscriber), name="stream-listen")
-            await asyncio.wait({pump, listener}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (pump, listener):
+            running = {
+                tasks.create_task(_pump(websocket, subscriber), name="stream-pump"),
+                tasks.create_task(_listen(websocket, identity, subscriber), name="stream-listen"),
+                tasks.create_task(subscriber.wait_closed(), name="stream-overflow"),
+            }
+            await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for task in running:
                 task.cancel()
-    except* (WebSocketDisconnect, RuntimeError, OSError):
+        if subscriber.overflowed:
+            # The pump may have been waiting on the slow client's socket; these frames queue behind what it
+            # has not read yet, and the hub waits only so long for it to take them.
+            async with asyncio.timeout(SLOW_CLIENT_GRACE):
+                await websocket.send_json({"event": "error", "error": subscriber.overflow_message, "code": "too_slow"})
+                await websocket.close(SLOW_CLIENT_CLOSE_CODE)
+    except* (WebSocketDisconnect, RuntimeError, OSError, TimeoutError):
         pass
     finally:
         subscriber.close()
         with contextlib.suppress(Exception):
-            await websocket.close()
+            async with asyncio.timeout(SLOW_CLIENT_GRACE):  # a client that reads nothing cannot hold the task
+                await websocket.close()

@@ -185,7 +185,7 @@ class TelemetryService:
             "refusedByDatabase": writer.refused,
             "releasedAfterHoldTimeout": writer.released,
             "databaseOutages": writer.outages,
-            "liveSubscribers": self.realtime.subscriber_count,
+            "liveSubscribers": self.realtime.count(),
         }
 
     def health(self) -> IngestHealth:

@@ -1,4 +1,4 @@
-"""The live event bus: organization scoping, topic filters, bounded queues and overflow policies."""
+"""The live fan-out: organization scoping, filters, the feed, permissions, bounded queues, overflow policies."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import asyncio
 import pytest
 
 from mqtthub.errors import StateError, ValidationFailedError
-from mqtthub.realtime import Event, OverflowPolicy, RealtimeBus
+from mqtthub.realtime import Event, FanOut, OverflowPolicy, RealtimeBus
+from mqtthub.realtime.fanout import overflow_policy
 
 
 def _event(org: str, n: int = 0, topic: str = "devices/d1/datastream") -> Event:
@@ -42,12 +43,53 @@ async def test_drop_oldest_counts_what_was_lost() -> None:
 async def test_disconnect_policy_closes_the_slow_subscriber() -> None:
     bus = RealtimeBus()
     slow = bus.subscribe("o", ["#"], maxsize=2, policy=OverflowPolicy.DISCONNECT)
+    keeping_up = bus.subscribe("o", ["#"], maxsize=2, policy=OverflowPolicy.DISCONNECT)
     for n in range(3):
         bus.publish(_event("o", n))
+        if n < 2:
+            await keeping_up.get()
     assert slow.closed
-    assert bus.subscriber_count == 0
+    assert slow.overflowed
+    assert "2 events" in slow.overflow_message
+    assert not keeping_up.closed
+    assert (await keeping_up.get()).data == {"n": 2}
+    assert bus.count() == 1
+    assert (bus.disconnected, bus.dropped) == (1, 0)
     with pytest.raises(StateError):
         await slow.get()
+
+
+async def test_drops_are_counted_once_per_fanout() -> None:
+    fanout: FanOut[Event] = FanOut("test", queue_size=2)
+    slow = fanout.subscribe("o", ["#"])
+    other = fanout.subscribe("o", ["#"], maxsize=5)
+    for n in range(4):
+        fanout.publish(_event("o", n))
+    assert (slow.dropped, other.dropped, fanout.dropped, fanout.published) == (2, 0, 2, 4)
+
+
+async def test_feed_followers_and_permissions() -> None:
+    fanout: FanOut[Event] = FanOut("test")
+    follower = fanout.subscribe("o", None)
+    bounded = fanout.subscribe("o", None, allowed=["public/#"])
+    own = fanout.subscribe("o", ["live/+"], allowed=["live/#"])
+    fanout.publish(_event("o", 1, "public/a"), in_feed=True)
+    fanout.publish(_event("o", 2, "private/a"), in_feed=True)
+    fanout.publish(_event("o", 3, "live/a"), in_feed=False)
+    fanout.publish(_event("o", 4, "live/b"), in_feed=True)
+    assert [(await follower.get()).data["n"] for _ in range(follower.qsize())] == [1, 2, 4]
+    assert [(await bounded.get()).data["n"] for _ in range(bounded.qsize())] == [1]
+    assert [(await own.get()).data["n"] for _ in range(own.qsize())] == [3, 4]
+    own.set_filters(None)
+    fanout.publish(_event("o", 5, "live/c"), in_feed=False)
+    assert own.qsize() == 0
+
+
+def test_overflow_policies_by_name() -> None:
+    assert overflow_policy(None) is OverflowPolicy.DROP_OLDEST
+    assert overflow_policy("disconnect") is OverflowPolicy.DISCONNECT
+    with pytest.raises(ValidationFailedError, match="drop_oldest, disconnect"):
+        overflow_policy("block")
 
 
 async def test_a_waiting_reader_is_woken_and_close_ends_iteration() -> None:
@@ -84,7 +126,7 @@ async def test_subscribe_all_sees_the_organizations_it_is_interested_in() -> Non
     assert [(await everything.get()).organization_id for _ in range(2)] == ["a", "b"]
     assert everything.qsize() == 0
     everything.close()
-    assert bus.subscriber_count == 0
+    assert bus.count() == 0
     assert not bus.has_listeners("a")
     bus.subscribe("c", ["#"])
     assert bus.has_listeners("c")
