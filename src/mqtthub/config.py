@@ -12,7 +12,7 @@ import ipaddress
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mqtthub.errors import ConfigurationError
@@ -162,6 +162,30 @@ class Settings(BaseSettings):
         description="Longest MQTT keep alive granted, in seconds: a 5.0 client asking for more, or for none (0), "
         "gets this value as Server Keep Alive in CONNACK. 3.1.1 clients keep their own (their protocol cannot "
         "be told another).",
+    )
+    broker: Literal["embedded", "rabbitmq"] = Field(
+        "embedded",
+        description="`embedded`: the hub is the MQTT broker. `rabbitmq`: an external RabbitMQ cluster is (see "
+        "docs/scale-out.md); the hub opens no MQTT listener and uses the `rabbitmq_*` settings.",
+    )
+    rabbitmq_amqp_url: str | None = Field(
+        None,
+        description="`amqp://user:password@host:5672` of the hub's RabbitMQ account (an administrator), for "
+        "`broker=rabbitmq`; the hub opens one connection per organization's vhost.",
+    )
+    rabbitmq_management_url: str | None = Field(
+        None, description="Base URL of RabbitMQ's management API (`http://host:15672`), same account."
+    )
+    rabbitmq_ingest_queue: str = Field(
+        "mqtthub.ingest",
+        min_length=1,
+        description="Name of the replicated queue every hub consumes device topics from.",
+    )
+    rabbitmq_prefetch: int = Field(
+        500, ge=1, le=65535, description="Unacknowledged ingest messages one hub holds per organization's vhost."
+    )
+    rabbitmq_poll_interval: float = Field(
+        2.0, gt=0, le=3600, description="Seconds between two listings of the cluster's MQTT connections."
     )
     broker_persistence: Literal["off", "periodic", "sync"] = Field(
         "sync",
@@ -315,6 +339,12 @@ class Settings(BaseSettings):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         return value
 
+    @model_validator(mode="after")
+    def _external_broker_located(self) -> Settings:
+        if self.broker == "rabbitmq" and (self.rabbitmq_amqp_url is None or self.rabbitmq_management_url is None):
+            raise ValueError("broker=rabbitmq needs MQTTHUB_RABBITMQ_AMQP_URL and MQTTHUB_RABBITMQ_MANAGEMENT_URL")
+        return self
+
 
 def parse_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     """Networks from a comma-separated list (``127.0.0.0/8, ::1``; a bare address is a one-address network).
@@ -355,7 +385,7 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 
 def _is_secret(name: str) -> bool:
-    return any(word in name for word in ("PASSWORD", "SECRET", "KEY", "METRICS_TOKEN"))
+    return any(word in name for word in ("PASSWORD", "SECRET", "KEY", "METRICS_TOKEN", "AMQP_URL"))
 
 
 def settings_table() -> str:

@@ -27,6 +27,7 @@ from types import TracebackType
 import uvicorn
 from fastapi import FastAPI
 
+from mqtthub import external
 from mqtthub.api.app import create_app
 from mqtthub.auth.attempts import LoginGuard
 from mqtthub.auth.bootstrap import FirstRunCredentials, bootstrap_first_run
@@ -35,6 +36,7 @@ from mqtthub.auth.ca import CA_KEY_NAME, CertificateAuthority
 from mqtthub.auth.credential_cache import CredentialCache
 from mqtthub.auth.live import AccessEnded, DeviceChanged, apply_access_ended
 from mqtthub.auth.operator_rules import OperatorRules, RulesFile, invalidate_changed
+from mqtthub.auth.organizations import OrganizationCreated
 from mqtthub.auth.passwords import PasswordWorkers
 from mqtthub.auth.revalidation import CredentialRevalidator
 from mqtthub.authbackend.common import AuthBackend
@@ -163,7 +165,8 @@ class Hub:
         self._secrets: SecretBox | None = None
         self._http_socket: socket.socket | None = None
         self._http_server: _EmbeddedUvicorn | None = None
-        self._broker: Broker | None = None
+        self._broker: BrokerHandle | None = None
+        self._embedded: Broker | None = None
         self._ca: CertificateAuthority | None = None
         self._messaging: MessagingService | None = None
         self._telemetry: TelemetryService | None = None
@@ -223,7 +226,7 @@ class Hub:
 
     @property
     def authenticator(self) -> DatabaseAuthenticator:
-        """The embedded broker's authenticator (its counters feed ``/metrics``)."""
+        """The MQTT clients' authenticator (its counters feed ``/metrics``)."""
         if self._authenticator is None:
             raise StateError("the hub is not started")
         return self._authenticator
@@ -270,11 +273,16 @@ class Hub:
 
     @property
     def mqtt_urls(self) -> dict[str, str]:
-        """Where MQTT clients connect, by label (``MQTT``, ``MQTT TLS``, ``MQTT WebSocket``, ``MQTT WSS``)."""
+        """Where MQTT clients connect, by label (``MQTT``, ``MQTT TLS``, ``MQTT WebSocket``, ``MQTT WSS``).
+
+        Empty with an external broker: clients connect to it, not to the hub.
+        """
         if self._broker is None:
             raise StateError("the hub is not started")
-        urls = {}
-        for name, (host, port) in self._broker.addresses.items():
+        urls: dict[str, str] = {}
+        if self._embedded is None:
+            return urls
+        for name, (host, port) in self._embedded.addresses.items():
             label, scheme = _LISTENER_LABELS[name]
             path = "/mqtt" if name in ("ws", "wss") else ""
             urls[label] = f"{scheme}://{host}:{port}{path}"
@@ -307,7 +315,7 @@ class Hub:
             settings=self.settings,
             database=self.database,
             secrets=self.secrets,
-            broker=self._embedded_broker(),
+            broker=self.broker,
             started_at=self.started_at,
             services=(
                 self.telemetry,
@@ -327,11 +335,6 @@ class Hub:
             metrics_registry=self.metrics_registry,
             http_metrics=self.http_metrics,
         )
-
-    def _embedded_broker(self) -> Broker:
-        if self._broker is None:
-            raise StateError("the hub is not started")
-        return self._broker
 
     # --- life cycle ------------------------------------------------------------------------------
 
@@ -391,22 +394,12 @@ class Hub:
         self._changes.subscribe(DeviceChanged, lambda change: directory.forget(f"device:{change.device_id}"))
         # Runs after the broker stopped and before the database closes: the last uses noted get written.
         self._stack.push_async_callback(self._authenticator.last_used.settle)
-        state_store = None
-        if settings.broker_persistence != "off":
-            # Entered before the broker, so it closes after the broker's last write.
-            state_store = await self._stack.enter_async_context(
-                SQLiteStateStore(settings.data_dir / BROKER_STATE_FILE, durable=settings.broker_persistence == "sync")
-            )
-        self._broker = await self._stack.enter_async_context(
-            Broker(
-                broker_config(settings, self._ca.cert_file),
-                authenticator=self._authenticator,
-                authorizer=self._authorizer,
-                sink=self._telemetry.sink,
-                observer=self._telemetry.observer,
-                state_store=state_store,
-            )
-        )
+        if settings.broker == "rabbitmq":
+            rabbit = external.rabbit_broker(settings, self._database, self._telemetry.sink, self._authenticator)
+            self._broker = await self._stack.enter_async_context(rabbit)
+            self._changes.subscribe(OrganizationCreated, external.vhost_follower(rabbit))
+        else:
+            self._broker = self._embedded = await self._start_embedded_broker()
         self._telemetry.broker = self._broker
         self._changes.subscribe(AccessEnded, functools.partial(apply_access_ended, self._broker))
         self._changes.subscribe(DeviceChanged, lambda change: self.telemetry.directory.forget_device(change.device_id))
@@ -422,6 +415,25 @@ class Hub:
             self._metrics_socket = bind_socket(settings.host, settings.metrics_port)
             self._stack.callback(self._metrics_socket.close)
         logger.info("database ready (%s)", self._database.dialect)
+
+    async def _start_embedded_broker(self) -> Broker:
+        settings = self.settings
+        state_store = None
+        if settings.broker_persistence != "off":
+            # Entered before the broker, so it closes after the broker's last write.
+            state_store = await self._stack.enter_async_context(
+                SQLiteStateStore(settings.data_dir / BROKER_STATE_FILE, durable=settings.broker_persistence == "sync")
+            )
+        return await self._stack.enter_async_context(
+            Broker(
+                broker_config(settings, self.ca.cert_file),
+                authenticator=self.authenticator,
+                authorizer=self._authorizer,
+                sink=self.telemetry.sink,
+                observer=self.telemetry.observer,
+                state_store=state_store,
+            )
+        )
 
     def _private_files(self) -> list[Path]:
         """The files with secrets or state the hub keeps, which only its account may read."""

@@ -90,3 +90,13 @@ def test_readme_table_is_generated_from_the_settings() -> None:
     end = readme.index("<!-- settings:end -->")
     assert readme[start:end].strip() == settings_table()
     assert all(f"`MQTTHUB_{name.upper()}`" in readme for name in Settings.model_fields)
+
+
+def test_an_external_broker_needs_its_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MQTTHUB_BROKER", "rabbitmq")
+    monkeypatch.setenv("MQTTHUB_RABBITMQ_AMQP_URL", "amqp://hub:s3cret-pw@rabbit:5672")
+    with pytest.raises(ConfigurationError, match="MQTTHUB_RABBITMQ_MANAGEMENT_URL") as refused:
+        load_settings()
+    assert "s3cret-pw" not in str(refused.value)
+    monkeypatch.setenv("MQTTHUB_RABBITMQ_MANAGEMENT_URL", "http://rabbit:15672")
+    assert load_settings().broker == "rabbitmq"

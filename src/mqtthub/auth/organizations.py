@@ -12,6 +12,7 @@ Endpoints (all need a session token):
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime
 
 from fastapi import APIRouter, Request, Response
@@ -29,6 +30,13 @@ from mqtthub.web.deps import SessionDep
 from mqtthub.web.openapi import errors
 
 SHORT_ID = re.compile(r"^[a-z0-9]{6,10}$")
+
+
+@dataclass(frozen=True, slots=True)
+class OrganizationCreated:
+    """A new organization, committed: an external broker gets its tenancy (a RabbitMQ vhost) for it."""
+
+    short_id: str
 
 
 class OrganizationCreate(BaseModel):
@@ -81,6 +89,7 @@ async def create_organization(session: AsyncSession, name: str, short_id: str | 
     organization = Organization(name=name, short_id=short_id)
     session.add(organization)
     await session.flush()
+    record(session, OrganizationCreated(short_id))
     return organization
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from mqtthub.broker.hooks import BrokerMessage, Principal
 from mqtthub.broker.stats import BrokerStats
 from mqtthub.mqtt.packets import Properties
+
+if TYPE_CHECKING:
+    from mqtthub.broker.server import BrokerState  # the server module imports this one
 
 
 class LocalSubscription(Protocol):
@@ -18,6 +21,11 @@ class LocalSubscription(Protocol):
 
 class BrokerHandle(Protocol):
     """What the rest of mqtthub needs from a broker. Topics are full internal topics (mountpoints included)."""
+
+    @property
+    def state(self) -> BrokerState:
+        """Where the broker is in its life cycle (``/health`` reports it)."""
+        ...
 
     async def publish(
         self,

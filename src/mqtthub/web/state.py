@@ -16,7 +16,7 @@ from typing import TypeVar
 from fastapi import FastAPI
 from starlette.requests import HTTPConnection
 
-from mqtthub.broker import Broker
+from mqtthub.broker import BrokerHandle
 from mqtthub.config import Settings
 from mqtthub.crypto import SecretBox
 from mqtthub.db import Database
@@ -35,7 +35,7 @@ class AppState:
         settings: the hub's settings.
         database: the open database (request sessions come from it).
         secrets: token hashing and secret encryption under the hub's key.
-        broker: the embedded broker (publishing, kicks, state and counters for ``/health``).
+        broker: the broker, embedded or external (publishing, kicks, state and counters for ``/health``).
         started_at: when the hub was created (epoch seconds), for ``uptime``.
         services: the domain services (telemetry, messaging, integrations, password workers, login guard,
             certificate authority, ...), found by their type with :meth:`service`.
@@ -44,7 +44,7 @@ class AppState:
     settings: Settings
     database: Database
     secrets: SecretBox
-    broker: Broker
+    broker: BrokerHandle
     started_at: float
     services: tuple[object, ...] = ()
 

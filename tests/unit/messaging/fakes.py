@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from mqtthub.broker import BrokerState
 from mqtthub.broker.handle import LocalSubscription
 from mqtthub.broker.hooks import BrokerMessage, Principal
 from mqtthub.broker.stats import BrokerStats
@@ -31,6 +32,10 @@ class FakeBroker:
         self.running = True
         self.subscriptions: list[FakeSubscription] = []
         self.published: list[BrokerMessage] = []
+
+    @property
+    def state(self) -> BrokerState:
+        return BrokerState.RUNNING if self.running else BrokerState.CLOSED
 
     def provider(self) -> FakeBroker:
         if not self.running:
