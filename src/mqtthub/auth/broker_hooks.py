@@ -308,7 +308,7 @@ class DatabaseAuthenticator:
             entry.last_used = now
             self.last_used.record(model, entry.token_id, now)
 
-    async def _fetch_api_tokens(self, hashes: list[str]) -> dict[str, Any]:
+    async def _fetch_api_tokens(self, hashes: list[str]) -> dict[str, tuple[Any, ...]]:
         statement = (
             select(
                 MqttApiToken.token_hash,
@@ -326,7 +326,7 @@ class DatabaseAuthenticator:
         )
         return await self._rows_by_first_column(statement)
 
-    async def _fetch_device_tokens(self, hashes: list[str]) -> dict[str, Any]:
+    async def _fetch_device_tokens(self, hashes: list[str]) -> dict[str, tuple[Any, ...]]:
         statement = (
             select(
                 DeviceToken.token_hash,
@@ -345,7 +345,7 @@ class DatabaseAuthenticator:
         )
         return await self._rows_by_first_column(statement)
 
-    async def _rows_by_first_column(self, statement: Any) -> dict[str, Any]:
+    async def _rows_by_first_column(self, statement: Any) -> dict[str, tuple[Any, ...]]:
         async with self._database.session() as session:
             result = await session.execute(statement)
             return {row[0]: tuple(row[1:]) for row in result}

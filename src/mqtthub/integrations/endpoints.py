@@ -28,7 +28,6 @@ from mqtthub.integrations.outbound import OutboundRefused
 from mqtthub.integrations.runtime import connection_options, generated_client_id, load_runtime
 from mqtthub.integrations.schemas import (
     BrokerConfig,
-    BrokerConfigOut,
     ConnectionStatusJson,
     ConnectionTestResult,
     Done,
@@ -150,7 +149,7 @@ def _config_out(config: MqttConfig) -> MqttConfigJson:
     return {
         "id": config.id,
         "product_id": config.product_id,
-        "broker": BrokerConfigOut.model_validate(repository.masked_broker(config.broker)),
+        "broker": repository.masked_broker(config.broker),
         "topics": TopicsConfigOut.model_validate(config.topics),
         "created_at": config.created_at.isoformat(),
         "updated_at": config.updated_at.isoformat(),

@@ -13,7 +13,14 @@ from mqtthub.db.base import utcnow
 from mqtthub.errors import NotFoundError, ValidationFailedError
 from mqtthub.integrations.action_specs import DomainAction, dump_actions
 from mqtthub.integrations.runtime import SECRET_FIELDS, compose_topic
-from mqtthub.integrations.schemas import MASK, BrokerConfig, MqttConfigIn, SubscriptionCreate, SubscriptionUpdate
+from mqtthub.integrations.schemas import (
+    MASK,
+    BrokerConfig,
+    BrokerConfigOut,
+    MqttConfigIn,
+    SubscriptionCreate,
+    SubscriptionUpdate,
+)
 from mqtthub.models import EventSubscription, MqttConfig, Product
 
 
@@ -115,12 +122,12 @@ def _changed_destination(given: dict[str, Any], stored: dict[str, Any]) -> str |
     return None
 
 
-def masked_broker(stored: dict[str, Any]) -> dict[str, Any]:
+def masked_broker(stored: dict[str, Any]) -> BrokerConfigOut:
     """The stored broker object as responses show it: secrets ``"***"`` when set, null when not."""
     shown = dict(stored)
     for name in SECRET_FIELDS:
         shown[name] = MASK if stored.get(name) else None
-    return shown
+    return BrokerConfigOut.model_validate(shown)
 
 
 async def save_config(session: AsyncSession, product: Product, body: MqttConfigIn, secrets: SecretBox) -> MqttConfig:
