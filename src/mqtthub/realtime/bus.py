@@ -10,9 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from mqtthub.realtime.fanout import DEFAULT_QUEUE_SIZE, FanOut
+
+
+class EventJson(TypedDict):
+    """A live event as WebSocket and Socket.IO clients receive it."""
+
+    event: str
+    topic: str
+    data: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +32,7 @@ class Event:
     topic: str
     data: Mapping[str, Any]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> EventJson:
         """The JSON object sent to WebSocket clients."""
         return {"event": self.type, "topic": self.topic, "data": self.data}
 
