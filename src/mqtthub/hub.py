@@ -160,7 +160,8 @@ class Hub:
         self.first_run: FirstRunCredentials | None = None
         self._stack = AsyncExitStack()
         self._database: Database | None = None
-        # Committed changes (credentials ended, devices changed) reach the components that follow them.
+        # Committed changes reach the components that follow them: the services subscribe to it themselves,
+        # the hub subscribes the broker (which knows no database).
         self._changes = ChangeBus()
         self._secrets: SecretBox | None = None
         self._http_socket: socket.socket | None = None
@@ -402,7 +403,6 @@ class Hub:
             self._broker = self._embedded = await self._start_embedded_broker()
         self._telemetry.broker = self._broker
         self._changes.subscribe(AccessEnded, functools.partial(apply_access_ended, self._broker))
-        self._changes.subscribe(DeviceChanged, lambda change: self.telemetry.directory.forget_device(change.device_id))
         self._messaging = await self._stack.enter_async_context(
             MessagingService(settings, self._database, lambda: self.broker, started_at=self.started_at)
         )

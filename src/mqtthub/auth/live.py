@@ -5,7 +5,8 @@ their sessions: a persistent session belongs to the identity that created it, an
 valid leaves no subscription or queued message behind for anyone. Kicking them before the change is committed
 would let a quick reconnect be authenticated against the old state, so services record an :class:`AccessEnded`
 on their session (:mod:`mqtthub.db.changes`) and the hub applies it right after the commit. :class:`DeviceChanged`
-tells whoever caches devices (telemetry's directory) to look again.
+tells whoever caches devices (telemetry's directory) to look again; :class:`OrganizationDeleted` tells the
+services that run something per organization (recorded topic filters, integration connectors) to stop it.
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ class DeviceChanged:
     """A device was changed, disabled, enabled or deleted."""
 
     device_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class OrganizationDeleted:
+    """An organization was deleted with everything in it."""
+
+    organization_id: str
 
 
 def end_access_after_commit(session: AsyncSession, principal_ids: Iterable[str], *, end_sessions: bool = True) -> None:

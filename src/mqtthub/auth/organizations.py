@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mqtthub.auth.bootstrap import make_short_id
 from mqtthub.auth.deps import AuthenticatedUser, CurrentUser, require_org_access
-from mqtthub.auth.live import DeviceChanged, end_access_after_commit
+from mqtthub.auth.live import DeviceChanged, OrganizationDeleted, end_access_after_commit
 from mqtthub.db.changes import record
 from mqtthub.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationFailedError
 from mqtthub.models import ClientCertificate, Device, MqttApiToken, Organization, User
@@ -200,4 +200,5 @@ async def delete(org_id: str, user: CurrentUser, session: SessionDep, request: R
         if principal.startswith("device:"):
             record(session, DeviceChanged(principal.removeprefix("device:")))
     end_access_after_commit(session, principals)
+    record(session, OrganizationDeleted(org_id))
     return Response(status_code=204)

@@ -3,11 +3,16 @@
 A service that changes something other parts act on (a credential revoked, a device disabled, a configuration
 replaced) records a small event on its database session with :func:`record`. When that session commits, the
 events go, in order, to the handlers subscribed on the :class:`ChangeBus` of the :class:`~mqtthub.db.Database`
-that made the session; on rollback they are dropped. So a change takes effect only once it is durable, and a
-service names what changed without knowing who cares (the composition root wires the handlers).
+that made the session (``database.changes``); on rollback, or when the commit fails, they are dropped. So a
+change takes effect only once it is durable, and a service names what changed without knowing who cares: the
+services that follow a change subscribe to their database's bus when they start, and the composition root
+wires the components that know no database (the broker).
 
-Sessions of a database without a bus (the CLI works on the database of a hub it cannot reach) drop their events:
-a running hub learns of such changes by revalidating.
+Handlers run synchronously right after the commit, before the request that made the change is answered. A
+handler whose work takes time (a connector reconnecting) schedules it in its service's background tasks.
+
+The CLI works on the database of a hub it cannot reach: nobody in its process follows its events, and a
+running hub learns of such changes by revalidating.
 """
 
 from __future__ import annotations

@@ -40,7 +40,8 @@ class Database:
     def __init__(self, url: str, *, echo: bool = False, changes: ChangeBus | None = None) -> None:
         self.url = url
         self._echo = echo
-        self._changes = changes
+        self.changes = changes if changes is not None else ChangeBus()
+        """Where the events recorded on this database's sessions go once they commit (:mod:`mqtthub.db.changes`)."""
         self._engine: AsyncEngine | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         self._closed = False
@@ -74,7 +75,7 @@ class Database:
         if self._engine.dialect.name == "sqlite":
             event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
         # Each session carries the bus, so that what a service records reaches it after the commit.
-        self._sessions = async_sessionmaker(self._engine, expire_on_commit=False, info={BUS_KEY: self._changes})
+        self._sessions = async_sessionmaker(self._engine, expire_on_commit=False, info={BUS_KEY: self.changes})
         return self
 
     async def __aexit__(

@@ -19,7 +19,6 @@ import contextlib
 import dataclasses
 import enum
 import logging
-import random
 import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.reasoncodes import ReasonCode
 
+from mqtthub.background import backoff_delay
 from mqtthub.broker.episodes import EpisodeLog
 from mqtthub.client.connection import Connected, ConnectionOptions, ConnectRefused, close_client, connect
 from mqtthub.client.tls import CertificateError
@@ -76,12 +76,6 @@ def describe_failure(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return f"Connection failed: timed out ({exc})" if str(exc) else "Connection failed: timed out"
     return f"Connection failed: {exc}"
-
-
-def backoff_delay(attempt: int, minimum: float, maximum: float) -> float:
-    """Jittered exponential backoff: a uniform draw from the upper half of ``min(maximum, minimum·2^attempt)``."""
-    ceiling = min(maximum, minimum * (2 ** min(attempt, 30)))
-    return random.uniform(ceiling / 2, ceiling)
 
 
 class _Link:

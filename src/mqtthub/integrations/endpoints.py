@@ -2,8 +2,8 @@
 
 Every endpoint needs a session token. Products of another organization do not exist for
 the caller (404 "Product not found"); changing anything needs an org admin (403 otherwise).
-Changes apply to the running connector before the response is sent, so
-``requires_restart`` is always false.
+A change reaches the running connector once it is committed: the connector reloads its
+configuration in the background a moment after the response, so ``requires_restart`` is always false.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from mqtthub.errors import NotFoundError, ValidationFailedError
 from mqtthub.integrations import repository
 from mqtthub.integrations.action_specs import ActionSpec, HttpAction, WebhookAction
 from mqtthub.integrations.outbound import OutboundRefused
-from mqtthub.integrations.runtime import connection_options, generated_client_id, load_runtime
+from mqtthub.integrations.runtime import connection_options, generated_client_id
 from mqtthub.integrations.schemas import (
     BrokerConfig,
     ConnectionStatusJson,
@@ -131,14 +131,10 @@ async def update_product(product_id: str, body: ProductUpdate, user: CurrentUser
 
 
 @router.delete("/{product_id}", status_code=204, summary="Delete a product")
-async def delete_product(
-    product_id: str, integrations: IntegrationsDep, user: CurrentUser, session: SessionDep
-) -> Response:
+async def delete_product(product_id: str, user: CurrentUser, session: SessionDep) -> Response:
     """Delete the product with its configuration, subscriptions, templates and logs; its connector stops."""
     product = await repository.visible_product(session, user, product_id, admin=True)
-    await session.delete(product)
-    await session.flush()
-    await integrations.apply(product_id, None)
+    await repository.delete_product(session, product)
     return Response(status_code=204)
 
 
@@ -177,13 +173,10 @@ def _status_out(integrations: IntegrationService, product_id: str) -> Connection
         status = ConnectionStatus(
             product_id=product_id, client_id=generated_client_id(integrations.settings, product_id)
         )
-        status.connection_error = "integrations are disabled on this hub (MQTTHUB_INTEGRATIONS_ENABLED)"
+        if not integrations.settings.integrations_enabled:
+            status.connection_error = "integrations are disabled on this hub (MQTTHUB_INTEGRATIONS_ENABLED)"
+        # Otherwise the configuration was just committed and its connector is starting.
     return status.as_dict()
-
-
-async def _apply(integrations: IntegrationService, session: SessionDep, product_id: str) -> None:
-    runtime = await load_runtime(session, product_id, integrations.secrets, integrations.settings)
-    await integrations.apply(product_id, runtime)
 
 
 async def _check_destinations(integrations: IntegrationService, actions: list[ActionSpec]) -> None:
@@ -235,11 +228,10 @@ async def get_mqtt_config(
 async def put_mqtt_config(
     product_id: str, body: MqttConfigIn, integrations: IntegrationsDep, user: CurrentUser, session: SessionDep
 ) -> MqttConfigSaved:
-    """Save the configuration; the connector reconnects with it at once (no restart needed)."""
+    """Save the configuration; the connector reconnects with it once it is committed (no restart needed)."""
     product = await repository.visible_product(session, user, product_id, admin=True)
     await integrations.fence.check(body.broker.host, field="broker.host")
     config = await repository.save_config(session, product, body, integrations.secrets)
-    await _apply(integrations, session, product_id)
     return {
         "status": "success",
         # Document 002 answers "updated" whether or not a configuration existed before.
@@ -250,15 +242,10 @@ async def put_mqtt_config(
 
 
 @router.delete("/{product_id}/mqtt-config", summary="Remove MQTT configuration")
-async def delete_mqtt_config(
-    product_id: str, integrations: IntegrationsDep, user: CurrentUser, session: SessionDep
-) -> Done:
+async def delete_mqtt_config(product_id: str, user: CurrentUser, session: SessionDep) -> Done:
     """Disconnect and forget the configuration; subscriptions and their stats are kept."""
     await repository.visible_product(session, user, product_id, admin=True)
-    config = await _configured(session, product_id)
-    await session.delete(config)
-    await session.flush()
-    await integrations.apply(product_id, None)
+    await repository.delete_config(session, await _configured(session, product_id))
     return {"status": "success", "message": "MQTT configuration removed"}
 
 
@@ -385,7 +372,6 @@ async def create_subscription(
     repository.check_domain_actions(body.actions, integrations.settings.integration_domain_actions_url)
     await _check_destinations(integrations, body.actions)
     row = await repository.create_subscription(session, product, body, await _topics(session, product_id))
-    await _apply(integrations, session, product_id)
     return {"status": "success", "message": "Subscription created successfully", "subscription": _subscription_out(row)}
 
 
@@ -398,26 +384,22 @@ async def update_subscription(
     user: CurrentUser,
     session: SessionDep,
 ) -> SubscriptionSaved:
-    """Enable/disable, describe, re-target or replace the actions; applies at once."""
+    """Enable/disable, describe, re-target or replace the actions; the connector follows once committed."""
     await repository.visible_product(session, user, product_id, admin=True)
     row = await repository.subscription_of(session, product_id, subscription_id)
     repository.check_domain_actions(body.actions or [], integrations.settings.integration_domain_actions_url)
     await _check_destinations(integrations, body.actions or [])
     row = await repository.update_subscription(session, row, body, await _topics(session, product_id))
-    await _apply(integrations, session, product_id)
     return {"status": "success", "message": "Subscription updated successfully", "subscription": _subscription_out(row)}
 
 
 @router.delete("/{product_id}/mqtt-config/subscriptions/{subscription_id}", summary="Delete subscription")
-async def delete_subscription(
-    product_id: str, subscription_id: str, integrations: IntegrationsDep, user: CurrentUser, session: SessionDep
-) -> Done:
+async def delete_subscription(product_id: str, subscription_id: str, user: CurrentUser, session: SessionDep) -> Done:
     """Remove the subscription with its stats and failure log."""
     await repository.visible_product(session, user, product_id, admin=True)
-    row = await repository.subscription_of(session, product_id, subscription_id)
-    await session.delete(row)
-    await session.flush()
-    await _apply(integrations, session, product_id)
+    await repository.delete_subscription(
+        session, await repository.subscription_of(session, product_id, subscription_id)
+    )
     return {"status": "success", "message": "Subscription deleted successfully"}
 
 

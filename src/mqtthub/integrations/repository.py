@@ -1,7 +1,13 @@
-"""Reading and writing products, MQTT configurations, subscriptions and templates (services only flush)."""
+"""Reading and writing products, MQTT configurations, subscriptions and templates (services only flush).
+
+Every write that changes what a product's connector runs records an :class:`IntegrationConfigChanged` on the
+session; the integration service reloads the connector from the committed configuration after the commit
+(:mod:`mqtthub.db.changes`), so a change that is rolled back never reaches a running connection.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -10,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mqtthub.auth.deps import AuthenticatedUser, require_org_access
 from mqtthub.crypto import SecretBox
 from mqtthub.db.base import utcnow
+from mqtthub.db.changes import record
 from mqtthub.errors import NotFoundError, ValidationFailedError
 from mqtthub.integrations.action_specs import DomainAction, dump_actions
 from mqtthub.integrations.runtime import SECRET_FIELDS, compose_topic
@@ -22,6 +29,13 @@ from mqtthub.integrations.schemas import (
     SubscriptionUpdate,
 )
 from mqtthub.models import EventSubscription, MqttConfig, Product
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrationConfigChanged:
+    """A product's MQTT configuration or event subscriptions changed, or the product is gone."""
+
+    product_id: str
 
 
 async def visible_product(
@@ -153,7 +167,22 @@ async def save_config(session: AsyncSession, product: Product, body: MqttConfigI
             subscription.topic = topic
             subscription.updated_at = now
     await session.flush()
+    record(session, IntegrationConfigChanged(product.id))
     return config
+
+
+async def delete_config(session: AsyncSession, config: MqttConfig) -> None:
+    """Forget the product's MQTT configuration (its subscriptions and their stats stay); the connector stops."""
+    await session.delete(config)
+    await session.flush()
+    record(session, IntegrationConfigChanged(config.product_id))
+
+
+async def delete_product(session: AsyncSession, product: Product) -> None:
+    """Delete the product with its configuration, subscriptions, templates and logs; the connector stops."""
+    await session.delete(product)
+    await session.flush()
+    record(session, IntegrationConfigChanged(product.id))
 
 
 def check_domain_actions(actions: list[Any], domain_url: str | None) -> None:
@@ -191,6 +220,7 @@ async def create_subscription(
     )
     session.add(row)
     await session.flush()
+    record(session, IntegrationConfigChanged(product.id))
     return row
 
 
@@ -210,4 +240,12 @@ async def update_subscription(
         row.topic = compose_topic(topics["prefix"], topics["pattern"], body.variables)
     row.updated_at = utcnow()
     await session.flush()
+    record(session, IntegrationConfigChanged(row.product_id))
     return row
+
+
+async def delete_subscription(session: AsyncSession, row: EventSubscription) -> None:
+    """Remove a subscription with its stats and failure log."""
+    await session.delete(row)
+    await session.flush()
+    record(session, IntegrationConfigChanged(row.product_id))

@@ -1,10 +1,15 @@
 """The integration service: one connector per configured product, event dispatch, and stats.
 
 Built by the hub as ``IntegrationService(database, secrets, settings, broker)`` and
-entered with ``async with``. Configuration changes made through the API are applied at
-once with :meth:`IntegrationService.apply`: a changed connection means a new connection
-(the old one is closed first), changed subscriptions only resubscribe. Nothing needs a
-restart.
+entered with ``async with``. Configuration changes are applied once they are committed:
+the API records an :class:`~mqtthub.integrations.repository.IntegrationConfigChanged` on
+its session, and after the commit the service's reload loop reads the committed
+configuration again and brings the product's connector in line with it (a changed
+connection means a new connection, the old one closed first; changed subscriptions only
+resubscribe). A deleted organization stops its products' connectors the same way. Nothing
+needs a restart, and a change that is rolled back never touches a running connection.
+The reload loop and the statistics writer run in the service's
+:class:`~mqtthub.background.BackgroundTasks`.
 
 For each message whose topic some subscription matches: the event name is read from the
 payload field named by the product's ``event_field`` (default ``event``), in an expression
@@ -20,10 +25,13 @@ import asyncio
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from types import TracebackType
 
 import httpx
 
+from mqtthub.auth.live import OrganizationDeleted
+from mqtthub.background import BackgroundTasks, ServiceState
 from mqtthub.broker.episodes import EpisodeLog
 from mqtthub.config import Settings
 from mqtthub.crypto import SecretBox
@@ -33,6 +41,7 @@ from mqtthub.integrations.actions import ActionError, ActionRunner, EventContext
 from mqtthub.integrations.connector import Connector, InboundMessage
 from mqtthub.integrations.expressions import ExpressionError, ExpressionPool, Route, Routed
 from mqtthub.integrations.outbound import OutboundFence
+from mqtthub.integrations.repository import IntegrationConfigChanged
 from mqtthub.integrations.runtime import ProductRuntime, configured_products, load_runtime
 from mqtthub.integrations.stats import StatsRecorder
 from mqtthub.integrations.status import ConnectionStatus
@@ -64,11 +73,13 @@ class IntegrationService:
     """Runs every product's connector and the actions its messages trigger.
 
     Args:
-        database: The hub's database (configurations, counters, failure log).
+        database: The hub's database (configurations, counters, failure log); the service follows the
+            changes committed on it.
         secrets: Decrypts stored broker passwords and keys.
         settings: Reconnect timings, SMTP, domain-actions URL, instance id.
         broker: The embedded broker, for ``republish`` to ``local``; None when not running.
         stats_interval: Seconds between writes of the counters and the failure log.
+        reload_retry: Seconds before a connector whose configuration could not be read is reloaded again.
     """
 
     def __init__(
@@ -79,6 +90,7 @@ class IntegrationService:
         broker: LocalPublisher | None = None,
         *,
         stats_interval: float = 0.5,
+        reload_retry: float = 5.0,
     ) -> None:
         self.database = database
         self.secrets = secrets
@@ -87,11 +99,14 @@ class IntegrationService:
         self._running: dict[str, _Running] = {}
         self._http: httpx.AsyncClient | None = None
         self._runner: ActionRunner | None = None
-        self._state = "created"
-        self._changes = asyncio.Lock()
+        self.state = ServiceState.CREATED
+        self._tasks = BackgroundTasks("integrations")
         self._stats = StatsRecorder(database)
         self._stats_interval = stats_interval
-        self._flusher: asyncio.Task[None] | None = None
+        self._reload_retry = reload_retry
+        self._reloads: dict[str, None] = {}
+        """Products whose committed configuration the connector must catch up with, oldest change first."""
+        self._reload_wanted = asyncio.Event()
         self.messages_received = 0
         """Messages received from every connector since the hub started."""
         self.action_results: Counter[tuple[str, str]] = Counter()
@@ -105,52 +120,93 @@ class IntegrationService:
         )
 
     async def __aenter__(self) -> IntegrationService:
-        if self._state != "created":
-            raise StateError(f"the integration service can be started only once (it is {self._state})")
-        self._state = "running"
+        if self.state is not ServiceState.CREATED:
+            raise StateError(f"the integration service can be started only once (it is {self.state.value})")
+        self.state = ServiceState.RUNNING
+        try:
+            await self._open()
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
+        logger.info("integrations: %d connector(s) started", len(self._running))
+        return self
+
+    async def _open(self) -> None:
         self._http = httpx.AsyncClient(transport=self.fence.http_transport(), follow_redirects=True, max_redirects=5)
         await self._expressions.__aenter__()
         self._runner = ActionRunner(
             self.database, self.settings, self._http, self._broker, self._expressions, self.fence
         )
-        self._flusher = asyncio.create_task(self._stats.run(self._stats_interval), name="integrations:stats-flush")
+        await self._tasks.__aenter__()
+        self._tasks.loop("stats-flush", partial(self._stats.run, self._stats_interval))
+        # Followed before the configurations are read, so no change committed meanwhile is missed.
+        self.database.changes.subscribe(IntegrationConfigChanged, self._config_changed)
+        self.database.changes.subscribe(OrganizationDeleted, self._organization_deleted)
         if self.settings.integrations_enabled:
             async with self.database.session() as session:
                 for product_id in await configured_products(session):
                     runtime = await load_runtime(session, product_id, self.secrets, self.settings)
                     if runtime is not None:
                         await self._start(runtime, None)
-        logger.info("integrations: %d connector(s) started", len(self._running))
-        return self
+        # Started last: the connectors above are the only ones it can find, so no product gets two.
+        self._tasks.loop("reload", self._reload_loop)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._state = "closed"
+        if self.state is ServiceState.CLOSED:
+            return
+        self.state = ServiceState.CLOSING
+        await self._tasks.close()
         for running in list(self._running.values()):
             if running.connector is not None:
                 await running.connector.aclose()
         self._running.clear()
-        if self._flusher is not None:
-            self._flusher.cancel()
-            await asyncio.gather(self._flusher, return_exceptions=True)
         await self._stats.flush()
         if self._http is not None:
             await self._http.aclose()
         await self._expressions.__aexit__(None, None, None)
+        self.state = ServiceState.CLOSED
 
     # --- control ---------------------------------------------------------------------------------------
 
-    async def apply(self, product_id: str, runtime: ProductRuntime | None) -> None:
-        """Make the product's connector run ``runtime`` (None: the configuration is gone, stop it)."""
-        if self._state != "running":
-            raise StateError(f"the integration service is {self._state}")
-        async with self._changes:  # one change at a time, so a product never ends up with two connectors
-            await self._apply(product_id, runtime)
+    def _config_changed(self, change: IntegrationConfigChanged) -> None:
+        self._reload_later(change.product_id)
 
-    async def _apply(self, product_id: str, runtime: ProductRuntime | None) -> None:
+    def _organization_deleted(self, change: OrganizationDeleted) -> None:
+        for product_id, running in self._running.items():
+            if running.runtime.organization_id == change.organization_id:
+                self._reload_later(product_id)
+
+    def _reload_later(self, product_id: str) -> None:
+        """Called right after a commit: the reload loop brings the product's connector in line with it."""
+        if self.state is not ServiceState.RUNNING or not self.settings.integrations_enabled:
+            return
+        self._reloads[product_id] = None
+        self._reload_wanted.set()
+
+    async def _reload_loop(self) -> None:
+        while True:
+            await self._reload_wanted.wait()
+            self._reload_wanted.clear()
+            while self._reloads:
+                product_id = next(iter(self._reloads))
+                del self._reloads[product_id]
+                try:
+                    await self._reload(product_id)
+                except Exception:  # the database is down, most likely: the connector keeps running as it was
+                    logger.exception(
+                        "integrations: cannot reload product %s; trying again in %.0f s", product_id, self._reload_retry
+                    )
+                    self._reloads.setdefault(product_id, None)
+                    await asyncio.sleep(self._reload_retry)
+
+    async def _reload(self, product_id: str) -> None:
+        """Make the product's connector run its committed configuration (none: stop it)."""
+        async with self.database.session() as session:
+            runtime = await load_runtime(session, product_id, self.secrets, self.settings)
         running = self._running.get(product_id)
-        if runtime is None or not self.settings.integrations_enabled:
+        if runtime is None:
             if running is not None:
                 del self._running[product_id]
                 if running.connector is not None:

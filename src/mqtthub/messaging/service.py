@@ -3,8 +3,12 @@
 It owns, for every organization, the desired set of recorded topic filters (kept in the
 database, re-established with the broker at start-up) and one in-process broker
 subscription per filter; every matching message goes to the history writer and to the
-organization's live WebSocket listeners. Background loops (history writer, pruner) are
-named tasks in one task group, cancelled and awaited on exit.
+organization's live WebSocket listeners. A filter added or removed through the API is
+recorded as a :class:`FilterRecorded` or :class:`FilterDropped` on the request's session and
+reaches the broker right after the commit (:mod:`mqtthub.db.changes`), so a request that
+fails leaves the broker subscriptions as they were; a deleted organization's filters go the
+same way. Background loops (history writer, pruner) run in the service's
+:class:`~mqtthub.background.BackgroundTasks`, cancelled and awaited on exit.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -22,11 +27,14 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mqtthub.auth.live import OrganizationDeleted
+from mqtthub.background import BackgroundTasks, ServiceState
 from mqtthub.broker.handle import BrokerHandle, LocalSubscription
 from mqtthub.broker.hooks import BrokerMessage
 from mqtthub.config import Settings
 from mqtthub.db import Database
 from mqtthub.db.base import new_id, utcnow
+from mqtthub.db.changes import record
 from mqtthub.errors import MQTTHubError, NotFoundError, StateError, UnavailableError
 from mqtthub.messaging import history
 from mqtthub.messaging.live import LiveFeed, LiveListener
@@ -67,6 +75,23 @@ def _subscribe(broker: BrokerHandle, topic_filter: str, callback: Callable[[Brok
         raise UnavailableError(f"the MQTT broker is not available: {exc.message}") from None
 
 
+@dataclass(frozen=True, slots=True)
+class FilterRecorded:
+    """An organization records a topic filter from now on (or records it with another QoS)."""
+
+    scope: OrgScope
+    topic_filter: str
+    qos: int
+
+
+@dataclass(frozen=True, slots=True)
+class FilterDropped:
+    """An organization stopped recording a topic filter."""
+
+    organization_id: str
+    topic_filter: str
+
+
 class _Recorded:
     """One recorded filter of one organization and its broker subscription."""
 
@@ -100,36 +125,43 @@ class MessagingService:
         self.feed = LiveFeed()
         self._recorded: dict[tuple[str, str], _Recorded] = {}
         self._last_message: dict[str, BrokerMessage] = {}
-        self._loops: list[asyncio.Task[None]] = []
-        self._started = False
-        self._closed = False
+        self.state = ServiceState.CREATED
+        self._tasks = BackgroundTasks("messaging")
         self.skipped_long_topics = 0
 
     # --- life cycle ----------------------------------------------------------------------------------
 
     async def __aenter__(self) -> MessagingService:
-        if self._started or self._closed:
-            raise StateError("a MessagingService can be started only once")
-        self._started = True
-        await self._restore()
-        self._loops = [
-            asyncio.create_task(self.recorder.run(), name="messaging-history-writer"),
-            asyncio.create_task(self._prune_loop(), name="messaging-history-pruner"),
-        ]
+        if self.state is not ServiceState.CREATED:
+            raise StateError(f"a MessagingService can be started only once (it is {self.state.value})")
+        self.state = ServiceState.RUNNING
+        try:
+            await self._restore()
+            await self._tasks.__aenter__()
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
+        self._tasks.loop("history-writer", self.recorder.run)
+        self._tasks.loop("history-pruner", self._prune_loop)
+        changes = self.database.changes
+        changes.subscribe(FilterRecorded, self._filter_recorded)
+        changes.subscribe(FilterDropped, self._filter_dropped)
+        changes.subscribe(OrganizationDeleted, self._organization_deleted)
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._closed = True
+        if self.state is ServiceState.CLOSED:
+            return
+        self.state = ServiceState.CLOSING
         for recorded in self._recorded.values():
             self._drop_handle(recorded)
         self._recorded.clear()
-        await self.recorder.flushed(wait=self.settings.shutdown_timeout / 2)
-        for task in self._loops:
-            task.cancel()
-        await asyncio.gather(*self._loops, return_exceptions=True)
-        self._loops.clear()
+        if self._tasks.running:
+            await self.recorder.flushed(wait=self.settings.shutdown_timeout / 2)
+        await self._tasks.close()
+        self.state = ServiceState.CLOSED
 
     async def _restore(self) -> None:
         async with self.database.session() as session:
@@ -250,35 +282,29 @@ class MessagingService:
             raise UnavailableError(f"the MQTT broker is not available: {exc.message}") from None
 
     async def subscribe(self, session: AsyncSession, scope: OrgScope, topic_filter: str, qos: int) -> bool:
-        """Record a checked filter's messages from now on; False if it already was (its QoS is updated).
+        """Record a checked filter's messages once ``session`` commits; False if it already was (its QoS is updated).
 
         Raises:
             UnavailableError: the broker is not running.
         """
-        broker = self.broker()
-        key = (scope.organization_id, topic_filter)
+        if not self.broker_connected:  # said now: after the commit there is nobody left to tell
+            raise UnavailableError("the MQTT broker is not available")
         row = await session.scalar(
             select(MessageSubscription).where(
                 MessageSubscription.organization_id == scope.organization_id,
                 MessageSubscription.topic_filter == topic_filter,
             )
         )
-        existing = self._recorded.get(key)
-        if row is not None and existing is not None and existing.handle is not None:
-            row.qos = existing.qos = qos
-            await session.flush()
-            return False
         if row is None:
             session.add(MessageSubscription(organization_id=scope.organization_id, topic_filter=topic_filter, qos=qos))
-            await session.flush()
         else:
             row.qos = qos
-        handle = _subscribe(broker, scope.namespace.internal(topic_filter), self._recording_callback(scope))
-        self._recorded[key] = _Recorded(scope, qos, handle)
+        await session.flush()
+        record(session, FilterRecorded(scope, topic_filter, qos))
         return row is None
 
     async def unsubscribe(self, session: AsyncSession, scope: OrgScope, topic_filter: str) -> None:
-        """Stop recording a filter.
+        """Stop recording a filter once ``session`` commits.
 
         Raises:
             NotFoundError: the organization does not record this filter.
@@ -289,14 +315,34 @@ class MessagingService:
                 MessageSubscription.topic_filter == topic_filter,
             )
         )
-        recorded = self._recorded.pop((scope.organization_id, topic_filter), None)
-        if row is None and recorded is None:
+        if row is None and (scope.organization_id, topic_filter) not in self._recorded:
             raise NotFoundError(f"not subscribed to {topic_filter!r}")
         if row is not None:
             await session.delete(row)
             await session.flush()
+        record(session, FilterDropped(scope.organization_id, topic_filter))
+
+    def _filter_recorded(self, change: FilterRecorded) -> None:
+        if self.state is not ServiceState.RUNNING:
+            return
+        key = (change.scope.organization_id, change.topic_filter)
+        recorded = self._recorded.get(key)
+        if recorded is not None and recorded.handle is not None:
+            recorded.qos = change.qos
+            return
+        self._recorded[key] = _Recorded(
+            change.scope, change.qos, self._try_subscribe(change.scope, change.topic_filter)
+        )
+
+    def _filter_dropped(self, change: FilterDropped) -> None:
+        recorded = self._recorded.pop((change.organization_id, change.topic_filter), None)
         if recorded is not None:
             self._drop_handle(recorded)
+
+    def _organization_deleted(self, change: OrganizationDeleted) -> None:
+        for organization_id, topic_filter in [key for key in self._recorded if key[0] == change.organization_id]:
+            self._filter_dropped(FilterDropped(organization_id, topic_filter))
+        self._last_message.pop(change.organization_id, None)
 
     def filters(self, organization_id: str) -> list[str]:
         """The filters an organization records, sorted."""

@@ -2,8 +2,14 @@
 
 The ingest store runs these inside its batch transaction, asking the database only for
 ids it has not seen within ``ttl`` seconds, so a steady stream from known devices costs
-no extra queries. Changes made through the API call ``forget_*`` so they bite at once;
-changes made elsewhere (another hub instance) bite within ``ttl``.
+no extra queries. Changes made through this hub's API are followed once committed
+(:class:`~mqtthub.auth.live.DeviceChanged`, :class:`DefinitionChanged`, see
+:mod:`mqtthub.db.changes`) and bite at once; changes made elsewhere (another hub
+instance) bite within ``ttl``.
+
+A look-up that read the database before a change committed must not put its stale answer
+in the cache after the change was forgotten: each ``forget_*`` moves an epoch, and a
+look-up that saw the epoch move while it was reading answers its rows without caching them.
 """
 
 from __future__ import annotations
@@ -29,6 +35,13 @@ class DeviceInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class DefinitionChanged:
+    """A telemetry definition was changed or deleted (recorded on the session that did it)."""
+
+    definition_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class DefinitionInfo:
     """What ingestion needs to know about a telemetry definition."""
 
@@ -49,6 +62,7 @@ class Directory:
         self._devices: dict[str, tuple[float, DeviceInfo]] = {}
         self._definitions: dict[int, tuple[float, DefinitionInfo]] = {}
         self._orgs: dict[str, tuple[float, str]] = {}
+        self._epoch = 0
 
     def _fresh(self, stamp: float, now: float) -> bool:
         return now - stamp < self.ttl
@@ -71,6 +85,7 @@ class Directory:
                 missing.append(device_id)
         if missing:
             self._trim()
+            epoch = self._epoch
             rows = await session.execute(
                 select(Device.id, Device.organization_id, Organization.short_id, Device.enabled)
                 .join(Organization, Organization.id == Device.organization_id)
@@ -78,8 +93,9 @@ class Directory:
             )
             for device_id, organization_id, short_id, enabled in rows:
                 info = DeviceInfo(device_id, organization_id, short_id, enabled)
-                self._devices[device_id] = (now, info)
-                self._orgs[short_id] = (now, organization_id)
+                if epoch == self._epoch:
+                    self._devices[device_id] = (now, info)
+                    self._orgs[short_id] = (now, organization_id)
                 found[device_id] = info
         return found
 
@@ -96,10 +112,12 @@ class Directory:
                 missing.append(definition_id)
         if missing:
             self._trim()
+            epoch = self._epoch
             rows = await session.scalars(select(TelemetryDefinition).where(TelemetryDefinition.id.in_(missing)))
             for row in rows:
                 info = DefinitionInfo(row.id, row.device_id, row.key, row.unit, row.min_threshold, row.max_threshold)
-                self._definitions[row.id] = (now, info)
+                if epoch == self._epoch:
+                    self._definitions[row.id] = (now, info)
                 found[row.id] = info
         return found
 
@@ -116,8 +134,10 @@ class Directory:
 
     def forget_device(self, device_id: str) -> None:
         """Drop a cached device (it was changed or deleted)."""
+        self._epoch += 1
         self._devices.pop(device_id, None)
 
     def forget_definition(self, definition_id: int) -> None:
         """Drop a cached definition (it was changed or deleted)."""
+        self._epoch += 1
         self._definitions.pop(definition_id, None)

@@ -29,9 +29,11 @@ from sqlalchemy.exc import IntegrityError
 from mqtthub.auth.deps import CurrentUser, require_org_access
 from mqtthub.auth.organizations import get_organization
 from mqtthub.crypto import SecretBox
+from mqtthub.db.changes import record
 from mqtthub.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationFailedError
 from mqtthub.models import DeviceCommand, DeviceStatus, RejectedMessage, TelemetryAlert, TelemetryDefinition
 from mqtthub.telemetry.access import authenticate_device, bearer_token, body_token, can_see, device_for_user
+from mqtthub.telemetry.directory import DefinitionChanged
 from mqtthub.telemetry.events import command_json, iso, status_json
 from mqtthub.telemetry.history import HistoryQuery, aggregates, parse_bucket, readings
 from mqtthub.telemetry.parsing import PayloadError, parse_timestamp
@@ -280,7 +282,6 @@ async def update_definition(
     body: DefinitionUpdate,
     user: CurrentUser,
     session: SessionDep,
-    service: TelemetryDep,
 ) -> Ok[DefinitionJson]:
     """Change name, unit or default thresholds (effective for the next message)."""
     await device_for_user(session, user, device_id, admin=True)
@@ -293,19 +294,17 @@ async def update_definition(
     if low is not None and high is not None and low > high:
         raise ValidationFailedError("minThreshold must not be greater than maxThreshold", field="minThreshold")
     await session.flush()
-    service.directory.forget_definition(definition_id)
+    record(session, DefinitionChanged(definition_id))
     return Ok(data=definition_json(definition))
 
 
 @router.delete("/devices/{device_id}/telemetry-definitions/{definition_id}", status_code=204)
-async def delete_definition(
-    device_id: str, definition_id: IntId, user: CurrentUser, session: SessionDep, service: TelemetryDep
-) -> Response:
+async def delete_definition(device_id: str, definition_id: IntId, user: CurrentUser, session: SessionDep) -> Response:
     """Remove a definition; stored readings stay (``telemetryDataId`` kept in history)."""
     await device_for_user(session, user, device_id, admin=True)
     await session.delete(await _definition(session, device_id, definition_id))
     await session.flush()
-    service.directory.forget_definition(definition_id)
+    record(session, DefinitionChanged(definition_id))
     return Response(status_code=204)
 
 

@@ -14,18 +14,19 @@ Command messages restored into sessions from the state store get their delivery 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from functools import partial
+from typing import Any
 
 from sqlalchemy import select
 
 from mqtthub.broker.hooks import BrokerMessage, Principal
 from mqtthub.broker.retained import filter_matches
 from mqtthub.db import Database
+from mqtthub.errors import StateError
 from mqtthub.models import DeviceCommand
 from mqtthub.models.telemetry import CommandStatus
 from mqtthub.telemetry.routing import command_device
@@ -37,6 +38,8 @@ PublishCommand = Callable[[DeviceCommand, str], Awaitable[None]]
 """Publishes a command row to an internal command topic, tracking its delivery."""
 CommandDelivered = Callable[[str, str, str], None]
 """Called with (command id, device id, client id) when a device acknowledged a command."""
+Spawn = Callable[[str, Coroutine[Any, Any, None]], None]
+"""Runs a task in the owner's background tasks (:meth:`mqtthub.background.BackgroundTasks.spawn`)."""
 
 
 class PendingCommands:
@@ -47,16 +50,23 @@ class PendingCommands:
         publish: Publishes one command (with delivery tracking).
         delivered: Records a command as delivered.
         clock: Unix time source.
+        spawn: Runs the sending of a device's pending commands in the owner's task group.
     """
 
     def __init__(
-        self, database: Database, publish: PublishCommand, delivered: CommandDelivered, clock: Callable[[], float]
+        self,
+        database: Database,
+        publish: PublishCommand,
+        delivered: CommandDelivered,
+        clock: Callable[[], float],
+        *,
+        spawn: Spawn,
     ) -> None:
         self._database = database
         self._publish = publish
         self._delivered = delivered
         self._clock = clock
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._spawn = spawn
 
     def subscribed(self, principal: Principal, topic_filter: str) -> None:
         """A client added a subscription: if it is a device and the filter covers its commands, send them."""
@@ -67,11 +77,10 @@ class PendingCommands:
         if not filter_matches(topic_filter.split("/"), topic):
             return
         before = datetime.fromtimestamp(self._clock(), UTC)
-        task = asyncio.get_running_loop().create_task(
-            self._send_pending(device_id, topic, before), name=f"telemetry-pending-commands:{device_id}"
-        )
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        try:
+            self._spawn(f"pending-commands:{device_id}", self._send_pending(device_id, topic, before))
+        except StateError:
+            logger.info("device %s subscribed to its commands while telemetry is stopped", device_id)
 
     def restored(self, message: BrokerMessage) -> None:
         """A message restored into a session: a command gets its delivery tracking back."""
@@ -84,13 +93,6 @@ class PendingCommands:
             return  # published to the command topic by someone else: nothing to track
         if isinstance(command_id, str):
             message.on_delivered = partial(self._delivered, command_id, device_id)
-
-    async def close(self) -> None:
-        """Stop sending (the commands stay pending)."""
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(list(self._tasks))
 
     async def _send_pending(self, device_id: str, topic: str, before: datetime) -> None:
         try:
@@ -108,8 +110,6 @@ class PendingCommands:
                 ).all()
             for row in rows:
                 await self._publish(row, topic)
-        except asyncio.CancelledError:
-            raise
         except Exception:
             logger.exception("pending commands of device %s could not be sent", device_id)
             return

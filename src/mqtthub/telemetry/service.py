@@ -15,8 +15,6 @@ named tasks; leaving it writes what is still queued.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import enum
 import json
 import logging
 import time
@@ -29,6 +27,8 @@ from typing import Any, Self
 
 from sqlalchemy import delete, select, update
 
+from mqtthub.auth.live import DeviceChanged
+from mqtthub.background import BackgroundTasks, ServiceState
 from mqtthub.broker.handle import BrokerHandle
 from mqtthub.config import Settings
 from mqtthub.db import Database
@@ -37,7 +37,7 @@ from mqtthub.db.faults import RETRY_AFTER
 from mqtthub.errors import PermissionDeniedError, StateError, UnavailableError, ValidationFailedError
 from mqtthub.models import DeviceCommand, DeviceStatus, Organization, RejectedMessage, TelemetryAlert, TelemetryValue
 from mqtthub.realtime import RealtimeBus
-from mqtthub.telemetry.directory import Directory
+from mqtthub.telemetry.directory import DefinitionChanged, Directory
 from mqtthub.telemetry.events import command_event, command_json
 from mqtthub.telemetry.ingest import Ingest, IngestKind, Source, from_message
 from mqtthub.telemetry.pending import PendingCommands
@@ -60,14 +60,6 @@ def http_topic(route: Route, device_id: str, sensor: str | None) -> str:
     if route is Route.COMMAND_REPLY:
         return f"devices/{device_id}/commands/reply"
     return f"devices/{device_id}/{route.value}"
-
-
-class ServiceState(enum.Enum):
-    """Life cycle of a :class:`TelemetryService`."""
-
-    CREATED = "created"
-    RUNNING = "running"
-    CLOSED = "closed"
 
 
 class TelemetryService:
@@ -111,7 +103,10 @@ class TelemetryService:
             on_committed=self._committed,
         )
         self.sink = TelemetrySink(self.writer)
-        self.pending_commands = PendingCommands(database, self._publish_command, self._command_delivered, clock)
+        self._tasks = BackgroundTasks("telemetry")
+        self.pending_commands = PendingCommands(
+            database, self._publish_command, self._command_delivered, clock, spawn=self._tasks.spawn
+        )
         self.observer = DeviceObserver(
             self.writer,
             clock=clock,
@@ -121,7 +116,6 @@ class TelemetryService:
         self.stored: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
         self.state = ServiceState.CREATED
-        self._prune_task: asyncio.Task[None] | None = None
 
     # --- life cycle ------------------------------------------------------------------------------
 
@@ -130,21 +124,22 @@ class TelemetryService:
             raise StateError(f"the telemetry service can be started only once (it is {self.state.value})")
         await self._reset_presence()
         await self.writer.__aenter__()
+        await self._tasks.__aenter__()
         if self.settings.telemetry_retention_days > 0:
-            self._prune_task = asyncio.create_task(self._prune_loop(), name="telemetry-retention")
+            self._tasks.loop("retention", self._prune_loop)
+        changes = self.database.changes
+        changes.subscribe(DeviceChanged, lambda change: self.directory.forget_device(change.device_id))
+        changes.subscribe(DefinitionChanged, lambda change: self.directory.forget_definition(change.definition_id))
         self.state = ServiceState.RUNNING
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.state = ServiceState.CLOSED
-        await self.pending_commands.close()
-        if self._prune_task is not None:
-            self._prune_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._prune_task
+        self.state = ServiceState.CLOSING
+        await self._tasks.close()  # the retention pass and the pending commands being sent
         await self.writer.close()
+        self.state = ServiceState.CLOSED
 
     async def _reset_presence(self) -> None:
         """Mark devices offline that a previous run left online: a starting hub has no connections yet.
@@ -357,7 +352,7 @@ class TelemetryService:
         while True:
             try:
                 await self.prune()
-            except Exception:
+            except Exception:  # the database is down, most likely: the next pass catches up
                 logger.exception("telemetry retention pass failed")
             await asyncio.sleep(self.prune_interval)
 

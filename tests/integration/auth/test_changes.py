@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import httpx
 import pytest
 
 from mqtthub.db import Database
@@ -89,3 +90,40 @@ async def test_a_disabled_device_is_seen_at_once_by_telemetry(running_hub: Runni
     assert deleted.status_code == 204
     async with running_hub.hub.database.session() as session:
         assert await directory.devices(session, [device["id"]]) == {}
+
+
+async def test_device_and_definition_changes_bite_on_the_next_http_message(running_hub: RunningHub) -> None:
+    """Telemetry's caches follow committed changes: no message is judged by a device or threshold already changed."""
+    admin = running_hub.admin
+    assert running_hub.hub.first_run is not None
+    org_id = running_hub.hub.first_run.organization_id
+    device = (await admin.post(f"/api/v1/organizations/{org_id}/devices", json={"name": "thermo"})).json()
+    base = f"/api/v1/organizations/{org_id}/devices/{device['id']}"
+    token = (await admin.post(f"{base}/tokens", json={"name": "t"})).json()["token"]
+    definitions = f"/api/v1/devices/{device['id']}/telemetry-definitions"
+    created = await admin.post(
+        definitions, json={"key": "temperature", "unit": "C", "minThreshold": 20, "maxThreshold": 30}
+    )
+    definition_id = created.json()["data"]["id"]
+
+    async def send(value: float) -> int:
+        async with httpx.AsyncClient(base_url=running_hub.base_url, timeout=30) as device_client:
+            response = await device_client.post(
+                f"/api/v1/devices/{device['id']}/datastream",
+                json={"value": value, "telemetryDataId": definition_id},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+        return response.status_code
+
+    async def alerts() -> int:
+        return len((await admin.get(f"/api/v1/devices/{device['id']}/alerts")).json()["data"])
+
+    assert await send(25) == 201  # within 20..30; the device and the definition are cached now
+    assert await alerts() == 0
+    patched = await admin.patch(f"{definitions}/{definition_id}", json={"maxThreshold": 24})
+    assert patched.status_code == 200, patched.text
+    assert await send(25) == 201
+    assert await alerts() == 1  # judged by the new threshold at once
+    disabled = await admin.patch(base, json={"enabled": False})
+    assert disabled.status_code == 200, disabled.text
+    assert await send(25) == 403

@@ -18,6 +18,7 @@ from mqtthub.models import MqttConfig, Organization, User, UserRole
 from tests.integration.auth.conftest import RunningHub, hub_settings, start_hub
 from tests.integration.integrations.conftest import publish, wait_until
 from tests.integration.integrations.mosquitto import PASSWORD, USERNAME, Mosquitto
+from tests.support.commits import commits_refused
 
 TOPIC = "/v3/applications/ABC123/business-events"
 
@@ -110,6 +111,14 @@ async def wait_status(client: httpx.AsyncClient, product_id: str, check: Any, wh
             return status
         await asyncio.sleep(0.05)
     raise AssertionError(f"timed out waiting for {what}: {status}")
+
+
+async def connected_product(client: httpx.AsyncClient, broker: Mosquitto) -> tuple[str, str, dict[str, Any]]:
+    """A new product whose connector is connected to ``broker``: its id, its ``mqtt-config`` URL, its status."""
+    product_id = await new_product(client)
+    base = f"/api/v1/products/{product_id}/mqtt-config"
+    await client.put(base, json=config_body(broker))
+    return product_id, base, await wait_status(client, product_id, lambda s: s["connected"], "the connector")
 
 
 async def test_products_are_owned_by_an_organization(running: RunningHub, mosquitto: Mosquitto) -> None:
@@ -319,10 +328,7 @@ async def test_subscriptions_reconnect_failures_and_republish_to_the_embedded_br
 ) -> None:
     running = running_on_each_database
     admin = running.admin
-    product_id = await new_product(admin)
-    base = f"/api/v1/products/{product_id}/mqtt-config"
-    await admin.put(base, json=config_body(mosquitto))
-    await wait_status(admin, product_id, lambda s: s["connected"], "the connector")
+    product_id, base, _ = await connected_product(admin, mosquitto)
 
     bad = await admin.post(
         f"{base}/subscriptions",
@@ -466,3 +472,55 @@ async def test_status_follows_a_broker_restart(running: RunningHub, mosquitto: M
         (TOPIC, '{"event": "tick"}', 1),
         (TOPIC, '{"event": "tick"}', 1),
     ]
+
+
+async def test_a_change_takes_effect_only_once_committed(
+    running_on_each_database: RunningHub, mosquitto: Mosquitto
+) -> None:
+    """A change whose commit fails never reaches the connector; the same change committed does."""
+    running = running_on_each_database
+    admin = running.admin
+    product_id, base, before = await connected_product(admin, mosquitto)
+    subscription = {"name": "tick", "variables": {"application_id": "ABC123"}, "actions": [{"type": "store"}]}
+
+    async with commits_refused(running.hub.database, "mqtt_configs"):
+        refused = await admin.put(base, json=config_body(mosquitto, keep_alive=30))
+    assert refused.status_code >= 400
+    async with commits_refused(running.hub.database, "event_subscriptions"):
+        refused = await admin.post(f"{base}/subscriptions", json=subscription)
+    assert refused.status_code >= 400
+    assert (await admin.get(base)).json()["mqtt_config"]["broker"]["keep_alive"] == 60
+
+    # Changes are applied in order: once a later, committed one is, the refused ones would have been too.
+    assert (await admin.post(f"{base}/subscriptions", json=subscription | {"name": "tock"})).status_code == 201
+    status = await wait_status(admin, product_id, lambda s: s["subscribed_topics_count"] == 1, "the subscription")
+    assert status["connected"] is True
+    assert status["last_connected_at"] == before["last_connected_at"]  # no reconnection with the refused options
+    assert [item["name"] for item in (await admin.get(f"{base}/subscriptions")).json()["subscriptions"]] == ["tock"]
+
+    committed = await admin.put(base, json=config_body(mosquitto, keep_alive=30))
+    assert committed.status_code == 200, committed.text
+    await wait_status(
+        admin,
+        product_id,
+        lambda s: s["connected"] and s["last_connected_at"] != before["last_connected_at"],
+        "the reconnection with the committed options",
+    )
+
+    assert (await admin.delete(base)).status_code == 200
+    await wait_until(lambda: running.hub.integrations.status(product_id) is None, what="the connector to stop")
+
+
+async def test_deleting_the_organization_stops_its_connectors(running: RunningHub, mosquitto: Mosquitto) -> None:
+    async with running.hub.database.session() as session:
+        organization = Organization(name="leaving", short_id="leave1")
+        session.add(organization)
+        await session.flush()
+        organization_id = organization.id
+    async with await user_client(running, UserRole.ORG_ADMIN, organization_id) as owner:
+        product_id = await new_product(owner)
+        await owner.put(f"/api/v1/products/{product_id}/mqtt-config", json=config_body(mosquitto))
+        await wait_status(owner, product_id, lambda s: s["connected"], "the connector")
+    assert (await running.admin.delete(f"/api/v1/organizations/{organization_id}")).status_code == 204
+    await wait_until(lambda: running.hub.integrations.status(product_id) is None, what="the connector to stop")
+    assert running.hub.integrations.connector_states() == {"connected": 0, "disconnected": 0, "error": 0}

@@ -1,4 +1,4 @@
-"""Connector life cycle and backoff, without a broker (connections to a closed port fail fast)."""
+"""Connector life cycle, without a broker (connections to a closed port fail fast)."""
 
 from __future__ import annotations
 
@@ -8,20 +8,12 @@ import pytest
 
 from mqtthub.client.connection import ConnectionOptions
 from mqtthub.errors import StateError, UnavailableError
-from mqtthub.integrations.connector import Connector, InboundMessage, backoff_delay
+from mqtthub.integrations.connector import Connector, InboundMessage
 from mqtthub.integrations.status import ConnectionStatus
 
 
 async def _ignore(message: InboundMessage) -> None:
     raise AssertionError("no message expected")
-
-
-def test_backoff_is_jittered_exponential_and_capped() -> None:
-    for attempt in range(12):
-        ceiling = min(8.0, 0.5 * 2**attempt)
-        for _ in range(50):
-            assert ceiling / 2 <= backoff_delay(attempt, 0.5, 8.0) <= ceiling
-    assert len({backoff_delay(3, 1.0, 60.0) for _ in range(20)}) > 1
 
 
 async def test_errors_are_recorded_and_misuse_is_refused() -> None:

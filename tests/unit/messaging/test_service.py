@@ -9,10 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 
+from mqtthub.auth.live import OrganizationDeleted
 from mqtthub.broker.hooks import BrokerMessage
 from mqtthub.config import Settings
 from mqtthub.db import Database
+from mqtthub.db.changes import record
 from mqtthub.db.migrate import upgrade
 from mqtthub.errors import NotFoundError, StateError, UnavailableError
 from mqtthub.messaging import history
@@ -20,6 +23,7 @@ from mqtthub.messaging.live import LiveListener
 from mqtthub.messaging.namespace import OrgScope
 from mqtthub.messaging.service import MessagingService
 from mqtthub.models import HistoryMessage, MessageSubscription, Organization
+from tests.support.commits import commits_refused
 from tests.unit.messaging.fakes import FakeBroker
 
 
@@ -260,3 +264,36 @@ async def test_a_bad_row_does_not_cost_its_batch(database: Database) -> None:
         assert (await page(service, A)).total == 1
         assert service.recorder.failed == 1
         assert service.recorder.recorded == 1
+
+
+async def test_filters_reach_the_broker_only_once_committed(database: Database) -> None:
+    broker = FakeBroker()
+    async with MessagingService(settings(), database, broker.provider) as service:
+        async with commits_refused(database, "message_subscriptions"):
+            with pytest.raises(IntegrityError):
+                await subscribe(service, A, "refused/#")
+        assert broker.subscriptions == []
+        assert service.filters("org-a") == []
+
+        assert await subscribe(service, A, "kept/#")
+        async with commits_refused(database, "message_subscriptions"):
+            with pytest.raises(IntegrityError):
+                async with database.session() as session:
+                    await service.unsubscribe(session, A, "kept/#")
+        assert service.filters("org-a") == ["kept/#"]
+        await service.publish(A, "kept/1", b"still recorded", qos=0, retain=False)
+        assert [row.payload for row in (await page(service, A)).rows] == [b"still recorded"]
+
+
+async def test_a_deleted_organization_records_nothing_more(database: Database) -> None:
+    broker = FakeBroker()
+    async with MessagingService(settings(), database, broker.provider) as service:
+        await subscribe(service, A, "#")
+        await subscribe(service, B, "#")
+        async with database.session() as session:
+            organization = await session.get(Organization, "org-b")
+            assert organization is not None
+            await session.delete(organization)
+            record(session, OrganizationDeleted("org-b"))
+        assert service.filters("org-b") == []
+        assert [subscription.topic_filter for subscription in broker.subscriptions] == ["org/aaaaaa/#"]
