@@ -296,10 +296,11 @@ class Settings(BaseSettings):
 
     # --- operations -------------------------------------------------------------------------------
     event_loop: Literal["asyncio", "auto", "uvloop"] = Field(
-        "asyncio",
-        description="Event loop of `mqtthub serve`: the standard library's, `auto` for uvloop when it is installed "
-        "(`mqtthub[speed]`: fewer CPU seconds per message and less memory per connection, see docs/benchmarks.md), "
-        "`uvloop` to insist on it.",
+        "auto",
+        description="Event loop of `mqtthub serve`: `auto` for uvloop when it is installed (`pip install` brings it "
+        "on Linux, `mqtthub[speed]` elsewhere: fewer CPU seconds per message and per connection, less memory per "
+        "connection, see docs/benchmarks.md) and the standard library's otherwise, `asyncio` for the standard "
+        "library's, `uvloop` to insist on it.",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Least severe level logged, in any case (`warning`, `WARNING`)."

@@ -1,14 +1,18 @@
-"""`mqtthub serve` runs on the loop MQTTHUB_EVENT_LOOP asks for; `auto` takes uvloop when it is installed."""
+"""`mqtthub serve` runs on the loop MQTTHUB_EVENT_LOOP asks for; `auto`, the default, takes uvloop when it is installed,
+and a plain install brings it on Linux."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import importlib.util
 import sys
 
 import pytest
+from packaging.requirements import Requirement
 
 from mqtthub.cli.serve import run_on_loop
+from mqtthub.config import Settings
 from mqtthub.errors import ConfigurationError
 from tests.conftest import require
 
@@ -35,3 +39,14 @@ def test_without_uvloop_auto_falls_back_and_uvloop_is_refused(monkeypatch: pytes
     assert loop_module("auto") == "asyncio"
     with pytest.raises(ConfigurationError, match="needs uvloop"):
         loop_module("uvloop")
+
+
+def test_the_default_is_auto_and_a_plain_install_brings_uvloop_on_linux() -> None:
+    assert Settings.model_fields["event_loop"].default == "auto"
+    requirements = [Requirement(text) for text in importlib.metadata.requires("mqtthub") or []]
+    core = [r for r in requirements if r.name == "uvloop" and (r.marker is None or "extra" not in str(r.marker))]
+    assert len(core) == 1, "uvloop is a requirement of mqtthub itself, not only of an extra"
+    marker = core[0].marker
+    assert marker is not None
+    assert marker.evaluate({"sys_platform": "linux"})
+    assert not marker.evaluate({"sys_platform": "win32"})
