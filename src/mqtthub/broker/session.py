@@ -282,7 +282,8 @@ class Session:
 
     def _transmit(self, out: Outgoing, link: SessionLink, cache: EncodeCache | None) -> None:
         journal = self.journal
-        if is_expired(out.message, time.time()):
+        props = out.message.properties
+        if props is not None and props.message_expiry_interval is not None and is_expired(out.message, time.time()):
             self._stats.expired_dropped += 1
             if journal is not None:
                 journal.dropped(out)
