@@ -241,6 +241,8 @@ class Session:
 
         Messages already released (PUBREL sent) stay: the client has them.
         """
+        if not self.queue and not self.inflight:
+            return []  # most sessions at a disconnect: nothing held at all
 
         def shared(out: Outgoing) -> bool:
             return out.group is not None and (group is None or out.group is group)
