@@ -291,7 +291,10 @@ class Settings(BaseSettings):
         30.0, ge=0, description="Readings, alerts and rejected messages older than this are pruned (0 keeps all)."
     )
     realtime_queue_size: int = Field(
-        1000, ge=1, description="Live events queued per `/api/v1/stream` or Socket.IO client; the oldest are dropped."
+        1000,
+        ge=1,
+        description="Live messages and events queued per `/ws`, `/api/v1/stream` or Socket.IO client; beyond it the"
+        " client's overflow policy drops the oldest (default) or disconnects it.",
     )
 
     # --- operations -------------------------------------------------------------------------------

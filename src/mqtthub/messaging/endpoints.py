@@ -177,6 +177,6 @@ async def stats(caller: CallerDep, session: SessionDep, service: MessagingDep) -
         topic_counts={s.topic: s.count for s in summaries},
         active_subscriptions=service.subscription_count(caller.organization_id),
         mqtt_connected=service.broker_connected,
-        websocket_connections=service.feed.count(caller.organization_id),
+        websocket_connections=service.live.count(caller.organization_id),
         uptime=round(time.time() - service.started_at, 3),
     )

@@ -1,9 +1,10 @@
 """The messaging service: what the REST and WebSocket endpoints do, and the loops behind them.
 
 It owns, for every organization, the desired set of recorded topic filters (kept in the
-database, re-established with the broker at start-up) and one in-process broker
-subscription per filter; every matching message goes to the history writer and to the
-organization's live WebSocket listeners. A filter added or removed through the API is
+database, re-established with the broker at start-up). Recorded filters and the ``/ws``
+clients' own filters share the broker subscriptions of :mod:`.taps`, which hand each message
+over once; a message of a recorded filter goes to the history writer, and every message to
+the live fan-out of ``/ws`` clients (:mod:`.live`). A filter added or removed through the API is
 recorded as a :class:`FilterRecorded` or :class:`FilterDropped` on the request's session and
 reaches the broker right after the commit (:mod:`mqtthub.db.changes`), so a request that
 fails leaves the broker subscriptions as they were; a deleted organization's filters go the
@@ -15,21 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mqtthub.auth.live import OrganizationDeleted
 from mqtthub.background import BackgroundTasks, ServiceState
-from mqtthub.broker.handle import BrokerHandle, LocalSubscription
+from mqtthub.broker.handle import BrokerHandle
 from mqtthub.broker.hooks import BrokerMessage
 from mqtthub.config import Settings
 from mqtthub.db import Database
@@ -37,42 +35,17 @@ from mqtthub.db.base import new_id, utcnow
 from mqtthub.db.changes import record
 from mqtthub.errors import MQTTHubError, NotFoundError, StateError, UnavailableError
 from mqtthub.messaging import history
-from mqtthub.messaging.live import LiveFeed, LiveListener
+from mqtthub.messaging.live import LiveMessage, LiveMessages, live_message_text
 from mqtthub.messaging.namespace import OrgScope
 from mqtthub.messaging.ratelimit import TokenBucketLimiter
 from mqtthub.messaging.recorder import HistoryRecorder, Record
-from mqtthub.messaging.schemas import MessagingHealth, encode_payload
+from mqtthub.messaging.schemas import MessagingHealth
+from mqtthub.messaging.taps import BrokerProvider, BrokerTaps
 from mqtthub.models import MessageSubscription, Organization
 from mqtthub.models.messaging import MAX_RECORDED_TOPIC_LENGTH
+from mqtthub.mqtt.topics import topic_matches
 
 logger = logging.getLogger(__name__)
-
-BrokerProvider = Callable[[], BrokerHandle]
-"""Returns the running broker, or raises :class:`~mqtthub.errors.StateError` when there is none."""
-
-
-def live_message_text(topic: str, message: BrokerMessage, *, history_id: str | None = None) -> str:
-    """The JSON text a WebSocket client receives for a message."""
-    payload, encoding = encode_payload(message.payload)
-    timestamp = datetime.fromtimestamp(message.received_at or time.time(), UTC)
-    body: dict[str, Any] = {
-        "type": "message",
-        "id": history_id,
-        "topic": topic,
-        "payload": payload,
-        "payload_encoding": encoding,
-        "qos": message.qos,
-        "retain": message.retain,
-        "timestamp": timestamp.isoformat(),
-    }
-    return json.dumps(body, separators=(",", ":"))
-
-
-def _subscribe(broker: BrokerHandle, topic_filter: str, callback: Callable[[BrokerMessage], None]) -> LocalSubscription:
-    try:
-        return broker.subscribe(topic_filter, callback)
-    except StateError as exc:
-        raise UnavailableError(f"the MQTT broker is not available: {exc.message}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,17 +63,6 @@ class FilterDropped:
 
     organization_id: str
     topic_filter: str
-
-
-class _Recorded:
-    """One recorded filter of one organization and its broker subscription."""
-
-    __slots__ = ("handle", "qos", "scope")
-
-    def __init__(self, scope: OrgScope, qos: int, handle: LocalSubscription | None) -> None:
-        self.scope = scope
-        self.qos = qos
-        self.handle = handle
 
 
 class MessagingService:
@@ -122,9 +84,10 @@ class MessagingService:
         self.started_at = time.time() if started_at is None else started_at
         self.recorder = HistoryRecorder(database)
         self.limiter = TokenBucketLimiter(settings.api_rate_limit, settings.api_rate_burst)
-        self.feed = LiveFeed()
-        self._recorded: dict[tuple[str, str], _Recorded] = {}
-        self._last_message: dict[str, BrokerMessage] = {}
+        self.live = LiveMessages(queue_size=settings.realtime_queue_size)
+        self.taps = BrokerTaps(broker, self._take)
+        self._recorded: dict[str, dict[str, int]] = {}
+        """The filters each organization records, with their QoS."""
         self.state = ServiceState.CREATED
         self._tasks = BackgroundTasks("messaging")
         self.skipped_long_topics = 0
@@ -155,8 +118,7 @@ class MessagingService:
         if self.state is ServiceState.CLOSED:
             return
         self.state = ServiceState.CLOSING
-        for recorded in self._recorded.values():
-            self._drop_handle(recorded)
+        self.taps.clear()
         self._recorded.clear()
         if self._tasks.running:
             await self.recorder.flushed(wait=self.settings.shutdown_timeout / 2)
@@ -172,11 +134,10 @@ class MessagingService:
             )
             for subscription, short_id in rows.all():
                 scope = OrgScope.of(subscription.organization_id, short_id)
-                self._recorded[(scope.organization_id, subscription.topic_filter)] = _Recorded(
-                    scope, subscription.qos, self._try_subscribe(scope, subscription.topic_filter)
-                )
+                self._recorded.setdefault(scope.organization_id, {})[subscription.topic_filter] = subscription.qos
+                self.taps.add(scope, subscription.topic_filter, required=False)
         if self._recorded:
-            logger.info("recording %d topic filters again", len(self._recorded))
+            logger.info("recording %d topic filters again", self.subscription_count())
 
     async def _prune_loop(self) -> None:
         # Every prune_interval, or sooner once half a history's worth of messages was written since the last
@@ -226,46 +187,28 @@ class MessagingService:
             return False
         return True
 
-    def _try_subscribe(self, scope: OrgScope, topic_filter: str) -> LocalSubscription | None:
-        try:
-            broker = self._broker()
-            return broker.subscribe(scope.namespace.internal(topic_filter), self._recording_callback(scope))
-        except StateError:
-            logger.warning("broker not running: filter %r is recorded once it is", topic_filter)
-            return None
-
-    def _drop_handle(self, recorded: _Recorded) -> None:
-        if recorded.handle is None:
-            return
-        with contextlib.suppress(StateError):
-            self._broker().unsubscribe(recorded.handle)
-        recorded.handle = None
-
-    def _recording_callback(self, scope: OrgScope) -> Callable[[BrokerMessage], None]:
-        def record(message: BrokerMessage) -> None:
-            self.record(scope, message)
-
-        return record
-
-    def record(self, scope: OrgScope, message: BrokerMessage) -> None:
-        """Take a message of a recorded filter: queue it for the history and send it to live listeners.
-
-        Overlapping filters of one organization deliver the same message object several times in a
-        row during one routing pass; it is recorded once.
-        """
-        if self._last_message.get(scope.organization_id) is message:
-            return
-        self._last_message[scope.organization_id] = message
+    def _take(self, scope: OrgScope, message: BrokerMessage) -> None:
+        """Take a message of one of the organization's filters (once, however many match): record it if a
+        recorded filter matches, and hand it to the organization's live clients."""
+        organization_id = scope.organization_id
         topic = scope.namespace.external(message.topic)
-        if len(topic) > MAX_RECORDED_TOPIC_LENGTH:
-            self.skipped_long_topics += 1
-            return
-        record_id = new_id()
-        received = datetime.fromtimestamp(message.received_at, UTC) if message.received_at else utcnow()
-        self.recorder.offer(
-            Record(scope.organization_id, topic, message.payload, message.qos, message.retain, received, record_id)
-        )
-        self.feed.send(scope.organization_id, topic, live_message_text(topic, message, history_id=record_id), message)
+        history_id: str | None = None
+        if self.records(organization_id, topic):
+            if len(topic) > MAX_RECORDED_TOPIC_LENGTH:
+                self.skipped_long_topics += 1
+            else:
+                history_id = new_id()
+                received = datetime.fromtimestamp(message.received_at, UTC) if message.received_at else utcnow()
+                self.recorder.offer(
+                    Record(organization_id, topic, message.payload, message.qos, message.retain, received, history_id)
+                )
+        if self.live.has_listeners(organization_id):
+            text = live_message_text(topic, message, history_id=history_id)
+            self.live.publish(LiveMessage(organization_id, topic, text), in_feed=history_id is not None)
+
+    def records(self, organization_id: str, topic: str) -> bool:
+        """Whether one of the organization's recorded filters matches ``topic``."""
+        return any(topic_matches(topic_filter, topic) for topic_filter in self._recorded.get(organization_id, ()))
 
     # --- operations ------------------------------------------------------------------------------------
 
@@ -315,7 +258,7 @@ class MessagingService:
                 MessageSubscription.topic_filter == topic_filter,
             )
         )
-        if row is None and (scope.organization_id, topic_filter) not in self._recorded:
+        if row is None and topic_filter not in self._recorded.get(scope.organization_id, {}):
             raise NotFoundError(f"not subscribed to {topic_filter!r}")
         if row is not None:
             await session.delete(row)
@@ -325,54 +268,50 @@ class MessagingService:
     def _filter_recorded(self, change: FilterRecorded) -> None:
         if self.state is not ServiceState.RUNNING:
             return
-        key = (change.scope.organization_id, change.topic_filter)
-        recorded = self._recorded.get(key)
-        if recorded is not None and recorded.handle is not None:
-            recorded.qos = change.qos
-            return
-        self._recorded[key] = _Recorded(
-            change.scope, change.qos, self._try_subscribe(change.scope, change.topic_filter)
-        )
+        recorded = self._recorded.setdefault(change.scope.organization_id, {})
+        if change.topic_filter in recorded:
+            with contextlib.suppress(UnavailableError):  # still down: subscribed by a later change
+                self.taps.ensure(change.scope.organization_id, change.topic_filter)
+        else:
+            self.taps.add(change.scope, change.topic_filter, required=False)
+        recorded[change.topic_filter] = change.qos
 
     def _filter_dropped(self, change: FilterDropped) -> None:
-        recorded = self._recorded.pop((change.organization_id, change.topic_filter), None)
-        if recorded is not None:
-            self._drop_handle(recorded)
+        recorded = self._recorded.get(change.organization_id)
+        if recorded is None or recorded.pop(change.topic_filter, None) is None:
+            return
+        if not recorded:
+            del self._recorded[change.organization_id]
+        self.taps.discard(change.organization_id, change.topic_filter)
 
     def _organization_deleted(self, change: OrganizationDeleted) -> None:
-        for organization_id, topic_filter in [key for key in self._recorded if key[0] == change.organization_id]:
-            self._filter_dropped(FilterDropped(organization_id, topic_filter))
-        self._last_message.pop(change.organization_id, None)
+        for topic_filter in list(self._recorded.get(change.organization_id, ())):
+            self._filter_dropped(FilterDropped(change.organization_id, topic_filter))
 
     def filters(self, organization_id: str) -> list[str]:
         """The filters an organization records, sorted."""
-        return sorted(topic_filter for org, topic_filter in self._recorded if org == organization_id)
+        return sorted(self._recorded.get(organization_id, ()))
 
     def subscription_count(self, organization_id: str | None = None) -> int:
         """Recorded filters of one organization, or of all."""
         if organization_id is None:
-            return len(self._recorded)
-        return sum(1 for org, _ in self._recorded if org == organization_id)
+            return sum(len(filters) for filters in self._recorded.values())
+        return len(self._recorded.get(organization_id, ()))
 
     # --- live ------------------------------------------------------------------------------------------
 
-    def subscribe_live(self, scope: OrgScope, topic_filter: str, listener: LiveListener) -> LocalSubscription:
-        """Send a checked filter's messages to one WebSocket listener (not recorded in the history).
+    def follow(self, scope: OrgScope, topic_filter: str) -> None:
+        """Have the broker hand over a checked filter's messages for a live client's own filter (not recorded);
+        undone by :meth:`unfollow`.
 
         Raises:
             UnavailableError: the broker is not running.
         """
-        broker = self.broker()
+        self.taps.add(scope, topic_filter)
 
-        def deliver(message: BrokerMessage) -> None:
-            listener.put(live_message_text(scope.namespace.external(message.topic), message), message)
-
-        return _subscribe(broker, scope.namespace.internal(topic_filter), deliver)
-
-    def unsubscribe_live(self, handle: LocalSubscription) -> None:
-        """Stop a subscription made with :meth:`subscribe_live`."""
-        with contextlib.suppress(StateError):
-            self._broker().unsubscribe(handle)
+    def unfollow(self, scope: OrgScope, topic_filter: str) -> None:
+        """Undo one :meth:`follow`."""
+        self.taps.discard(scope.organization_id, topic_filter)
 
     async def health(self) -> MessagingHealth:
         """The messaging fields of ``GET /health`` (totals over every organization, no topics)."""
@@ -387,5 +326,5 @@ class MessagingService:
             "mqtt_connected": self.broker_connected,
             "message_count": message_count,
             "active_subscriptions": self.subscription_count(),
-            "websocket_connections": self.feed.count(),
+            "websocket_connections": self.live.count(),
         }

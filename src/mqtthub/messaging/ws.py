@@ -11,11 +11,15 @@ Protocol (JSON text frames unless noted):
   or ``{"type": "error", "error": ...}``;
 - the text ``ping`` is answered with the text ``pong``; every ``ws_heartbeat_interval`` seconds the server
   checks the credentials again and sends ``{"type": "heartbeat", "timestamp": ...}``; once they are revoked or
-  expired it sends ``{"type": "error", "status": 401, ...}`` and closes the connection (code 1008).
+  expired it sends ``{"type": "error", "status": 401, ...}`` and closes the connection (code 1008);
+- each connection has a bounded queue (``realtime_queue_size``) in the shared live fan-out, so the broker never
+  waits for it. ``?overflow=`` names what happens when the client falls behind: ``drop_oldest`` (the default)
+  discards its oldest queued messages and then tells it ``{"type": "dropped", "count": n}``; ``disconnect`` sends
+  ``{"type": "error", "code": "too_slow", ...}`` and closes the connection with code 1013 (try again later).
 
 Credentials are the same as for REST (headers), or ``?api_key=``/``?token=`` for clients that cannot set
-headers. Refusals happen before the handshake completes, as HTTP responses: 401, 403, 429, and 503 when
-``ws_max_connections`` connections are open or the broker is down.
+headers. Refusals happen before the handshake completes, as HTTP responses: 401, 403, 422 (an unknown
+``overflow``), 429, and 503 when ``ws_max_connections`` connections are open or the broker is down.
 """
 
 from __future__ import annotations
@@ -30,12 +34,19 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 
-from mqtthub.broker.handle import LocalSubscription
 from mqtthub.errors import MQTTHubError, PermissionDeniedError, UnauthenticatedError, UnavailableError
 from mqtthub.messaging.auth import Caller, resolve_caller
 from mqtthub.messaging.deps import MessagingDep
-from mqtthub.messaging.live import LiveListener
+from mqtthub.messaging.live import LiveMessage
 from mqtthub.messaging.namespace import check_topic_filter
+from mqtthub.realtime.fanout import (
+    MAX_FILTERS,
+    SLOW_CLIENT_CLOSE_CODE,
+    SLOW_CLIENT_GRACE,
+    OverflowPolicy,
+    Subscriber,
+    overflow_policy,
+)
 from mqtthub.web.deps import DatabaseDep, SettingsDep
 from mqtthub.web.errors import error_body
 
@@ -43,8 +54,6 @@ if TYPE_CHECKING:
     from mqtthub.messaging.service import MessagingService
 
 logger = logging.getLogger(__name__)
-
-MAX_FILTERS_PER_CONNECTION = 64
 
 router = APIRouter(tags=["messaging"])
 
@@ -62,14 +71,19 @@ async def _deny(websocket: WebSocket, error: MQTTHubError) -> None:
 
 
 class _Connection:
-    """One accepted WebSocket client: its listener, own filters and the lock serializing its sends."""
+    """One accepted WebSocket client: its fan-out subscriber, own filters and the lock serializing its sends.
 
-    def __init__(self, websocket: WebSocket, service: MessagingService, caller: Caller) -> None:
+    The subscriber follows the organization's recorded messages until the client names filters of its own.
+    """
+
+    def __init__(self, websocket: WebSocket, service: MessagingService, caller: Caller, policy: OverflowPolicy) -> None:
         self.websocket = websocket
         self.service = service
         self.caller = caller
-        self.listener = LiveListener(caller.organization_id, readable=caller.readable)
-        self.own: dict[str, LocalSubscription] = {}
+        self.subscriber: Subscriber[LiveMessage] = service.live.subscribe(
+            caller.organization_id, None, allowed=caller.readable, policy=policy
+        )
+        self.own: set[str] = set()
         self._send_lock = asyncio.Lock()
 
     async def send(self, data: str | dict[str, Any]) -> None:
@@ -78,8 +92,17 @@ class _Connection:
             await self.websocket.send_text(text)
 
     async def forward(self) -> None:
-        while True:
-            await self.send(await self.listener.get())
+        async for message in self.subscriber:
+            dropped = self.subscriber.take_dropped()
+            if dropped:
+                await self.send({"type": "dropped", "count": dropped})
+            await self.send(message.text)
+
+    async def end_overflowed(self) -> None:
+        """Tell a client the DISCONNECT policy dropped why, and close; bounded, as the client may read nothing."""
+        async with asyncio.timeout(SLOW_CLIENT_GRACE):
+            await self.send({"type": "error", "error": self.subscriber.overflow_message, "code": "too_slow"})
+            await self.websocket.close(code=SLOW_CLIENT_CLOSE_CODE, reason="too slow")
 
     async def heartbeat(self, interval: float, recheck: Callable[[], Awaitable[object]]) -> None:
         while True:
@@ -125,26 +148,29 @@ class _Connection:
         if not self.caller.can_subscribe(topic):
             return {"type": "error", "action": "subscribe", "topic": topic, "error": "not permitted", "status": 403}
         if topic not in self.own:
-            if len(self.own) >= MAX_FILTERS_PER_CONNECTION:
+            if len(self.own) >= MAX_FILTERS:
                 return {"type": "error", "action": "subscribe", "topic": topic, "error": "too many filters"}
             try:
-                self.own[topic] = self.service.subscribe_live(self.caller.scope, topic, self.listener)
+                self.service.follow(self.caller.scope, topic)
             except UnavailableError as exc:
                 return {"type": "error", "action": "subscribe", "topic": topic, "error": exc.message, "status": 503}
-        self.listener.narrowed = True
+            self.own.add(topic)
+        self.subscriber.set_filters(sorted(self.own))
         return {"type": "subscribed", "topic": topic, "subscriptions": sorted(self.own)}
 
     def unsubscribe(self, topic: str) -> dict[str, Any]:
-        handle = self.own.pop(topic, None)
-        if handle is None:
+        if topic not in self.own:
             return {"type": "error", "action": "unsubscribe", "topic": topic, "error": "not subscribed"}
-        self.service.unsubscribe_live(handle)
-        self.listener.narrowed = bool(self.own)
+        self.own.discard(topic)
+        self.service.unfollow(self.caller.scope, topic)
+        # With no filters of its own left, the connection follows the recorded messages again.
+        self.subscriber.set_filters(sorted(self.own) if self.own else None)
         return {"type": "unsubscribed", "topic": topic, "subscriptions": sorted(self.own)}
 
     def close(self) -> None:
-        for handle in self.own.values():
-            self.service.unsubscribe_live(handle)
+        self.subscriber.close()
+        for topic in self.own:
+            self.service.unfollow(self.caller.scope, topic)
         self.own.clear()
 
 
@@ -165,14 +191,14 @@ async def stream(websocket: WebSocket, service: MessagingDep, database: Database
 
     try:
         caller = await authenticate()
-        if service.feed.count() >= settings.ws_max_connections:
+        policy = overflow_policy(websocket.query_params.get("overflow"))
+        if service.live.count() >= settings.ws_max_connections:
             raise UnavailableError("too many WebSocket connections")
         service.broker()
     except MQTTHubError as exc:
         await _deny(websocket, exc)
         return
-    connection = _Connection(websocket, service, caller)
-    service.feed.attach(connection.listener)
+    connection = _Connection(websocket, service, caller, policy)
     try:
         await websocket.accept()
         await connection.send(
@@ -183,16 +209,24 @@ async def stream(websocket: WebSocket, service: MessagingDep, database: Database
             }
         )
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(connection.forward(), name="ws-forward")
-            tasks.create_task(
-                connection.heartbeat(settings.ws_heartbeat_interval, lambda: authenticate(rate_limited=False)),
-                name="ws-heartbeat",
-            )
-            await connection.receive()  # returns only by raising: the client went away
-    except* WebSocketDisconnect:
+            running = {
+                tasks.create_task(connection.forward(), name="ws-forward"),
+                tasks.create_task(
+                    connection.heartbeat(settings.ws_heartbeat_interval, lambda: authenticate(rate_limited=False)),
+                    name="ws-heartbeat",
+                ),
+                tasks.create_task(connection.receive(), name="ws-receive"),
+                # The forwarder may be stuck on a slow client's socket: the overflow is noticed apart from it.
+                tasks.create_task(connection.subscriber.wait_closed(), name="ws-overflow"),
+            }
+            await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for task in running:
+                task.cancel()
+        if connection.subscriber.overflowed:
+            await connection.end_overflowed()
+    except* (WebSocketDisconnect, TimeoutError):
         pass
     except* (RuntimeError, OSError) as group:
         logger.debug("WebSocket client gone: %r", group.exceptions)
     finally:
-        service.feed.detach(connection.listener)
         connection.close()

@@ -8,7 +8,7 @@ names these functions yield.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -274,16 +274,16 @@ def telemetry_families(telemetry: TelemetryService, messaging: MessagingService)
     for candidate in WriterState:
         state.add_metric([candidate.value], 1 if writer.state is candidate else 0)
     yield state
-    yield from live_families({"stream": telemetry.realtime}, ws_clients=messaging.feed.count())
+    yield from live_families((telemetry.realtime, messaging.live))
 
 
-def live_families(fanouts: Mapping[str, FanOut[Any]], *, ws_clients: int) -> Iterator[Metric]:
+def live_families(fanouts: Sequence[FanOut[Any]]) -> Iterator[Metric]:
     """Live clients, events dropped for slow ones and slow ones disconnected, by endpoint (fan-out name)."""
     yield _labelled(
         GaugeMetricFamily(
             "mqtthub_live_clients", "Live-stream clients connected now, by endpoint.", labels=["endpoint"]
         ),
-        {name: fanout.count() for name, fanout in fanouts.items()} | {"ws": ws_clients},
+        {fanout.name: fanout.count() for fanout in fanouts},
     )
     yield _labelled(
         CounterMetricFamily(
@@ -291,7 +291,7 @@ def live_families(fanouts: Mapping[str, FanOut[Any]], *, ws_clients: int) -> Ite
             "Live events discarded for clients too slow to take them (drop_oldest policy), by endpoint.",
             labels=["endpoint"],
         ),
-        {name: fanout.dropped for name, fanout in fanouts.items()},
+        {fanout.name: fanout.dropped for fanout in fanouts},
     )
     yield _labelled(
         CounterMetricFamily(
@@ -299,7 +299,7 @@ def live_families(fanouts: Mapping[str, FanOut[Any]], *, ws_clients: int) -> Ite
             "Live clients disconnected for falling behind (disconnect policy), by endpoint.",
             labels=["endpoint"],
         ),
-        {name: fanout.disconnected for name, fanout in fanouts.items()},
+        {fanout.name: fanout.disconnected for fanout in fanouts},
     )
 
 

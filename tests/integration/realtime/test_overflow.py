@@ -1,19 +1,21 @@
 """Slow live clients against a real hub: the others still get everything, the slow one is told what it
-missed (drop oldest) or is disconnected (disconnect), on ``/api/v1/stream``; organizations stay apart."""
+missed (drop oldest) or is disconnected (disconnect), on ``/api/v1/stream`` and ``/ws``; organizations stay
+apart across the shared fan-out."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.connection import Connection
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from mqtthub.messaging.namespace import OrgScope
 from mqtthub.realtime import Event
 from tests.integration.messaging.conftest import ThreadedHub, threaded_hub
 
@@ -36,29 +38,34 @@ async def slow_connection(url: str) -> ClientConnection:
     return await connect(url, sock=sock, max_queue=1, max_size=None, compression=None)
 
 
-async def on_hub(hub: ThreadedHub, action: Callable[[], None]) -> None:
+async def on_hub(hub: ThreadedHub, action: Callable[[], Coroutine[Any, Any, None]]) -> None:
     """Run ``action`` on the hub's event loop (where its fan-out lives) and wait for it."""
-
-    async def run() -> None:
-        action()
-
-    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(run(), hub.loop))
+    await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(action(), hub.loop))
 
 
 class Reader:
-    """Reads a client's frames in the background; ``numbers`` are the events' ``n`` in arrival order."""
+    """Reads a client's frames in the background; ``numbers`` are the events' ``n`` in arrival order.
 
-    def __init__(self, ws: Connection) -> None:
+    ``/api/v1/stream`` frames name their kind in ``event`` and carry ``data``; ``/ws`` frames name it in
+    ``type`` and carry the published JSON as ``payload``.
+    """
+
+    def __init__(self, ws: Connection, kind: str = "event") -> None:
         self.ws = ws
+        self.kind = kind
         self.frames: list[dict[str, Any]] = []
         self.numbers: list[int] = []
         self.task = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
         async for frame in self.ws:
+            if frame == "pong":
+                continue
             data = json.loads(frame)
             self.frames.append(data)
-            if "data" in data and isinstance(data["data"], dict) and "n" in data["data"]:
+            if data.get(self.kind) == "message":
+                self.numbers.append(json.loads(data["payload"])["n"])
+            elif isinstance(data.get("data"), dict) and "n" in data["data"]:
                 self.numbers.append(data["data"]["n"])
 
     def caught_up(self, number: int) -> bool:
@@ -67,7 +74,24 @@ class Reader:
 
     def missed(self) -> int:
         """Events the hub said it dropped for this client."""
-        return sum(frame["count"] for frame in self.frames if frame["event"] == "dropped")
+        return sum(frame["count"] for frame in self.frames if frame.get(self.kind) == "dropped")
+
+    async def was_told_what_it_missed(self) -> None:
+        """Every event arrived or was reported dropped, some were dropped, and the newest were kept."""
+        await self.until(lambda: len(self.numbers) + self.missed() == EVENTS, "every event received or reported")
+        assert self.missed() > 0
+        assert self.numbers == sorted(self.numbers)
+        assert self.numbers[-1] == EVENTS - 1
+
+    async def was_disconnected_for_being_slow(self) -> None:
+        """The connection ends with an error frame saying the client was too slow, and close code 1013."""
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(self.task, 60)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1013
+        assert self.frames[-1][self.kind] == "error"
+        assert self.frames[-1]["code"] == "too_slow"
+        assert len(self.numbers) < EVENTS
 
     async def until(self, condition: Callable[[], bool], what: str) -> None:
         for _ in range(1200):
@@ -79,16 +103,23 @@ class Reader:
         raise AssertionError(f"timed out waiting for {what}; last frames {self.frames[-3:]!r}")
 
 
-async def publish_paced(hub: ThreadedHub, organization_id: str, fast: Reader) -> None:
-    """Publish EVENTS events, never more than half a queue ahead of the fast client."""
+async def publish_paced(hub: ThreadedHub, fast: Reader, *, mqtt: bool = False) -> None:
+    """Publish EVENTS telemetry events (or MQTT messages to ``load/<n>`` of the default organization), never
+    more than half a queue ahead of the fast client."""
+    org = hub.default_org
+    scope = OrgScope.of(org.id, org.short_id)
     chunk = QUEUE // 2
     for start in range(0, EVENTS, chunk):
         numbers = range(start, min(start + chunk, EVENTS))
 
-        def publish(numbers: range = numbers) -> None:
+        async def publish(numbers: range = numbers) -> None:
             for n in numbers:
                 data = {"n": n, "pad": BLOB}
-                hub.hub.realtime.publish(Event(organization_id, "datastream", "devices/d1/datastream", data))
+                if mqtt:
+                    payload = json.dumps(data).encode()
+                    await hub.hub.messaging.publish(scope, f"load/{n}", payload, qos=0, retain=False)
+                else:
+                    hub.hub.realtime.publish(Event(org.id, "datastream", "devices/d1/datastream", data))
 
         await on_hub(hub, publish)
         last = numbers[-1]
@@ -123,15 +154,12 @@ def test_stream_drop_oldest_tells_the_slow_client_what_it_missed(hub: ThreadedHu
                 await ready(ws)
             fast = Reader(fast_ws)
             stranger = Reader(stranger_ws)
-            await publish_paced(hub, hub.default_org.id, fast)
+            await publish_paced(hub, fast)
             assert fast.numbers == list(range(EVENTS))
             assert fast.missed() == 0
 
             slow = Reader(slow_ws)
-            await slow.until(lambda: len(slow.numbers) + slow.missed() == EVENTS, "every event received or reported")
-            assert slow.missed() > 0
-            assert slow.numbers == sorted(slow.numbers)
-            assert slow.numbers[-1] == EVENTS - 1  # the newest are kept
+            await slow.was_told_what_it_missed()
             assert stranger.frames == []  # another organization's client saw nothing of it
 
     asyncio.run(scenario())
@@ -147,18 +175,12 @@ def test_stream_disconnect_policy_drops_only_the_slow_client(hub: ThreadedHub) -
             for ws in (fast_ws, slow_ws):
                 await ready(ws)
             fast = Reader(fast_ws)
-            await publish_paced(hub, hub.default_org.id, fast)
+            await publish_paced(hub, fast)
             assert fast.numbers == list(range(EVENTS))
             assert hub.hub.realtime.disconnected == before + 1
 
             slow = Reader(slow_ws)
-            with pytest.raises(ConnectionClosed) as closed:
-                await asyncio.wait_for(slow.task, 60)
-            assert closed.value.rcvd is not None
-            assert closed.value.rcvd.code == 1013
-            assert slow.frames[-1]["event"] == "error"
-            assert slow.frames[-1]["code"] == "too_slow"
-            assert len(slow.numbers) < EVENTS
+            await slow.was_disconnected_for_being_slow()
             assert not fast_ws.close_code  # the fast client stays connected
 
     asyncio.run(scenario())
@@ -172,5 +194,70 @@ def test_an_unknown_overflow_policy_is_refused(hub: ThreadedHub) -> None:
             assert "drop_oldest, disconnect" in error["error"]
             with pytest.raises(ConnectionClosed):
                 await asyncio.wait_for(ws.recv(), 30)
+
+    asyncio.run(scenario())
+
+
+async def ws_following(url: str, ws: Connection) -> Connection:
+    """``ws`` once connected to ``/ws`` and following ``load/#`` (live, not recorded)."""
+    assert json.loads(await asyncio.wait_for(ws.recv(), 30))["type"] == "connected"
+    await ws.send(json.dumps({"action": "subscribe", "topic": "load/#"}))
+    assert json.loads(await asyncio.wait_for(ws.recv(), 30))["type"] == "subscribed"
+    return ws
+
+
+def test_ws_drop_oldest_tells_the_slow_client_what_it_missed(hub: ThreadedHub) -> None:
+    async def scenario() -> None:
+        url = f"{hub.ws_url}?token={hub.api_token(hub.default_org)}"
+        stranger_url = f"{hub.ws_url}?token={hub.api_token(hub.new_org('ws elsewhere'))}"
+        async with (
+            connect(url, max_size=None, compression=None) as fast_ws,
+            await slow_connection(url) as slow_ws,
+            connect(stranger_url) as stranger_ws,
+        ):
+            for ws in (fast_ws, slow_ws):
+                await ws_following(url, ws)
+            await ws_following(stranger_url, stranger_ws)
+            fast = Reader(fast_ws, "type")
+            stranger = Reader(stranger_ws, "type")
+            await publish_paced(hub, fast, mqtt=True)
+            assert fast.numbers == list(range(EVENTS))
+            assert fast.missed() == 0
+
+            slow = Reader(slow_ws, "type")
+            await slow.was_told_what_it_missed()
+            assert [frame for frame in stranger.frames if frame["type"] != "heartbeat"] == []
+
+    asyncio.run(scenario())
+
+
+def test_ws_disconnect_policy_drops_only_the_slow_client(hub: ThreadedHub) -> None:
+    async def scenario() -> None:
+        before = hub.hub.messaging.live.disconnected
+        url = f"{hub.ws_url}?token={hub.api_token(hub.default_org)}"
+        async with (
+            connect(url, max_size=None, compression=None) as fast_ws,
+            await slow_connection(url + "&overflow=disconnect") as slow_ws,
+        ):
+            for ws in (fast_ws, slow_ws):
+                await ws_following(url, ws)
+            fast = Reader(fast_ws, "type")
+            await publish_paced(hub, fast, mqtt=True)
+            assert fast.numbers == list(range(EVENTS))
+            assert hub.hub.messaging.live.disconnected == before + 1
+
+            slow = Reader(slow_ws, "type")
+            await slow.was_disconnected_for_being_slow()
+            assert not fast_ws.close_code
+
+    asyncio.run(scenario())
+
+
+def test_ws_refuses_an_unknown_overflow_policy_before_the_handshake(hub: ThreadedHub) -> None:
+    async def scenario() -> None:
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(f"{hub.ws_url}?token={hub.api_token(hub.default_org)}&overflow=block"):
+                pass
+        assert refused.value.response.status_code == 422
 
     asyncio.run(scenario())

@@ -19,7 +19,6 @@ from mqtthub.db.changes import record
 from mqtthub.db.migrate import upgrade
 from mqtthub.errors import NotFoundError, StateError, UnavailableError
 from mqtthub.messaging import history
-from mqtthub.messaging.live import LiveListener
 from mqtthub.messaging.namespace import OrgScope
 from mqtthub.messaging.service import MessagingService
 from mqtthub.models import HistoryMessage, MessageSubscription, Organization
@@ -101,6 +100,23 @@ async def test_overlapping_filters_record_a_message_once(database: Database) -> 
         assert [row.payload for row in (await page(service, A)).rows] == [b"twice", b"once"]
 
 
+async def test_a_message_of_overlapping_recorded_and_live_filters_arrives_once(database: Database) -> None:
+    broker = FakeBroker()
+    async with MessagingService(settings(), database, broker.provider) as service:
+        await subscribe(service, A, "m/#")
+        follower = service.live.subscribe("org-a", None)
+        own = service.live.subscribe("org-a", ["m/+", "m/1"])
+        theirs = service.live.subscribe("org-b", None)
+        service.follow(A, "m/+")
+        service.follow(A, "m/1")
+        await service.publish(A, "m/1", b"x", qos=0, retain=False)
+        assert (follower.qsize(), own.qsize(), theirs.qsize()) == (1, 1, 0)
+        recorded = json.loads((await follower.get()).text)
+        assert json.loads((await own.get()).text)["id"] == recorded["id"]  # the same message: recorded once
+        assert (await page(service, A)).total == 1
+        assert len(broker.subscriptions) == 3
+
+
 async def test_subscribing_again_only_changes_qos(database: Database) -> None:
     broker = FakeBroker()
     async with MessagingService(settings(), database, broker.provider) as service:
@@ -148,7 +164,7 @@ async def test_unavailable_broker(database: Database) -> None:
         with pytest.raises(UnavailableError):
             await subscribe(service, A, "t")
         with pytest.raises(UnavailableError):
-            service.subscribe_live(A, "t", LiveListener("org-a"))
+            service.follow(A, "t")
         broker.running = True
         assert service.broker_connected
 
@@ -219,29 +235,29 @@ async def test_live_listeners_get_recorded_and_own_filter_messages(database: Dat
     broker = FakeBroker()
     async with MessagingService(settings(), database, broker.provider) as service:
         await subscribe(service, A, "rec/#")
-        follower = LiveListener("org-a")
-        service.feed.attach(follower)
+        follower = service.live.subscribe("org-a", None)
         await service.publish(A, "rec/1", b"21.5", qos=1, retain=False)
-        message = json.loads(await follower.get())
+        message = json.loads((await follower.get()).text)
         assert message["type"] == "message"
         assert message["topic"] == "rec/1"
         assert message["payload"] == "21.5"
         assert message["payload_encoding"] == "utf-8"
         assert message["qos"] == 1
         assert message["id"]
-        own = LiveListener("org-a")
-        handle = service.subscribe_live(A, "live/+", own)
+        own = service.live.subscribe("org-a", ["live/+"])
+        service.follow(A, "live/+")
         await service.publish(A, "live/x", b"\x80", qos=0, retain=False)
-        live = json.loads(await own.get())
+        assert follower.qsize() == 0  # not recorded: not in the feed
+        live = json.loads((await own.get()).text)
         assert (live["topic"], live["payload"], live["payload_encoding"], live["id"]) == (
             "live/x",
             "gA==",
             "base64",
             None,
         )
-        service.unsubscribe_live(handle)
+        service.unfollow(A, "live/+")
         await service.publish(A, "live/x", b"gone", qos=0, retain=False)
-        assert len(own) == 0
+        assert own.qsize() == 0
         assert (await page(service, A)).total == 1  # live-only filters are not recorded
 
 
@@ -258,8 +274,15 @@ async def test_a_bad_row_does_not_cost_its_batch(database: Database) -> None:
     broker = FakeBroker()
     async with MessagingService(settings(), database, broker.provider) as service:
         await subscribe(service, A, "#")
-        ghost = OrgScope.of("no-such-org", "ghost1")
-        service.record(ghost, BrokerMessage("org/ghost1/x", b"lost", received_at=1.0))
+        # An organization deleted a moment ago: the service still records its filter, its rows cannot be written.
+        ghost = OrgScope.of("org-c", "cccccc")
+        async with database.session() as session:
+            session.add(Organization(id="org-c", name="C", short_id="cccccc"))
+        async with database.session() as session:
+            await service.subscribe(session, ghost, "x", 0)
+        async with database.session() as session:
+            await session.delete(await session.get(Organization, "org-c"))
+        broker.route(BrokerMessage("org/cccccc/x", b"lost", received_at=1.0))
         await service.publish(A, "kept", b"kept", qos=0, retain=False)
         assert (await page(service, A)).total == 1
         assert service.recorder.failed == 1
