@@ -19,7 +19,7 @@ import asyncio
 import enum
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Generic, Protocol, TypeVar
 
 from mqtthub.errors import StateError, ValidationFailedError
@@ -97,7 +97,7 @@ class Subscriber(Generic[E]):
     def __init__(
         self,
         fanout: FanOut[E],
-        organization_id: str | None,
+        organization_id: str,
         filters: Iterable[str] | None,
         *,
         allowed: Iterable[str] | None,
@@ -230,7 +230,6 @@ class FanOut(Generic[E]):
         self.disconnected = 0
         """Subscribers closed by the DISCONNECT policy."""
         self._by_org: dict[str, set[Subscriber[E]]] = {}
-        self._everything: dict[Subscriber[E], Callable[[str], bool]] = {}
 
     def subscribe(
         self,
@@ -252,28 +251,12 @@ class FanOut(Generic[E]):
         self._by_org.setdefault(organization_id, set()).add(subscriber)
         return subscriber
 
-    def subscribe_all(self, *, interest: Callable[[str], bool], maxsize: int | None = None) -> Subscriber[E]:
-        """A subscriber to the events of every organization for which ``interest(organization_id)`` is true.
-
-        For bridges that route per organization themselves (Socket.IO rooms).
-        """
-        subscriber = Subscriber(
-            self, None, ("#",), allowed=None, maxsize=maxsize or self.queue_size, policy=OverflowPolicy.DROP_OLDEST
-        )
-        self._everything[subscriber] = interest
-        return subscriber
-
     def has_listeners(self, organization_id: str) -> bool:
         """Whether any subscriber would receive an event of the organization (so it is worth building)."""
-        if organization_id in self._by_org:
-            return True
-        return any(interest(organization_id) for interest in self._everything.values())
+        return organization_id in self._by_org
 
     def remove(self, subscriber: Subscriber[E]) -> None:
         """Forget a subscriber (called by :meth:`Subscriber.close`)."""
-        if subscriber.organization_id is None:
-            self._everything.pop(subscriber, None)
-            return
         members = self._by_org.get(subscriber.organization_id)
         if members is not None:
             members.discard(subscriber)
@@ -290,12 +273,9 @@ class FanOut(Generic[E]):
         for subscriber in list(self._by_org.get(event.organization_id, ())):
             if subscriber.wants(event, in_feed):
                 subscriber.put(event)
-        for subscriber, interest in list(self._everything.items()):
-            if interest(event.organization_id):
-                subscriber.put(event)
 
     def count(self, organization_id: str | None = None) -> int:
-        """Open subscriptions of one organization, or of all (bridges included)."""
+        """Open subscriptions of one organization, or of all."""
         if organization_id is not None:
             return len(self._by_org.get(organization_id, ()))
-        return sum(len(members) for members in self._by_org.values()) + len(self._everything)
+        return sum(len(members) for members in self._by_org.values())

@@ -1,6 +1,6 @@
 """Slow live clients against a real hub: the others still get everything, the slow one is told what it
-missed (drop oldest) or is disconnected (disconnect), on ``/api/v1/stream`` and ``/ws``; organizations stay
-apart across the shared fan-out."""
+missed (drop oldest) or is disconnected (disconnect), on ``/api/v1/stream``, ``/ws`` and Socket.IO (spoken
+frame by frame, so that a client can stop reading); organizations stay apart across the shared fan-out."""
 
 from __future__ import annotations
 
@@ -259,5 +259,97 @@ def test_ws_refuses_an_unknown_overflow_policy_before_the_handshake(hub: Threade
             async with connect(f"{hub.ws_url}?token={hub.api_token(hub.default_org)}&overflow=block"):
                 pass
         assert refused.value.response.status_code == 422
+
+    asyncio.run(scenario())
+
+
+class SocketIOReader(Reader):
+    """Reads Engine.IO/Socket.IO frames: answers pings, records events as ``{"event": name, ...body}`` and the
+    server's disconnect as ``{"event": "disconnect"}``."""
+
+    async def _read(self) -> None:
+        async for frame in self.ws:
+            assert isinstance(frame, str)
+            if frame == "2":
+                await self.ws.send("3")
+            elif frame.startswith("42"):
+                name, body = json.loads(frame[2:])
+                self.frames.append({**body, "event": name})
+                if isinstance(body.get("data"), dict) and "n" in body["data"]:
+                    self.numbers.append(body["data"]["n"])
+            elif frame.startswith("41"):
+                self.frames.append({"event": "disconnect"})
+
+
+def socketio_url(hub: ThreadedHub) -> str:
+    return hub.url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+
+
+async def socketio_join(ws: Connection, auth: dict[str, str]) -> str:
+    """Open the Socket.IO namespace with ``auth``; the server's answer (``40…`` accepted, ``44…`` refused)."""
+    opened = await asyncio.wait_for(ws.recv(), 30)
+    assert isinstance(opened, str)
+    assert opened.startswith("0")
+    await ws.send("40" + json.dumps(auth))
+    answer = await asyncio.wait_for(ws.recv(), 30)
+    assert isinstance(answer, str)
+    return answer
+
+
+def test_socketio_drop_oldest_tells_the_slow_client_what_it_missed(hub: ThreadedHub) -> None:
+    async def scenario() -> None:
+        other_org = hub.new_org("socket.io elsewhere")
+        async with (
+            connect(socketio_url(hub), max_size=None, compression=None) as fast_ws,
+            await slow_connection(socketio_url(hub)) as slow_ws,
+            connect(socketio_url(hub)) as stranger_ws,
+        ):
+            for ws in (fast_ws, slow_ws):
+                assert (await socketio_join(ws, {"token": hub.admin_token})).startswith("40")
+            assert (await socketio_join(stranger_ws, {"token": other_org.admin_token})).startswith("40")
+            fast = SocketIOReader(fast_ws)
+            stranger = SocketIOReader(stranger_ws)
+            await publish_paced(hub, fast)
+            assert fast.numbers == list(range(EVENTS))
+            assert fast.missed() == 0
+
+            slow = SocketIOReader(slow_ws)
+            await slow.was_told_what_it_missed()
+            assert stranger.frames == []
+
+    asyncio.run(scenario())
+
+
+def test_socketio_disconnect_policy_drops_only_the_slow_client(hub: ThreadedHub) -> None:
+    async def scenario() -> None:
+        before = hub.hub.realtime.disconnected
+        async with (
+            connect(socketio_url(hub), max_size=None, compression=None) as fast_ws,
+            await slow_connection(socketio_url(hub)) as slow_ws,
+        ):
+            assert (await socketio_join(fast_ws, {"token": hub.admin_token})).startswith("40")
+            slow_auth = {"token": hub.admin_token, "overflow": "disconnect"}
+            assert (await socketio_join(slow_ws, slow_auth)).startswith("40")
+            fast = SocketIOReader(fast_ws)
+            await publish_paced(hub, fast)
+            assert fast.numbers == list(range(EVENTS))
+            assert hub.hub.realtime.disconnected == before + 1
+
+            slow = SocketIOReader(slow_ws)
+            await slow.until(lambda: bool(slow.frames) and slow.frames[-1]["event"] == "disconnect", "the disconnect")
+            assert slow.frames[-2]["event"] == "error"
+            assert slow.frames[-2]["code"] == "too_slow"
+            assert len(slow.numbers) < EVENTS
+            assert fast.frames[-1]["event"] == "datastream"  # the fast client stays connected
+
+    asyncio.run(scenario())
+
+
+def test_socketio_refuses_an_unknown_overflow_policy(hub: ThreadedHub) -> None:
+    async def scenario() -> None:
+        async with connect(socketio_url(hub)) as ws:
+            answer = await socketio_join(ws, {"token": hub.admin_token, "overflow": "block"})
+            assert answer.startswith("44")
+            assert "drop_oldest, disconnect" in answer
 
     asyncio.run(scenario())
