@@ -114,7 +114,6 @@ async def _serve(url: str, devices: int, pipe: Connection) -> None:
             sink=telemetry.sink,
             observer=telemetry.observer,
         )
-        telemetry.broker = broker
         async with telemetry, broker:
             pipe.send((broker.addresses["tcp"][1], seeded))
             cpu_start, written_start = time.process_time(), telemetry.writer.written

@@ -2,12 +2,17 @@
 
 Start-up order: secret key → database (migrations, first-run account) → certificate
 authority → telemetry (ingest writer, Socket.IO bridge; before the broker, whose sink and
-observer it is) → embedded broker (listeners bound) → messaging → integrations (one
-connector per configured product) → HTTP API (socket bound, so every real port is known
-before serving). The rest of the hub reaches the broker only through
-:class:`~mqtthub.broker.handle.BrokerHandle`, so an external broker can stand in for it.
-Background loops run as named tasks in one task group owned by :meth:`Hub.run`; stopping
-cancels and awaits them.
+observer it is) → broker (embedded: listeners bound; or external) → commands → messaging →
+integrations (one connector per configured product) → HTTP API (socket bound, so every real
+port is known before serving). Each component gets what it uses as constructor arguments, so
+nothing is handed over after construction: telemetry needs no broker (what publishes commands
+and broadcasts is the command service, built after the broker), and every service after the
+broker gets it as a :class:`~mqtthub.broker.handle.BrokerHandle`, so an external broker can
+stand in for the embedded one. Stopping runs in reverse: telemetry stops after the broker, so
+no accepted message finds its writer closed. Each service runs its loops in its own
+:class:`~mqtthub.background.BackgroundTasks`, and so do the hub's own (revalidation, memory
+release, rules reload) in :meth:`Hub.run`, beside the HTTP servers: a crashed loop is logged and
+runs again after a backoff, a crashed HTTP server ends the hub. Stopping cancels and awaits them.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from mqtthub.auth.passwords import PasswordWorkers
 from mqtthub.auth.revalidation import CredentialRevalidator
 from mqtthub.authbackend.common import AuthBackend
 from mqtthub.authbackend.principals import PrincipalDirectory
+from mqtthub.background import BackgroundTasks
 from mqtthub.broker import Broker, BrokerConfig, BrokerHandle, ListenerConfig
 from mqtthub.broker.config import ListenerKind
 from mqtthub.brokerstate import SQLiteStateStore
@@ -63,6 +69,7 @@ from mqtthub.realtime import RealtimeBus
 from mqtthub.realtime.access import StreamAuthenticator
 from mqtthub.realtime.socketio import SocketIOGateway
 from mqtthub.telemetry import TelemetryService
+from mqtthub.telemetry.commands import CommandService
 from mqtthub.web.state import AppState
 
 logger = logging.getLogger(__name__)
@@ -171,6 +178,7 @@ class Hub:
         self._ca: CertificateAuthority | None = None
         self._messaging: MessagingService | None = None
         self._telemetry: TelemetryService | None = None
+        self._commands: CommandService | None = None
         self._socketio: SocketIOGateway | None = None
         self._integrations: IntegrationService | None = None
         self._authorizer = TopicAuthorizer()
@@ -247,6 +255,13 @@ class Hub:
         return self._telemetry
 
     @property
+    def commands(self) -> CommandService:
+        """Commands to devices and broadcasts to organizations."""
+        if self._commands is None:
+            raise StateError("the hub is not started")
+        return self._commands
+
+    @property
     def realtime(self) -> RealtimeBus:
         """The live event bus behind ``/api/v1/stream`` and Socket.IO."""
         return self.telemetry.realtime
@@ -320,6 +335,7 @@ class Hub:
             started_at=self.started_at,
             services=(
                 self.telemetry,
+                self.commands,
                 self.realtime,
                 self.messaging,
                 self.integrations,
@@ -401,10 +417,10 @@ class Hub:
             self._changes.subscribe(OrganizationCreated, external.vhost_follower(rabbit))
         else:
             self._broker = self._embedded = await self._start_embedded_broker()
-        self._telemetry.broker = self._broker
+        self._commands = await self._stack.enter_async_context(CommandService(self._telemetry, self._broker))
         self._changes.subscribe(AccessEnded, functools.partial(apply_access_ended, self._broker))
         self._messaging = await self._stack.enter_async_context(
-            MessagingService(settings, self._database, lambda: self.broker, started_at=self.started_at)
+            MessagingService(settings, self._database, self._broker, started_at=self.started_at)
         )
         self._integrations = await self._stack.enter_async_context(
             IntegrationService(self._database, self._secrets, settings, self._broker)
@@ -474,7 +490,8 @@ class Hub:
         self._http_server = server
         servers = [server]
         assert self._http_socket is not None
-        async with asyncio.TaskGroup() as tasks:
+        # A crashed HTTP server ends the hub; a crashed loop is logged and runs again (mqtthub.background).
+        async with asyncio.TaskGroup() as tasks, BackgroundTasks("hub") as loops:
             tasks.create_task(server.serve(sockets=[self._http_socket]), name="http-server")
             if self._metrics_socket is not None:
                 endpoint = metrics_endpoint(self.metrics_registry, self.settings.metrics_token)
@@ -484,15 +501,14 @@ class Hub:
                 servers.append(metrics_server)
                 tasks.create_task(metrics_server.serve(sockets=[self._metrics_socket]), name="metrics-server")
             revalidator = CredentialRevalidator(self.database, self.broker, self.settings.mqtt_revalidate_interval)
-            background = [tasks.create_task(revalidator.run(), name="mqtt-credential-revalidation")]
+            loops.loop("mqtt-credential-revalidation", revalidator.run)
             releaser = MemoryReleaser(lambda: self.broker.stats().clients_connected)
-            background.append(tasks.create_task(releaser.run(), name="memory-release"))
+            loops.loop("memory-release", releaser.run)
             if self._rules_file is not None:
-                background.append(tasks.create_task(self._rules_file.watch(), name="mqtt-rules-reload"))
+                loops.loop("mqtt-rules-reload", self._rules_file.watch)
             await stop.wait()
             logger.info("stopping")
-            for task in background:
-                task.cancel()
+            await loops.close()
             for each in servers:
                 each.should_exit = True
 

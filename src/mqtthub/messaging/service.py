@@ -40,7 +40,7 @@ from mqtthub.messaging.namespace import OrgScope
 from mqtthub.messaging.ratelimit import TokenBucketLimiter
 from mqtthub.messaging.recorder import HistoryRecorder, Record
 from mqtthub.messaging.schemas import MessagingHealth
-from mqtthub.messaging.taps import BrokerProvider, BrokerTaps
+from mqtthub.messaging.taps import BrokerTaps
 from mqtthub.models import MessageSubscription, Organization
 from mqtthub.models.messaging import MAX_RECORDED_TOPIC_LENGTH
 from mqtthub.mqtt.topics import topic_matches
@@ -72,7 +72,7 @@ class MessagingService:
         self,
         settings: Settings,
         database: Database,
-        broker: BrokerProvider,
+        broker: BrokerHandle,
         *,
         prune_interval: float = 30.0,
         started_at: float | None = None,
@@ -167,14 +167,14 @@ class MessagingService:
 
     # --- broker ----------------------------------------------------------------------------------------
 
-    def broker(self) -> BrokerHandle:
-        """The running broker.
+    def require_broker(self) -> None:
+        """Check that the broker is up, before work that needs it is accepted.
 
         Raises:
             UnavailableError: the broker is not running.
         """
         try:
-            return self._broker()
+            self._broker.stats()
         except StateError as exc:
             raise UnavailableError(f"the MQTT broker is not available: {exc.message}") from None
 
@@ -182,7 +182,7 @@ class MessagingService:
     def broker_connected(self) -> bool:
         """Whether the broker is up and answering."""
         try:
-            self._broker().stats()
+            self._broker.stats()
         except MQTTHubError:
             return False
         return True
@@ -218,9 +218,8 @@ class MessagingService:
         Raises:
             UnavailableError: the broker is not running.
         """
-        broker = self.broker()
         try:
-            await broker.publish(scope.namespace.internal(topic), payload, qos=qos, retain=retain)
+            await self._broker.publish(scope.namespace.internal(topic), payload, qos=qos, retain=retain)
         except StateError as exc:
             raise UnavailableError(f"the MQTT broker is not available: {exc.message}") from None
 
@@ -230,8 +229,7 @@ class MessagingService:
         Raises:
             UnavailableError: the broker is not running.
         """
-        if not self.broker_connected:  # said now: after the commit there is nobody left to tell
-            raise UnavailableError("the MQTT broker is not available")
+        self.require_broker()  # said now: after the commit there is nobody left to tell
         row = await session.scalar(
             select(MessageSubscription).where(
                 MessageSubscription.organization_id == scope.organization_id,

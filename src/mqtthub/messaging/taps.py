@@ -21,9 +21,6 @@ from mqtthub.messaging.namespace import OrgScope
 
 logger = logging.getLogger(__name__)
 
-BrokerProvider = Callable[[], BrokerHandle]
-"""Returns the running broker, or raises :class:`~mqtthub.errors.StateError` when there is none."""
-
 
 class _Tap:
     """One broker subscription of an organization's filter and how many users want it."""
@@ -40,11 +37,11 @@ class BrokerTaps:
     """Reference-counted broker subscriptions per (organization, filter); see the module docstring.
 
     Args:
-        broker: The running broker.
+        broker: The broker (a stopped one answers :class:`~mqtthub.errors.StateError`, taken as unavailable).
         take: Called once per message and organization, with the organization's scope.
     """
 
-    def __init__(self, broker: BrokerProvider, take: Callable[[OrgScope, BrokerMessage], None]) -> None:
+    def __init__(self, broker: BrokerHandle, take: Callable[[OrgScope, BrokerMessage], None]) -> None:
         self._broker = broker
         self._take = take
         self._taps: dict[tuple[str, str], _Tap] = {}
@@ -112,7 +109,7 @@ class BrokerTaps:
         if tap.handle is not None:
             return
         try:
-            tap.handle = self._broker().subscribe(tap.scope.namespace.internal(topic_filter), self._taker(tap.scope))
+            tap.handle = self._broker.subscribe(tap.scope.namespace.internal(topic_filter), self._taker(tap.scope))
         except StateError as exc:
             raise UnavailableError(f"the MQTT broker is not available: {exc.message}") from None
 
@@ -120,7 +117,7 @@ class BrokerTaps:
         if tap.handle is None:
             return
         with contextlib.suppress(StateError):
-            self._broker().unsubscribe(tap.handle)
+            self._broker.unsubscribe(tap.handle)
         tap.handle = None
 
     def _taker(self, scope: OrgScope) -> Callable[[BrokerMessage], None]:

@@ -194,7 +194,7 @@ async def stream(websocket: WebSocket, service: MessagingDep, database: Database
         policy = overflow_policy(websocket.query_params.get("overflow"))
         if service.live.count() >= settings.ws_max_connections:
             raise UnavailableError("too many WebSocket connections")
-        service.broker()
+        service.require_broker()
     except MQTTHubError as exc:
         await _deny(websocket, exc)
         return

@@ -33,6 +33,7 @@ from mqtthub.db.changes import record
 from mqtthub.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationFailedError
 from mqtthub.models import DeviceCommand, DeviceStatus, RejectedMessage, TelemetryAlert, TelemetryDefinition
 from mqtthub.telemetry.access import authenticate_device, bearer_token, body_token, can_see, device_for_user
+from mqtthub.telemetry.commands import CommandService
 from mqtthub.telemetry.directory import DefinitionChanged
 from mqtthub.telemetry.events import command_json, iso, status_json
 from mqtthub.telemetry.history import HistoryQuery, aggregates, parse_bucket, readings
@@ -73,6 +74,7 @@ router = APIRouter(prefix="/api/v1", tags=["telemetry"])
 
 
 TelemetryDep = Annotated[TelemetryService, Depends(provide(TelemetryService))]
+CommandsDep = Annotated[CommandService, Depends(provide(CommandService))]
 
 
 def _time(value: str | None, name: str) -> int | None:
@@ -389,7 +391,7 @@ async def list_rejected(
 @router.post("/devices/{device_id}/commands", status_code=201, responses=errors(503))
 @body_size(BodySize.MESSAGE)
 async def send_command(
-    device_id: str, body: CommandCreate, user: CurrentUser, session: SessionDep, service: TelemetryDep
+    device_id: str, body: CommandCreate, user: CurrentUser, session: SessionDep, commands: CommandsDep
 ) -> Ok[CommandJson]:
     """Publish a command QoS 1 to ``devices/{id}/commands``; its status starts ``pending``.
 
@@ -401,7 +403,7 @@ async def send_command(
     device = await device_for_user(session, user, device_id)
     if not device.enabled:
         raise PermissionDeniedError("the device is disabled")
-    data = await service.send_command(
+    data = await commands.send_command(
         device_id=device.id,
         organization_id=device.organization_id,
         command=body.command,
@@ -458,7 +460,7 @@ async def get_command(command_id: str, user: CurrentUser, session: SessionDep) -
 @router.post("/organizations/{org_id}/broadcast", status_code=202, responses=errors(503))
 @body_size(BodySize.MESSAGE)
 async def broadcast(
-    org_id: str, body: BroadcastCreate, user: CurrentUser, session: SessionDep, service: TelemetryDep
+    org_id: str, body: BroadcastCreate, user: CurrentUser, session: SessionDep, commands: CommandsDep
 ) -> Ok[BroadcastJson]:
     """Publish to ``organizations/{org_id}/broadcast``, which every device of the organization may subscribe to.
 
@@ -466,7 +468,7 @@ async def broadcast(
     """
     require_org_access(user, org_id, admin=True)
     await get_organization(session, org_id)
-    return Ok(data=await service.broadcast(org_id, body.message, qos=body.qos))
+    return Ok(data=await commands.broadcast(org_id, body.message, qos=body.qos))
 
 
 @router.get("/telemetry/stats")

@@ -1,21 +1,22 @@
-"""The telemetry service: ingest writer, broker sink and observer, commands, broadcasts and pruning.
+"""The telemetry service: the ingest writer, the broker's message sink and connection observer, and pruning.
 
-Built once by the hub::
+Built by the hub before the broker, whose sink and observer it is, and stopped after it, so no
+accepted message finds its writer closed::
 
-    telemetry = TelemetryService(database, settings, realtime=bus)
+    telemetry = TelemetryService(database, settings)
     broker = Broker(config, ..., sink=telemetry.sink, observer=telemetry.observer)
-    telemetry.broker = broker
-    async with telemetry:      # before the broker, so it is torn down after it
+    async with telemetry, broker, CommandService(telemetry, broker):
         ...
 
-``async with`` runs the ingest writer and, when retention is on, the pruning loop, as
-named tasks; leaving it writes what is still queued.
+It needs no broker: what publishes (commands, broadcasts) is the
+:class:`~mqtthub.telemetry.commands.CommandService`, built after the broker. ``async with`` runs the
+ingest writer and, when retention is on, the pruning loop (in its
+:class:`~mqtthub.background.BackgroundTasks`); leaving it writes what is still queued.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import Counter
@@ -29,20 +30,17 @@ from sqlalchemy import delete, select, update
 
 from mqtthub.auth.live import DeviceChanged
 from mqtthub.background import BackgroundTasks, ServiceState
-from mqtthub.broker.handle import BrokerHandle
 from mqtthub.config import Settings
 from mqtthub.db import Database
-from mqtthub.db.base import new_id
 from mqtthub.db.faults import RETRY_AFTER
 from mqtthub.errors import PermissionDeniedError, StateError, UnavailableError, ValidationFailedError
-from mqtthub.models import DeviceCommand, DeviceStatus, Organization, RejectedMessage, TelemetryAlert, TelemetryValue
+from mqtthub.models import DeviceStatus, RejectedMessage, TelemetryAlert, TelemetryValue
 from mqtthub.realtime import RealtimeBus
 from mqtthub.telemetry.directory import DefinitionChanged, Directory
-from mqtthub.telemetry.events import command_event, command_json
 from mqtthub.telemetry.ingest import Ingest, IngestKind, Source, from_message
-from mqtthub.telemetry.pending import PendingCommands
-from mqtthub.telemetry.routing import Route, broadcast_topic, command_topic
-from mqtthub.telemetry.schemas import BroadcastJson, CommandJson, IngestHealth, StoredJson, TelemetryStats
+from mqtthub.telemetry.pending import CommandSubscriptions, track_restored
+from mqtthub.telemetry.routing import Route
+from mqtthub.telemetry.schemas import IngestHealth, StoredJson, TelemetryStats
 from mqtthub.telemetry.sink import DeviceObserver, TelemetrySink
 from mqtthub.telemetry.store import TelemetryStore
 from mqtthub.telemetry.writer import IngestWriter
@@ -68,8 +66,6 @@ class TelemetryService:
     Args:
         database: Where readings are written.
         settings: ``telemetry_*`` settings.
-        broker: Publishes commands and broadcasts; may be set after construction (the broker
-            itself needs :attr:`sink` and :attr:`observer` first).
         realtime: Where live events go after each commit.
         prune_interval: Seconds between retention passes.
         clock: Unix time source.
@@ -79,7 +75,6 @@ class TelemetryService:
         self,
         database: Database,
         settings: Settings,
-        broker: BrokerHandle | None = None,
         realtime: RealtimeBus | None = None,
         *,
         prune_interval: float = 300.0,
@@ -87,7 +82,6 @@ class TelemetryService:
     ) -> None:
         self.database = database
         self.settings = settings
-        self.broker = broker
         self.realtime = realtime if realtime is not None else RealtimeBus(queue_size=settings.realtime_queue_size)
         self.prune_interval = prune_interval
         self.clock = clock
@@ -104,14 +98,13 @@ class TelemetryService:
         )
         self.sink = TelemetrySink(self.writer)
         self._tasks = BackgroundTasks("telemetry")
-        self.pending_commands = PendingCommands(
-            database, self._publish_command, self._command_delivered, clock, spawn=self._tasks.spawn
-        )
+        self.command_subscriptions = CommandSubscriptions(clock)
+        """Devices that subscribed to their command topic, for the command service to send their pending commands."""
         self.observer = DeviceObserver(
             self.writer,
             clock=clock,
-            on_subscribed=self.pending_commands.subscribed,
-            on_restored=self.pending_commands.restored,
+            on_subscribed=self.command_subscriptions.subscribed,
+            on_restored=partial(track_restored, delivered=self.command_delivered),
         )
         self.stored: Counter[str] = Counter()
         self.rejected: Counter[str] = Counter()
@@ -137,7 +130,7 @@ class TelemetryService:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.state = ServiceState.CLOSING
-        await self._tasks.close()  # the retention pass and the pending commands being sent
+        await self._tasks.close()  # the retention pass
         await self.writer.close()
         self.state = ServiceState.CLOSED
 
@@ -251,70 +244,10 @@ class TelemetryService:
             raise PermissionDeniedError(rejection.reason)
         raise ValidationFailedError(f"{rejection.field} {rejection.reason}", field=rejection.field)
 
-    # --- commands and broadcasts -----------------------------------------------------------------
+    # --- command deliveries ----------------------------------------------------------------------
 
-    def _broker(self) -> BrokerHandle:
-        if self.broker is None:
-            raise UnavailableError("the MQTT broker is not running")
-        return self.broker
-
-    async def _short_id(self, organization_id: str) -> str:
-        async with self.database.session() as session:
-            short_id = await session.scalar(select(Organization.short_id).where(Organization.id == organization_id))
-        if short_id is None:
-            raise UnavailableError("the device's organization no longer exists")
-        return short_id
-
-    async def send_command(
-        self,
-        *,
-        device_id: str,
-        organization_id: str,
-        command: str,
-        parameters: dict[str, Any],
-        created_by: str | None,
-    ) -> CommandJson:
-        """Record a command, then publish it QoS 1 to ``devices/{id}/commands``.
-
-        The row is committed before the PUBLISH so that the device's acknowledgement (which
-        moves it to ``delivered``) always finds it. A device with a persistent session that
-        is offline gets it when it reconnects; any device gets it again when it subscribes to
-        its command topic while it is still pending (:mod:`mqtthub.telemetry.pending`).
-        """
-        self._broker()
-        short_id = await self._short_id(organization_id)
-        row = DeviceCommand(
-            id=new_id(),
-            organization_id=organization_id,
-            device_id=device_id,
-            command=command,
-            parameters=parameters,
-            status="pending",
-            created_by=created_by,
-            created_at=datetime.fromtimestamp(self.clock(), UTC),
-        )
-        async with self.database.session() as session:
-            session.add(row)
-        data = command_json(row)
-        await self._publish_command(row, command_topic(short_id, device_id))
-        self.realtime.publish(command_event(organization_id, data))
-        return data
-
-    async def _publish_command(self, row: DeviceCommand, topic: str) -> None:
-        message = {
-            "commandId": row.id,
-            "command": row.command,
-            "parameters": row.parameters,
-            "timestamp": command_json(row)["createdAt"],
-        }
-        await self._broker().publish(
-            topic,
-            json.dumps(message).encode(),
-            qos=1,
-            on_delivered=partial(self._command_delivered, row.id, row.device_id),
-        )
-
-    def _command_delivered(self, command_id: str, device_id: str, client_id: str) -> None:
+    def command_delivered(self, command_id: str, device_id: str, client_id: str) -> None:
+        """Record that a device acknowledged a command (the broker calls it, also for restored messages)."""
         item = Ingest(
             IngestKind.COMMAND_DELIVERED,
             device_id,
@@ -326,25 +259,6 @@ class TelemetryService:
             self.writer.submit(item)
         except StateError:
             logger.info("command %s delivered to %s while telemetry is stopped", command_id, client_id)
-
-    async def broadcast(self, organization_id: str, message: Any, *, qos: int = 1) -> BroadcastJson:
-        """Publish ``message`` to ``organizations/{org}/broadcast`` in the organization's namespace."""
-        broker = self._broker()
-        short_id = await self._short_id(organization_id)
-        broadcast_id = new_id()
-        sent_at = datetime.fromtimestamp(self.clock(), UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        body = {
-            "broadcastId": broadcast_id,
-            "organizationId": organization_id,
-            "message": message,
-            "timestamp": sent_at,
-        }
-        await broker.publish(broadcast_topic(short_id, organization_id), json.dumps(body).encode(), qos=qos)
-        return {
-            "broadcastId": broadcast_id,
-            "topic": f"organizations/{organization_id}/broadcast",
-            "timestamp": sent_at,
-        }
 
     # --- retention -------------------------------------------------------------------------------
 

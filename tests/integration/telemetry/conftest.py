@@ -15,6 +15,7 @@ from mqtthub.db import Database
 from mqtthub.db.migrate import upgrade
 from mqtthub.realtime import RealtimeBus
 from mqtthub.telemetry import TelemetryService
+from mqtthub.telemetry.commands import CommandService
 from tests.integration.telemetry.support import SeededDevice, seed_device
 
 
@@ -24,6 +25,7 @@ class Stack:
 
     database: Database
     telemetry: TelemetryService
+    commands: CommandService
     broker: Broker
     bus: RealtimeBus
     port: int
@@ -49,7 +51,7 @@ async def stack(database_url: str) -> AsyncIterator[Stack]:
             sink=telemetry.sink,
             observer=telemetry.observer,
         )
-        telemetry.broker = broker
-        async with telemetry, broker:
-            yield Stack(database, telemetry, broker, bus, broker.addresses["tcp"][1], a, b)
+        commands = CommandService(telemetry, broker)
+        async with telemetry, broker, commands:
+            yield Stack(database, telemetry, commands, broker, bus, broker.addresses["tcp"][1], a, b)
         await authenticator.last_used.settle()  # before the database closes

@@ -39,7 +39,7 @@ async def test_offline_device_with_persistent_session_gets_the_command_on_reconn
     await asyncio.to_thread(device.subscribe, f"devices/{a.device_id}/commands")
     await asyncio.to_thread(device.close)
 
-    sent = await stack.telemetry.send_command(
+    sent = await stack.commands.send_command(
         device_id=a.device_id,
         organization_id=a.organization_id,
         command="restart",
@@ -79,7 +79,7 @@ async def test_failed_reply_and_broadcast(stack: Stack) -> None:
     try:
         await asyncio.to_thread(device.subscribe, f"devices/{a.device_id}/commands")
         await asyncio.to_thread(device.subscribe, f"organizations/{a.organization_id}/broadcast")
-        sent = await stack.telemetry.send_command(
+        sent = await stack.commands.send_command(
             device_id=a.device_id,
             organization_id=a.organization_id,
             command="calibrate",
@@ -97,7 +97,7 @@ async def test_failed_reply_and_broadcast(stack: Stack) -> None:
             assert (command.status, command.error) == ("failed", "sensor busy")
             assert command.completed_at is not None
 
-        result = await stack.telemetry.broadcast(a.organization_id, {"notice": "maintenance at 02:00"})
+        result = await stack.commands.broadcast(a.organization_id, {"notice": "maintenance at 02:00"})
         topic, message = await asyncio.to_thread(device.messages.get, True, WAIT)
         assert topic == f"organizations/{a.organization_id}/broadcast"
         assert message["message"] == {"notice": "maintenance at 02:00"}
@@ -110,7 +110,7 @@ async def test_failed_reply_and_broadcast(stack: Stack) -> None:
 async def test_pending_commands_are_sent_when_a_device_subscribes(stack: Stack) -> None:
     a = stack.a
     sent = [
-        await stack.telemetry.send_command(
+        await stack.commands.send_command(
             device_id=a.device_id, organization_id=a.organization_id, command=name, parameters={}, created_by=None
         )
         for name in ("first", "second")
@@ -135,7 +135,7 @@ async def test_pending_commands_are_sent_when_a_device_subscribes(stack: Stack) 
 
 async def test_pending_commands_go_only_to_their_device(stack: Stack) -> None:
     a, b = stack.a, stack.b
-    await stack.telemetry.send_command(
+    await stack.commands.send_command(
         device_id=a.device_id, organization_id=a.organization_id, command="mine", parameters={}, created_by=None
     )
     other = await asyncio.to_thread(PahoDevice(stack.port, b).connect)

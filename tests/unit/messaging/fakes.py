@@ -37,10 +37,9 @@ class FakeBroker:
     def state(self) -> BrokerState:
         return BrokerState.RUNNING if self.running else BrokerState.CLOSED
 
-    def provider(self) -> FakeBroker:
+    def _require_running(self) -> None:
         if not self.running:
             raise StateError("broker is not running: it is stopped")
-        return self
 
     async def publish(
         self,
@@ -52,7 +51,7 @@ class FakeBroker:
         properties: Properties | None = None,
         on_delivered: Callable[[str], None] | None = None,
     ) -> None:
-        self.provider()
+        self._require_running()
         message = BrokerMessage(
             topic, payload, qos, retain, properties, received_at=time.time(), on_delivered=on_delivered
         )
@@ -65,13 +64,13 @@ class FakeBroker:
                 subscription.callback(message)
 
     def subscribe(self, topic_filter: str, callback: Callable[[BrokerMessage], None]) -> FakeSubscription:
-        self.provider()
+        self._require_running()
         subscription = FakeSubscription(topic_filter, callback)
         self.subscriptions.append(subscription)
         return subscription
 
     def unsubscribe(self, subscription: LocalSubscription) -> None:
-        self.provider()
+        self._require_running()
         if isinstance(subscription, FakeSubscription) and subscription in self.subscriptions:
             self.subscriptions.remove(subscription)
 
@@ -91,5 +90,5 @@ class FakeBroker:
         return None
 
     def stats(self) -> BrokerStats:
-        self.provider()
+        self._require_running()
         return BrokerStats(subscriptions=len(self.subscriptions))

@@ -62,7 +62,7 @@ async def page(service: MessagingService, scope: OrgScope, **query: object) -> h
 
 async def test_recorded_messages_are_scoped_stripped_and_newest_first(database: Database) -> None:
     broker = FakeBroker()
-    async with MessagingService(settings(), database, broker.provider) as service:
+    async with MessagingService(settings(), database, broker) as service:
         assert await subscribe(service, A, "factory/+/+/temperature", qos=1)
         assert await subscribe(service, B, "#")
         await service.publish(A, "factory/line1/press1/temperature", b"45.2", qos=1, retain=False)
@@ -91,7 +91,7 @@ async def test_recorded_messages_are_scoped_stripped_and_newest_first(database: 
 
 async def test_overlapping_filters_record_a_message_once(database: Database) -> None:
     broker = FakeBroker()
-    async with MessagingService(settings(), database, broker.provider) as service:
+    async with MessagingService(settings(), database, broker) as service:
         await subscribe(service, A, "a/#")
         await subscribe(service, A, "a/+")
         await subscribe(service, A, "a/b")
@@ -102,7 +102,7 @@ async def test_overlapping_filters_record_a_message_once(database: Database) -> 
 
 async def test_a_message_of_overlapping_recorded_and_live_filters_arrives_once(database: Database) -> None:
     broker = FakeBroker()
-    async with MessagingService(settings(), database, broker.provider) as service:
+    async with MessagingService(settings(), database, broker) as service:
         await subscribe(service, A, "m/#")
         follower = service.live.subscribe("org-a", None)
         own = service.live.subscribe("org-a", ["m/+", "m/1"])
@@ -119,7 +119,7 @@ async def test_a_message_of_overlapping_recorded_and_live_filters_arrives_once(d
 
 async def test_subscribing_again_only_changes_qos(database: Database) -> None:
     broker = FakeBroker()
-    async with MessagingService(settings(), database, broker.provider) as service:
+    async with MessagingService(settings(), database, broker) as service:
         assert await subscribe(service, A, "x/#", qos=0)
         assert not await subscribe(service, A, "x/#", qos=2)
         assert len(broker.subscriptions) == 1
@@ -129,7 +129,7 @@ async def test_subscribing_again_only_changes_qos(database: Database) -> None:
 
 async def test_unsubscribe_stops_recording(database: Database) -> None:
     broker = FakeBroker()
-    async with MessagingService(settings(), database, broker.provider) as service:
+    async with MessagingService(settings(), database, broker) as service:
         await subscribe(service, A, "t")
         async with database.session() as session:
             await service.unsubscribe(session, A, "t")
@@ -145,10 +145,10 @@ async def test_unsubscribe_stops_recording(database: Database) -> None:
 
 async def test_filters_are_recorded_again_after_a_restart(database: Database) -> None:
     broker = FakeBroker()
-    async with MessagingService(settings(), database, broker.provider) as service:
+    async with MessagingService(settings(), database, broker) as service:
         await subscribe(service, A, "kept/#")
     assert broker.subscriptions == []  # closing unsubscribes from the broker
-    async with MessagingService(settings(), database, broker.provider) as service:
+    async with MessagingService(settings(), database, broker) as service:
         assert service.filters("org-a") == ["kept/#"]
         await service.publish(A, "kept/1", b"again", qos=0, retain=False)
         assert (await page(service, A)).total == 1
@@ -156,7 +156,7 @@ async def test_filters_are_recorded_again_after_a_restart(database: Database) ->
 
 async def test_unavailable_broker(database: Database) -> None:
     broker = FakeBroker()
-    async with MessagingService(settings(), database, broker.provider) as service:
+    async with MessagingService(settings(), database, broker) as service:
         broker.running = False
         assert not service.broker_connected
         with pytest.raises(UnavailableError):
@@ -172,7 +172,7 @@ async def test_unavailable_broker(database: Database) -> None:
 async def test_history_is_bounded_by_count_and_age(database: Database) -> None:
     broker = FakeBroker()
     async with MessagingService(
-        settings(max_history_size=3, message_retention_hours=1), database, broker.provider, prune_interval=3600
+        settings(max_history_size=3, message_retention_hours=1), database, broker, prune_interval=3600
     ) as service:
         await subscribe(service, A, "#")
         await subscribe(service, B, "#")
@@ -194,7 +194,7 @@ async def test_history_is_bounded_by_count_and_age(database: Database) -> None:
 
 async def test_a_busy_history_is_pruned_before_the_interval(database: Database) -> None:
     broker = FakeBroker()
-    service = MessagingService(settings(max_history_size=4), database, broker.provider, prune_interval=3600)
+    service = MessagingService(settings(max_history_size=4), database, broker, prune_interval=3600)
     async with service:
         await subscribe(service, A, "#")
         for index in range(10):
@@ -209,7 +209,7 @@ async def test_a_busy_history_is_pruned_before_the_interval(database: Database) 
 
 async def test_queries_by_filter_time_range_permissions_and_offset(database: Database) -> None:
     broker = FakeBroker()
-    async with MessagingService(settings(), database, broker.provider) as service:
+    async with MessagingService(settings(), database, broker) as service:
         await subscribe(service, A, "#")
         for topic in ("s/1/t", "s/2/t", "s/2/h", "other", "s_x/1/t"):
             await service.publish(A, topic, topic.encode(), qos=0, retain=False)
@@ -233,7 +233,7 @@ async def test_queries_by_filter_time_range_permissions_and_offset(database: Dat
 
 async def test_live_listeners_get_recorded_and_own_filter_messages(database: Database) -> None:
     broker = FakeBroker()
-    async with MessagingService(settings(), database, broker.provider) as service:
+    async with MessagingService(settings(), database, broker) as service:
         await subscribe(service, A, "rec/#")
         follower = service.live.subscribe("org-a", None)
         await service.publish(A, "rec/1", b"21.5", qos=1, retain=False)
@@ -262,7 +262,7 @@ async def test_live_listeners_get_recorded_and_own_filter_messages(database: Dat
 
 
 async def test_service_starts_once(database: Database) -> None:
-    service = MessagingService(settings(), database, FakeBroker().provider)
+    service = MessagingService(settings(), database, FakeBroker())
     async with service:
         with pytest.raises(StateError):
             await service.__aenter__()
@@ -272,7 +272,7 @@ async def test_service_starts_once(database: Database) -> None:
 
 async def test_a_bad_row_does_not_cost_its_batch(database: Database) -> None:
     broker = FakeBroker()
-    async with MessagingService(settings(), database, broker.provider) as service:
+    async with MessagingService(settings(), database, broker) as service:
         await subscribe(service, A, "#")
         # An organization deleted a moment ago: the service still records its filter, its rows cannot be written.
         ghost = OrgScope.of("org-c", "cccccc")
@@ -291,7 +291,7 @@ async def test_a_bad_row_does_not_cost_its_batch(database: Database) -> None:
 
 async def test_filters_reach_the_broker_only_once_committed(database: Database) -> None:
     broker = FakeBroker()
-    async with MessagingService(settings(), database, broker.provider) as service:
+    async with MessagingService(settings(), database, broker) as service:
         async with commits_refused(database, "message_subscriptions"):
             with pytest.raises(IntegrityError):
                 await subscribe(service, A, "refused/#")
@@ -310,7 +310,7 @@ async def test_filters_reach_the_broker_only_once_committed(database: Database) 
 
 async def test_a_deleted_organization_records_nothing_more(database: Database) -> None:
     broker = FakeBroker()
-    async with MessagingService(settings(), database, broker.provider) as service:
+    async with MessagingService(settings(), database, broker) as service:
         await subscribe(service, A, "#")
         await subscribe(service, B, "#")
         async with database.session() as session:

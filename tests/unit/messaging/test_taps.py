@@ -17,7 +17,7 @@ B = OrgScope.of("org-b", "bbbbbb")
 
 def taps_on(broker: FakeBroker) -> tuple[BrokerTaps, list[tuple[str, bytes]]]:
     taken: list[tuple[str, bytes]] = []
-    return BrokerTaps(broker.provider, lambda scope, m: taken.append((scope.organization_id, m.payload))), taken
+    return BrokerTaps(broker, lambda scope, m: taken.append((scope.organization_id, m.payload))), taken
 
 
 async def test_overlapping_filters_take_a_message_once_per_organization() -> None:
