@@ -11,19 +11,22 @@ from collections.abc import Callable
 from sqlalchemy import select
 
 from mqtthub.auth.broker_hooks import DatabaseAuthenticator
-from mqtthub.auth.credentials import API_TOKEN_PREFIX
 from mqtthub.auth.organizations import OrganizationCreated
-from mqtthub.broker.hooks import ConnectInfo, MessageSink, Principal
+from mqtthub.authbackend.common import AuthBackend
+from mqtthub.broker.hooks import MessageSink, Principal
 from mqtthub.config import Settings
 from mqtthub.db import Database
-from mqtthub.errors import AuthenticationRefused
 from mqtthub.models import Organization
 from mqtthub.rabbitmq import RabbitBroker, RabbitConfig
 from mqtthub.tenancy import namespace_prefix
 
 
 def rabbit_broker(
-    settings: Settings, database: Database, sink: MessageSink, authenticator: DatabaseAuthenticator
+    settings: Settings,
+    database: Database,
+    sink: MessageSink,
+    authenticator: DatabaseAuthenticator,
+    backend: AuthBackend,
 ) -> RabbitBroker:
     """The RabbitMQ cluster of ``settings`` as the hub's broker, its ingest queues feeding ``sink``."""
     # Settings refuse broker=rabbitmq without both URLs.
@@ -35,18 +38,16 @@ def rabbit_broker(
             return list(await session.scalars(select(Organization.short_id)))
 
     async def resolve(vhost: str, username: str) -> Principal:
-        # An API token logs in with itself as password too, so the hub can tell whose it is; a device logs in with
-        # its id. Anything else is named by its login only (kicked by client id, not by principal).
-        mountpoint = namespace_prefix(vhost)
-        if username.startswith(API_TOKEN_PREFIX):
-            info = ConnectInfo("", username, username.encode(), protocol_level=4, listener="rabbitmq", peer="")
-            try:
-                return await authenticator.authenticate(info)
-            except AuthenticationRefused:
-                pass
-        elif "@" not in username:
-            return Principal(id=f"device:{username}", kind="device", mountpoint=mountpoint)
-        return Principal(id=f"login:{vhost}:{username}", kind="login", mountpoint=mountpoint)
+        # The auth backend's own answer for a user name (an API token, a device id, an administrator's e-mail);
+        # anything it does not know is named by its login only (kicked by client id, never by principal).
+        principal = await backend.principal_of(username, "", "")
+        if principal is not None:
+            return principal
+        return Principal(id=f"login:{vhost}:{username}", kind="login", mountpoint=namespace_prefix(vhost))
+
+    def forget(principal_id: str) -> None:
+        authenticator.forget(principal_id)
+        backend.principals.forget(principal_id)
 
     config = RabbitConfig(
         amqp_url=settings.rabbitmq_amqp_url,
@@ -55,7 +56,7 @@ def rabbit_broker(
         prefetch=settings.rabbitmq_prefetch,
         poll_interval=settings.rabbitmq_poll_interval,
     )
-    return RabbitBroker(config, sink=sink, organizations=organizations, resolve=resolve)
+    return RabbitBroker(config, sink=sink, organizations=organizations, resolve=resolve, forget=forget)
 
 
 def vhost_follower(broker: RabbitBroker) -> Callable[[OrganizationCreated], None]:

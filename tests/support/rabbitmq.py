@@ -238,16 +238,19 @@ class RabbitCluster:
 
     # --- management ------------------------------------------------------------------------------
 
-    def use_auth_backend(self, base_url: str) -> None:
-        """Send every node's HTTP auth backend requests to ``base_url`` (``<base>/user``, ``/vhost``, …)."""
-        for node in self.nodes:
-            if node.name not in self._processes:
+    def use_auth_backend(self, base_url: str, node: RabbitNode | None = None) -> None:
+        """Send the HTTP auth backend requests of ``node`` (every node by default) to ``base_url/user``, ``/vhost``…
+
+        ``base_url`` may carry ``user:secret@`` (RabbitMQ sends it as basic authentication).
+        """
+        for each in [node] if node is not None else self.nodes:
+            if each.name not in self._processes:
                 continue
             settings = "".join(
                 f'application:set_env(rabbitmq_auth_backend_http, {kind}_path, "{base_url}/{kind}"), '
                 for kind in ("user", "vhost", "resource", "topic")
             )
-            self._ctl(node, "eval", settings + "ok.")
+            self._ctl(each, "eval", settings + "ok.")
 
     def api(self, method: str, path: str, body: Any = None, *, node: RabbitNode | None = None) -> Any:
         """Call the management API of ``node`` (the first by default) as the hub's account; JSON in and out."""

@@ -144,9 +144,14 @@ class CredentialRevalidator:
     async def _touched(self, since: datetime) -> list[tuple[str, Principal]]:
         """The connected clients holding a credential revoked or disabled since ``since``."""
         async with self._database.session() as session:
+            revoked_device_tokens = (
+                await session.execute(
+                    select(DeviceToken.id, DeviceToken.device_id).where(DeviceToken.revoked_at >= since)
+                )
+            ).all()
             changed = _Connected(
                 api_tokens=set(await session.scalars(select(MqttApiToken.id).where(MqttApiToken.revoked_at >= since))),
-                device_tokens=set(await session.scalars(select(DeviceToken.id).where(DeviceToken.revoked_at >= since))),
+                device_tokens={token_id for token_id, _ in revoked_device_tokens},
                 devices=set(
                     await session.scalars(
                         select(Device.id).where(Device.updated_at >= since, Device.enabled.is_(False))
@@ -158,6 +163,14 @@ class CredentialRevalidator:
             )
         if not any(vars(changed).values()):
             return []
+        # Forgotten even when no client of this hub's broker holds them: with an external broker another hub may
+        # have made the change, and this one must not let the credential in again from what it remembers.
+        for principal_id in (
+            *(f"token:{token_id}" for token_id in changed.api_tokens),
+            *(f"device:{device_id}" for device_id in changed.devices),
+            *(f"device:{device_id}" for _, device_id in revoked_device_tokens),
+        ):
+            self._broker.invalidate(principal_id)
         return [(client_id, principal) for client_id, principal in self._broker.clients() if _holds(principal, changed)]
 
     async def _revalidate(self, clients: list[tuple[str, Principal]]) -> int:
@@ -214,7 +227,9 @@ def _collect(principal: Principal, connected: _Connected) -> None:
         connected.api_tokens.add(attributes["token_id"])
     elif principal.kind == "device":
         connected.devices.add(attributes["device_id"])
-        connected.device_tokens.add(attributes["device_token_id"])
+        # An external broker's client is known by its device id alone: which token it used, only the broker knew.
+        if "device_token_id" in attributes:
+            connected.device_tokens.add(attributes["device_token_id"])
     elif principal.kind == "certificate":
         connected.certificates.add(attributes["certificate_serial"])
         if "device_id" in attributes:
@@ -237,7 +252,8 @@ def _still_valid(principal: Principal, valid: _Valid) -> bool:
     if principal.kind == "app":
         return attributes["token_id"] in valid.api_tokens
     if principal.kind == "device":
-        return attributes["device_id"] in valid.devices and attributes["device_token_id"] in valid.device_tokens
+        token_id = attributes.get("device_token_id")
+        return attributes["device_id"] in valid.devices and (token_id is None or token_id in valid.device_tokens)
     if principal.kind == "certificate":
         if attributes["certificate_serial"] not in valid.certificates:
             return False

@@ -96,12 +96,14 @@ class RabbitBroker:
         sink: MessageSink,
         organizations: Callable[[], Awaitable[list[str]]],
         resolve: PrincipalResolver,
+        forget: Callable[[str], None],
     ) -> None:
         self.config = config
         self.state = BrokerState.CREATED
         self._sink = sink
         self._organizations = organizations
         self._resolve = resolve
+        self._forget = forget
         parts = urlsplit(config.amqp_url)
         self._management = Management(config.management_url, parts.username or "guest", parts.password or "guest")
         self._vhosts: dict[str, _Vhost] = {}
@@ -351,7 +353,8 @@ class RabbitBroker:
         return []
 
     def invalidate(self, principal_id: str) -> None:
-        """Forget who the principal's connections are; RabbitMQ asks the auth backend again on every CONNECT."""
+        """Forget the principal's remembered credentials and connections: its next CONNECT goes to the database."""
+        self._forget(principal_id)
         self._principals = {key: each for key, each in self._principals.items() if each.id != principal_id}
 
     def stats(self) -> BrokerStats:

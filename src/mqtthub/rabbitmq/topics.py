@@ -2,14 +2,17 @@
 
 Each organization is a vhost named after its namespace id, so the internal topic
 ``org/ab12cd34/devices/d1/status`` is the routing key ``devices.d1.status`` on ``amq.topic`` in vhost ``ab12cd34``:
-the same translation RabbitMQ's MQTT plugin makes for a client of that vhost (``/`` becomes ``.``, ``+`` becomes
-``*``; ``#`` stays). A ``.`` inside an MQTT topic level therefore splits it for RabbitMQ, as it does for every
-client of the plugin. Topics outside an organization's namespace go to the default vhost ``/``.
+the same translation RabbitMQ's MQTT plugin makes for a client of that vhost: ``/`` and ``.`` swap places (a
+``.`` inside a level travels as ``/`` and comes back as ``.``), ``+`` becomes ``*``, ``#`` stays. Topics outside an
+organization's namespace go to the default vhost ``/``.
 """
 
 from __future__ import annotations
 
 from mqtthub.tenancy import ORG_PREFIX, namespace_prefix
+
+_TO_ROUTING_KEY = str.maketrans({"/": ".", ".": "/", "+": "*"})
+_FROM_ROUTING_KEY = str.maketrans({".": "/", "/": ".", "*": "+"})
 
 DEFAULT_VHOST = "/"
 """The vhost of topics outside every organization's namespace."""
@@ -40,7 +43,7 @@ def internal_topic(vhost: str, routing_key: str) -> str:
     >>> internal_topic("ab12cd34", "devices.d1.status")
     'org/ab12cd34/devices/d1/status'
     """
-    topic = routing_key.replace(".", "/")
+    topic = routing_key.translate(_FROM_ROUTING_KEY)
     return topic if vhost == DEFAULT_VHOST else namespace_prefix(vhost) + topic
 
 
@@ -49,5 +52,7 @@ def routing_key(topic: str) -> str:
 
     >>> routing_key("device/+/telemetry/#")
     'device.*.telemetry.#'
+    >>> routing_key("sensors/v1.2")
+    'sensors.v1/2'
     """
-    return ".".join("*" if level == "+" else level for level in topic.split("/"))
+    return topic.translate(_TO_ROUTING_KEY)

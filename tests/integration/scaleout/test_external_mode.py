@@ -1,12 +1,16 @@
 """Two hub processes on one PostgreSQL database with a 2-node RabbitMQ cluster as their broker (``broker=rabbitmq``).
 
-Device messages are put on ``amq.topic`` in the organization's vhost over AMQP, with the routing key and headers
-RabbitMQ's MQTT plugin gives a device's PUBLISH, so ingestion is tested apart from the auth backend devices need.
+Node 1 asks hub A's auth backend about its MQTT clients, node 2 asks hub B's. Some device messages are put on
+``amq.topic`` over AMQP, with the routing key and headers RabbitMQ's MQTT plugin gives a device's PUBLISH, to test
+ingestion apart from MQTT; the others come from real MQTT clients (paho, mosquitto_pub).
 """
 
 from __future__ import annotations
 
 import asyncio
+import queue
+import shutil
+import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +22,7 @@ import aio_pika
 import asyncpg
 import pytest
 
+from tests.conftest import require
 from tests.integration.auth.mqttclient import connect
 from tests.integration.telemetry.hubflows import Admin, admin_client, hub_env, poll, short_id_of
 from tests.support.hubproc import HubProcess, run_hub
@@ -40,8 +45,12 @@ class Scaled:
     short_id: str
 
 
+AUTH_BACKEND_SECRET = "scale-out-backend-secret"
+
+
 def _external_env(database_url: str, node: RabbitNode) -> dict[str, str]:
     return hub_env(database_url) | {
+        "MQTTHUB_AUTH_BACKEND_SECRET": AUTH_BACKEND_SECRET,
         "MQTTHUB_BROKER": "rabbitmq",
         "MQTTHUB_RABBITMQ_AMQP_URL": node.amqp_url,
         "MQTTHUB_RABBITMQ_MANAGEMENT_URL": node.management_url,
@@ -85,6 +94,9 @@ def scaled(
                 return admin.organization_id, await short_id_of(admin, admin.organization_id)
 
         organization_id, short_id = asyncio.run(organization())
+        for node, hub in zip(rabbit.nodes, (hub_a, hub_b), strict=True):
+            backend = hub.http_url.replace("http://", f"http://rabbitmq:{AUTH_BACKEND_SECRET}@")
+            rabbit.use_auth_backend(f"{backend}/auth-backend/rabbitmq", node)
         yield Scaled(rabbit, dsn, [hub_a, hub_b], workdir, env, organization_id, short_id)
 
 
@@ -177,3 +189,143 @@ async def test_a_rest_publish_through_hub_a_reaches_an_mqtt_subscriber_on_node_2
         assert (received.topic, received.payload) == ("alerts/fire", b"hot")
     finally:
         subscriber.close()
+
+
+@dataclass
+class Device:
+    id: str
+    token_id: str
+    token: str
+    definition_id: int
+
+
+async def _device(admin: Admin, organization_id: str) -> Device:
+    base = f"/api/v1/organizations/{organization_id}/devices"
+    device = await admin.call("POST", base, json={"name": "mqtt"}, expect=201)
+    token = await admin.call("POST", f"{base}/{device['id']}/tokens", json={"name": "t"}, expect=201)
+    definition = await admin.call(
+        "POST", f"/api/v1/devices/{device['id']}/telemetry-definitions", json={"key": "t", "unit": "C"}, expect=201
+    )
+    return Device(device["id"], token["id"], token["token"], int(definition["data"]["id"]))
+
+
+async def test_devices_log_in_on_either_node_with_their_tokens_and_are_refused_with_bad_ones(scaled: Scaled) -> None:
+    require(shutil.which("mosquitto_pub") is not None, "mosquitto_pub (apt-get install mosquitto-clients)")
+    async with admin_client(scaled.hubs[0]) as admin:
+        device = await _device(admin, scaled.organization_id)
+        other = await admin.call("POST", "/api/v1/organizations", json={"name": "elsewhere"}, expect=201)
+    username = f"{scaled.short_id}:{device.id}"
+    for node in scaled.rabbit.nodes:
+        code, client = await connect(node.mqtt_port, username, device.token, client_id=f"ok-{node.mqtt_port}")
+        assert code == 0
+        client.close()
+        # A wrong token, and the right token in another organization's vhost: CONNACK 4 from the /user answer.
+        assert (await connect(node.mqtt_port, username, "mqh_dev_wrong", client_id="bad"))[0] == 4
+        assert (await connect(node.mqtt_port, f"{other['short_id']}:{device.id}", device.token, client_id="x"))[0] == 4
+        command = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(node.mqtt_port), "-q", "1", "-u", username]
+        topic = ["-t", f"devices/{device.id}/status", "-m", '{"status": "online"}']
+        good = await asyncio.to_thread(
+            subprocess.run, [*command, "-P", device.token, *topic], capture_output=True, text=True, timeout=30
+        )
+        assert good.returncode == 0, good.stderr
+        bad = await asyncio.to_thread(
+            subprocess.run, [*command, "-P", "mqh_dev_wrong", *topic], capture_output=True, text=True, timeout=30
+        )
+        assert bad.returncode != 0
+
+
+async def test_an_organization_s_wildcard_subscriber_sees_nothing_of_another_organization(scaled: Scaled) -> None:
+    first, second = scaled.rabbit.nodes
+    async with admin_client(scaled.hubs[0]) as admin:
+        device = await _device(admin, scaled.organization_id)
+        other = await admin.call("POST", "/api/v1/organizations", json={"name": "neighbour"}, expect=201)
+        app = await admin.call(
+            "POST",
+            f"/api/v1/organizations/{other['id']}/mqtt-tokens",
+            json={"name": "spy", "permissions": {"subscribe": ["#"], "publish": []}},
+            expect=201,
+        )
+        own_app = await admin.call(
+            "POST",
+            f"/api/v1/organizations/{scaled.organization_id}/mqtt-tokens",
+            json={"name": "watch", "permissions": {"subscribe": ["#"], "publish": []}},
+            expect=201,
+        )
+    code, spy = await connect(second.mqtt_port, f"{other['short_id']}:{app['token']}", app["token"], client_id="spy")
+    assert code == 0
+    code, own = await connect(
+        second.mqtt_port, f"{scaled.short_id}:{own_app['token']}", own_app["token"], client_id="own"
+    )
+    assert code == 0
+    code, publisher = await connect(first.mqtt_port, f"{scaled.short_id}:{device.id}", device.token, client_id="pub")
+    assert code == 0
+    try:
+        assert await spy.subscribe("#", qos=1) == [1]
+        assert await own.subscribe("#", qos=1) == [1]
+        await publisher.publish(f"devices/{device.id}/status", b'{"status": "online"}')
+        assert (await own.next_message()).topic == f"devices/{device.id}/status"
+        with pytest.raises(queue.Empty):
+            await spy.next_message(timeout=1.0)
+    finally:
+        for client in (spy, own, publisher):
+            client.close()
+
+
+async def test_telemetry_from_mqtt_devices_on_both_nodes_is_stored_exactly_once(scaled: Scaled) -> None:
+    async with admin_client(scaled.hubs[1]) as admin:
+        devices = [await _device(admin, scaled.organization_id) for _ in range(10)]
+    clients = []
+    try:
+        for index, device in enumerate(devices):
+            node = scaled.rabbit.nodes[index % 2]
+            code, client = await connect(
+                node.mqtt_port, f"{scaled.short_id}:{device.id}", device.token, client_id=f"d{index}"
+            )
+            assert code == 0
+            clients.append(client)
+        for value in range(5):
+            await asyncio.gather(
+                *(
+                    client.publish(
+                        f"devices/{device.id}/datastream",
+                        f'{{"value": {value}, "telemetryDataId": {device.definition_id}}}'.encode(),
+                    )
+                    for client, device in zip(clients, devices, strict=True)
+                )
+            )
+    finally:
+        for client in clients:
+            client.close()
+    device_ids = [device.id for device in devices]
+    expected = sorted((device.id, float(value)) for device in devices for value in range(5))
+
+    async def all_stored() -> bool:
+        return len(await _stored(scaled.dsn, device_ids)) >= len(expected)
+
+    assert await poll(all_stored)
+    await asyncio.sleep(1)
+    assert sorted(await _stored(scaled.dsn, device_ids)) == expected
+
+
+async def test_a_token_revoked_through_hub_b_disconnects_its_client_from_node_1_and_keeps_it_out(
+    scaled: Scaled,
+) -> None:
+    first = scaled.rabbit.nodes[0]
+    async with admin_client(scaled.hubs[0]) as admin:
+        device = await _device(admin, scaled.organization_id)
+    username = f"{scaled.short_id}:{device.id}"
+    code, client = await connect(first.mqtt_port, username, device.token, client_id="revoked")
+    assert code == 0
+    try:
+        # Hub B lists the cluster's connections every 0.5 s; wait until it knows this one.
+        await asyncio.sleep(1.5)
+        async with admin_client(scaled.hubs[1]) as admin:
+            base = f"/api/v1/organizations/{scaled.organization_id}/devices/{device.id}/tokens"
+            await admin.call("DELETE", f"{base}/{device.token_id}")
+        assert await client.wait_disconnected(timeout=5)
+    finally:
+        client.close()
+    # Node 1 asks hub A, which learns of the revocation from the database on its next revalidation round (every
+    # second): until then it may still trust what it remembers of the token.
+    await asyncio.sleep(2)
+    assert (await connect(first.mqtt_port, username, device.token, client_id="revoked"))[0] == 4

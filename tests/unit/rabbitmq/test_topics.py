@@ -25,7 +25,12 @@ def test_a_topic_lies_in_its_organization_s_vhost(topic: str, vhost: str, inner:
 
 @pytest.mark.parametrize(
     ("topic", "key"),
-    [("devices/d1/datastream", "devices.d1.datastream"), ("device/+/telemetry/#", "device.*.telemetry.#"), ("a", "a")],
+    [
+        ("devices/d1/datastream", "devices.d1.datastream"),
+        ("device/+/telemetry/#", "device.*.telemetry.#"),
+        ("a", "a"),
+        ("sensors/v1.2", "sensors.v1/2"),  # the MQTT plugin swaps "." and "/"
+    ],
 )
 def test_routing_keys_translate_levels_and_wildcards(topic: str, key: str) -> None:
     assert routing_key(topic) == key
@@ -34,6 +39,6 @@ def test_routing_keys_translate_levels_and_wildcards(topic: str, key: str) -> No
 def test_a_routed_message_comes_back_as_the_internal_topic() -> None:
     assert internal_topic("ab12cd34", "devices.d1.status") == "org/ab12cd34/devices/d1/status"
     assert internal_topic(DEFAULT_VHOST, "alerts.fire") == "alerts/fire"
-    for topic in ("org/ab12cd34/devices/d1/status", "alerts/fire"):
+    for topic in ("org/ab12cd34/devices/d1/status", "alerts/fire", "org/ab12cd34/sensors/v1.2"):
         vhost, inner = split_topic(topic)
         assert internal_topic(vhost, routing_key(inner)) == topic
