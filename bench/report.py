@@ -35,6 +35,7 @@ SOURCES = {
     "broker": "Broker benchmark (`scripts/bench`)",
     "connections": "Connections benchmark (`scripts/bench connections`)",
     "telemetry": "Telemetry benchmark (`bench/telemetry_bench.py --write`)",
+    "authbackend": "Auth backend benchmark (`bench/authbackend_bench.py --write`)",
 }
 MOSQUITTO = "mosquitto"
 INGEST_TARGETS = {"sqlite": 25_000.0, "postgresql": 30_000.0}
@@ -42,6 +43,9 @@ INGEST_TARGETS = {"sqlite": 25_000.0, "postgresql": 30_000.0}
 INGEST_P99_MS = 20.0
 INGEST_P99_RATE = 5_000.0
 """The offered rate (msg/s) at which the p99 acknowledgement latency is held to INGEST_P99_MS."""
+AUTH_BACKEND_RATE = 2_000.0
+AUTH_BACKEND_P99_MS = 5.0
+"""The checks per second at which the auth backend's p99 latency is held to AUTH_BACKEND_P99_MS."""
 CONNECTS_RATIO = 0.8
 KIB_PER_CONNECTION = 3.0
 AFTER_CLOSE = 1.2
@@ -330,6 +334,21 @@ def _telemetry_checks(run: dict[str, Any]) -> Iterator[Check]:
             )
 
 
+def _authbackend_checks(run: dict[str, Any]) -> Iterator[Check]:
+    result = run["result"]
+    port = "its own port" if run.get("port") == "own" else "the HTTP API's port"
+    achieved = result["achieved_rate"]
+    # A run that could not keep up with the offered rate has not shown the latency at that rate.
+    kept_up = achieved >= 0.98 * run["rate"] and run["rate"] >= AUTH_BACKEND_RATE
+    yield Check(
+        f"Auth backend checks, p99 at {run['rate']:,.0f} checks/s, on {port}",
+        f"p99 {result['p99']:.2f} ms, {achieved:,.0f} checks/s achieved, "
+        f"{result['hub_cpu_ms_per_check']:.2f} ms of hub CPU per check, {result['wrong']} wrong answers",
+        f"p99 ≤ {AUTH_BACKEND_P99_MS:.0f} ms at {AUTH_BACKEND_RATE:,.0f} checks/s",
+        kept_up and result["p99"] <= AUTH_BACKEND_P99_MS and result["wrong"] == 0,
+    )
+
+
 def _source_line(name: str, run: dict[str, Any]) -> str:
     machine = run["machine"]
     start, end = run["load"]["start"], run["load"]["end"]
@@ -343,7 +362,12 @@ def _source_line(name: str, run: dict[str, Any]) -> str:
 def summary(results: Results, plotted: dict[str, str]) -> str:
     """The Markdown block between the summary markers: every target, met or not, where the figures come from, and
     the plots drawn (``plotted``: file name → link relative to the document)."""
-    checkers = {"broker": _broker_checks, "connections": _connection_checks, "telemetry": _telemetry_checks}
+    checkers = {
+        "broker": _broker_checks,
+        "connections": _connection_checks,
+        "telemetry": _telemetry_checks,
+        "authbackend": _authbackend_checks,
+    }
     lines = [START_MARK, "", "| Scenario | Measured | Target | Met |", "| --- | --- | --- | --- |"]
     missing: list[str] = []
     for name, checker in checkers.items():

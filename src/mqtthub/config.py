@@ -264,6 +264,13 @@ class Settings(BaseSettings):
         description="Shared secret external brokers present to `/auth-backend/…` (bearer token, or basic-auth "
         "password); the auth backend endpoints are off while it is unset.",
     )
+    auth_backend_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Serve the auth backend on this port, without the HTTP API's middleware (cheaper per check), "
+        "instead of on the API's port (0 picks a free port).",
+    )
     auth_backend_networks: str = Field(
         "127.0.0.0/8, ::1",
         description="Comma-separated addresses and networks (CIDR) the auth backend answers; other callers get 403.",

@@ -44,7 +44,9 @@ from mqtthub.auth.operator_rules import OperatorRules, RulesFile, invalidate_cha
 from mqtthub.auth.organizations import OrganizationCreated
 from mqtthub.auth.passwords import PasswordWorkers
 from mqtthub.auth.revalidation import CredentialRevalidator
+from mqtthub.authbackend.app import MOUNT_PATH, auth_backend_app
 from mqtthub.authbackend.common import AuthBackend
+from mqtthub.authbackend.guard import BackendGuard
 from mqtthub.authbackend.principals import PrincipalDirectory
 from mqtthub.background import BackgroundTasks
 from mqtthub.broker import Broker, BrokerConfig, BrokerHandle, ListenerConfig
@@ -157,6 +159,11 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _bound_address(sock: socket.socket) -> tuple[str, int]:
+    host, port = sock.getsockname()[:2]
+    return str(host), int(port)
+
+
 class Hub:
     """The whole service; ``async with Hub(settings) as hub: await hub.run(stop_event)``."""
 
@@ -189,6 +196,7 @@ class Hub:
         self._passwords: PasswordWorkers | None = None
         self._rules_file: RulesFile | None = None
         self._metrics_socket: socket.socket | None = None
+        self._auth_backend_socket: socket.socket | None = None
         self.http_metrics = HttpMetrics()
         """Counts of the HTTP API's requests, filled by its middleware and read by ``/metrics``."""
         self.auth_checks = AuthChecks()
@@ -309,16 +317,17 @@ class Hub:
         """The (host, port) the HTTP API listens on."""
         if self._http_socket is None:
             raise StateError("the hub is not started")
-        host, port = self._http_socket.getsockname()[:2]
-        return str(host), int(port)
+        return _bound_address(self._http_socket)
 
     @property
     def metrics_address(self) -> tuple[str, int] | None:
         """The (host, port) of the separate metrics port, or None when ``/metrics`` is on the HTTP port or off."""
-        if self._metrics_socket is None:
-            return None
-        host, port = self._metrics_socket.getsockname()[:2]
-        return str(host), int(port)
+        return None if self._metrics_socket is None else _bound_address(self._metrics_socket)
+
+    @property
+    def auth_backend_address(self) -> tuple[str, int] | None:
+        """The (host, port) of the auth backend's own port, or None when it is on the HTTP port or off."""
+        return None if self._auth_backend_socket is None else _bound_address(self._auth_backend_socket)
 
     @property
     def uptime(self) -> float:
@@ -432,6 +441,9 @@ class Hub:
         if settings.metrics_enabled and settings.metrics_port is not None:
             self._metrics_socket = bind_socket(settings.host, settings.metrics_port)
             self._stack.callback(self._metrics_socket.close)
+        if settings.auth_backend_secret is not None and settings.auth_backend_port is not None:
+            self._auth_backend_socket = bind_socket(settings.host, settings.auth_backend_port)
+            self._stack.callback(self._auth_backend_socket.close)
         logger.info("database ready (%s)", self._database.dialect)
 
     async def _start_embedded_broker(self) -> Broker:
@@ -502,6 +514,14 @@ class Hub:
                 )
                 servers.append(metrics_server)
                 tasks.create_task(metrics_server.serve(sockets=[self._metrics_socket]), name="metrics-server")
+            guard = BackendGuard.from_settings(self.settings)
+            if self._auth_backend_socket is not None and guard is not None:
+                backend_app = auth_backend_app(self.auth_backend, guard, prefix=MOUNT_PATH)
+                backend_server = _EmbeddedUvicorn(
+                    uvicorn.Config(backend_app, log_config=None, access_log=False, lifespan="off")
+                )
+                servers.append(backend_server)
+                tasks.create_task(backend_server.serve(sockets=[self._auth_backend_socket]), name="auth-backend-server")
             revalidator = CredentialRevalidator(self.database, self.broker, self.settings.mqtt_revalidate_interval)
             loops.loop("mqtt-credential-revalidation", revalidator.run)
             releaser = MemoryReleaser(lambda: self.broker.stats().clients_connected)

@@ -118,10 +118,27 @@ def _telemetry_run() -> dict[str, Any]:
     }
 
 
-def _render(tmp_path: Path) -> tuple[Path, str]:
+def _authbackend_run(p99: float) -> dict[str, object]:
+    return {
+        "machine": MACHINE,
+        "load": {"start": [0.5], "end": [0.6]},
+        "rate": 2_000.0,
+        "seconds": 20.0,
+        "port": "own",
+        "result": {"achieved_rate": 1_999.0, "p99": p99, "hub_cpu_ms_per_check": 0.3, "wrong": 0},
+    }
+
+
+def _render(tmp_path: Path, *, auth_backend_p99: float = 2.5) -> tuple[Path, str]:
     data, out, doc = tmp_path / "data", tmp_path / "out", tmp_path / "benchmarks.md"
     data.mkdir(parents=True)
-    for name, run in (("broker", _broker_run()), ("connections", _connections_run()), ("telemetry", _telemetry_run())):
+    runs = (
+        ("broker", _broker_run()),
+        ("connections", _connections_run()),
+        ("telemetry", _telemetry_run()),
+        ("authbackend", _authbackend_run(auth_backend_p99)),
+    )
+    for name, run in runs:
         (data / f"{name}.json").write_text(json.dumps(run))
     doc.write_text("# Benchmarks\n\nHow they measure.\n")
     subprocess.run(
@@ -195,6 +212,17 @@ def test_summary_marks_each_target_met_or_not(tmp_path: Path) -> None:
     # Where the figures come from, with the machine's load.
     assert "load average 3.00 at the start, 4.00 at the end" in doc
     assert "Fixed test data." in doc
+
+
+def test_auth_backend_latency_is_held_to_5_ms_at_2000_checks_per_second(tmp_path: Path) -> None:
+    def row(p99: float) -> str:
+        _, doc = _render(tmp_path / str(p99), auth_backend_p99=p99)
+        return next(line for line in doc.splitlines() if line.startswith("| Auth backend checks"))
+
+    met = row(2.5)
+    assert met.startswith("| Auth backend checks, p99 at 2,000 checks/s, on its own port | p99 2.50 ms, 1,999")
+    assert met.endswith("| p99 ≤ 5 ms at 2,000 checks/s | met |")
+    assert row(7.5).endswith("| **not met** |")
 
 
 def test_rendering_again_replaces_the_summary(tmp_path: Path) -> None:

@@ -36,8 +36,8 @@ def create_app(
     """The HTTP API over ``state``, with every router mounted, errors mapped in one place and body sizes bounded.
 
     ``socketio`` is mounted at ``/socket.io``, the auth backend of external brokers at ``/auth-backend`` when
-    ``auth_backend_secret`` is set; ``metrics_registry`` is served at ``/metrics`` when it is on
-    and has no port of its own; ``http_metrics`` counts requests when ``/metrics`` is on.
+    ``auth_backend_secret`` is set and it has no port of its own; ``metrics_registry`` is served at ``/metrics``
+    when it is on and has no port of its own; ``http_metrics`` counts requests when ``/metrics`` is on.
 
     Middleware, outermost first: request metrics (when ``/metrics`` is on), CORS, unexpected errors as a
     500 JSON body, body limits.
@@ -59,7 +59,7 @@ def create_app(
     app.include_router(telemetry_endpoints.router)
     app.include_router(realtime_ws.router)
     app.mount(f"/{SOCKETIO_PATH}", socketio)
-    if (guard := BackendGuard.from_settings(settings)) is not None:
+    if (guard := BackendGuard.from_settings(settings)) is not None and settings.auth_backend_port is None:
         app.mount(MOUNT_PATH, auth_backend_app(state.service(AuthBackend), guard))
     if settings.metrics_enabled and settings.metrics_port is None:
         endpoint = metrics_endpoint(metrics_registry, settings.metrics_token)

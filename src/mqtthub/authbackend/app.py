@@ -1,4 +1,4 @@
-"""The auth-backend endpoints as one small ASGI app, mounted by the API at ``/auth-backend``.
+"""The auth-backend endpoints as one small ASGI app, mounted by the API at ``/auth-backend`` or on a port of its own.
 
 Each contract module lists its endpoints as ``(path, check, handler)``; this module serves them under the
 contract's prefix (``/auth-backend/mosquitto/...``) with what every endpoint needs around it: the guard
@@ -7,7 +7,9 @@ to answers every broker reads as "no": 400 for a malformed request, 503 when the
 (database down, password workers busy), 500 for a bug, each with the hub's JSON error body.
 
 A plain Starlette app rather than FastAPI routes: these are not part of the API (no OpenAPI, no roles, no
-users), and the less runs per check the better, since a broker asks once per connection and topic.
+users), and the less runs per check the better, since a broker asks once per connection and topic. On its own
+port (``auth_backend_port``) it also skips the API's middleware (request metrics, CORS, body limits), which cost
+several times what a cached check does.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -28,6 +32,7 @@ from mqtthub.broker.episodes import EpisodeLog
 from mqtthub.db.faults import unavailable
 from mqtthub.errors import UnavailableError, ValidationFailedError
 from mqtthub.web.errors import error_body
+from mqtthub.web.limits import CREDENTIALS_LIMIT, BodyLimitMiddleware, BodySize
 
 logger = logging.getLogger(__name__)
 _episodes = EpisodeLog()  # a misconfigured broker asks thousands of times: one line per episode
@@ -44,14 +49,24 @@ CONTRACTS: dict[str, Iterable[tuple[str, str, Handler]]] = {
 """Each contract's name (its path prefix) and endpoints."""
 
 
-def auth_backend_app(backend: AuthBackend, guard: BackendGuard) -> Starlette:
-    """The app serving every contract's endpoints (GET, POST and PUT: brokers may be set to any of them)."""
+def auth_backend_app(backend: AuthBackend, guard: BackendGuard, *, prefix: str = "") -> Starlette:
+    """The app serving every contract's endpoints (GET, POST and PUT: brokers may be set to any of them).
+
+    ``prefix``: put before every path (:data:`MOUNT_PATH` when the app has a port of its own, so the brokers'
+    URLs keep their paths).
+    """
     routes = [
-        Route(f"/{contract}{path}", _endpoint(backend, guard, contract, check, handler), methods=["GET", "POST", "PUT"])
+        Route(
+            f"{prefix}/{contract}{path}",
+            _endpoint(backend, guard, contract, check, handler),
+            methods=["GET", "POST", "PUT"],
+        )
         for contract, endpoints in CONTRACTS.items()
         for path, check, handler in endpoints
     ]
-    return Starlette(routes=routes)
+    # Brokers send a few fields: 8 KiB is plenty, also on the port of its own, where the API's limits do not run.
+    limits = {BodySize.DEFAULT: CREDENTIALS_LIMIT}
+    return Starlette(routes=routes, middleware=[Middleware(BodyLimitMiddleware, limits=limits)])
 
 
 def _endpoint(
@@ -73,6 +88,8 @@ def _endpoint(
                 code = "unauthorized" if refusal.status_code == 401 else "forbidden"
                 return JSONResponse(error_body(refusal.message, code), refusal.status_code, headers=headers)
             return await handler(backend, request, await request_fields(request))
+        except HTTPException:
+            raise  # 413 from the body limit: Starlette answers it
         except ValidationFailedError as exc:
             backend.count(contract, check, None)
             return JSONResponse(error_body(exc.message, "bad_request"), 400)

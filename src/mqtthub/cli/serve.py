@@ -60,6 +60,9 @@ async def run_hub(settings: Settings, console: Console) -> None:
         if hub.metrics_address is not None:
             host, port = hub.metrics_address
             console.print(f"Metrics listening on http://{host}:{port}/metrics", highlight=False)
+        if hub.auth_backend_address is not None:
+            host, port = hub.auth_backend_address
+            console.print(f"Auth backend listening on http://{host}:{port}/auth-backend", highlight=False)
         console.file.flush()  # scripts and supervisors read these lines from a pipe
         # What start-up built (modules, routes, caches) lives as long as the process: keep it out of every later
         # garbage collection, including the full one at exit, which otherwise delays the exit by seconds.
