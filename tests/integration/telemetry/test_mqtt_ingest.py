@@ -156,6 +156,24 @@ async def test_status_follows_connections_and_status_messages(stack: Stack) -> N
     assert seen[-1] == "offline"
 
 
+async def test_status_is_stored_with_nobody_listening(stack: Stack) -> None:
+    # Without live listeners the rows are written but not read back to describe them: the row must still follow.
+    assert not stack.bus.has_listeners(stack.a.organization_id)
+    device = await asyncio.to_thread(PahoDevice(stack.port, stack.a).connect)
+
+    async def status() -> DeviceStatus | None:
+        rows = await _rows(stack, DeviceStatus)
+        return rows[0] if rows else None
+
+    await _eventually(lambda: _is(status(), lambda s: s is not None and s.online and s.connected_at is not None))
+    await asyncio.to_thread(device.close)
+    await _eventually(lambda: _is(status(), lambda s: s is not None and not s.online))
+    row = await status()
+    assert row is not None
+    assert (row.status, row.online) == ("offline", False)
+    assert row.disconnected_at is not None
+
+
 async def _is(value: Any, predicate: Callable[[Any], bool]) -> bool:
     return predicate(await value)
 
