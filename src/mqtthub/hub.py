@@ -186,6 +186,7 @@ class Hub:
         self._messaging: MessagingService | None = None
         self._telemetry: TelemetryService | None = None
         self._commands: CommandService | None = None
+        self._loops: BackgroundTasks | None = None
         self._socketio: SocketIOGateway | None = None
         self._integrations: IntegrationService | None = None
         self._authorizer = TopicAuthorizer()
@@ -294,6 +295,14 @@ class Hub:
         if self._integrations is None:
             raise StateError("the hub is not started")
         return self._integrations
+
+    def background(self) -> list[BackgroundTasks]:
+        """The background tasks of each started service and of the hub itself (their crashes go to ``/metrics``)."""
+        services = (self._telemetry, self._commands, self._messaging, self._integrations)
+        groups = [service.tasks for service in services if service is not None]
+        if self._loops is not None:
+            groups.append(self._loops)
+        return groups
 
     @property
     def mqtt_urls(self) -> dict[str, str]:
@@ -505,7 +514,8 @@ class Hub:
         servers = [server]
         assert self._http_socket is not None
         # A crashed HTTP server ends the hub; a crashed loop is logged and runs again (mqtthub.background).
-        async with asyncio.TaskGroup() as tasks, BackgroundTasks("hub") as loops:
+        loops = self._loops = BackgroundTasks("hub")
+        async with asyncio.TaskGroup() as tasks, loops:
             tasks.create_task(server.serve(sockets=[self._http_socket]), name="http-server")
             if self._metrics_socket is not None:
                 endpoint = metrics_endpoint(self.metrics_registry, self.settings.metrics_token)

@@ -9,6 +9,7 @@ import pytest
 
 from mqtthub.background import BackgroundTasks, ServiceState, backoff_delay
 from mqtthub.errors import StateError
+from mqtthub.observability.series import background_families
 
 
 def test_backoff_is_jittered_exponential_and_capped() -> None:
@@ -114,3 +115,21 @@ async def test_a_loop_that_returns_ends() -> None:
         await asyncio.sleep(0)
         assert "svc:finite" not in {task.get_name() for task in asyncio.all_tasks()}
     assert tasks.restarts == {}
+
+
+async def test_crashes_are_exported_for_metrics() -> None:
+    crashed = asyncio.Event()
+
+    async def fails() -> None:
+        crashed.set()
+        raise RuntimeError("boom")
+
+    async with BackgroundTasks("svc", restart_min=10, restart_max=10) as tasks:
+        tasks.loop("flaky", fails)
+        await crashed.wait()
+        await asyncio.sleep(0)
+        (family,) = background_families([tasks])
+    assert family.name == "mqtthub_background_loop_restarts"
+    assert [(sample.labels, sample.value) for sample in family.samples if sample.name.endswith("_total")] == [
+        ({"service": "svc", "loop": "flaky"}, 1)
+    ]

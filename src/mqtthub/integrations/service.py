@@ -100,7 +100,8 @@ class IntegrationService:
         self._http: httpx.AsyncClient | None = None
         self._runner: ActionRunner | None = None
         self.state = ServiceState.CREATED
-        self._tasks = BackgroundTasks("integrations")
+        self.tasks = BackgroundTasks("integrations")
+        """The service's background loops (their crashes are counted in ``/metrics``)."""
         self._stats = StatsRecorder(database)
         self._stats_interval = stats_interval
         self._reload_retry = reload_retry
@@ -137,8 +138,8 @@ class IntegrationService:
         self._runner = ActionRunner(
             self.database, self.settings, self._http, self._broker, self._expressions, self.fence
         )
-        await self._tasks.__aenter__()
-        self._tasks.loop("stats-flush", partial(self._stats.run, self._stats_interval))
+        await self.tasks.__aenter__()
+        self.tasks.loop("stats-flush", partial(self._stats.run, self._stats_interval))
         # Followed before the configurations are read, so no change committed meanwhile is missed.
         self.database.changes.subscribe(IntegrationConfigChanged, self._config_changed)
         self.database.changes.subscribe(OrganizationDeleted, self._organization_deleted)
@@ -149,7 +150,7 @@ class IntegrationService:
                     if runtime is not None:
                         await self._start(runtime, None)
         # Started last: the connectors above are the only ones it can find, so no product gets two.
-        self._tasks.loop("reload", self._reload_loop)
+        self.tasks.loop("reload", self._reload_loop)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -157,7 +158,7 @@ class IntegrationService:
         if self.state is ServiceState.CLOSED:
             return
         self.state = ServiceState.CLOSING
-        await self._tasks.close()
+        await self.tasks.close()
         for running in list(self._running.values()):
             if running.connector is not None:
                 await running.connector.aclose()

@@ -89,7 +89,8 @@ class MessagingService:
         self._recorded: dict[str, dict[str, int]] = {}
         """The filters each organization records, with their QoS."""
         self.state = ServiceState.CREATED
-        self._tasks = BackgroundTasks("messaging")
+        self.tasks = BackgroundTasks("messaging")
+        """The service's background loops (their crashes are counted in ``/metrics``)."""
         self.skipped_long_topics = 0
 
     # --- life cycle ----------------------------------------------------------------------------------
@@ -100,12 +101,12 @@ class MessagingService:
         self.state = ServiceState.RUNNING
         try:
             await self._restore()
-            await self._tasks.__aenter__()
+            await self.tasks.__aenter__()
         except BaseException:
             await self.__aexit__(None, None, None)
             raise
-        self._tasks.loop("history-writer", self.recorder.run)
-        self._tasks.loop("history-pruner", self._prune_loop)
+        self.tasks.loop("history-writer", self.recorder.run)
+        self.tasks.loop("history-pruner", self._prune_loop)
         changes = self.database.changes
         changes.subscribe(FilterRecorded, self._filter_recorded)
         changes.subscribe(FilterDropped, self._filter_dropped)
@@ -120,9 +121,9 @@ class MessagingService:
         self.state = ServiceState.CLOSING
         self.taps.clear()
         self._recorded.clear()
-        if self._tasks.running:
+        if self.tasks.running:
             await self.recorder.flushed(wait=self.settings.shutdown_timeout / 2)
-        await self._tasks.close()
+        await self.tasks.close()
         self.state = ServiceState.CLOSED
 
     async def _restore(self) -> None:

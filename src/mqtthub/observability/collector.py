@@ -25,6 +25,7 @@ from mqtthub.observability.http import HttpMetrics
 from mqtthub.observability.series import (
     auth_backend_families,
     auth_families,
+    background_families,
     broker_families,
     integration_families,
     telemetry_families,
@@ -33,6 +34,7 @@ from mqtthub.observability.series import (
 if TYPE_CHECKING:
     from mqtthub.auth.broker_hooks import DatabaseAuthenticator
     from mqtthub.authbackend.common import AuthBackend
+    from mqtthub.background import BackgroundTasks
     from mqtthub.broker.handle import BrokerHandle
     from mqtthub.config import Settings
     from mqtthub.integrations.service import IntegrationService
@@ -62,6 +64,7 @@ class MetricsSource(Protocol):
     def messaging(self) -> MessagingService: ...
     @property
     def integrations(self) -> IntegrationService: ...
+    def background(self) -> Iterable[BackgroundTasks]: ...
 
 
 class HubCollector(Collector):
@@ -87,6 +90,7 @@ class HubCollector(Collector):
             lambda: auth_backend_families(hub.auth_backend),
             lambda: telemetry_families(hub.telemetry, hub.messaging),
             lambda: integration_families(hub.integrations),
+            lambda: background_families(hub.background()),
         )
         for section in sections:
             try:

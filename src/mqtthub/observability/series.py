@@ -8,7 +8,7 @@ names these functions yield.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -20,6 +20,7 @@ from mqtthub.telemetry.writer import WriterState
 if TYPE_CHECKING:
     from mqtthub.auth.broker_hooks import DatabaseAuthenticator
     from mqtthub.authbackend.common import AuthBackend
+    from mqtthub.background import BackgroundTasks
     from mqtthub.broker.handle import BrokerHandle
     from mqtthub.config import Settings
     from mqtthub.integrations.service import IntegrationService
@@ -324,3 +325,16 @@ def integration_families(integrations: IntegrationService) -> Iterator[Metric]:
     for (kind, result), count in sorted(integrations.action_results.items()):
         actions.add_metric([kind, result], count)
     yield actions
+
+
+def background_families(groups: Iterable[BackgroundTasks]) -> Iterator[Metric]:
+    """Crashes of the services' background loops (each is logged and the loop runs again)."""
+    restarts = CounterMetricFamily(
+        "mqtthub_background_loop_restarts",
+        "Background loops that crashed and were started again, by service and loop.",
+        labels=["service", "loop"],
+    )
+    for group in groups:
+        for loop, count in sorted(group.restarts.items()):
+            restarts.add_metric([group.owner, loop], count)
+    yield restarts

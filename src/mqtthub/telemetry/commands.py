@@ -53,13 +53,14 @@ class CommandService:
         self.database = telemetry.database
         self._broker = broker
         self.state = ServiceState.CREATED
-        self._tasks = BackgroundTasks("commands")
+        self.tasks = BackgroundTasks("commands")
+        """The service's background loops (their crashes are counted in ``/metrics``)."""
 
     async def __aenter__(self) -> Self:
         if self.state is not ServiceState.CREATED:
             raise StateError(f"the command service can be started only once (it is {self.state.value})")
-        await self._tasks.__aenter__()
-        self._tasks.loop("pending-commands", self._pending_loop)
+        await self.tasks.__aenter__()
+        self.tasks.loop("pending-commands", self._pending_loop)
         self.state = ServiceState.RUNNING
         return self
 
@@ -67,7 +68,7 @@ class CommandService:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.state = ServiceState.CLOSING
-        await self._tasks.close()  # pending commands being sent stay pending
+        await self.tasks.close()  # pending commands being sent stay pending
         self.state = ServiceState.CLOSED
 
     def _now(self) -> datetime:
@@ -162,7 +163,7 @@ class CommandService:
         while True:
             for subscription in await subscriptions.take():
                 # One task per device, as the subscriptions come: a slow database costs each device its own wait.
-                self._tasks.spawn(f"pending-commands:{subscription.device_id}", self._send_pending(subscription))
+                self.tasks.spawn(f"pending-commands:{subscription.device_id}", self._send_pending(subscription))
 
     async def _send_pending(self, subscription: CommandSubscription) -> None:
         async with self.database.session() as session:

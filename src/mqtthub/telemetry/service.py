@@ -97,7 +97,8 @@ class TelemetryService:
             on_committed=self._committed,
         )
         self.sink = TelemetrySink(self.writer)
-        self._tasks = BackgroundTasks("telemetry")
+        self.tasks = BackgroundTasks("telemetry")
+        """The service's background loops (their crashes are counted in ``/metrics``)."""
         self.command_subscriptions = CommandSubscriptions(clock)
         """Devices that subscribed to their command topic, for the command service to send their pending commands."""
         self.observer = DeviceObserver(
@@ -117,9 +118,9 @@ class TelemetryService:
             raise StateError(f"the telemetry service can be started only once (it is {self.state.value})")
         await self._reset_presence()
         await self.writer.__aenter__()
-        await self._tasks.__aenter__()
+        await self.tasks.__aenter__()
         if self.settings.telemetry_retention_days > 0:
-            self._tasks.loop("retention", self._prune_loop)
+            self.tasks.loop("retention", self._prune_loop)
         changes = self.database.changes
         changes.subscribe(DeviceChanged, lambda change: self.directory.forget_device(change.device_id))
         changes.subscribe(DefinitionChanged, lambda change: self.directory.forget_definition(change.definition_id))
@@ -130,7 +131,7 @@ class TelemetryService:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.state = ServiceState.CLOSING
-        await self._tasks.close()  # the retention pass
+        await self.tasks.close()  # the retention pass
         await self.writer.close()
         self.state = ServiceState.CLOSED
 
