@@ -3,7 +3,8 @@
 The application's routes are walked: one without a declared operation fails the test (and the hub
 refuses it to everyone). Then each role (platform admin, org admin, org member, API token, device)
 calls every route: where the matrix says no, the answer is 403 before the route even reads the body;
-where it says yes, never 401 or 403. Without a credential, every non-public route answers 401.
+where it says yes, never 401 or 403. Without a credential, every non-public route answers 401 (the web
+console's routes, whose credential is the session cookie, send the browser to the sign-in page instead).
 """
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ import pytest
 import websockets
 from fastapi.routing import APIRoute, APIWebSocketRoute
 
+from mqtthub.auth.cookie import SESSION_COOKIE
 from mqtthub.auth.roles import MATRIX, ROUTES, Operation, Role, matrix_table
+from mqtthub.console.session import CSRF_HEADER, PREFIX, csrf_token
 from tests.integration.auth.conftest import RunningHub, hub_settings, start_hub
 
 FAKE = str(uuid.UUID(int=1))
+CONSOLE = PREFIX
 PATH_VALUES = {
     "device_id": FAKE,
     "user_id": FAKE,
@@ -99,6 +103,16 @@ async def _credentials(running: RunningHub) -> tuple[dict[Role, dict[str, str]],
     return headers, values
 
 
+def _credential(running: RunningHub, path: str, header: dict[str, str]) -> dict[str, Any]:
+    """The role's credential as the route takes it: the API's header, or for the console its session cookie
+    (with the session's CSRF token, so that the role gate is what answers)."""
+    if not path.startswith(CONSOLE):
+        return {"headers": header}
+    token = header["Authorization"].removeprefix("Bearer ")
+    csrf = csrf_token(running.hub.secrets.signing_key, token)
+    return {"headers": {CSRF_HEADER: csrf, "Cookie": f"{SESSION_COOKIE}={token}"}}
+
+
 async def test_each_role_gets_what_the_matrix_says(tmp_path: Path) -> None:
     async with start_hub(hub_settings(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}", tmp_path)) as running:
         headers, values = await _credentials(running)
@@ -114,7 +128,9 @@ async def test_each_role_gets_what_the_matrix_says(tmp_path: Path) -> None:
                             continue
                         url = path.format(**values[role])
                         body: dict[str, Any] | None = {} if method in ("POST", "PUT", "PATCH") else None
-                        response = await client.request(method, url, headers=headers[role], json=body)
+                        response = await client.request(
+                            method, url, json=body, **_credential(running, path, headers[role])
+                        )
                         refused = response.status_code in (401, 403)
                         if allowed_pass and refused:
                             wrong.append(f"{role.value} refused {response.status_code} on {method} {path}")
@@ -125,7 +141,11 @@ async def test_each_role_gets_what_the_matrix_says(tmp_path: Path) -> None:
                     continue
                 body = {} if method in ("POST", "PUT", "PATCH") else None
                 response = await client.request(method, path.format(org_id=FAKE, **PATH_VALUES), json=body)
-                if response.status_code != 401:
+                if path.startswith(CONSOLE):
+                    # The console answers a visitor without a session with its sign-in page.
+                    if response.status_code != 303 or not response.headers["location"].startswith(f"{CONSOLE}/signin"):
+                        wrong.append(f"no credential got {response.status_code} on {method} {path}, not sign-in")
+                elif response.status_code != 401:
                     wrong.append(f"no credential got {response.status_code} on {method} {path}")
         assert not wrong, "\n".join(wrong)
 

@@ -16,6 +16,7 @@ from mqtthub.auth.routes import identity_router
 from mqtthub.authbackend.app import MOUNT_PATH, auth_backend_app
 from mqtthub.authbackend.common import AuthBackend
 from mqtthub.authbackend.guard import BackendGuard
+from mqtthub.console import install_console
 from mqtthub.integrations import endpoints as integrations_endpoints
 from mqtthub.messaging import endpoints as messaging_endpoints
 from mqtthub.messaging import ws as messaging_ws
@@ -48,6 +49,9 @@ def create_app(
         summary="Embedded MQTT broker, device identity, telemetry and messaging API.",
         # Every route's role policy is checked before the route runs (and before its body is read).
         dependencies=[Depends(enforce_role)],
+        # Served from the package's own assets by the console (mqtthub.console.docs): no CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     install_state(app, state)
     settings = state.settings
@@ -61,6 +65,7 @@ def create_app(
     app.mount(f"/{SOCKETIO_PATH}", socketio)
     if (guard := BackendGuard.from_settings(settings)) is not None and settings.auth_backend_port is None:
         app.mount(MOUNT_PATH, auth_backend_app(state.service(AuthBackend), guard))
+    install_console(app)
     if settings.metrics_enabled and settings.metrics_port is None:
         endpoint = metrics_endpoint(metrics_registry, settings.metrics_token)
         app.add_route(METRICS_PATH, endpoint, methods=["GET"], include_in_schema=False)

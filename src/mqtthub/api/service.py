@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import NotRequired
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict
 from typing_extensions import TypedDict
 
@@ -29,14 +30,26 @@ class ServiceInfo(BaseModel):
     links: dict[str, str]
 
 
-@router.get("/", response_model=ServiceInfo, summary="Service information")
-async def service_info() -> ServiceInfo:
-    """Name, version and where to go next."""
+def wants_html(request: Request) -> bool:
+    """Whether the client is a browser asking for a page (``Accept`` names ``text/html``)."""
+    return "text/html" in request.headers.get("accept", "")
+
+
+@router.get(
+    "/",
+    response_model=ServiceInfo,
+    summary="Service information",
+    responses={307: {"description": "A browser (`Accept: text/html`) is sent to the web console at `/ui`"}},
+)
+async def service_info(request: Request) -> ServiceInfo | RedirectResponse:
+    """Name, version and where to go next; a browser is sent to the web console."""
+    if wants_html(request):
+        return RedirectResponse("/ui", status_code=307)
     return ServiceInfo(
         service="mqtthub",
         version=__version__,
         status="running",
-        links={"health": "/health", "docs": "/docs", "redoc": "/redoc", "openapi": "/openapi.json"},
+        links={"health": "/health", "docs": "/docs", "redoc": "/redoc", "openapi": "/openapi.json", "console": "/ui"},
     )
 
 

@@ -16,9 +16,11 @@ from typing import Annotated
 
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mqtthub.auth.jwt import verify_session_token
 from mqtthub.auth.passwords import PasswordWorkers
+from mqtthub.crypto import SecretBox
 from mqtthub.errors import PermissionDeniedError, UnauthenticatedError
 from mqtthub.models import User, UserRole
 from mqtthub.observability.auth_checks import AuthChecks
@@ -66,8 +68,19 @@ async def current_user(
     if credentials is None or credentials.scheme.lower() != "bearer":
         checks.refused("none")
         raise UnauthenticatedError("missing bearer token: log in with POST /api/v1/auth/login")
+    return await user_of_session_token(session, secrets, checks, credentials.credentials)
+
+
+async def user_of_session_token(
+    session: AsyncSession, secrets: SecretBox, checks: AuthChecks, token: str
+) -> AuthenticatedUser:
+    """The user a session token names, checked against the database (the API's bearer and the console's cookie).
+
+    Raises:
+        UnauthenticatedError: an invalid or expired token, or a user that is gone or inactive.
+    """
     with checks.check("session_token"):
-        claims = verify_session_token(secrets.signing_key, credentials.credentials)
+        claims = verify_session_token(secrets.signing_key, token)
         user = await session.get(User, claims.user_id)
         if user is None or not user.is_active:
             raise UnauthenticatedError("the account of this session token no longer exists or is disabled")

@@ -18,7 +18,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mqtthub.auth.deps import CurrentUser, require_org_access
@@ -108,6 +108,23 @@ async def list_devices(session: AsyncSession, organization_id: str) -> list[Devi
     """The organization's devices, oldest first."""
     query = select(Device).where(Device.organization_id == organization_id).order_by(Device.created_at, Device.id)
     return list((await session.scalars(query)).all())
+
+
+async def search_devices(
+    session: AsyncSession, organization_id: str, search: str = "", *, offset: int, limit: int
+) -> tuple[list[Device], int]:
+    """One page of the organization's devices, oldest first, and how many match in all.
+
+    ``search`` matches a device whose id is exactly it, or whose name contains it (any case). The page is
+    read with an index on the organization, so it stays cheap with tens of thousands of devices.
+    """
+    query = select(Device).where(Device.organization_id == organization_id)
+    if search:
+        pattern = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(or_(Device.id == search, Device.name.ilike(pattern, escape="\\")))
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    page = await session.scalars(query.order_by(Device.created_at, Device.id).offset(offset).limit(limit))
+    return list(page.all()), total or 0
 
 
 async def set_device_enabled(session: AsyncSession, device: Device, enabled: bool) -> None:

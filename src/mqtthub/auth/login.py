@@ -14,12 +14,16 @@ from datetime import datetime, timedelta
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mqtthub.auth.attempts import LoginGuard
 from mqtthub.auth.deps import AuthChecksDep, PasswordsDep
 from mqtthub.auth.jwt import issue_session_token
+from mqtthub.auth.passwords import PasswordWorkers
+from mqtthub.config import Settings
 from mqtthub.errors import UnauthenticatedError
 from mqtthub.models import User, UserRole
+from mqtthub.observability.auth_checks import AuthChecks
 from mqtthub.web.deps import SecretsDep, SessionDep, SettingsDep
 from mqtthub.web.limits import BodySize, body_size
 
@@ -51,6 +55,51 @@ class LoginResponse(BaseModel):
     user: LoginUser
 
 
+async def check_password_login(
+    session: AsyncSession,
+    guard: LoginGuard,
+    passwords: PasswordWorkers,
+    checks: AuthChecks,
+    *,
+    email: str,
+    password: str,
+    address: str,
+) -> User:
+    """The active user with this e-mail and password, checked within ``guard``'s limits.
+
+    Shared by the API's login and the web console's sign-in, so both doors count against the
+    same limits and answer alike.
+
+    Raises:
+        RateLimitedError: too many recent attempts for the account or from ``address``.
+        UnavailableError: too many password checks in flight from ``address``.
+        UnauthenticatedError: no such active user, or a wrong password.
+    """
+    email = email.strip().lower()
+    guard.admit(email, address)
+    with checks.check("password"):
+        user = await session.scalar(select(User).where(User.email == email))
+        with guard.checking(address):
+            matches = await passwords.verify(user.password_hash if user is not None else None, password)
+        if user is None or not matches or not user.is_active:
+            logger.info("failed login from %s", address)
+            raise UnauthenticatedError("invalid e-mail or password")
+    guard.succeeded(email)
+    return user
+
+
+def session_token_for(user: User, signing_key: str, settings: Settings) -> tuple[str, datetime]:
+    """A session token for ``user``, valid for ``settings.jwt_expiry_minutes``, and when it expires."""
+    return issue_session_token(
+        signing_key,
+        user_id=user.id,
+        email=user.email,
+        role=user.role.value,
+        organization_id=user.organization_id,
+        lifetime=timedelta(minutes=settings.jwt_expiry_minutes),
+    )
+
+
 def login_router(guard: LoginGuard) -> APIRouter:
     """The login endpoint, bound to one :class:`LoginGuard`."""
     router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -75,25 +124,11 @@ def login_router(guard: LoginGuard) -> APIRouter:
         checks: AuthChecksDep,
     ) -> LoginResponse:
         """Exchange an e-mail and password for a session token (JWT) valid for `jwt_expiry_minutes`."""
-        email = body.email.strip().lower()
         address = request.client.host if request.client else "unknown"
-        guard.admit(email, address)
-        with checks.check("password"):
-            user = await session.scalar(select(User).where(User.email == email))
-            with guard.checking(address):
-                matches = await passwords.verify(user.password_hash if user is not None else None, body.password)
-            if user is None or not matches or not user.is_active:
-                logger.info("failed login from %s", address)
-                raise UnauthenticatedError("invalid e-mail or password")
-        guard.succeeded(email)
-        token, expires_at = issue_session_token(
-            secrets.signing_key,
-            user_id=user.id,
-            email=user.email,
-            role=user.role.value,
-            organization_id=user.organization_id,
-            lifetime=timedelta(minutes=settings.jwt_expiry_minutes),
+        user = await check_password_login(
+            session, guard, passwords, checks, email=body.email, password=body.password, address=address
         )
+        token, expires_at = session_token_for(user, secrets.signing_key, settings)
         return LoginResponse(
             token=token,
             expires_at=expires_at,

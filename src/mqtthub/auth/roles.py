@@ -18,6 +18,7 @@ import enum
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
+from mqtthub.auth.cookie import session_cookie
 from mqtthub.auth.credentials import API_TOKEN_PREFIX, DEVICE_TOKEN_PREFIX
 from mqtthub.auth.jwt import verify_session_token
 from mqtthub.errors import PermissionDeniedError, UnauthenticatedError
@@ -82,6 +83,7 @@ _O = "/api/v1/organizations/{org_id}"
 _D = "/api/v1/devices/{device_id}"
 _P = "/api/v1/products/{product_id}"
 _C = _P + "/mqtt-config"
+_U = "/ui/orgs/{org_id}"
 
 ROUTES: dict[tuple[str, str], Operation] = {
     # service
@@ -167,6 +169,23 @@ ROUTES: dict[tuple[str, str], Operation] = {
     ("GET", "/api/v1/commands/{command_id}"): Operation.READ,
     ("POST", _O + "/broadcast"): Operation.COMMAND,
     ("GET", "/api/v1/telemetry/stats"): Operation.MANAGE_PLATFORM,
+    # web console (the session cookie is its credential; see mqtthub.console)
+    ("GET", "/ui"): Operation.PUBLIC,
+    ("GET", "/ui/signin"): Operation.PUBLIC,
+    ("POST", "/ui/signin"): Operation.PUBLIC,
+    ("POST", "/ui/signout"): Operation.PUBLIC,
+    ("GET", "/ui/orgs"): Operation.READ,
+    ("GET", _U): Operation.READ,
+    ("GET", _U + "/figures"): Operation.READ,
+    ("GET", _U + "/devices"): Operation.READ,
+    ("POST", _U + "/devices"): Operation.ADMINISTER,
+    ("GET", _U + "/devices/{device_id}"): Operation.READ,
+    ("POST", _U + "/devices/{device_id}"): Operation.ADMINISTER,
+    ("POST", _U + "/devices/{device_id}/delete"): Operation.ADMINISTER,
+    ("POST", _U + "/devices/{device_id}/tokens"): Operation.ADMINISTER,
+    ("POST", _U + "/devices/{device_id}/tokens/{token_id}/revoke"): Operation.ADMINISTER,
+    ("GET", _U + "/live"): Operation.READ_MESSAGES,
+    ("POST", _U + "/live/publish"): Operation.PUBLISH,
 }
 """The operation of every API route, by method (``WS`` for WebSocket routes) and path template."""
 
@@ -175,6 +194,16 @@ _USER_ROLES = {
     UserRole.ORG_ADMIN: Role.ORG_ADMIN,
     UserRole.ORG_MEMBER: Role.ORG_MEMBER,
 }
+
+
+def role_of(user_role: UserRole) -> Role:
+    """The role a user of ``user_role`` has in the matrix."""
+    return _USER_ROLES[user_role]
+
+
+def permits(user_role: UserRole, operation: Operation) -> bool:
+    """Whether a user of ``user_role`` may perform ``operation`` (the web console shows only what is allowed)."""
+    return _USER_ROLES[user_role] in MATRIX[operation]
 
 
 def operation_of(connection: HTTPConnection) -> Operation | None:
@@ -196,7 +225,7 @@ async def _role(connection: HTTPConnection, token: str, session: AsyncSession) -
         return None  # the route's own authentication answers 401
     # The role as it is now, not as it was when the token was issued.
     user = await session.get(User, claims.user_id)
-    return _USER_ROLES[user.role] if user is not None and user.is_active else None
+    return role_of(user.role) if user is not None and user.is_active else None
 
 
 def _token(connection: HTTPConnection) -> str:
@@ -206,9 +235,11 @@ def _token(connection: HTTPConnection) -> str:
         return value.strip()
     if api_key := connection.headers.get("x-api-key"):
         return api_key
-    if connection.scope["type"] == "websocket":
-        return connection.query_params.get("token") or connection.query_params.get("api_key") or ""
-    return ""
+    if connection.scope["type"] == "websocket" and (
+        query := connection.query_params.get("token") or connection.query_params.get("api_key")
+    ):
+        return query
+    return session_cookie(connection) or ""
 
 
 async def enforce_role(connection: HTTPConnection) -> None:

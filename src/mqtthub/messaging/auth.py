@@ -11,7 +11,8 @@ exactly one organization:
   the user acts on the whole namespace of their organization.
 
 WebSocket clients, which cannot always set headers (browsers), may pass ``?api_key=`` or
-``?token=`` instead. Every resolved call takes one token from the caller's rate-limit bucket.
+``?token=`` instead; a platform administrator's session may name another organization with
+``?organization_id=``. Every resolved call takes one token from the caller's rate-limit bucket.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from mqtthub.auth.jwt import verify_session_token
 from mqtthub.errors import PermissionDeniedError, RateLimitedError, UnauthenticatedError
 from mqtthub.messaging.namespace import OrgScope
 from mqtthub.messaging.service import MessagingService
-from mqtthub.models import MqttApiToken, Organization, User
+from mqtthub.models import MqttApiToken, Organization, User, UserRole
 from mqtthub.mqtt.topics import topic_matches
 from mqtthub.observability.auth_checks import AuthChecks
 from mqtthub.tenancy import filter_within
@@ -127,16 +128,21 @@ async def _token_caller(connection: HTTPConnection, session: AsyncSession, token
     )
 
 
-async def _user_caller(connection: HTTPConnection, session: AsyncSession, token: str) -> Caller:
+async def _user_caller(
+    connection: HTTPConnection, session: AsyncSession, token: str, organization_id: str | None
+) -> Caller:
     claims = verify_session_token(app_state(connection).secrets.signing_key, token)
     user = await session.get(User, claims.user_id)
     if user is None or not user.is_active:
         raise UnauthenticatedError("the account of this session token no longer exists or is disabled")
-    if user.organization_id is None:
+    wanted = organization_id or user.organization_id
+    if wanted != user.organization_id and user.role is not UserRole.PLATFORM_ADMIN:
+        raise PermissionDeniedError("you do not have access to this organization")
+    if wanted is None:
         raise PermissionDeniedError("this account belongs to no organization, so it has no topics")
-    organization = await session.get(Organization, user.organization_id)
+    organization = await session.get(Organization, wanted)
     if organization is None:
-        raise PermissionDeniedError("the organization of this account no longer exists")
+        raise PermissionDeniedError("this organization does not exist (any more)")
     return Caller(key=f"user:{user.id}", scope=OrgScope.of(organization.id, organization.short_id))
 
 
@@ -166,7 +172,7 @@ async def resolve_caller(
         raise UnauthenticatedError("missing credentials: send X-API-Key or Authorization: Bearer")
     if not api_key and _looks_like_jwt(token):
         with checks.check("session_token"):
-            caller = await _user_caller(connection, session, token)
+            caller = await _user_caller(connection, session, token, query.get("organization_id"))
     else:
         with checks.check("api_token"):
             caller = await _token_caller(connection, session, token)

@@ -18,7 +18,8 @@ Protocol (JSON text frames unless noted):
   ``{"type": "error", "code": "too_slow", ...}`` and closes the connection with code 1013 (try again later).
 
 Credentials are the same as for REST (headers), or ``?api_key=``/``?token=`` for clients that cannot set
-headers. Refusals happen before the handshake completes, as HTTP responses: 401, 403, 422 (an unknown
+headers, or the web console's session cookie; a platform administrator may add ``?organization_id=`` to follow
+another organization. Refusals happen before the handshake completes, as HTTP responses: 401, 403, 422 (an unknown
 ``overflow``), 429, and 503 when ``ws_max_connections`` connections are open or the broker is down.
 """
 
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 
+from mqtthub.auth.cookie import session_cookie
 from mqtthub.errors import MQTTHubError, PermissionDeniedError, UnauthenticatedError, UnavailableError
 from mqtthub.messaging.auth import Caller, resolve_caller
 from mqtthub.messaging.deps import MessagingDep
@@ -184,7 +186,7 @@ async def stream(websocket: WebSocket, service: MessagingDep, database: Database
                 websocket,
                 session,
                 api_key=websocket.headers.get("x-api-key"),
-                bearer=_bearer(websocket),
+                bearer=_bearer(websocket) or session_cookie(websocket),
                 query=websocket.query_params,
                 rate_limited=rate_limited,
             )

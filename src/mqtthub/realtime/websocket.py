@@ -1,7 +1,7 @@
 """``WS /api/v1/stream``: live telemetry events of one organization as JSON.
 
-Authentication: ``Authorization: Bearer <token>``, ``?token=<token>``, or a first message
-``{"action": "auth", "token": "<token>"}`` (browsers cannot set headers). The token is a
+Authentication: ``Authorization: Bearer <token>``, ``?token=<token>``, the web console's session cookie,
+or a first message ``{"action": "auth", "token": "<token>"}`` (browsers cannot set headers). The token is a
 session token (JWT) or an MQTT API token; a platform administrator adds
 ``organization_id``.
 
@@ -37,6 +37,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 
+from mqtthub.auth.cookie import session_cookie
 from mqtthub.errors import MQTTHubError, ValidationFailedError
 from mqtthub.realtime.access import StreamAuthenticator, StreamIdentity
 from mqtthub.realtime.bus import Event, RealtimeBus
@@ -68,7 +69,7 @@ async def _authenticate(websocket: WebSocket, authenticator: StreamAuthenticator
     header = websocket.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     token = value.strip() if scheme.lower() == "bearer" else None
-    token = token or websocket.query_params.get("token")
+    token = token or websocket.query_params.get("token") or session_cookie(websocket)
     organization_id = websocket.query_params.get("organization_id")
     if not token:
         message = await asyncio.wait_for(websocket.receive_json(), AUTH_TIMEOUT)

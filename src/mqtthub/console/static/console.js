@@ -1,0 +1,335 @@
+// The web console's behaviour: small progressive enhancements of server-rendered pages, and the live parts.
+// Live data comes from the hub's public endpoints: WS /api/v1/stream (device status), WS /ws (messages)
+// and the overview's figures. Text from the hub is always set with textContent, never parsed as HTML.
+"use strict";
+
+const MAX_MESSAGES = 500;
+const FIGURES_EVERY_MS = 2000;
+const CHART_POINTS = 90;
+
+function wsUrl(path) {
+  return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path;
+}
+
+function orgQuery(separator) {
+  // A platform administrator follows the organization shown; everyone else their own.
+  const body = document.body.dataset;
+  return body.platformAdmin === "true" ? `${separator}organization_id=${encodeURIComponent(body.org)}` : "";
+}
+
+// A WebSocket that reconnects with a growing delay, calling onOpen(socket) after each (re)connection.
+function persistentSocket(url, onOpen, onMessage, onState) {
+  let delay = 500;
+  function connect() {
+    const socket = new WebSocket(url);
+    socket.addEventListener("open", () => {
+      delay = 500;
+      onState("connected");
+      onOpen(socket);
+    });
+    socket.addEventListener("message", (event) => onMessage(event.data, socket));
+    socket.addEventListener("close", () => {
+      onState("reconnecting");
+      setTimeout(connect, delay);
+      delay = Math.min(delay * 2, 15000);
+    });
+  }
+  connect();
+}
+
+function formatTime(iso) {
+  if (!iso) return "never";
+  return iso.replace("T", " ").replace(/\.\d+Z$/, " UTC").replace(/Z$/, " UTC");
+}
+
+// --- forms: confirmation, progress, organization switcher, copy buttons --------------------------------
+
+document.addEventListener(
+  "submit",
+  (event) => {
+    const form = event.target;
+    if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+      return;
+    }
+    if (form.hasAttribute("data-busy") && !form.hasAttribute("hx-post")) {
+      form.setAttribute("aria-busy", "true");
+      // After this tick, so the submission still carries every field.
+      setTimeout(() => form.querySelectorAll("button").forEach((button) => (button.disabled = true)), 0);
+    }
+  },
+  true,
+);
+
+document.addEventListener("change", (event) => {
+  if (event.target.matches("select[data-autosubmit]")) event.target.form.requestSubmit();
+});
+
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest("button[data-copy]");
+  if (!button) return;
+  const source = document.querySelector(button.dataset.copy);
+  if (!source) return;
+  try {
+    await navigator.clipboard.writeText(source.textContent.trim());
+    button.textContent = "Copied";
+  } catch {
+    // No clipboard permission: select the text so that the user can copy it.
+    const range = document.createRange();
+    range.selectNodeContents(source);
+    window.getSelection().removeAllRanges();
+    window.getSelection().addRange(range);
+    button.textContent = "Selected: press Ctrl+C";
+  }
+});
+
+// --- device status, live (devices list and device page) ------------------------------------------------
+
+function updateStatus(data) {
+  document.querySelectorAll(`tr[data-device-id="${CSS.escape(data.deviceId)}"]`).forEach((row) => {
+    const online = row.querySelector('[data-field="online"]');
+    if (online) {
+      online.textContent = data.online ? "online" : "offline";
+      online.className = `badge ${data.online ? "on" : "off"}`;
+    }
+    const seen = row.querySelector('[data-field="lastSeen"]');
+    if (seen) {
+      seen.textContent = formatTime(data.lastSeen);
+      seen.setAttribute("datetime", data.lastSeen || "");
+    }
+    for (const field of ["battery", "signal"]) {
+      const cell = row.querySelector(`[data-field="${field}"]`);
+      if (cell && data[field] !== null && data[field] !== undefined) cell.textContent = String(data[field]);
+    }
+  });
+}
+
+function followStatus() {
+  if (!document.querySelector("[data-live-status]")) return;
+  persistentSocket(
+    wsUrl("/api/v1/stream" + orgQuery("?")),
+    (socket) => socket.send(JSON.stringify({ action: "subscribe", topics: ["devices/+/status"] })),
+    (text) => {
+      const event = JSON.parse(text);
+      if (event.event === "status") updateStatus(event.data);
+    },
+    () => {},
+  );
+}
+
+// --- overview -------------------------------------------------------------------------------------------
+
+function setFigure(name, value) {
+  document.querySelectorAll(`[data-figure="${name}"]`).forEach((element) => (element.textContent = value));
+}
+
+function fillList(name, items, describe) {
+  const list = document.querySelector(`[data-list="${name}"]`);
+  const empty = document.querySelector(`[data-empty="${name}"]`);
+  list.replaceChildren(
+    ...items.map((item) => {
+      const entry = document.createElement("li");
+      const when = document.createElement("time");
+      when.textContent = formatTime(item.at);
+      entry.append(when, " ", describe(item));
+      return entry;
+    }),
+  );
+  empty.hidden = items.length > 0;
+}
+
+function followOverview() {
+  const root = document.getElementById("overview");
+  if (!root) return;
+  const series = [[], [], [], []];
+  let previous = null;
+  let chart = null;
+  const chartBox = document.getElementById("rates-chart");
+
+  function draw() {
+    if (!window.uPlot || series[0].length < 2) return;
+    const width = Math.max(chartBox.clientWidth - 16, 200);
+    if (!chart) {
+      chart = new window.uPlot(
+        {
+          width,
+          height: 220,
+          series: [
+            {},
+            { label: "in /s", stroke: "#1f4e79", width: 2 },
+            { label: "out /s", stroke: "#2e7d32", width: 2 },
+            { label: "ingested /s", stroke: "#b26a00", width: 2 },
+          ],
+          axes: [{}, { size: 60 }],
+        },
+        series,
+        chartBox,
+      );
+    } else {
+      chart.setSize({ width, height: 220 });
+      chart.setData(series);
+    }
+  }
+
+  async function poll() {
+    try {
+      const response = await fetch(root.dataset.figures, { headers: { Accept: "application/json" } });
+      if (response.redirected) {
+        location.reload(); // the session ended: the reload shows the sign-in page
+        return;
+      }
+      if (!response.ok) throw new Error(`figures: ${response.status}`);
+      const now = await response.json();
+      const hub = now.hub;
+      setFigure("clients", String(hub.clients));
+      setFigure("online", `${now.organization.online} / ${now.organization.devices}`);
+      setFigure("openAlerts", String(now.organization.openAlerts));
+      setFigure("ingest", hub.ingest === "up" ? "healthy" : "stalled");
+      if (previous) {
+        const seconds = Math.max(now.at - previous.at, 0.001);
+        const rates = ["received", "sent", "ingested"].map((key) => Math.max(hub[key] - previous.hub[key], 0) / seconds);
+        setFigure("rateIn", rates[0].toFixed(1));
+        setFigure("rateOut", rates[1].toFixed(1));
+        setFigure("rateIngest", rates[2].toFixed(1));
+        series[0].push(now.at);
+        rates.forEach((rate, index) => series[index + 1].push(rate));
+        if (series[0].length > CHART_POINTS) series.forEach((values) => values.shift());
+        draw();
+      }
+      previous = now;
+      fillList("alerts", now.alerts, (alert) => `${alert.kind} on ${alert.sensor} = ${alert.value} (device ${alert.deviceId})`);
+      fillList("rejected", now.rejected, (row) => `${row.topic}: ${row.field} ${row.reason}`);
+      root.setAttribute("aria-busy", "false");
+    } catch {
+      root.setAttribute("aria-busy", "true"); // the hub is unreachable or failing: tried again shortly
+    }
+    setTimeout(poll, FIGURES_EVERY_MS);
+  }
+  poll();
+}
+
+// --- live messages --------------------------------------------------------------------------------------
+
+function payloadText(message, pretty) {
+  if (message.payload_encoding === "base64") return `(binary, base64) ${message.payload}`;
+  if (pretty) {
+    try {
+      return JSON.stringify(JSON.parse(message.payload), null, 2);
+    } catch {
+      // not JSON: shown as it is
+    }
+  }
+  return message.payload;
+}
+
+function followLive() {
+  const root = document.getElementById("live");
+  if (!root) return;
+  const list = document.getElementById("live-messages");
+  const empty = document.getElementById("live-empty");
+  const state = document.getElementById("live-state");
+  const pauseButton = document.getElementById("live-pause");
+  const pretty = document.getElementById("live-pretty");
+  const filtersList = document.getElementById("live-filters");
+  const filters = new Set();
+  let socket = null;
+  let paused = false;
+  let held = 0;
+
+  function renderFilters() {
+    filtersList.replaceChildren(
+      ...[...filters].map((filter) => {
+        const item = document.createElement("li");
+        const name = document.createElement("code");
+        name.textContent = filter;
+        const remove = document.createElement("button");
+        remove.type = "button";
+        remove.className = "small";
+        remove.textContent = "Unsubscribe";
+        remove.setAttribute("aria-label", `Unsubscribe from ${filter}`);
+        remove.addEventListener("click", () => {
+          filters.delete(filter);
+          if (socket) socket.send(JSON.stringify({ action: "unsubscribe", topic: filter }));
+          renderFilters();
+        });
+        item.append(name, " ", remove);
+        return item;
+      }),
+    );
+  }
+
+  function show(message) {
+    const entry = document.createElement("li");
+    const head = document.createElement("div");
+    head.className = "meta";
+    const topic = document.createElement("code");
+    topic.textContent = message.topic;
+    head.append(topic, ` QoS ${message.qos}${message.retain ? " retained" : ""} · ${formatTime(message.timestamp)}`);
+    const body = document.createElement("pre");
+    body.dataset.raw = JSON.stringify(message);
+    body.textContent = payloadText(message, pretty.checked);
+    entry.append(head, body);
+    list.prepend(entry);
+    while (list.children.length > MAX_MESSAGES) list.lastElementChild.remove();
+    empty.hidden = true;
+  }
+
+  persistentSocket(
+    wsUrl(root.dataset.ws),
+    (opened) => {
+      socket = opened;
+      filters.forEach((filter) => opened.send(JSON.stringify({ action: "subscribe", topic: filter })));
+    },
+    (text) => {
+      if (text === "pong") return;
+      const message = JSON.parse(text);
+      if (message.type === "error") {
+        state.textContent = `Error: ${message.error}`;
+      } else if (message.type === "message" && filters.size > 0) {
+        if (paused) {
+          held += 1;
+          state.textContent = `Paused: ${held} message${held === 1 ? "" : "s"} not shown`;
+        } else {
+          show(message);
+        }
+      }
+    },
+    (connection) => {
+      state.textContent = connection === "connected" ? "Connected" : "Disconnected: reconnecting…";
+      if (connection !== "connected") socket = null;
+    },
+  );
+
+  document.getElementById("live-subscribe").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const input = document.getElementById("live-filter");
+    const filter = input.value.trim();
+    if (!filter || filters.has(filter)) return;
+    filters.add(filter);
+    if (socket) socket.send(JSON.stringify({ action: "subscribe", topic: filter }));
+    renderFilters();
+  });
+  pauseButton.addEventListener("click", () => {
+    paused = !paused;
+    held = 0;
+    pauseButton.textContent = paused ? "Resume" : "Pause";
+    pauseButton.setAttribute("aria-pressed", String(paused));
+    state.textContent = paused ? "Paused" : "Connected";
+  });
+  document.getElementById("live-clear").addEventListener("click", () => {
+    list.replaceChildren();
+    empty.hidden = false;
+  });
+  pretty.addEventListener("change", () => {
+    list.querySelectorAll("pre[data-raw]").forEach((body) => {
+      body.textContent = payloadText(JSON.parse(body.dataset.raw), pretty.checked);
+    });
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  followStatus();
+  followOverview();
+  followLive();
+});

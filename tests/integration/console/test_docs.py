@@ -1,0 +1,20 @@
+"""``/docs`` and ``/redoc`` render in Chromium from the hub's own assets: no request leaves the hub."""
+
+from __future__ import annotations
+
+from playwright.async_api import Browser, expect
+
+from tests.integration.auth.conftest import RunningHub
+from tests.support.browser import console_tab
+
+
+async def test_swagger_ui_and_redoc_work_offline(hub: RunningHub, browser: Browser, viewport: str) -> None:
+    async with console_tab(browser, hub.base_url, viewport) as tab:
+        page = tab.page
+        await page.goto(tab.url("/docs"))
+        await expect(page.locator(".swagger-ui .info .title")).to_contain_text("mqtthub")
+        await expect(page.locator(".opblock-summary-path").first).to_be_visible()
+        await page.goto(tab.url("/redoc"))
+        await expect(page.locator("h1").first).to_contain_text("mqtthub")
+        await expect(page.get_by_text("Service information").first).to_be_attached()
+        tab.assert_clean()
