@@ -19,11 +19,22 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from playwright.async_api import Browser, ConsoleMessage, Page, Request, Route, WebSocket, async_playwright
+from playwright.async_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    Request,
+    Route,
+    WebSocket,
+    async_playwright,
+    expect,
+)
 
 from tests.conftest import require
 
 CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
+WAIT_MS = 15_000
+"""How long an action or an expectation waits: generous, for a loaded two-core machine."""
 VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 """The widths every console flow runs at: a desktop, and a phone held upright (390 px)."""
 
@@ -39,6 +50,7 @@ def chromium_path() -> str:
 @asynccontextmanager
 async def chromium() -> AsyncIterator[Browser]:
     """A headless Chromium, closed afterwards."""
+    expect.set_options(timeout=WAIT_MS)
     async with async_playwright() as playwright:
         # The tests run as root in CI, where Chromium's sandbox cannot start.
         browser = await playwright.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
@@ -119,7 +131,7 @@ async def console_tab(browser: Browser, base_url: str, viewport: str) -> AsyncIt
     page.on("request", tab._on_request)
     page.on("websocket", tab._on_websocket)
     await context.route(tab._outside, tab._abort_outside)
-    page.set_default_timeout(10_000)
+    page.set_default_timeout(WAIT_MS)
     try:
         yield tab
     finally:
