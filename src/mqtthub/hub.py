@@ -1,7 +1,7 @@
 """The composition root: builds every component from one ``Settings`` and tears them down in reverse.
 
 Start-up order: secret key → database (migrations, first-run account) → certificate
-authority → telemetry (ingest writer, Socket.IO bridge; before the broker, whose sink and
+authority → telemetry (ingest writer, Socket.IO gateway; before the broker, whose sink and
 observer it is) → broker (embedded: listeners bound; or external) → commands → messaging →
 integrations (one connector per configured product) → HTTP API (socket bound, so every real
 port is known before serving). Each component gets what it uses as constructor arguments, so

@@ -18,6 +18,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from mqtthub.messaging.namespace import OrgScope
 from mqtthub.realtime import Event
 from tests.integration.messaging.conftest import ThreadedHub, threaded_hub
+from tests.integration.observability.scrape import scrape, value
 
 QUEUE = 8
 """Live events queued per client (MQTTHUB_REALTIME_QUEUE_SIZE) in these tests."""
@@ -126,6 +127,11 @@ async def publish_paced(hub: ThreadedHub, fast: Reader, *, mqtt: bool = False) -
         await fast.until(lambda: fast.caught_up(last), "the fast client")  # noqa: B023 (awaited at once)
 
 
+def live_metric(hub: ThreadedHub, name: str, endpoint: str) -> float:
+    """A live-client series of the hub's ``/metrics``."""
+    return value(scrape(hub.url + "/metrics"), name, endpoint=endpoint)
+
+
 def stream_url(hub: ThreadedHub, query: str = "") -> str:
     return hub.url.replace("http://", "ws://") + f"/api/v1/stream?token={hub.admin_token}&topics=%23{query}"
 
@@ -160,6 +166,7 @@ def test_stream_drop_oldest_tells_the_slow_client_what_it_missed(hub: ThreadedHu
 
             slow = Reader(slow_ws)
             await slow.was_told_what_it_missed()
+            assert live_metric(hub, "mqtthub_live_dropped_total", "stream") >= slow.missed()
             assert stranger.frames == []  # another organization's client saw nothing of it
 
     asyncio.run(scenario())
@@ -178,6 +185,7 @@ def test_stream_disconnect_policy_drops_only_the_slow_client(hub: ThreadedHub) -
             await publish_paced(hub, fast)
             assert fast.numbers == list(range(EVENTS))
             assert hub.hub.realtime.disconnected == before + 1
+            assert live_metric(hub, "mqtthub_live_disconnected_total", "stream") == before + 1
 
             slow = Reader(slow_ws)
             await slow.was_disconnected_for_being_slow()
@@ -226,6 +234,7 @@ def test_ws_drop_oldest_tells_the_slow_client_what_it_missed(hub: ThreadedHub) -
 
             slow = Reader(slow_ws, "type")
             await slow.was_told_what_it_missed()
+            assert live_metric(hub, "mqtthub_live_dropped_total", "ws") >= slow.missed()
             assert [frame for frame in stranger.frames if frame["type"] != "heartbeat"] == []
 
     asyncio.run(scenario())
@@ -245,6 +254,7 @@ def test_ws_disconnect_policy_drops_only_the_slow_client(hub: ThreadedHub) -> No
             await publish_paced(hub, fast, mqtt=True)
             assert fast.numbers == list(range(EVENTS))
             assert hub.hub.messaging.live.disconnected == before + 1
+            assert live_metric(hub, "mqtthub_live_disconnected_total", "ws") == before + 1
 
             slow = Reader(slow_ws, "type")
             await slow.was_disconnected_for_being_slow()
