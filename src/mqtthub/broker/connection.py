@@ -5,7 +5,9 @@ synchronously, in order. Only a step that must wait (authentication, a cache mis
 of the authorizer) leaves the fast path: the connection then stops reading its
 socket, awaits that one step in a named task of the broker's task group, and
 resumes with the packets that queued up behind it, so order is kept without a
-task per message. What a connection answers to a chunk it read (CONNACK, PUBACK,
+task per message. The socket is paused only once something arrives behind that
+step, so a CONNECT waiting for the database alone costs no pause and resume of its
+socket. What a connection answers to a chunk it read (CONNACK, PUBACK,
 SUBACK, …) goes to the transport with one ``writelines`` call when the chunk has
 been handled; writes made from elsewhere (deliveries from other publishers,
 acknowledgements after a store) are collected over the event-loop pass and
@@ -252,12 +254,18 @@ class Connection(asyncio.Protocol):
                 return
 
     def _hold(self, packets: list[Packet]) -> None:
+        """Keep packets that arrived behind an awaited step, and stop reading until it is done.
+
+        Reading stops only now, not when the step began: most steps (a CONNECT waiting for its credential) have
+        nothing behind them, and pausing a socket costs a change of the poller's interest list, twice.
+        """
         if not packets:
             return
         if self._backlog is None:
             self._backlog = deque(packets)
         else:
             self._backlog.extend(packets)
+        self.pause_reading("waiting")
 
     def _step(self, packet: Packet) -> bool:
         """Handle one packet; True when it left a step running that later packets must wait for."""
@@ -269,7 +277,6 @@ class Connection(asyncio.Protocol):
         if pending is None:
             return False
         self._waiting = True
-        self.pause_reading("waiting")
         self.core.spawn(self._finish(pending), name=f"mqtt-step:{self.peer}")
         return True
 
@@ -292,9 +299,12 @@ class Connection(asyncio.Protocol):
             self.close(ReasonCode.UNSPECIFIED_ERROR, "internal error")
         finally:
             self._waiting = False
-            self.resume_reading("waiting")
+            # The wait was ours, not the client's: its keep alive starts afresh.
+            self.last_received = time.monotonic()
         if self.state is not ConnectionState.CLOSED:
             self._drain()
+        if not (self._waiting and self._backlog):
+            self.resume_reading("waiting")  # else still paused: packets wait behind the next step
 
     def pause_reading(self, reason: str) -> None:
         """Stop reading the socket until every reason given here has been lifted."""
@@ -317,8 +327,9 @@ class Connection(asyncio.Protocol):
 
     @property
     def reading_paused(self) -> bool:
-        """Whether the broker has stopped reading this socket (the keep alive is not checked meanwhile)."""
-        return bool(self._read_pause_reasons)
+        """Whether the broker has stopped reading this socket or waits for a step of its own (the keep alive is
+        not checked meanwhile)."""
+        return self._waiting or bool(self._read_pause_reasons)
 
     # -- writing ------------------------------------------------------------------------------------------
 
