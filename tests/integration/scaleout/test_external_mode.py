@@ -11,10 +11,7 @@ import asyncio
 import queue
 import shutil
 import subprocess
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.error import HTTPError
 from urllib.parse import quote
 
@@ -24,80 +21,12 @@ import pytest
 
 from tests.conftest import require
 from tests.integration.auth.mqttclient import connect
-from tests.integration.telemetry.hubflows import Admin, admin_client, hub_env, poll, short_id_of
-from tests.support.hubproc import HubProcess, run_hub
+from tests.integration.scaleout.conftest import Scaled
+from tests.integration.telemetry.hubflows import Admin, admin_client, poll
 from tests.support.rabbitmq import ADMIN_PASSWORD, ADMIN_USER, RabbitCluster, RabbitNode
 
 # The first test of a session waits for the cluster to boot (15 s on a quiet machine, a minute under load).
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(300)]
-
-
-@dataclass
-class Scaled:
-    """The running system: cluster, database, two hubs (A on node 1, B on node 2) and the default organization."""
-
-    rabbit: RabbitCluster
-    dsn: str
-    hubs: list[HubProcess]
-    workdir: Path
-    env: list[dict[str, str]]
-    organization_id: str
-    short_id: str
-
-
-AUTH_BACKEND_SECRET = "scale-out-backend-secret"
-
-
-def _external_env(database_url: str, node: RabbitNode) -> dict[str, str]:
-    return hub_env(database_url) | {
-        "MQTTHUB_AUTH_BACKEND_SECRET": AUTH_BACKEND_SECRET,
-        "MQTTHUB_BROKER": "rabbitmq",
-        "MQTTHUB_RABBITMQ_AMQP_URL": node.amqp_url,
-        "MQTTHUB_RABBITMQ_MANAGEMENT_URL": node.management_url,
-        "MQTTHUB_RABBITMQ_POLL_INTERVAL": "0.5",
-        "MQTTHUB_RABBITMQ_PREFETCH": "50",
-    }
-
-
-@pytest.fixture(scope="module")
-def database(postgres_base_url: str) -> Iterator[tuple[str, str]]:
-    """A fresh database on the session's PostgreSQL server: (SQLAlchemy URL, asyncpg DSN)."""
-    name = "scale_" + uuid.uuid4().hex[:10]
-    dsn = postgres_base_url.replace("postgresql+asyncpg://", "postgresql://")
-
-    async def run(statement: str) -> None:
-        connection = await asyncpg.connect(dsn + "/postgres")
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    yield f"{postgres_base_url}/{name}", f"{dsn}/{name}"
-    asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-
-
-@pytest.fixture(scope="module")
-def scaled(
-    rabbit: RabbitCluster, database: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Scaled]:
-    url, dsn = database
-    workdir = tmp_path_factory.mktemp("scaled")
-    env = [_external_env(url, node) for node in rabbit.nodes]
-    (workdir / "a").mkdir()
-    (workdir / "b").mkdir()
-    # One after the other: the first creates the schema and the first-run account.
-    with run_hub(workdir / "a", env=env[0]) as hub_a, run_hub(workdir / "b", env=env[1]) as hub_b:
-
-        async def organization() -> tuple[str, str]:
-            async with admin_client(hub_a) as admin:
-                return admin.organization_id, await short_id_of(admin, admin.organization_id)
-
-        organization_id, short_id = asyncio.run(organization())
-        for node, hub in zip(rabbit.nodes, (hub_a, hub_b), strict=True):
-            backend = hub.http_url.replace("http://", f"http://rabbitmq:{AUTH_BACKEND_SECRET}@")
-            rabbit.use_auth_backend(f"{backend}/auth-backend/rabbitmq", node)
-        yield Scaled(rabbit, dsn, [hub_a, hub_b], workdir, env, organization_id, short_id)
 
 
 async def _datastream_devices(admin: Admin, organization_id: str, count: int) -> list[tuple[str, int]]:

@@ -17,7 +17,9 @@ from tests.integration.telemetry.support import SeededDevice
 class Publisher:
     """Publishes numbered QoS 1 readings flat out on its own device; records what the hub acknowledged."""
 
-    def __init__(self, port: int, device: SeededDevice, *, v5: bool, client_id: str | None = None) -> None:
+    def __init__(
+        self, port: int, device: SeededDevice, *, v5: bool, client_id: str | None = None, username: str | None = None
+    ) -> None:
         self.device = device
         self.name = "v5" if v5 else "v311"
         self.client = paho.Client(
@@ -26,7 +28,8 @@ class Publisher:
             protocol=paho.MQTTv5 if v5 else paho.MQTTv311,
             clean_session=None if v5 else False,
         )
-        self.client.username_pw_set(device.device_id, device.token)
+        # The device id, or as an external broker wants it (RabbitMQ: ``<vhost>:<device id>``).
+        self.client.username_pw_set(username or device.device_id, device.token)
         # paho re-sends every message it holds after a reconnect, in flight or not: holding no more than the
         # hub's receive maximum (100) keeps a 5.0 client within it [MQTT-3.3.4-9].
         self.client.max_inflight_messages_set(100)
