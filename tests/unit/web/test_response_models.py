@@ -3,8 +3,8 @@
 The application's routes are walked as it serves them. An endpoint that answers JSON must declare a model
 (a pydantic model or a ``TypedDict``) whose schema is an object with named properties: a bare ``dict`` or
 ``Any`` fails. The exceptions are listed here with their reason: answers without a JSON body (204), file
-downloads, and what is not part of the API (WebSocket endpoints, mounted apps, the documentation pages and
-``/metrics``).
+downloads, and what is not part of the API and left out of the OpenAPI document (WebSocket endpoints, mounted
+apps, the web console, the documentation pages and ``/metrics``).
 """
 
 from __future__ import annotations
@@ -38,13 +38,14 @@ WITHOUT_MODEL = {
 """API endpoints that answer something other than a JSON body, and why."""
 
 NOT_API = {
+    "/ui": "the web console: server-rendered pages, form posts answered with redirects, figures for its own page",
     "/openapi.json": "the OpenAPI document itself",
     "/docs": "Swagger UI",
     "/docs/oauth2-redirect": "Swagger UI",
     "/redoc": "ReDoc",
     "/metrics": "Prometheus text format",
 }
-"""Plain routes that are not API operations (the documentation pages and the metrics scrape)."""
+"""Paths (and what lies under them) that are not API operations and are left out of the OpenAPI document."""
 
 
 async def _no_socketio(scope: Scope, receive: Receive, send: Send) -> None:
@@ -84,6 +85,10 @@ def _is_object(schema: dict[str, Any], definitions: dict[str, Any]) -> bool:
     return schema.get("type") == "object" and bool(schema.get("properties"))
 
 
+def _not_api(path: str) -> bool:
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in NOT_API)
+
+
 def _documented(model: Any) -> bool:
     if model is None:
         return False
@@ -97,7 +102,9 @@ def test_every_endpoint_declares_a_response_model(app: FastAPI) -> None:
     operations = 0
     for context in iter_route_contexts(app.routes):
         route, path = context.original_route, context.path_format or ""
-        if isinstance(route, APIRoute):
+        if isinstance(route, APIRoute) and not getattr(context, "include_in_schema", True):
+            assert _not_api(path), f"{path}: left out of the OpenAPI document but not a documented exception"
+        elif isinstance(route, APIRoute):
             for method in sorted(route.methods or ()):
                 operations += 1
                 if (method, path) in WITHOUT_MODEL:
@@ -105,7 +112,7 @@ def test_every_endpoint_declares_a_response_model(app: FastAPI) -> None:
                 elif route.status_code != 204 and not _documented(route.response_model):
                     undocumented.append(f"{method} {path} ({route.response_model})")
         else:
-            assert isinstance(route, APIWebSocketRoute | Mount) or (isinstance(route, Route) and path in NOT_API), (
+            assert isinstance(route, APIWebSocketRoute | Mount) or (isinstance(route, Route) and _not_api(path)), (
                 f"{path}: neither an API endpoint, a WebSocket, a mounted app nor a documented exception"
             )
     assert operations > 50, "the walk found the API's endpoints"
