@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import re
 import threading
+from datetime import UTC, datetime, timedelta
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from playwright.async_api import Page, expect
+from sqlalchemy import insert
 
-from tests.integration.auth.conftest import RunningHub
+from mqtthub.console.devices import PAGE_SIZE
+from mqtthub.models import Device as DeviceRow
+from tests.integration.auth.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, RunningHub
+from tests.integration.console.forms import signed_in
 from tests.support.browser import ConsoleTab
 
+TICK = timedelta(milliseconds=1)
 ONLINE_WITHIN_MS = 2000
 """The acceptance bound: a device that connects shows online this soon, without a reload."""
 
@@ -112,3 +118,36 @@ async def test_search_and_paging(hub: RunningHub, admin_tab: ConsoleTab) -> None
     await expect(page.locator("table.devices tbody tr")).to_have_count(11)
     await page.get_by_label("Search devices").fill("nothing like it")
     await expect(page.get_by_text("No device matches")).to_be_visible()
+
+
+async def test_paging_through_ten_thousand_devices(hub: RunningHub) -> None:
+    org = str((await hub.admin.get("/api/v1/organizations")).json()["organizations"][0]["id"])
+    total = 10_050
+    start = datetime.now(UTC)  # one device a millisecond, so that the order is known
+    async with hub.hub.database.session() as session:
+        await session.execute(
+            insert(DeviceRow),
+            [
+                {
+                    "organization_id": org,
+                    "name": f"meter {n:05d}",
+                    "device_metadata": {},
+                    "created_at": start + n * TICK,
+                }
+                for n in range(total)
+            ],
+        )
+    async with signed_in(hub, ADMIN_EMAIL, ADMIN_PASSWORD) as (client, _):
+        first = await client.get(f"/ui/orgs/{org}/devices")
+        assert "10,050 devices" in first.text
+        assert first.text.count("<tr data-device-id=") == PAGE_SIZE
+        assert "Page 1 of 201" in first.text
+        last = await client.get(f"/ui/orgs/{org}/devices", params={"page": 201})
+        assert last.text.count("<tr data-device-id=") == total - 200 * PAGE_SIZE
+        assert "meter 10049" in last.text
+        assert 'rel="next"' not in last.text
+        found = await client.get(f"/ui/orgs/{org}/devices", params={"q": "meter 0999"}, headers={"HX-Request": "true"})
+        assert "<html" not in found.text  # only the table, for htmx
+        assert "10 devices matching" in found.text
+        beyond = await client.get(f"/ui/orgs/{org}/devices", params={"page": 10**12})
+        assert beyond.status_code == 422

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -15,29 +13,11 @@ from playwright.async_api import Browser, expect
 from mqtthub.auth.cookie import SESSION_COOKIE
 from mqtthub.console.session import CSRF_FIELD, CSRF_HEADER
 from tests.integration.auth.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, RunningHub, hub_settings, start_hub
+from tests.integration.console.forms import CSRF_INPUT, signed_in
 from tests.support.browser import console_tab
 
 MEMBER_EMAIL = "member@example.com"
 MEMBER_PASSWORD = "member password 1"
-_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-@asynccontextmanager
-async def signed_in(hub: RunningHub, email: str, password: str) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
-    """A client signed in through the console's form, and the session's CSRF token."""
-    async with httpx.AsyncClient(base_url=hub.base_url, timeout=30) as client:
-        form = await client.get("/ui/signin")
-        match = _CSRF.search(form.text)
-        assert match is not None
-        answer = await client.post(
-            "/ui/signin", data={"email": email, "password": password, CSRF_FIELD: match.group(1)}
-        )
-        assert answer.status_code == 303, answer.text
-        page = await client.get(answer.headers["location"])
-        assert page.status_code == 200
-        csrf = _CSRF.search(page.text)
-        assert csrf is not None
-        yield client, csrf.group(1)
 
 
 async def _organization(hub: RunningHub) -> str:
@@ -82,7 +62,7 @@ async def test_the_cookie_is_secure_behind_tls(hub: RunningHub) -> None:
     # A proxy on the same machine that ends TLS says so with X-Forwarded-Proto.
     async with httpx.AsyncClient(base_url=hub.base_url, headers={"X-Forwarded-Proto": "https"}, timeout=30) as client:
         form = await client.get("/ui/signin")
-        token = _CSRF.search(form.text)
+        token = CSRF_INPUT.search(form.text)
         assert token is not None
         cookie = form.headers["set-cookie"]
         data = {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, CSRF_FIELD: token.group(1)}
@@ -99,7 +79,7 @@ async def test_console_and_api_logins_share_their_limits(tmp_path: Path) -> None
     async with start_hub(settings) as hub, httpx.AsyncClient(base_url=hub.base_url, timeout=30) as client:
         for _ in range(3):
             form = await client.get("/ui/signin")
-            token = _CSRF.search(form.text)
+            token = CSRF_INPUT.search(form.text)
             assert token is not None
             data = {"email": ADMIN_EMAIL, "password": "wrong password", CSRF_FIELD: token.group(1)}
             assert (await client.post("/ui/signin", data=data)).status_code == 401

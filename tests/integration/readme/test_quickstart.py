@@ -68,6 +68,9 @@ def test_the_quick_start_installs_and_serves(tmp_path: Path) -> None:
         health = httpx.get(f"{match[1]}/health", timeout=10)
         assert health.status_code == 200, health.text
         assert health.json()["status"] == "healthy"
+        # The web console's templates and vendored browser assets are part of the installed package.
+        for page in ("/ui/signin", "/docs", "/ui/static/vendor/swagger-ui-dist/swagger-ui-bundle.js"):
+            assert httpx.get(f"{match[1]}{page}", timeout=10).status_code == 200, page
         printed = log.read_text()
         assert "First run: an administrator account was created." in printed
         assert re.search(r"password: \S+ +\(shown only now\)", printed)
