@@ -17,6 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from mqtthub.auth.attempts import LoginGuard
 from mqtthub.auth.deps import AuthChecksDep, PasswordsDep
 from mqtthub.auth.login import check_password_login, session_token_for
+from mqtthub.auth.organizations import list_organizations
 from mqtthub.console.routing import ConsoleRoute, error_response
 from mqtthub.console.session import (
     PREFIX,
@@ -55,9 +56,14 @@ def _signin_page(request: Request, *, email: str = "", error: str | None = None,
 
 
 @router.get("", summary="Console home")
-async def home(request: Request, console: Console) -> Response:
-    """The user's organization's overview (the sign-in page first when nobody is signed in)."""
+async def home(request: Request, console: Console, session: SessionDep) -> Response:
+    """The user's organization's overview (the sign-in page first when nobody is signed in).
+
+    A platform administrator outside every organization starts at the oldest one.
+    """
     organization = console.user.organization_id
+    if organization is None and console.user.is_platform_admin:
+        organization = next((each.id for each in await list_organizations(session)), None)
     if organization is None:
         return error_response(request, 403, "this account belongs to no organization")
     return RedirectResponse(f"{PREFIX}/orgs/{organization}", status_code=303)

@@ -26,7 +26,7 @@ async def signed_in(hub: RunningHub, email: str, password: str) -> AsyncIterator
             "/ui/signin", data={"email": email, "password": password, CSRF_FIELD: match.group(1)}
         )
         assert answer.status_code == 303, answer.text
-        page = await client.get(answer.headers["location"])
+        page = await client.get(answer.headers["location"], follow_redirects=True)
         assert page.status_code == 200
         csrf = CSRF_INPUT.search(page.text)
         assert csrf is not None

@@ -11,7 +11,9 @@ import websockets
 from playwright.async_api import Browser, expect
 
 from mqtthub.auth.cookie import SESSION_COOKIE
+from mqtthub.auth.passwords import hash_password
 from mqtthub.console.session import CSRF_FIELD, CSRF_HEADER
+from mqtthub.models import User, UserRole
 from tests.integration.auth.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, RunningHub, hub_settings, start_hub
 from tests.integration.console.forms import CSRF_INPUT, signed_in
 from tests.support.browser import console_tab
@@ -148,3 +150,20 @@ async def test_live_feeds_ignore_the_cookie_from_another_origin(hub: RunningHub)
             ):
                 pass
         assert refused.value.response.status_code == 401
+
+
+async def test_a_platform_admin_outside_every_organization_starts_at_the_oldest(hub: RunningHub) -> None:
+    org = await _organization(hub)
+    async with hub.hub.database.session() as session:
+        session.add(
+            User(
+                email="operator@example.com",
+                password_hash=hash_password("operator password"),
+                role=UserRole.PLATFORM_ADMIN,
+                organization_id=None,
+            )
+        )
+    async with signed_in(hub, "operator@example.com", "operator password") as (client, _):
+        home = await client.get("/ui")
+        assert home.status_code == 303
+        assert home.headers["location"] == f"/ui/orgs/{org}"
