@@ -182,7 +182,12 @@ class RabbitCluster:
         log.close()
         # `wait` first waits for the PID file, so it does not fail before the node has registered with epmd.
         pid_file = str(self.workdir / short / "rabbit.pid")
-        self._ctl(node, "wait", pid_file, "--timeout", str(int(START_TIMEOUT)), timeout=START_TIMEOUT + 10)
+        try:
+            self._ctl(node, "wait", pid_file, "--timeout", str(int(START_TIMEOUT)), timeout=START_TIMEOUT + 10)
+        except RuntimeError as exc:
+            node_log = self.workdir / short / "log" / f"{node.name}.log"
+            tail = node_log.read_text(errors="replace").splitlines()[-30:] if node_log.exists() else []
+            raise RuntimeError(f"{exc}\n{node.name} log:\n" + "\n".join(tail)) from None
 
     def start(self) -> None:
         """Boot every node at once, join them into one cluster and create the hub's account."""
