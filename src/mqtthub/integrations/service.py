@@ -197,7 +197,7 @@ class IntegrationService:
                     await self._reload(product_id)
                 except Exception:  # the database is down, most likely: the connector keeps running as it was
                     logger.exception(
-                        "integrations: cannot reload product %s; trying again in %.0f s", product_id, self._reload_retry
+                        "integrations: cannot reload product %s; trying again in %g s", product_id, self._reload_retry
                     )
                     self._reloads.setdefault(product_id, None)
                     await asyncio.sleep(self._reload_retry)
