@@ -23,10 +23,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from tests.conftest import require
-from tests.support.hubproc import HubProcess, run_hub
+from tests.support.hubproc import HubProcess, serve_process
 
 WAIT = 20.0
-ANONYMOUS = {"MQTTHUB_ALLOW_ANONYMOUS": "true", "MQTTHUB_LOG_LEVEL": "info"}
 
 
 class Client:
@@ -100,8 +99,14 @@ def mosquitto_sub(port: int, *args: str) -> list[str]:
 
 @contextmanager
 def hub(workdir: Path, mode: str) -> Iterator[HubProcess]:
-    env = ANONYMOUS | {"MQTTHUB_BROKER_PERSISTENCE": mode, "MQTTHUB_BROKER_PERSISTENCE_INTERVAL_MS": "100"}
-    with run_hub(workdir, env=env, wait_for=("HTTP API", "MQTT")) as process:
+    with serve_process(
+        workdir,
+        wait_for=("MQTT",),
+        allow_anonymous=True,
+        log_level="info",
+        broker_persistence=mode,
+        broker_persistence_interval_ms=100,
+    ) as process:
         yield process
 
 
@@ -132,8 +137,7 @@ def test_retained_messages_and_persistent_sessions_survive_a_restart(tmp_path: P
         if stop == signal.SIGKILL:
             if mode == "periodic":
                 time.sleep(0.5)  # a few intervals (100 ms here): periodic keeps what is older than one
-            first.process.kill()
-            first.process.wait(WAIT)
+            first.kill()
         else:
             first.stop(stop)
             assert first.process.returncode == 0

@@ -12,12 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.hubproc import run_hub
+from tests.support.hubproc import FIRST_RUN, serve_process
 from tests.support.postgres import free_port
 
 
 def test_serve_answers_health_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    with run_hub(tmp_path) as hub:
+    with serve_process(tmp_path, **FIRST_RUN) as hub:
         response = httpx.get(hub.http_url + "/health", timeout=10)
         assert response.status_code == 200
         body = response.json()
@@ -41,7 +41,7 @@ def test_serve_answers_health_and_stops_on_ctrl_c(tmp_path: Path) -> None:
 
 def test_generated_files_are_ignored_by_git(tmp_path: Path) -> None:
     """Run inside the repository, nothing the hub writes there (keys, CA, databases) gets committed."""
-    with run_hub(tmp_path) as hub:
+    with serve_process(tmp_path) as hub:
         httpx.get(hub.http_url + "/health", timeout=10)
         hub.stop(signal.SIGTERM)
     generated = sorted(path.name for path in tmp_path.iterdir())
@@ -54,17 +54,17 @@ def test_generated_files_are_ignored_by_git(tmp_path: Path) -> None:
 
 
 def test_second_start_keeps_the_admin_and_prints_no_password(tmp_path: Path) -> None:
-    with run_hub(tmp_path) as hub:
+    with serve_process(tmp_path, **FIRST_RUN) as hub:
         hub.stop(signal.SIGTERM)
         assert hub.process.returncode == 0
-    with run_hub(tmp_path) as hub:
+    with serve_process(tmp_path, **FIRST_RUN) as hub:
         assert "password:" not in "\n".join(hub.stdout)
         hub.stop(signal.SIGTERM)
 
 
 @pytest.mark.postgres
 def test_serve_on_postgresql(tmp_path: Path, postgres_base_url: str) -> None:
-    with run_hub(tmp_path, env={"MQTTHUB_DATABASE_URL": postgres_base_url + "/postgres"}) as hub:
+    with serve_process(tmp_path, database_url=postgres_base_url + "/postgres") as hub:
         body = httpx.get(hub.http_url + "/health", timeout=10).json()
         assert body["components"]["database"]["dialect"] == "postgresql"
         assert hub.stop(signal.SIGTERM) < 5
@@ -96,7 +96,7 @@ def test_busy_port_is_a_clean_error(tmp_path: Path) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
     first.mkdir()
     second.mkdir()
-    with run_hub(first) as hub:
+    with serve_process(first) as hub:
         port = hub.port("HTTP API")
         result = _run_cli(
             second, "serve", "--http-port", str(port), env={"MQTTHUB_MQTT_PORT": "0", "MQTTHUB_WS_PORT": "0"}

@@ -14,14 +14,12 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.conftest import require
-from tests.support.hubproc import run_hub
+from tests.support.hubproc import serve_process
 
 
 def test_anonymous_hub_serves_mosquitto_clients_and_paho_over_websocket(tmp_path: Path) -> None:
     require(shutil.which("mosquitto_sub") is not None, "mosquitto-clients")
-    with run_hub(
-        tmp_path, env={"MQTTHUB_ALLOW_ANONYMOUS": "true"}, wait_for=("HTTP API", "MQTT", "MQTT WebSocket")
-    ) as hub:
+    with serve_process(tmp_path, wait_for=("MQTT", "MQTT WebSocket"), allow_anonymous=True) as hub:
         port = str(hub.port("MQTT"))
         ws_url = hub.urls["MQTT WebSocket"]
         assert ws_url.endswith("/mqtt")
@@ -79,7 +77,7 @@ def test_anonymous_hub_serves_mosquitto_clients_and_paho_over_websocket(tmp_path
 
 def test_hub_without_anonymous_access_refuses_mosquitto_pub(tmp_path: Path) -> None:
     require(shutil.which("mosquitto_pub") is not None, "mosquitto-clients")
-    with run_hub(tmp_path, wait_for=("HTTP API", "MQTT")) as hub:
+    with serve_process(tmp_path, wait_for=("MQTT",)) as hub:
         result = subprocess.run(
             ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(hub.port("MQTT")), "-t", "a", "-m", "x"],
             capture_output=True,
@@ -92,12 +90,11 @@ def test_hub_without_anonymous_access_refuses_mosquitto_pub(tmp_path: Path) -> N
 
 def test_platform_administrator_sees_sys_topics_and_every_namespace(tmp_path: Path) -> None:
     require(shutil.which("mosquitto_sub") is not None, "mosquitto-clients")
-    env = {"MQTTHUB_ALLOW_ANONYMOUS": "true", "MQTTHUB_ADMIN_PASSWORD": "correct horse battery"}
-    with run_hub(tmp_path, env=env, wait_for=("HTTP API", "MQTT")) as hub:
+    with serve_process(tmp_path, wait_for=("MQTT",), allow_anonymous=True) as hub:
         port = str(hub.port("MQTT"))
-        admin = ["-u", "admin@mqtthub.local", "-P", "correct horse battery"]
+        admin = hub.mqtt(hub.admin.email, hub.admin.password).mosquitto_args()
         uptime = subprocess.run(
-            ["mosquitto_sub", "-p", port, *admin, "-t", "$SYS/broker/uptime", "-C", "1", "-W", "20"],
+            ["mosquitto_sub", *admin, "-t", "$SYS/broker/uptime", "-C", "1", "-W", "20"],
             capture_output=True,
             text=True,
             timeout=30,
@@ -106,7 +103,7 @@ def test_platform_administrator_sees_sys_topics_and_every_namespace(tmp_path: Pa
         assert int(uptime.stdout.strip()) >= 0
 
         watcher = subprocess.Popen(
-            ["mosquitto_sub", "-p", port, *admin, "-t", "org/+/plant/#", "-v", "-C", "1", "-W", "20"],
+            ["mosquitto_sub", *admin, "-t", "org/+/plant/#", "-v", "-C", "1", "-W", "20"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -134,7 +131,7 @@ def test_platform_administrator_sees_sys_topics_and_every_namespace(tmp_path: Pa
         )
         assert anonymous_sys.stdout == ""
         wrong = subprocess.run(
-            ["mosquitto_sub", "-p", port, "-u", "admin@mqtthub.local", "-P", "nope", "-t", "#", "-C", "1", "-W", "5"],
+            ["mosquitto_sub", "-p", port, "-u", hub.admin.email, "-P", "nope", "-t", "#", "-C", "1", "-W", "5"],
             capture_output=True,
             text=True,
             timeout=30,

@@ -24,13 +24,11 @@ from mqtthub.integrations.conditions import Condition
 from tests.integration.integrations.conftest import mosquitto, pki  # noqa: F401 (fixtures)
 from tests.integration.integrations.mosquitto import PASSWORD, USERNAME, Mosquitto
 from tests.integration.integrations.servers import http_recorder
-from tests.support.hubproc import run_hub
+from tests.support.hubproc import serve_process
 
 # Measures the hub's latency: run alone, after the parallel suite (a neighbour test would be measured too).
 pytestmark = pytest.mark.alone
 
-ADMIN = "admin@expressions.test"
-ADMIN_PASSWORD = "the admin password"
 TOPIC = "/v3/applications/ABC123/business-events"
 PROBE_INTERVAL = 0.05
 SLOW_CONDITION = " or ".join(["a == b"] * 100)  # each comparison walks two long lists of objects
@@ -85,20 +83,16 @@ async def test_expensive_templates_and_conditions_fail_their_action_and_never_st
     mosquitto: Mosquitto,  # noqa: F811 (the fixture)
 ) -> None:
     budget = expression_budget()
-    env = {
-        "MQTTHUB_ADMIN_EMAIL": ADMIN,
-        "MQTTHUB_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        "MQTTHUB_INTEGRATION_EXPRESSION_TIMEOUT": budget,
-        "MQTTHUB_INTEGRATION_RECONNECT_MIN": "0.1",
-        "MQTTHUB_LOG_LEVEL": "warning",
-        "MQTTHUB_OUTBOUND_ALLOW": "127.0.0.1",
-    }
     async with http_recorder() as hooks:
         hook = f"http://127.0.0.1:{hooks.port}/hook"
-        with run_hub(tmp_path, env=env) as hub:
-            async with httpx.AsyncClient(base_url=hub.http_url, timeout=30) as http:
-                login = await http.post("/api/v1/auth/login", json={"email": ADMIN, "password": ADMIN_PASSWORD})
-                http.headers["Authorization"] = f"Bearer {login.json()['token']}"
+        with serve_process(
+            tmp_path,
+            integration_expression_timeout=budget,
+            integration_reconnect_min=0.1,
+            log_level="warning",
+            outbound_allow="127.0.0.1",
+        ) as hub:
+            async with hub.admin.async_http() as http:
                 organization = await http.post("/api/v1/organizations", json={"name": "Acme", "short_id": "acme0001"})
                 assert organization.status_code == 201, organization.text
                 product = await http.post(

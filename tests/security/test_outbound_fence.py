@@ -24,12 +24,12 @@ from mqtthub.db import Database
 from mqtthub.integrations.schemas import EmailTemplateIn
 from mqtthub.integrations.service import IntegrationService
 from mqtthub.models import ActionFailure
-from tests.integration.auth.conftest import RunningHub, hub_settings, start_hub
 from tests.integration.integrations.conftest import database, mosquitto, pki, publish, wait_until  # noqa: F401 (fixtures)
 from tests.integration.integrations.mosquitto import PASSWORD, USERNAME, Mosquitto
 from tests.integration.integrations.seeding import SECRETS, seed, settings_for
 from tests.integration.integrations.servers import http_recorder
 from tests.security.products import new_mqtt_config_url
+from tests.support.served import LocalHub, hub_settings, serve_in_process
 
 TOPIC = "/v3/applications/ABC123/business-events"
 REMEDY = "(allow it with MQTTHUB_OUTBOUND_ALLOW)"
@@ -106,9 +106,9 @@ async def test_actions_cannot_reach_addresses_outside_the_allow_list(
 
 
 @pytest.fixture
-async def running(tmp_path: Path) -> AsyncIterator[RunningHub]:
-    settings = hub_settings(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}", tmp_path)  # nothing allowed
-    async with start_hub(settings) as hub:
+async def running(tmp_path: Path) -> AsyncIterator[LocalHub]:
+    settings = hub_settings(tmp_path)  # nothing allowed
+    async with serve_in_process(settings) as hub:
         yield hub
 
 
@@ -121,10 +121,10 @@ def refusal(response: httpx.Response) -> tuple[str, str]:
 
 
 async def test_destinations_are_refused_on_save_and_test_reveals_no_ports(
-    running: RunningHub,
+    running: LocalHub,
     mosquitto: Mosquitto,  # noqa: F811 (the fixture)
 ) -> None:
-    admin = running.admin
+    admin = running.client
     base = await new_mqtt_config_url(admin, "fenced")
     broker = {"host": "127.0.0.1", "port": mosquitto.tcp_port, "username": USERNAME, "password": PASSWORD}
     for host, kind in (

@@ -18,7 +18,7 @@ import pytest
 from mqtthub.mqtt.codec import encode
 from mqtthub.mqtt.packets import PROTOCOL_V311, Connect
 from mqtthub.mqtt.reason_codes import ConnackReturnCode
-from tests.support.hubproc import run_hub
+from tests.support.hubproc import serve_process
 
 # Measures the hub's latency: run alone, after the parallel suite (a neighbour test would be measured too).
 pytestmark = pytest.mark.alone
@@ -57,15 +57,13 @@ def _probe(base_url: str, done: threading.Event) -> list[float]:
 
 
 async def test_wrong_password_storm_keeps_health_fast_and_locks_the_account(tmp_path: Path) -> None:
-    with run_hub(
+    with serve_process(
         tmp_path,
-        env={
-            "MQTTHUB_ADMIN_EMAIL": ADMIN,
-            "MQTTHUB_ADMIN_PASSWORD": PASSWORD,
-            "MQTTHUB_MQTT_AUTH_MAX_DELAY": "1",
-            "MQTTHUB_LOG_LEVEL": "warning",
-        },
-        wait_for=("HTTP API", "MQTT"),
+        wait_for=("MQTT",),
+        admin_email=ADMIN,
+        admin_password=PASSWORD,
+        mqtt_auth_max_delay=1,
+        log_level="warning",
     ) as hub:
         port = hub.port("MQTT")
         done = threading.Event()

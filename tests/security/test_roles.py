@@ -22,7 +22,7 @@ from fastapi.routing import APIRoute, APIWebSocketRoute
 from mqtthub.auth.cookie import SESSION_COOKIE
 from mqtthub.auth.roles import MATRIX, ROUTES, Operation, Role, matrix_table
 from mqtthub.console.session import CSRF_HEADER, PREFIX, csrf_token
-from tests.integration.auth.conftest import RunningHub, hub_settings, start_hub
+from tests.support.served import LocalHub, hub_settings, serve_in_process
 
 FAKE = str(uuid.UUID(int=1))
 CONSOLE = PREFIX
@@ -61,7 +61,7 @@ def _routes(routes: list[Any]) -> Iterator[tuple[str, str]]:
 
 
 async def test_every_route_declares_an_operation(tmp_path: Path) -> None:
-    async with start_hub(hub_settings(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}", tmp_path)) as running:
+    async with serve_in_process(hub_settings(tmp_path)) as running:
         served = set(_routes(running.hub.http_app().routes))
     assert served, "no route found"
     undeclared = sorted(served - set(ROUTES))
@@ -77,9 +77,9 @@ def test_readme_matrix_is_generated_from_the_policy() -> None:
     assert readme[start:end].strip() == matrix_table()
 
 
-async def _credentials(running: RunningHub) -> tuple[dict[Role, dict[str, str]], dict[Role, dict[str, str]]]:
+async def _credentials(running: LocalHub) -> tuple[dict[Role, dict[str, str]], dict[Role, dict[str, str]]]:
     """A bearer header per role, all in one organization, and the path values each role uses."""
-    admin = running.admin
+    admin = running.client
     org = (await admin.post("/api/v1/organizations", json={"name": "Acme", "short_id": "acme0001"})).json()["id"]
     spare = (await admin.post("/api/v1/organizations", json={"name": "Spare", "short_id": "spare001"})).json()["id"]
     headers: dict[Role, dict[str, str]] = {}
@@ -103,7 +103,7 @@ async def _credentials(running: RunningHub) -> tuple[dict[Role, dict[str, str]],
     return headers, values
 
 
-def _credential(running: RunningHub, path: str, header: dict[str, str]) -> dict[str, Any]:
+def _credential(running: LocalHub, path: str, header: dict[str, str]) -> dict[str, Any]:
     """The role's credential as the route takes it: the API's header, or for the console its session cookie
     (with the session's CSRF token, so that the role gate is what answers)."""
     if not path.startswith(CONSOLE):
@@ -114,11 +114,11 @@ def _credential(running: RunningHub, path: str, header: dict[str, str]) -> dict[
 
 
 async def test_each_role_gets_what_the_matrix_says(tmp_path: Path) -> None:
-    async with start_hub(hub_settings(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}", tmp_path)) as running:
+    async with serve_in_process(hub_settings(tmp_path)) as running:
         headers, values = await _credentials(running)
         http_routes = sorted((method, path) for method, path in ROUTES if method != "WS")
         wrong: list[str] = []
-        async with httpx.AsyncClient(base_url=running.base_url, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=running.http_url, timeout=30) as client:
             # Refusals first: they have no effect, so every route is still there for the allowed calls.
             for allowed_pass in (False, True):
                 for method, path in http_routes:
@@ -151,9 +151,9 @@ async def test_each_role_gets_what_the_matrix_says(tmp_path: Path) -> None:
 
 
 async def test_live_feeds_refuse_devices_and_serve_the_others(tmp_path: Path) -> None:
-    async with start_hub(hub_settings(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}", tmp_path)) as running:
+    async with serve_in_process(hub_settings(tmp_path)) as running:
         headers, _ = await _credentials(running)
-        base = running.base_url.replace("http://", "ws://")
+        base = running.http_url.replace("http://", "ws://")
         for method, path in ROUTES:
             if method != "WS":
                 continue

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
-from tests.integration.auth.conftest import RunningHub, hub_settings, start_hub
 from tests.integration.integrations.conftest import mosquitto, pki  # noqa: F401 (fixtures)
 from tests.integration.integrations.mosquitto import PASSWORD, USERNAME, Mosquitto
 from tests.security.products import new_mqtt_config_url
+from tests.support.served import LocalHub, hub_settings, serve_in_process
 
 MESSAGE = (
     "changed, and a stored secret is used only with the host, port, username, protocol, transport and TLS settings "
@@ -27,9 +27,9 @@ MESSAGE = (
 
 
 @pytest.fixture
-async def running(tmp_path: Path) -> AsyncIterator[RunningHub]:
-    settings = hub_settings(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}", tmp_path, outbound_allow="127.0.0.0/8")
-    async with start_hub(settings) as hub:
+async def running(tmp_path: Path) -> AsyncIterator[LocalHub]:
+    settings = hub_settings(tmp_path, outbound_allow="127.0.0.0/8")
+    async with serve_in_process(settings) as hub:
         yield hub
 
 
@@ -45,11 +45,11 @@ async def recorder() -> tuple[asyncio.Server, list[bytes]]:
 
 
 async def test_a_stored_password_is_reused_only_for_its_destination(
-    running: RunningHub,
+    running: LocalHub,
     mosquitto: Mosquitto,  # noqa: F811 (the fixture)
 ) -> None:
     broker: dict[str, Any] = {"host": "127.0.0.1", "port": mosquitto.tcp_port, "username": USERNAME}
-    admin = running.admin
+    admin = running.client
     base = await new_mqtt_config_url(admin, "bound")
     assert (await admin.put(base, json={"broker": {**broker, "password": PASSWORD}})).status_code == 200
 

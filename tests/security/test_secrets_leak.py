@@ -12,6 +12,7 @@ import logging
 import signal
 import stat
 from pathlib import Path
+from typing import Any
 
 import httpx
 import websockets
@@ -19,7 +20,7 @@ import websockets
 from mqtthub.logs import configure_logging, redact
 from mqtthub.mqtt.codec import encode
 from mqtthub.mqtt.packets import PROTOCOL_V311, Connect
-from tests.support.hubproc import run_hub
+from tests.support.hubproc import serve_process
 
 ADMIN = "admin@secrets.test"
 PASSWORD = "a password never logged"
@@ -72,15 +73,16 @@ async def _exercise(http_url: str, mqtt_port: int) -> list[str]:
 
 async def test_the_log_holds_no_secret_and_files_are_private(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    env = {
-        "MQTTHUB_ADMIN_EMAIL": ADMIN,
-        "MQTTHUB_ADMIN_PASSWORD": PASSWORD,
-        "MQTTHUB_DATA_DIR": str(data_dir),
-        "MQTTHUB_DATABASE_URL": f"sqlite+aiosqlite:///{data_dir / 'hub.db'}",
-        "MQTTHUB_LOG_LEVEL": "debug",
-        "MQTTHUB_LOG_HTTP_ACCESS": "true",
-    }
-    with run_hub(tmp_path, env=env, wait_for=("HTTP API", "MQTT")) as hub:
+    with serve_process(
+        tmp_path,
+        wait_for=("MQTT",),
+        admin_email=ADMIN,
+        admin_password=PASSWORD,
+        data_dir=data_dir,
+        database_url=f"sqlite+aiosqlite:///{data_dir / 'hub.db'}",
+        log_level="debug",
+        log_http_access=True,
+    ) as hub:
         secrets = await _exercise(hub.http_url, hub.port("MQTT"))
         hub.stop(signal.SIGTERM)
         output = "\n".join(hub.stdout + hub.stderr)
@@ -99,16 +101,16 @@ def test_existing_wide_files_are_narrowed_at_start(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     data_dir.mkdir(mode=0o755)
     database = data_dir / "hub.db"
-    env = {
-        "MQTTHUB_ADMIN_PASSWORD": PASSWORD,
-        "MQTTHUB_DATA_DIR": str(data_dir),
-        "MQTTHUB_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+    settings: dict[str, Any] = {
+        "admin_password": PASSWORD,
+        "data_dir": data_dir,
+        "database_url": f"sqlite+aiosqlite:///{database}",
     }
-    with run_hub(tmp_path, env=env) as hub:
+    with serve_process(tmp_path, **settings) as hub:
         hub.stop(signal.SIGTERM)
     database.chmod(0o644)
     data_dir.chmod(0o755)
-    with run_hub(tmp_path, env=env) as hub:
+    with serve_process(tmp_path, **settings) as hub:
         hub.stop(signal.SIGTERM)
     assert stat.S_IMODE(database.stat().st_mode) == 0o600
     assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700

@@ -32,8 +32,9 @@ from mqtthub.mqtt.packets import (
     SubscriptionRequest,
 )
 from mqtthub.mqtt.reason_codes import ConnackReturnCode, ReasonCode
-from tests.integration.auth.conftest import RunningHub, certificate_tls, hub_settings, start_hub, tls_overrides
 from tests.integration.broker.support import RawClient
+from tests.support.served import LocalHub, hub_settings, serve_in_process
+from tests.support.tls import certificate_tls, tls_overrides
 
 CLIENT_ID = "contested-client"
 
@@ -113,8 +114,8 @@ async def _leave(client: RawClient) -> None:
     await client.close()
 
 
-async def _identities(running: RunningHub, tmp_path: Path) -> Identities:
-    admin = running.admin
+async def _identities(running: LocalHub, tmp_path: Path) -> Identities:
+    admin = running.client
     org_id = (await admin.get("/api/v1/organizations")).json()["organizations"][0]["id"]
     base = f"/api/v1/organizations/{org_id}"
     device = (await admin.post(f"{base}/devices", json={"name": "sensor"})).json()
@@ -146,8 +147,8 @@ async def _identities(running: RunningHub, tmp_path: Path) -> Identities:
 
 
 async def test_no_session_subscription_or_message_crosses_identities(tmp_path: Path) -> None:
-    settings = hub_settings(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}", tmp_path, **tls_overrides(tmp_path))
-    async with start_hub(settings) as running:
+    settings = hub_settings(tmp_path, **tls_overrides(tmp_path))
+    async with serve_in_process(settings) as running:
         ids = await _identities(running, tmp_path)
         connack, app = await _connect(ids.port, ids.app)
         assert (connack.reason_code, connack.session_present) == (0, False)
@@ -184,7 +185,7 @@ async def test_no_session_subscription_or_message_crosses_identities(tmp_path: P
         # Revoking the token ends its persistent session: its messages stop being queued, and the
         # client id is free again for another identity, which finds nothing of the app's.
         discarded = running.hub.broker.stats().sessions_discarded
-        revoked = await running.admin.delete(f"/api/v1/organizations/{ids.org_id}/mqtt-tokens/{ids.app_token_id}")
+        revoked = await running.client.delete(f"/api/v1/organizations/{ids.org_id}/mqtt-tokens/{ids.app_token_id}")
         assert revoked.status_code == 200
         assert running.hub.broker.stats().sessions_discarded == discarded + 1
         await _publish(writer, "private/secret", b"after the revocation")
@@ -196,25 +197,25 @@ async def test_no_session_subscription_or_message_crosses_identities(tmp_path: P
 
 
 async def test_revoking_a_token_ends_its_connected_session(tmp_path: Path) -> None:
-    settings = hub_settings(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}", tmp_path, **tls_overrides(tmp_path))
-    async with start_hub(settings) as running:
+    settings = hub_settings(tmp_path, **tls_overrides(tmp_path))
+    async with serve_in_process(settings) as running:
         ids = await _identities(running, tmp_path)
         connack, app = await _connect(ids.port, ids.app, level=PROTOCOL_V5)
         assert connack.reason_code == 0
         assert await _subscribe(app, "private/#") == [1]
         sessions = running.hub.broker.stats().sessions
-        revoked = await running.admin.delete(f"/api/v1/organizations/{ids.org_id}/mqtt-tokens/{ids.app_token_id}")
+        revoked = await running.client.delete(f"/api/v1/organizations/{ids.org_id}/mqtt-tokens/{ids.app_token_id}")
         assert revoked.status_code == 200
         after = await app.closed()
         assert [packet.reason_code for packet in after if isinstance(packet, Disconnect)] == [ReasonCode.NOT_AUTHORIZED]
         assert running.hub.broker.stats().sessions == sessions - 1
         async with httpx.AsyncClient() as anonymous:
-            assert (await anonymous.get(running.base_url + "/health")).status_code == 200
+            assert (await anonymous.get(running.http_url + "/health")).status_code == 200
 
 
 async def test_disabling_a_device_or_deactivating_a_user_ends_their_persistent_sessions(tmp_path: Path) -> None:
-    settings = hub_settings(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}", tmp_path, **tls_overrides(tmp_path))
-    async with start_hub(settings) as running:
+    settings = hub_settings(tmp_path, **tls_overrides(tmp_path))
+    async with serve_in_process(settings) as running:
         ids = await _identities(running, tmp_path)
         broker = running.hub.broker
         _, device = await _connect(ids.port, ids.device, client_id="device-session")
@@ -226,15 +227,15 @@ async def test_disabling_a_device_or_deactivating_a_user_ends_their_persistent_s
         sessions, discarded = broker.stats().sessions, broker.stats().sessions_discarded
 
         base = f"/api/v1/organizations/{ids.org_id}"
-        disabled = await running.admin.patch(f"{base}/devices/{ids.device_id}", json={"enabled": False})
+        disabled = await running.client.patch(f"{base}/devices/{ids.device_id}", json={"enabled": False})
         assert disabled.status_code == 200
-        deactivated = await running.admin.patch(f"{base}/users/{ids.member_id}", json={"is_active": False})
+        deactivated = await running.client.patch(f"{base}/users/{ids.member_id}", json={"is_active": False})
         assert deactivated.status_code == 200
         assert broker.stats().sessions_discarded == discarded + 2
         assert broker.stats().sessions == sessions - 2
 
         # Enabled again, the device starts afresh: nothing of its old session is left.
-        enabled = await running.admin.patch(f"{base}/devices/{ids.device_id}", json={"enabled": True})
+        enabled = await running.client.patch(f"{base}/devices/{ids.device_id}", json={"enabled": True})
         assert enabled.status_code == 200
         connack, device = await _connect(ids.port, ids.device, client_id="device-session")
         assert (connack.reason_code, connack.session_present) == (0, False)
@@ -243,12 +244,11 @@ async def test_disabling_a_device_or_deactivating_a_user_ends_their_persistent_s
 
 async def test_a_credential_revoked_behind_the_api_ends_its_session_at_revalidation(tmp_path: Path) -> None:
     settings = hub_settings(
-        f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}",
         tmp_path,
         mqtt_revalidate_interval=0.2,
         **tls_overrides(tmp_path),
     )
-    async with start_hub(settings) as running:
+    async with serve_in_process(settings) as running:
         ids = await _identities(running, tmp_path)
         _, app = await _connect(ids.port, ids.app, level=PROTOCOL_V5)
         assert await _subscribe(app, "private/#") == [1]

@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect
 
 from mqtthub.web.limits import CREDENTIALS_LIMIT
 from tests.integration.api.conftest import MAX_PACKET_SIZE
-from tests.integration.auth.conftest import RunningHub
+from tests.support.served import LocalHub
 
 DECLARED = 50 * 1024 * 1024
 SENT = 4096
@@ -43,17 +43,17 @@ def _head(method: str, path: str, headers: dict[str, str]) -> str:
     return "\r\n".join(lines + [f"{name}: {value}" for name, value in headers.items()]) + "\r\n"
 
 
-def _auth(running: RunningHub) -> dict[str, str]:
-    return {"Authorization": running.admin.headers["Authorization"]}
+def _auth(running: LocalHub) -> dict[str, str]:
+    return {"Authorization": running.client.headers["Authorization"]}
 
 
 @pytest.mark.parametrize(
     ("path", "limit"),
     [("/publish", MAX_PACKET_SIZE), ("/api/v1/auth/login", CREDENTIALS_LIMIT), ("/api/v1/organizations", 1048576)],
 )
-async def test_a_declared_length_above_the_limit_is_413_unread(sqlite_hub: RunningHub, path: str, limit: int) -> None:
+async def test_a_declared_length_above_the_limit_is_413_unread(sqlite_hub: LocalHub, path: str, limit: int) -> None:
     head = _head("POST", path, {**_auth(sqlite_hub), "Content-Length": str(DECLARED)})
-    status, body = await _raw(sqlite_hub.base_url, head, b"{" + b" " * (SENT - 1))
+    status, body = await _raw(sqlite_hub.http_url, head, b"{" + b" " * (SENT - 1))
     assert status == 413
     assert body["code"] == "payload_too_large"
     assert body["success"] is False
@@ -61,34 +61,32 @@ async def test_a_declared_length_above_the_limit_is_413_unread(sqlite_hub: Runni
 
 
 @pytest.mark.parametrize(("path", "limit"), [("/publish", MAX_PACKET_SIZE), ("/api/v1/auth/login", CREDENTIALS_LIMIT)])
-async def test_a_chunked_body_is_refused_once_it_passes_the_limit(
-    sqlite_hub: RunningHub, path: str, limit: int
-) -> None:
+async def test_a_chunked_body_is_refused_once_it_passes_the_limit(sqlite_hub: LocalHub, path: str, limit: int) -> None:
     head = _head("POST", path, {**_auth(sqlite_hub), "Transfer-Encoding": "chunked"})
     chunk = b" " * (limit + 1)
     # One chunk just past the limit, and no terminating chunk: the body never ends.
-    status, body = await _raw(sqlite_hub.base_url, head, b"%x\r\n%s\r\n" % (len(chunk), chunk))
+    status, body = await _raw(sqlite_hub.http_url, head, b"%x\r\n%s\r\n" % (len(chunk), chunk))
     assert status == 413
     assert body["code"] == "payload_too_large"
 
 
-async def test_publish_accepts_up_to_the_packet_size_and_other_routes_their_own_limit(sqlite_hub: RunningHub) -> None:
-    fits = await sqlite_hub.admin.post("/publish", json={"topic": "big/one", "payload": "x" * (MAX_PACKET_SIZE - 100)})
+async def test_publish_accepts_up_to_the_packet_size_and_other_routes_their_own_limit(sqlite_hub: LocalHub) -> None:
+    fits = await sqlite_hub.client.post("/publish", json={"topic": "big/one", "payload": "x" * (MAX_PACKET_SIZE - 100)})
     assert fits.status_code == 200, fits.text
-    too_big = await sqlite_hub.admin.post("/publish", json={"topic": "big/one", "payload": "x" * MAX_PACKET_SIZE})
+    too_big = await sqlite_hub.client.post("/publish", json={"topic": "big/one", "payload": "x" * MAX_PACKET_SIZE})
     assert too_big.status_code == 413
-    login = await sqlite_hub.admin.post(
+    login = await sqlite_hub.client.post(
         "/api/v1/auth/login", json={"email": "root@example.com", "password": "x" * CREDENTIALS_LIMIT}
     )
     assert login.status_code == 413
     # An organization of 100 kB (too long a name, but under 1 MiB) is read and validated, not refused unread.
-    named = await sqlite_hub.admin.post("/api/v1/organizations", json={"name": "n" * 100_000})
+    named = await sqlite_hub.client.post("/api/v1/organizations", json={"name": "n" * 100_000})
     assert named.status_code == 422
 
 
-async def test_websockets_are_not_limited(sqlite_hub: RunningHub) -> None:
-    token = sqlite_hub.admin.headers["Authorization"].removeprefix("Bearer ")
-    url = "ws" + sqlite_hub.base_url.removeprefix("http") + f"/ws?token={token}"
+async def test_websockets_are_not_limited(sqlite_hub: LocalHub) -> None:
+    token = sqlite_hub.client.headers["Authorization"].removeprefix("Bearer ")
+    url = "ws" + sqlite_hub.http_url.removeprefix("http") + f"/ws?token={token}"
     async with connect(url, max_size=None) as websocket:
         hello = json.loads(await asyncio.wait_for(websocket.recv(), timeout=30))
         assert hello["type"] == "connected"

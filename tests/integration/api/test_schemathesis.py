@@ -29,10 +29,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.support.hubproc import HubProcess, run_hub
+from tests.support.hubproc import HubProcess, serve_process
 
-ADMIN_EMAIL = "root@example.com"
-ADMIN_PASSWORD = "correct horse battery"
 CHECKS = "not_a_server_error,status_code_conformance,response_schema_conformance"
 MAX_EXAMPLES = {"admin": 15, "anonymous": 5}
 """Examples per operation and phase: without credentials nearly every answer is the same 401."""
@@ -42,18 +40,8 @@ SEED = 20261127
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HubProcess]:
     workdir = tmp_path_factory.mktemp("schemathesis-hub")
-    env = {"MQTTHUB_ADMIN_EMAIL": ADMIN_EMAIL, "MQTTHUB_ADMIN_PASSWORD": ADMIN_PASSWORD}
-    with run_hub(workdir, env=env) as running:
+    with serve_process(workdir) as running:
         yield running
-
-
-def _admin_token(hub: HubProcess) -> str:
-    response = httpx.post(
-        hub.http_url + "/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}, timeout=30
-    )
-    assert response.status_code == 200, response.text
-    token: str = response.json()["token"]
-    return token
 
 
 def _created(response: httpx.Response) -> Any:
@@ -155,7 +143,7 @@ def test_every_answer_matches_the_openapi_document(hub: HubProcess, caller: str,
     headers: list[str] = []
     seeded: Seeded | None = None
     if caller == "admin":
-        token = _admin_token(hub)
+        token = hub.admin.token
         headers = ["-H", f"Authorization: Bearer {token}"]
         seeded = _seed(hub, token)
         settings += seeded.operations()

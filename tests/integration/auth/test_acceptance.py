@@ -24,17 +24,11 @@ import httpx
 
 from mqtthub.auth.ca import CA_CERT_NAME
 from tests.conftest import require
-from tests.integration.auth.conftest import (
-    ADMIN_EMAIL,
-    ADMIN_PASSWORD,
-    certificate_tls,
-    hub_settings,
-    start_hub,
-    tls_overrides,
-)
 from tests.integration.auth.mqttclient import PahoClient, connect
 from tests.integration.auth.test_broker_mqtt import assert_no_message
-from tests.support.hubproc import run_hub
+from tests.support.hubproc import serve_process
+from tests.support.served import hub_settings, serve_in_process
+from tests.support.tls import certificate_tls, tls_overrides
 
 
 async def api_tenant(client: httpx.AsyncClient, name: str, short_id: str) -> dict[str, str]:
@@ -53,21 +47,10 @@ async def device_client(port: int, tenant: dict[str, str]) -> PahoClient:
 
 
 async def test_document_000_flow_on_a_served_hub(tmp_path: Path) -> None:
-    env = {
-        "MQTTHUB_DATA_DIR": str(tmp_path),
-        "MQTTHUB_ADMIN_EMAIL": ADMIN_EMAIL,
-        "MQTTHUB_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        **{f"MQTTHUB_{key.upper()}": str(value) for key, value in tls_overrides(tmp_path).items()},
-    }
-    with run_hub(tmp_path, env=env, wait_for=("HTTP API", "MQTT", "MQTT WSS")) as hub:
+    overrides = tls_overrides(tmp_path)
+    with serve_process(tmp_path, data_dir=tmp_path, wait_for=("MQTT", "MQTT WSS"), **overrides) as hub:
         mqtt_port, wss_port = hub.port("MQTT"), hub.port("MQTT WSS")
-        async with httpx.AsyncClient(base_url=hub.http_url, timeout=30) as anonymous:
-            login = await anonymous.post("/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
-            assert login.status_code == 200
-            jwt = login.json()["token"]
-        async with httpx.AsyncClient(
-            base_url=hub.http_url, headers={"Authorization": f"Bearer {jwt}"}, timeout=30
-        ) as api:
+        async with hub.admin.async_http() as api:
             acme = await api_tenant(api, "Acme", "acme0001")
             globex = await api_tenant(api, "Globex", "globex01")
             tokens = f"/api/v1/organizations/{acme['org_id']}/mqtt-tokens"
@@ -144,13 +127,13 @@ async def test_document_000_flow_on_a_served_hub(tmp_path: Path) -> None:
 
 async def test_devices_with_paho_and_mosquitto_pub(tmp_path: Path) -> None:
     require(shutil.which("mosquitto_pub") is not None, "mosquitto_pub (apt-get install mosquitto-clients)")
-    settings = hub_settings(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}", tmp_path)
-    async with start_hub(settings) as running:
-        port = int(running.hub.mqtt_urls["MQTT"].rsplit(":", 1)[1])
-        acme = await api_tenant(running.admin, "Acme", "acme0001")
-        other = await api_tenant(running.admin, "Other", "other001")
+    settings = hub_settings(tmp_path)
+    async with serve_in_process(settings) as running:
+        port = running.mqtt_port
+        acme = await api_tenant(running.client, "Acme", "acme0001")
+        other = await api_tenant(running.client, "Other", "other001")
         token = (
-            await running.admin.post(
+            await running.client.post(
                 f"/api/v1/organizations/{acme['org_id']}/mqtt-tokens",
                 json={"name": "watcher", "permissions": {"subscribe": ["devices/+/datastream", "devices/+/status"]}},
             )
@@ -160,7 +143,7 @@ async def test_devices_with_paho_and_mosquitto_pub(tmp_path: Path) -> None:
         assert await watcher.subscribe("devices/+/datastream") == [1]
         assert await watcher.subscribe("devices/+/status") == [1]
 
-        definition = await running.admin.post(
+        definition = await running.client.post(
             f"/api/v1/devices/{acme['device_id']}/telemetry-definitions", json={"key": "temperature", "unit": "C"}
         )
         assert definition.status_code == 201, definition.text
@@ -198,11 +181,11 @@ async def test_devices_with_paho_and_mosquitto_pub(tmp_path: Path) -> None:
 
 
 async def test_pkcs12_certificate_on_the_tls_listener_until_revoked(tmp_path: Path) -> None:
-    settings = hub_settings(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}", tmp_path, **tls_overrides(tmp_path))
-    async with start_hub(settings) as running:
-        tls_port = int(running.hub.mqtt_urls["MQTT TLS"].rsplit(":", 1)[1])
-        acme = await api_tenant(running.admin, "Acme", "acme0001")
-        issued = await running.admin.post(
+    settings = hub_settings(tmp_path, **tls_overrides(tmp_path))
+    async with serve_in_process(settings) as running:
+        tls_port = running.port("MQTT TLS")
+        acme = await api_tenant(running.client, "Acme", "acme0001")
+        issued = await running.client.post(
             f"/api/v1/organizations/{acme['org_id']}/devices/{acme['device_id']}/certificate"
         )
         assert issued.status_code == 201
@@ -214,7 +197,7 @@ async def test_pkcs12_certificate_on_the_tls_listener_until_revoked(tmp_path: Pa
         assert code == 0
         assert await client.subscribe(data["subTopics"][0]) == [1]
 
-        revoked = await running.admin.delete(
+        revoked = await running.client.delete(
             f"/api/v1/organizations/{acme['org_id']}/certificates/{issued.json()['serial']}"
         )
         assert revoked.status_code == 200
@@ -225,19 +208,19 @@ async def test_pkcs12_certificate_on_the_tls_listener_until_revoked(tmp_path: Pa
 
 
 async def test_deleting_an_organization_disconnects_its_clients(tmp_path: Path) -> None:
-    settings = hub_settings(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}", tmp_path)
-    async with start_hub(settings) as running:
-        port = int(running.hub.mqtt_urls["MQTT"].rsplit(":", 1)[1])
-        doomed = await api_tenant(running.admin, "Doomed", "doomed01")
-        kept = await api_tenant(running.admin, "Kept", "kept0001")
+    settings = hub_settings(tmp_path)
+    async with serve_in_process(settings) as running:
+        port = running.mqtt_port
+        doomed = await api_tenant(running.client, "Doomed", "doomed01")
+        kept = await api_tenant(running.client, "Kept", "kept0001")
         token = (
-            await running.admin.post(f"/api/v1/organizations/{doomed['org_id']}/mqtt-tokens", json={"name": "app"})
+            await running.client.post(f"/api/v1/organizations/{doomed['org_id']}/mqtt-tokens", json={"name": "app"})
         ).json()["token"]
         code, app = await connect(port, token, token)
         assert code == 0
         device = await device_client(port, doomed)
         survivor = await device_client(port, kept)
-        assert (await running.admin.delete(f"/api/v1/organizations/{doomed['org_id']}")).status_code == 204
+        assert (await running.client.delete(f"/api/v1/organizations/{doomed['org_id']}")).status_code == 204
         assert await app.wait_disconnected(timeout=1.0)
         assert await device.wait_disconnected(timeout=1.0)
         assert not survivor.disconnected.is_set()

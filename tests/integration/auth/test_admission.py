@@ -6,16 +6,12 @@ import asyncio
 from pathlib import Path
 
 from mqtthub.mqtt.packets import PROTOCOL_V311
-from tests.integration.auth.conftest import RunningHub, hub_settings, start_hub
 from tests.integration.auth.mqttclient import connect
 from tests.integration.auth.test_acceptance import api_tenant
 from tests.integration.broker.support import RawClient
+from tests.support.served import hub_settings, serve_in_process
 
 WAIT = 10.0
-
-
-def mqtt_address(running: RunningHub) -> tuple[str, int]:
-    return "127.0.0.1", int(running.hub.mqtt_urls["MQTT"].rsplit(":", 1)[1])
 
 
 async def connack_code(address: tuple[str, int], client_id: str, username: str | None, password: str | None) -> int:
@@ -32,22 +28,22 @@ async def connack_code(address: tuple[str, int], client_id: str, username: str |
 async def test_a_storm_of_anonymous_device_and_app_clients_is_admitted_with_few_queries(
     database_url: str, tmp_path: Path
 ) -> None:
-    settings = hub_settings(database_url, tmp_path, allow_anonymous=True, mqtt_auth_cache_ttl=600)
-    async with start_hub(settings) as running:
-        tenant = await api_tenant(running.admin, "Acme", "acme0001")
+    settings = hub_settings(tmp_path, database_url=database_url, allow_anonymous=True, mqtt_auth_cache_ttl=600)
+    async with serve_in_process(settings) as running:
+        tenant = await api_tenant(running.client, "Acme", "acme0001")
         devices = f"/api/v1/organizations/{tenant['org_id']}/devices"
         device_credentials = [(tenant["device_id"], tenant["device_token"])]
         for n in range(9):
-            device = (await running.admin.post(devices, json={"name": f"d{n}"})).json()
-            token = (await running.admin.post(f"{devices}/{device['id']}/tokens", json={})).json()["token"]
+            device = (await running.client.post(devices, json={"name": f"d{n}"})).json()
+            token = (await running.client.post(f"{devices}/{device['id']}/tokens", json={})).json()["token"]
             device_credentials.append((device["id"], token))
         tokens = f"/api/v1/organizations/{tenant['org_id']}/mqtt-tokens"
-        app_tokens = [(await running.admin.post(tokens, json={"name": f"app{n}"})).json()["token"] for n in range(3)]
+        app_tokens = [(await running.client.post(tokens, json={"name": f"app{n}"})).json()["token"] for n in range(3)]
         credentials: list[tuple[str | None, str | None]] = [(None, None)] * 60
         credentials += [device_credentials[n % 10] for n in range(90)]
         credentials += [(app_tokens[n % 3], app_tokens[n % 3]) for n in range(30)]
 
-        address = mqtt_address(running)
+        address = ("127.0.0.1", running.mqtt_port)
         codes = await asyncio.gather(
             *(connack_code(address, f"storm-{n}", user, password) for n, (user, password) in enumerate(credentials))
         )
@@ -58,20 +54,20 @@ async def test_a_storm_of_anonymous_device_and_app_clients_is_admitted_with_few_
         # that answer instead of asking again.
         assert running.hub.authenticator.lookup_queries <= 14
         await running.hub.authenticator.last_used.settle()
-        listed = (await running.admin.get(tokens)).json()["tokens"]
+        listed = (await running.client.get(tokens)).json()["tokens"]
         assert all(token["last_used_at"] is not None for token in listed)
 
 
 async def test_revoking_a_remembered_credential_refuses_it_at_once(database_url: str, tmp_path: Path) -> None:
-    settings = hub_settings(database_url, tmp_path, mqtt_auth_cache_ttl=600)
-    async with start_hub(settings) as running:
-        port = mqtt_address(running)[1]
+    settings = hub_settings(tmp_path, database_url=database_url, mqtt_auth_cache_ttl=600)
+    async with serve_in_process(settings) as running:
+        port = ("127.0.0.1", running.mqtt_port)[1]
         authenticator = running.hub.authenticator
-        tenant = await api_tenant(running.admin, "Acme", "acme0001")
+        tenant = await api_tenant(running.client, "Acme", "acme0001")
         tokens = f"/api/v1/organizations/{tenant['org_id']}/mqtt-tokens"
-        app = (await running.admin.post(tokens, json={"name": "dashboard"})).json()
+        app = (await running.client.post(tokens, json={"name": "dashboard"})).json()
         device_token_id = (
-            await running.admin.get(f"/api/v1/organizations/{tenant['org_id']}/devices/{tenant['device_id']}/tokens")
+            await running.client.get(f"/api/v1/organizations/{tenant['org_id']}/devices/{tenant['device_id']}/tokens")
         ).json()["tokens"][0]["id"]
 
         # Connected twice each: the second CONNECT is answered from the cache.
@@ -86,7 +82,7 @@ async def test_revoking_a_remembered_credential_refuses_it_at_once(database_url:
         assert code == 0
         assert authenticator.cache.hits == hits + 2
         try:
-            revoked = await running.admin.delete(
+            revoked = await running.client.delete(
                 f"/api/v1/organizations/{tenant['org_id']}/devices/{tenant['device_id']}/tokens/{device_token_id}"
             )
             assert revoked.status_code == 200
@@ -94,7 +90,7 @@ async def test_revoking_a_remembered_credential_refuses_it_at_once(database_url:
             code, _ = await connect(port, tenant["device_id"], tenant["device_token"], client_id="device-again")
             assert code == 5
 
-            assert (await running.admin.delete(f"{tokens}/{app['token_id']}")).status_code == 200
+            assert (await running.client.delete(f"{tokens}/{app['token_id']}")).status_code == 200
             assert await dashboard.wait_disconnected(WAIT)
             code, _ = await connect(port, app["token"], app["token"], client_id="dashboard-again")
             assert code == 5

@@ -12,7 +12,7 @@ from mqtthub.db import Database
 from mqtthub.db.changes import ChangeBus, record
 from mqtthub.db.migrate import upgrade
 from mqtthub.models import Organization
-from tests.integration.auth.conftest import RunningHub
+from tests.support.served import LocalHub
 
 
 @dataclass(frozen=True)
@@ -73,9 +73,9 @@ async def test_events_follow_the_commit_and_vanish_on_rollback(
     assert ("after the broken one", "nobody listens") not in seen
 
 
-async def test_a_disabled_device_is_seen_at_once_by_telemetry(running_hub: RunningHub) -> None:
+async def test_a_disabled_device_is_seen_at_once_by_telemetry(running_hub: LocalHub) -> None:
     """Telemetry caches devices; the device change reaches it after the commit instead of after its cache time."""
-    admin = running_hub.admin
+    admin = running_hub.client
     assert running_hub.hub.first_run is not None
     org_id = running_hub.hub.first_run.organization_id
     device = (await admin.post(f"/api/v1/organizations/{org_id}/devices", json={"name": "cached"})).json()
@@ -92,9 +92,9 @@ async def test_a_disabled_device_is_seen_at_once_by_telemetry(running_hub: Runni
         assert await directory.devices(session, [device["id"]]) == {}
 
 
-async def test_device_and_definition_changes_bite_on_the_next_http_message(running_hub: RunningHub) -> None:
+async def test_device_and_definition_changes_bite_on_the_next_http_message(running_hub: LocalHub) -> None:
     """Telemetry's caches follow committed changes: no message is judged by a device or threshold already changed."""
-    admin = running_hub.admin
+    admin = running_hub.client
     assert running_hub.hub.first_run is not None
     org_id = running_hub.hub.first_run.organization_id
     device = (await admin.post(f"/api/v1/organizations/{org_id}/devices", json={"name": "thermo"})).json()
@@ -107,7 +107,7 @@ async def test_device_and_definition_changes_bite_on_the_next_http_message(runni
     definition_id = created.json()["data"]["id"]
 
     async def send(value: float) -> int:
-        async with httpx.AsyncClient(base_url=running_hub.base_url, timeout=30) as device_client:
+        async with httpx.AsyncClient(base_url=running_hub.http_url, timeout=30) as device_client:
             response = await device_client.post(
                 f"/api/v1/devices/{device['id']}/datastream",
                 json={"value": value, "telemetryDataId": definition_id},

@@ -7,11 +7,12 @@ from pathlib import Path
 import httpx
 
 from mqtthub.auth.jwt import verify_session_token
-from tests.integration.auth.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, RunningHub, hub_settings, start_hub
+from tests.support.access import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.support.served import LocalHub, hub_settings, serve_in_process
 
 
-async def test_login_returns_a_bearer_token_that_opens_the_api(running_hub: RunningHub) -> None:
-    async with httpx.AsyncClient(base_url=running_hub.base_url) as client:
+async def test_login_returns_a_bearer_token_that_opens_the_api(running_hub: LocalHub) -> None:
+    async with httpx.AsyncClient(base_url=running_hub.http_url) as client:
         response = await client.post(
             "/api/v1/auth/login", json={"email": ADMIN_EMAIL.upper(), "password": ADMIN_PASSWORD}
         )
@@ -28,8 +29,8 @@ async def test_login_returns_a_bearer_token_that_opens_the_api(running_hub: Runn
         assert organizations.status_code == 200
 
 
-async def test_wrong_password_and_unknown_user_are_401(running_hub: RunningHub) -> None:
-    async with httpx.AsyncClient(base_url=running_hub.base_url) as client:
+async def test_wrong_password_and_unknown_user_are_401(running_hub: LocalHub) -> None:
+    async with httpx.AsyncClient(base_url=running_hub.http_url) as client:
         for email, password in ((ADMIN_EMAIL, "wrong password"), ("nobody@example.com", ADMIN_PASSWORD)):
             response = await client.post("/api/v1/auth/login", json={"email": email, "password": password})
             assert response.status_code == 401
@@ -39,8 +40,8 @@ async def test_wrong_password_and_unknown_user_are_401(running_hub: RunningHub) 
         assert missing.status_code == 422
 
 
-async def test_management_endpoints_need_a_valid_bearer_token(running_hub: RunningHub) -> None:
-    async with httpx.AsyncClient(base_url=running_hub.base_url) as client:
+async def test_management_endpoints_need_a_valid_bearer_token(running_hub: LocalHub) -> None:
+    async with httpx.AsyncClient(base_url=running_hub.http_url) as client:
         none = await client.get("/api/v1/organizations")
         assert none.status_code == 401
         assert none.headers["WWW-Authenticate"] == "Bearer"
@@ -49,8 +50,8 @@ async def test_management_endpoints_need_a_valid_bearer_token(running_hub: Runni
 
 
 async def test_login_attempts_are_limited_per_account(tmp_path: Path) -> None:
-    settings = hub_settings(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}", tmp_path, login_attempts_per_account=3)
-    async with start_hub(settings) as running, httpx.AsyncClient(base_url=running.base_url) as client:
+    settings = hub_settings(tmp_path, login_attempts_per_account=3)
+    async with serve_in_process(settings) as running, httpx.AsyncClient(base_url=running.http_url) as client:
         statuses = []
         for _ in range(4):
             response = await client.post(
@@ -66,8 +67,8 @@ async def test_login_attempts_are_limited_per_account(tmp_path: Path) -> None:
 
 
 async def test_login_attempts_are_limited_per_address(tmp_path: Path) -> None:
-    settings = hub_settings(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}", tmp_path, login_attempts_per_address=3)
-    async with start_hub(settings) as running, httpx.AsyncClient(base_url=running.base_url) as client:
+    settings = hub_settings(tmp_path, login_attempts_per_address=3)
+    async with serve_in_process(settings) as running, httpx.AsyncClient(base_url=running.http_url) as client:
         statuses = [
             (
                 await client.post("/api/v1/auth/login", json={"email": f"user{index}@example.com", "password": "x"})

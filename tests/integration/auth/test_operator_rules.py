@@ -14,9 +14,10 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from tests.conftest import require
-from tests.integration.auth.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, RunningHub, hub_settings, start_hub
 from tests.integration.auth.mqttclient import PahoClient, connect
-from tests.support.hubproc import run_hub
+from tests.support.access import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.support.hubproc import serve_process
+from tests.support.served import hub_settings, serve_in_process
 
 V5 = MQTTProtocolVersion.MQTTv5
 DENIED = 0x87
@@ -44,10 +45,6 @@ def write_rules(path: Path, text: str, stamp: int) -> None:
     os.utime(path, ns=(stamp, stamp))  # a new modification time whatever the file system's resolution
 
 
-def mqtt_port(running: RunningHub) -> int:
-    return int(running.hub.mqtt_urls["MQTT"].rsplit(":", 1)[1])
-
-
 async def anonymous(port: int, client_id: str) -> PahoClient:
     code, client = await connect(port, protocol=V5, client_id=client_id)
     assert code == 0
@@ -65,14 +62,13 @@ async def test_rules_file_narrows_anonymous_and_global_clients_and_reloads(tmp_p
     rules = tmp_path / "mqtt-rules.txt"
     write_rules(rules, FIRST, 1_000_000_000)
     settings = hub_settings(
-        f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}",
         tmp_path,
         allow_anonymous=True,
         mqtt_rules_file=rules,
         mqtt_rules_reload_interval=0.1,
     )
-    async with start_hub(settings) as running:
-        port = mqtt_port(running)
+    async with serve_in_process(settings) as running:
+        port = running.mqtt_port
         broker = running.hub.broker
         reader = await anonymous(port, "reader")
         assert await reader.subscribe("sensors/#") == [1]
@@ -120,8 +116,9 @@ def test_served_hub_applies_the_rules_file_and_the_keep_alive_maximum(tmp_path: 
     require(shutil.which("mosquitto_sub") is not None, "mosquitto-clients")
     rules = tmp_path / "rules.txt"
     rules.write_text("anonymous deny subscribe secrets/#\nanonymous deny publish readonly/#\n")
-    env = {"MQTTHUB_ALLOW_ANONYMOUS": "true", "MQTTHUB_MQTT_RULES_FILE": str(rules), "MQTTHUB_MAX_KEEPALIVE": "30"}
-    with run_hub(tmp_path, env=env, wait_for=("HTTP API", "MQTT")) as hub:
+    with serve_process(
+        tmp_path, wait_for=("MQTT",), allow_anonymous=True, mqtt_rules_file=rules, max_keepalive=30
+    ) as hub:
         port = hub.port("MQTT")
         base = ["-h", "127.0.0.1", "-p", str(port), "-V", "mqttv5"]
         refused = subprocess.run(

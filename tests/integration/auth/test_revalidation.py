@@ -23,17 +23,11 @@ from mqtthub.config import Settings
 from mqtthub.db import Database
 from mqtthub.models import Device, MqttApiToken, User
 from tests.conftest import require
-from tests.integration.auth.conftest import (
-    ADMIN_EMAIL,
-    ADMIN_PASSWORD,
-    RunningHub,
-    certificate_tls,
-    hub_settings,
-    start_hub,
-    tls_overrides,
-)
 from tests.integration.auth.mqttclient import PahoClient, connect
 from tests.integration.auth.test_acceptance import api_tenant
+from tests.support.access import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.support.served import hub_settings, serve_in_process
+from tests.support.tls import certificate_tls, tls_overrides
 
 WAIT = 10.0  # generous: the check runs every 0.2 s here
 
@@ -50,11 +44,7 @@ def cli(tmp_path: Path, *args: str) -> str:
 
 
 def settings_for(tmp_path: Path) -> Settings:
-    return hub_settings(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}", tmp_path, mqtt_revalidate_interval=0.2)
-
-
-def mqtt_port(running: RunningHub) -> int:
-    return int(running.hub.mqtt_urls["MQTT"].rsplit(":", 1)[1])
+    return hub_settings(tmp_path, mqtt_revalidate_interval=0.2)
 
 
 async def connected(port: int, username: str, password: str, client_id: str) -> PahoClient:
@@ -64,13 +54,13 @@ async def connected(port: int, username: str, password: str, client_id: str) -> 
 
 
 async def test_cli_device_disable_and_token_revoke_disconnect_live_clients(tmp_path: Path) -> None:
-    async with start_hub(settings_for(tmp_path)) as running:
-        port = mqtt_port(running)
-        doomed = await api_tenant(running.admin, "Acme", "acme0001")
-        kept = await api_tenant(running.admin, "Globex", "globex01")
+    async with serve_in_process(settings_for(tmp_path)) as running:
+        port = running.mqtt_port
+        doomed = await api_tenant(running.client, "Acme", "acme0001")
+        kept = await api_tenant(running.client, "Globex", "globex01")
         tokens = f"/api/v1/organizations/{doomed['org_id']}/mqtt-tokens"
-        created = (await running.admin.post(tokens, json={"name": "doomed app"})).json()
-        other = (await running.admin.post(tokens, json={"name": "kept app"})).json()
+        created = (await running.client.post(tokens, json={"name": "doomed app"})).json()
+        other = (await running.client.post(tokens, json={"name": "kept app"})).json()
 
         device = await connected(port, doomed["device_id"], doomed["device_token"], "doomed-device")
         survivor = await connected(port, kept["device_id"], kept["device_token"], "kept-device")
@@ -97,12 +87,12 @@ async def test_cli_device_disable_and_token_revoke_disconnect_live_clients(tmp_p
 
 
 async def test_revoking_one_device_token_disconnects_only_its_connections(tmp_path: Path) -> None:
-    async with start_hub(settings_for(tmp_path)) as running:
-        port = mqtt_port(running)
-        tenant = await api_tenant(running.admin, "Acme", "acme0001")
+    async with serve_in_process(settings_for(tmp_path)) as running:
+        port = running.mqtt_port
+        tenant = await api_tenant(running.client, "Acme", "acme0001")
         device_id = tenant["device_id"]
         second = (
-            await running.admin.post(f"/api/v1/organizations/{tenant['org_id']}/devices/{device_id}/tokens", json={})
+            await running.client.post(f"/api/v1/organizations/{tenant['org_id']}/devices/{device_id}/tokens", json={})
         ).json()
         first = await connected(port, device_id, tenant["device_token"], "first-token")
         other = await connected(port, device_id, second["token"], "second-token")
@@ -122,16 +112,15 @@ async def test_revoking_one_device_token_disconnects_only_its_connections(tmp_pa
 
 async def test_revoked_certificate_and_deactivated_administrator_are_disconnected(tmp_path: Path) -> None:
     settings = hub_settings(
-        f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}",
         tmp_path,
         mqtt_revalidate_interval=0.2,
         **tls_overrides(tmp_path),
     )
-    async with start_hub(settings) as running:
-        port = mqtt_port(running)
-        tls_port = int(running.hub.mqtt_urls["MQTT TLS"].rsplit(":", 1)[1])
-        acme = await api_tenant(running.admin, "Acme", "acme0001")
-        issued = await running.admin.post(
+    async with serve_in_process(settings) as running:
+        port = running.mqtt_port
+        tls_port = running.port("MQTT TLS")
+        acme = await api_tenant(running.client, "Acme", "acme0001")
+        issued = await running.client.post(
             f"/api/v1/organizations/{acme['org_id']}/devices/{acme['device_id']}/certificate"
         )
         assert issued.status_code == 201
@@ -163,9 +152,9 @@ async def test_revoked_certificate_and_deactivated_administrator_are_disconnecte
 
 
 async def test_a_check_with_nobody_to_disconnect_changes_nothing(tmp_path: Path) -> None:
-    async with start_hub(settings_for(tmp_path)) as running:
-        port = mqtt_port(running)
-        tenant = await api_tenant(running.admin, "Acme", "acme0001")
+    async with serve_in_process(settings_for(tmp_path)) as running:
+        port = running.mqtt_port
+        tenant = await api_tenant(running.client, "Acme", "acme0001")
         client = await connected(port, tenant["device_id"], tenant["device_token"], "device")
         try:
             revalidator = CredentialRevalidator(running.hub.database, running.hub.broker, 1.0)
@@ -186,11 +175,11 @@ def test_the_interval_must_be_positive(tmp_path: Path) -> None:
 async def test_restored_sessions_of_an_identity_gone_while_stopped_are_discarded(tmp_path: Path) -> None:
     require(shutil.which("mosquitto_sub") is not None, "mosquitto-clients")
     settings = settings_for(tmp_path)
-    async with start_hub(settings) as running:
-        tenant = await api_tenant(running.admin, "Acme", "acme0001")
+    async with serve_in_process(settings) as running:
+        tenant = await api_tenant(running.client, "Acme", "acme0001")
         device_id = tenant["device_id"]
         # A persistent session (-c) that subscribes and leaves (-E): it waits for the device, offline.
-        subscribe = ["mosquitto_sub", "-p", str(mqtt_port(running)), "-c", "-i", "keeps-session", "-q", "1", "-E"]
+        subscribe = ["mosquitto_sub", "-p", str(running.mqtt_port), "-c", "-i", "keeps-session", "-q", "1", "-E"]
         subscribe += ["-u", device_id, "-P", tenant["device_token"], "-t", f"devices/{device_id}/commands"]
         done = await asyncio.to_thread(subprocess.run, subscribe, capture_output=True, text=True, timeout=30)
         assert done.returncode == 0, done.stderr
@@ -200,7 +189,7 @@ async def test_restored_sessions_of_an_identity_gone_while_stopped_are_discarded
         device = await session.get(Device, device_id)
         assert device is not None
         device.enabled = False
-    async with start_hub(settings) as running:
+    async with serve_in_process(settings) as running:
         deadline = asyncio.get_running_loop().time() + WAIT
         while running.hub.broker.stats().sessions:
             assert asyncio.get_running_loop().time() < deadline, "the restored session was not discarded"
@@ -210,12 +199,12 @@ async def test_restored_sessions_of_an_identity_gone_while_stopped_are_discarded
 
 async def test_rounds_between_full_ones_look_only_at_what_was_revoked_or_disabled(tmp_path: Path) -> None:
     # The hub's own revalidator stays out of the way: this test drives its own rounds.
-    settings = hub_settings(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}", tmp_path, mqtt_revalidate_interval=3600)
-    async with start_hub(settings) as running:
-        port = mqtt_port(running)
-        tenant = await api_tenant(running.admin, "Acme", "acme0001")
+    settings = hub_settings(tmp_path, mqtt_revalidate_interval=3600)
+    async with serve_in_process(settings) as running:
+        port = running.mqtt_port
+        tenant = await api_tenant(running.client, "Acme", "acme0001")
         tokens = f"/api/v1/organizations/{tenant['org_id']}/mqtt-tokens"
-        created = (await running.admin.post(tokens, json={"name": "doomed app"})).json()
+        created = (await running.client.post(tokens, json={"name": "doomed app"})).json()
         device = await connected(port, tenant["device_id"], tenant["device_token"], "device")
         app = await connected(port, created["token"], created["token"], "app")
         revalidator = CredentialRevalidator(running.hub.database, running.hub.broker, 1.0, full_every=3)

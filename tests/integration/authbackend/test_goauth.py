@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from mqtthub.auth.mqtt_tokens import revoke_api_token
 from mqtthub.models import MqttApiToken
-from tests.integration.auth.conftest import hub_settings, start_hub
 from tests.integration.authbackend.world import LOGINS, SECRET, TOPICS, World, auth_backend_world
+from tests.support.served import hub_settings, serve_in_process
 
 BASE = "/auth-backend/mosquitto"
 _ACC = {"publish": 2, "subscribe": 4}
@@ -19,7 +19,7 @@ _ACC = {"publish": 2, "subscribe": 4}
 
 def broker(world: World, **kwargs: object) -> httpx.AsyncClient:
     """A client as go-auth is: the secret as the basic-auth password of the URL's user part."""
-    return httpx.AsyncClient(base_url=world.running.base_url, auth=("mosquitto", SECRET), timeout=30, **kwargs)  # type: ignore[arg-type]
+    return httpx.AsyncClient(base_url=world.running.http_url, auth=("mosquitto", SECRET), timeout=30, **kwargs)  # type: ignore[arg-type]
 
 
 async def test_logins_answer_as_the_embedded_broker_in_json_and_form(world: World) -> None:
@@ -121,7 +121,7 @@ async def test_malformed_requests_are_answered_400(world: World) -> None:
 async def test_requests_without_the_secret_are_refused_and_counted(world: World) -> None:
     device = world.identity("device")
     fields = {"username": device.username, "password": device.password, "clientid": "c1"}
-    base_url = world.running.base_url
+    base_url = world.running.http_url
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as anonymous:
         missing = await anonymous.post(f"{BASE}/user", json=fields)
         wrong = await anonymous.post(f"{BASE}/user", json=fields, auth=("mosquitto", "not-the-secret-at-all"))
@@ -150,6 +150,6 @@ async def test_callers_outside_the_allowed_networks_are_refused(database_url: st
 
 
 async def test_the_endpoints_are_off_without_a_secret(database_url: str, tmp_path: Path) -> None:
-    async with start_hub(hub_settings(database_url, tmp_path)) as running:
-        response = await running.admin.post(f"{BASE}/user", json={"username": "x", "password": "y"})
+    async with serve_in_process(hub_settings(tmp_path, database_url=database_url)) as running:
+        response = await running.client.post(f"{BASE}/user", json={"username": "x", "password": "y"})
     assert response.status_code == 404

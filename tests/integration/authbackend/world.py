@@ -20,7 +20,8 @@ from mqtthub.auth.mqtt_tokens import issue_api_token, revoke_api_token
 from mqtthub.auth.organizations import create_organization
 from mqtthub.db.base import utcnow
 from mqtthub.models import Device, DeviceToken, MqttApiToken
-from tests.integration.auth.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, RunningHub, hub_settings, start_hub
+from tests.support.access import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.support.served import LocalHub, hub_settings, serve_in_process
 
 SECRET = "a-shared-secret-of-the-brokers"
 RULES = "global deny subscribe org/+/secrets/#\n"
@@ -41,7 +42,7 @@ class Identity:
 class World:
     """The running hub and every identity of the matrix, by name."""
 
-    running: RunningHub
+    running: LocalHub
     identities: dict[str, Identity]
     short_id: str
     other_short_id: str
@@ -57,8 +58,10 @@ async def auth_backend_world(database_url: str, tmp_path: Path, **overrides: obj
     """A hub with the auth backend on (and the operator rule above), and two organizations of identities."""
     rules = tmp_path / "rules.txt"
     rules.write_text(RULES)
-    settings = hub_settings(database_url, tmp_path, auth_backend_secret=SECRET, mqtt_rules_file=rules, **overrides)
-    async with start_hub(settings) as running:
+    settings = hub_settings(
+        tmp_path, database_url=database_url, auth_backend_secret=SECRET, mqtt_rules_file=rules, **overrides
+    )
+    async with serve_in_process(settings) as running:
         hub = running.hub
         async with hub.database.session() as session:
             acme = await create_organization(session, "Acme", "acme0001")

@@ -13,9 +13,8 @@ import httpx
 import pytest
 
 from tests.conftest import require
-from tests.integration.telemetry.hubflows import hub_env
+from tests.integration.telemetry.hubflows import started_hub
 from tests.integration.telemetry.outage import Fault, ride_out_an_outage
-from tests.support.hubproc import run_hub
 
 pytestmark = pytest.mark.slow
 
@@ -59,10 +58,6 @@ async def test_sqlite_disk_full_under_load(small_disk: Path, tmp_path: Path) -> 
     filler = small_disk / "filler"
     # A small queue and a short hold timeout: the queue fills and waiting publishers are disconnected
     # (never acknowledged) and reconnect; their re-sends must not be lost nor stored twice.
-    env = hub_env(database_url) | {
-        "MQTTHUB_TELEMETRY_QUEUE_SIZE": "50",
-        "MQTTHUB_TELEMETRY_HOLD_TIMEOUT": str(HOLD_TIMEOUT),
-    }
 
     async def fill() -> None:
         _fill(filler)
@@ -72,7 +67,7 @@ async def test_sqlite_disk_full_under_load(small_disk: Path, tmp_path: Path) -> 
 
     workdir = tmp_path / "work"
     workdir.mkdir()
-    with run_hub(workdir, env=env, wait_for=("HTTP API", "MQTT")) as hub:
+    with started_hub(workdir, database_url, telemetry_queue_size=50, telemetry_hold_timeout=HOLD_TIMEOUT) as hub:
         report = await ride_out_an_outage(hub, database_url, Fault(fill, free, seconds=HOLD_TIMEOUT + 3))
         # A full disk is reported while nothing is written too (reads, and so pings, still work).
         async with httpx.AsyncClient(base_url=hub.http_url, timeout=30) as http:

@@ -15,34 +15,37 @@ from sqlalchemy import select
 from mqtthub.auth.passwords import hash_password
 from mqtthub.broker.hooks import BrokerMessage
 from mqtthub.models import MqttConfig, Organization, User, UserRole
-from tests.integration.auth.conftest import RunningHub, hub_settings, start_hub
 from tests.integration.integrations.conftest import publish, wait_until
 from tests.integration.integrations.mosquitto import PASSWORD, USERNAME, Mosquitto
 from tests.support.commits import commits_refused
+from tests.support.served import LocalHub, hub_settings, serve_in_process
 
 TOPIC = "/v3/applications/ABC123/business-events"
 
 
 @pytest.fixture
-async def running(tmp_path: Path) -> AsyncIterator[RunningHub]:
+async def running(tmp_path: Path) -> AsyncIterator[LocalHub]:
     settings = hub_settings(
-        f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}",
         tmp_path,
         integration_reconnect_min=0.1,
         integration_reconnect_max=1.0,
         outbound_allow="127.0.0.1",
     )
-    async with start_hub(settings) as hub:
+    async with serve_in_process(settings) as hub:
         yield hub
 
 
 @pytest.fixture
-async def running_on_each_database(database_url: str, tmp_path: Path) -> AsyncIterator[RunningHub]:
+async def running_on_each_database(database_url: str, tmp_path: Path) -> AsyncIterator[LocalHub]:
     """A hub on SQLite and on PostgreSQL."""
     settings = hub_settings(
-        database_url, tmp_path, integration_reconnect_min=0.1, integration_reconnect_max=1.0, outbound_allow="127.0.0.1"
+        tmp_path,
+        database_url=database_url,
+        integration_reconnect_min=0.1,
+        integration_reconnect_max=1.0,
+        outbound_allow="127.0.0.1",
     )
-    async with start_hub(settings) as hub:
+    async with serve_in_process(settings) as hub:
         yield hub
 
 
@@ -77,7 +80,7 @@ async def new_product(client: httpx.AsyncClient, name: str = "tyres") -> str:
     return str(response.json()["id"])
 
 
-async def user_client(running: RunningHub, role: UserRole, organization_id: str | None = None) -> httpx.AsyncClient:
+async def user_client(running: LocalHub, role: UserRole, organization_id: str | None = None) -> httpx.AsyncClient:
     """A logged-in user of ``organization_id`` (a new organization when None)."""
     email = f"{role.value}-{organization_id or 'other'}@example.com"
     async with running.hub.database.session() as session:
@@ -121,8 +124,8 @@ async def connected_product(client: httpx.AsyncClient, broker: Mosquitto) -> tup
     return product_id, base, await wait_status(client, product_id, lambda s: s["connected"], "the connector")
 
 
-async def test_products_are_owned_by_an_organization(running: RunningHub, mosquitto: Mosquitto) -> None:
-    admin = running.admin
+async def test_products_are_owned_by_an_organization(running: LocalHub, mosquitto: Mosquitto) -> None:
+    admin = running.client
     product_id = await new_product(admin)
     response = await admin.patch(f"/api/v1/products/{product_id}", json={"name": "tyres 2"})
     assert response.json()["name"] == "tyres 2"
@@ -145,7 +148,7 @@ async def test_products_are_owned_by_an_organization(running: RunningHub, mosqui
         response = await member.put(f"/api/v1/products/{product_id}/mqtt-config", json=config_body(mosquitto))
         assert response.status_code == 403
 
-    async with httpx.AsyncClient(base_url=running.base_url) as anonymous:
+    async with httpx.AsyncClient(base_url=running.http_url) as anonymous:
         assert (await anonymous.get(f"/api/v1/products/{product_id}/mqtt-config")).status_code == 401
 
     assert (await admin.delete(f"/api/v1/products/{product_id}")).status_code == 204
@@ -153,10 +156,10 @@ async def test_products_are_owned_by_an_organization(running: RunningHub, mosqui
 
 
 async def test_mqtt_config_as_documented_with_masked_secrets(
-    running: RunningHub, mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
+    running: LocalHub, mosquitto: Mosquitto, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    admin = running.admin
+    admin = running.client
     product_id = await new_product(admin)
     url = f"/api/v1/products/{product_id}/mqtt-config"
     assert (await admin.get(url)).json() == {
@@ -231,14 +234,14 @@ async def test_mqtt_config_as_documented_with_masked_secrets(
     ],
 )
 async def test_invalid_config_is_422_in_fastapi_shape(
-    running: RunningHub, mosquitto: Mosquitto, change: dict[str, Any], loc: list[str], message: str
+    running: LocalHub, mosquitto: Mosquitto, change: dict[str, Any], loc: list[str], message: str
 ) -> None:
-    product_id = await new_product(running.admin)
+    product_id = await new_product(running.client)
     body = config_body(mosquitto, **change)
     if change.get("host", "") is None:
         del body["broker"]["host"]
         message = "Field required"
-    response = await running.admin.put(f"/api/v1/products/{product_id}/mqtt-config", json=body)
+    response = await running.client.put(f"/api/v1/products/{product_id}/mqtt-config", json=body)
     assert response.status_code == 422
     (error,) = response.json()["detail"]
     assert error["loc"] == loc
@@ -257,8 +260,8 @@ async def _connack_server(return_code: int) -> asyncio.Server:
     return await asyncio.start_server(answer, "127.0.0.1", 0)
 
 
-async def test_connection_test_reports_latency_and_documented_codes(running: RunningHub, mosquitto: Mosquitto) -> None:
-    admin = running.admin
+async def test_connection_test_reports_latency_and_documented_codes(running: LocalHub, mosquitto: Mosquitto) -> None:
+    admin = running.client
     product_id = await new_product(admin)
     await admin.put(f"/api/v1/products/{product_id}/mqtt-config", json=config_body(mosquitto))
     before = await wait_status(admin, product_id, lambda s: s["connected"], "the connector")
@@ -324,10 +327,10 @@ async def test_connection_test_reports_latency_and_documented_codes(running: Run
 
 
 async def test_subscriptions_reconnect_failures_and_republish_to_the_embedded_broker(
-    running_on_each_database: RunningHub, mosquitto: Mosquitto
+    running_on_each_database: LocalHub, mosquitto: Mosquitto
 ) -> None:
     running = running_on_each_database
-    admin = running.admin
+    admin = running.client
     product_id, base, _ = await connected_product(admin, mosquitto)
 
     bad = await admin.post(
@@ -413,8 +416,8 @@ async def test_subscriptions_reconnect_failures_and_republish_to_the_embedded_br
     assert missing.json()["detail"] == "Subscription not found"
 
 
-async def test_email_templates_are_managed_through_the_api(running: RunningHub) -> None:
-    admin = running.admin
+async def test_email_templates_are_managed_through_the_api(running: LocalHub) -> None:
+    admin = running.client
     product_id = await new_product(admin)
     url = f"/api/v1/products/{product_id}/email-templates/payment_pending"
     broken = await admin.put(url, json={"subject": "{{ payment.id", "body": "x"})
@@ -429,8 +432,8 @@ async def test_email_templates_are_managed_through_the_api(running: RunningHub) 
     assert (await admin.delete(url)).status_code == 404
 
 
-async def test_status_follows_a_broker_restart(running: RunningHub, mosquitto: Mosquitto) -> None:
-    admin = running.admin
+async def test_status_follows_a_broker_restart(running: LocalHub, mosquitto: Mosquitto) -> None:
+    admin = running.client
     product_id = await new_product(admin)
     base = f"/api/v1/products/{product_id}/mqtt-config"
     await admin.put(base, json=config_body(mosquitto))
@@ -475,11 +478,11 @@ async def test_status_follows_a_broker_restart(running: RunningHub, mosquitto: M
 
 
 async def test_a_change_takes_effect_only_once_committed(
-    running_on_each_database: RunningHub, mosquitto: Mosquitto
+    running_on_each_database: LocalHub, mosquitto: Mosquitto
 ) -> None:
     """A change whose commit fails never reaches the connector; the same change committed does."""
     running = running_on_each_database
-    admin = running.admin
+    admin = running.client
     product_id, base, before = await connected_product(admin, mosquitto)
     subscription = {"name": "tick", "variables": {"application_id": "ABC123"}, "actions": [{"type": "store"}]}
 
@@ -511,7 +514,7 @@ async def test_a_change_takes_effect_only_once_committed(
     await wait_until(lambda: running.hub.integrations.status(product_id) is None, what="the connector to stop")
 
 
-async def test_deleting_the_organization_stops_its_connectors(running: RunningHub, mosquitto: Mosquitto) -> None:
+async def test_deleting_the_organization_stops_its_connectors(running: LocalHub, mosquitto: Mosquitto) -> None:
     async with running.hub.database.session() as session:
         organization = Organization(name="leaving", short_id="leave1")
         session.add(organization)
@@ -521,6 +524,6 @@ async def test_deleting_the_organization_stops_its_connectors(running: RunningHu
         product_id = await new_product(owner)
         await owner.put(f"/api/v1/products/{product_id}/mqtt-config", json=config_body(mosquitto))
         await wait_status(owner, product_id, lambda s: s["connected"], "the connector")
-    assert (await running.admin.delete(f"/api/v1/organizations/{organization_id}")).status_code == 204
+    assert (await running.client.delete(f"/api/v1/organizations/{organization_id}")).status_code == 204
     await wait_until(lambda: running.hub.integrations.status(product_id) is None, what="the connector to stop")
     assert running.hub.integrations.connector_states() == {"connected": 0, "disconnected": 0, "error": 0}

@@ -8,7 +8,9 @@ import httpx
 import pytest
 
 from mqtthub.client import HubClient
-from tests.integration.messaging.conftest import ThreadedHub, threaded_hub
+from tests.integration.messaging.conftest import threaded_hub
+from tests.support.access import api_token, new_org
+from tests.support.served import ThreadedHub
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> None:
@@ -46,26 +48,26 @@ def test_every_endpoint_needs_credentials(shared_hub: ThreadedHub, method: str, 
     ids=["api-key", "bearer-token", "bearer-jwt"],
 )
 def test_invalid_credentials_are_refused(shared_hub: ThreadedHub, headers: dict[str, str]) -> None:
-    assert_error(httpx.get(shared_hub.url + "/stats", headers=headers), 401, "unauthorized")
+    assert_error(httpx.get(shared_hub.http_url + "/stats", headers=headers), 401, "unauthorized")
 
 
 def test_api_key_and_bearer_token_both_accept_an_mqtt_api_token(shared_hub: ThreadedHub) -> None:
-    token = shared_hub.api_token(shared_hub.default_org)
+    token = shared_hub.call(api_token(shared_hub.admin))
     assert shared_hub.http(api_key=token).get("/stats").status_code == 200
     assert shared_hub.http(token=token).get("/stats").status_code == 200
 
 
 def test_revoked_token_is_refused(shared_hub: ThreadedHub) -> None:
-    org = shared_hub.default_org
-    with shared_hub.http(org.admin_token) as admin:
-        created = admin.post(f"/api/v1/organizations/{org.id}/mqtt-tokens", json={"name": "short-lived"}).json()
+    org = shared_hub.admin
+    with shared_hub.http(org.token) as admin:
+        created = admin.post(f"/api/v1/organizations/{org.org_id}/mqtt-tokens", json={"name": "short-lived"}).json()
         assert shared_hub.http(api_key=created["token"]).get("/topics").status_code == 200
-        assert admin.delete(f"/api/v1/organizations/{org.id}/mqtt-tokens/{created['token_id']}").status_code == 200
+        assert admin.delete(f"/api/v1/organizations/{org.org_id}/mqtt-tokens/{created['token_id']}").status_code == 200
     assert_error(shared_hub.http(api_key=created["token"]).get("/topics"), 401, "unauthorized")
 
 
 def test_subscribe_only_token_cannot_publish(shared_hub: ThreadedHub) -> None:
-    token = shared_hub.api_token(shared_hub.default_org, subscribe=["device/+/telemetry/#"], publish=[])
+    token = shared_hub.call(api_token(shared_hub.admin, subscribe=["device/+/telemetry/#"], publish=[]))
     with shared_hub.http(api_key=token) as app:
         assert_error(app.post("/publish", json={"topic": "device/d1/commands", "payload": "x"}), 403, "forbidden")
         assert app.post("/subscribe", json={"topic": "device/d7/telemetry/#"}).status_code == 200
@@ -75,12 +77,12 @@ def test_subscribe_only_token_cannot_publish(shared_hub: ThreadedHub) -> None:
 
 
 def test_token_filters_bound_what_it_reads(shared_hub: ThreadedHub) -> None:
-    org = shared_hub.default_org
-    with shared_hub.http(org.admin_token) as admin:
+    org = shared_hub.admin
+    with shared_hub.http(org.token) as admin:
         admin.post("/subscribe", json={"topic": "bounded/#"})
         admin.post("/publish", json={"topic": "bounded/public/1", "payload": "p"})
         admin.post("/publish", json={"topic": "bounded/private/1", "payload": "s"})
-    reader = shared_hub.api_token(org, subscribe=["bounded/public/#"], publish=["bounded/public/#"])
+    reader = shared_hub.call(api_token(org, subscribe=["bounded/public/#"], publish=["bounded/public/#"]))
     with shared_hub.http(api_key=reader) as app:
         topics = [m["topic"] for m in app.get("/messages").json()["messages"]]
         assert "bounded/public/1" in topics
@@ -92,9 +94,9 @@ def test_token_filters_bound_what_it_reads(shared_hub: ThreadedHub) -> None:
 
 
 def test_organizations_see_only_their_own_namespace(shared_hub: ThreadedHub) -> None:
-    first = shared_hub.default_org
-    second = shared_hub.new_org("Second Org")
-    with shared_hub.http(first.admin_token) as a, shared_hub.http(second.admin_token) as b:
+    first = shared_hub.admin
+    second = shared_hub.call(new_org(shared_hub.admin, "Second Org"))
+    with shared_hub.http(first.token) as a, shared_hub.http(second.token) as b:
         assert a.post("/subscribe", json={"topic": "shared/name/#"}).status_code == 200
         assert b.post("/subscribe", json={"topic": "#"}).status_code == 200
         assert a.post("/publish", json={"topic": "shared/name/x", "payload": "from-a"}).status_code == 200
@@ -118,7 +120,7 @@ def test_organizations_see_only_their_own_namespace(shared_hub: ThreadedHub) -> 
 
 
 def test_unsubscribe_takes_url_encoded_wildcards(shared_hub: ThreadedHub) -> None:
-    with shared_hub.http(shared_hub.admin_token) as client:
+    with shared_hub.http(shared_hub.admin.token) as client:
         assert client.post("/subscribe", json={"topic": "plant/+/line/#"}).status_code == 200
         assert "plant/+/line/#" in client.get("/topics").json()["subscriptions"]
         response = client.delete("/subscribe/plant%2F%2B%2Fline%2F%23")
@@ -149,7 +151,7 @@ def test_unsubscribe_takes_url_encoded_wildcards(shared_hub: ThreadedHub) -> Non
     ],
 )
 def test_invalid_input_gets_fastapis_422_shape(shared_hub: ThreadedHub, method: str, path: str, body: object) -> None:
-    response = shared_hub.http(shared_hub.admin_token).request(method, path, json=body)
+    response = shared_hub.http(shared_hub.admin.token).request(method, path, json=body)
     assert response.status_code == 422, response.text
     detail = response.json()["detail"]
     assert isinstance(detail, list)
@@ -158,8 +160,8 @@ def test_invalid_input_gets_fastapis_422_shape(shared_hub: ThreadedHub, method: 
 
 def test_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
     with threaded_hub(tmp_path, api_rate_limit=0.5, api_rate_burst=3) as hub:
-        first = hub.api_token(hub.default_org)
-        second = hub.api_token(hub.default_org)
+        first = hub.call(api_token(hub.admin))
+        second = hub.call(api_token(hub.admin))
         with hub.http(api_key=first) as client:
             statuses = [client.get("/topics").status_code for _ in range(4)]
             assert statuses == [200, 200, 200, 429]
@@ -171,7 +173,7 @@ def test_rate_limit_answers_429_with_retry_after(tmp_path: Path) -> None:
 
 def test_broker_down_gives_503(tmp_path: Path) -> None:
     with threaded_hub(tmp_path) as hub:
-        with hub.http(hub.admin_token) as client:
+        with hub.http(hub.admin.token) as client:
             assert client.post("/subscribe", json={"topic": "x/#"}).status_code == 200
             hub.run(hub.hub._broker.close())  # type: ignore[union-attr]
             assert_error(client.post("/publish", json={"topic": "x/1", "payload": "1"}), 503, "unavailable")
@@ -181,7 +183,7 @@ def test_broker_down_gives_503(tmp_path: Path) -> None:
         assert health.status_code == 503
         assert health.json()["mqtt_connected"] is False
         assert health.json()["status"] == "degraded"
-        with HubClient(hub.url) as sdk:
+        with HubClient(hub.http_url) as sdk:
             report = sdk.health_check()  # a degraded report is still a report
         assert (report.status, report.mqtt_connected) == ("degraded", False)
 

@@ -10,7 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from tests.integration.messaging.conftest import ThreadedHub, wait_for
+from tests.integration.messaging.conftest import wait_for
+from tests.support.access import api_token
+from tests.support.served import ThreadedHub
 
 
 def mqtthub(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -27,8 +29,8 @@ def mqtthub(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
 
 
 def test_pub_messages_topics_stats_with_environment(shared_hub: ThreadedHub, tmp_path: Path) -> None:
-    token = shared_hub.api_token(shared_hub.default_org)
-    env = {"MQTTHUB_URL": shared_hub.url, "MQTTHUB_API_KEY": token}
+    token = shared_hub.call(api_token(shared_hub.admin))
+    env = {"MQTTHUB_URL": shared_hub.http_url, "MQTTHUB_API_KEY": token}
     with shared_hub.http(api_key=token) as client:
         client.post("/subscribe", json={"topic": "cli/#"})
     published = mqtthub("pub", "cli/temp", "45.2", "--qos", "1", "--json", env=env, cwd=tmp_path)
@@ -54,9 +56,9 @@ def test_pub_messages_topics_stats_with_environment(shared_hub: ThreadedHub, tmp
 
 
 def test_flags_win_over_config_file(shared_hub: ThreadedHub, tmp_path: Path) -> None:
-    token = shared_hub.api_token(shared_hub.default_org)
+    token = shared_hub.call(api_token(shared_hub.admin))
     config = tmp_path / "client.toml"
-    config.write_text(f'url = "{shared_hub.url}"\napi_key = "mqh_wrong"\n', encoding="utf-8")
+    config.write_text(f'url = "{shared_hub.http_url}"\napi_key = "mqh_wrong"\n', encoding="utf-8")
     refused = mqtthub("stats", "--config", str(config), cwd=tmp_path)
     assert refused.returncode == 1
     assert "401" in refused.stderr
@@ -64,16 +66,16 @@ def test_flags_win_over_config_file(shared_hub: ThreadedHub, tmp_path: Path) -> 
     assert accepted.returncode == 0, accepted.stderr
     default_location = tmp_path / ".config" / "mqtthub" / "client.toml"
     default_location.parent.mkdir(parents=True)
-    default_location.write_text(f'url = "{shared_hub.url}"\ntoken = "{token}"\n', encoding="utf-8")
+    default_location.write_text(f'url = "{shared_hub.http_url}"\ntoken = "{token}"\n', encoding="utf-8")
     assert mqtthub("topics", "--json", cwd=tmp_path).returncode == 0
     missing = mqtthub("stats", "--config", str(tmp_path / "nope.toml"), cwd=tmp_path)
     assert missing.returncode == 2
 
 
 def test_sub_prints_live_messages(shared_hub: ThreadedHub, tmp_path: Path) -> None:
-    token = shared_hub.api_token(shared_hub.default_org)
+    token = shared_hub.call(api_token(shared_hub.admin))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MQTTHUB_")} | {
-        "MQTTHUB_URL": shared_hub.url,
+        "MQTTHUB_URL": shared_hub.http_url,
         "MQTTHUB_TOKEN": token,
     }
     process = subprocess.Popen(
@@ -109,9 +111,9 @@ def test_unreachable_hub_fails_with_one_line(tmp_path: Path) -> None:
 
 
 def test_sub_stops_cleanly_on_ctrl_c(shared_hub: ThreadedHub) -> None:
-    token = shared_hub.api_token(shared_hub.default_org)
+    token = shared_hub.call(api_token(shared_hub.admin))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MQTTHUB_")} | {
-        "MQTTHUB_URL": shared_hub.url,
+        "MQTTHUB_URL": shared_hub.http_url,
         "MQTTHUB_API_KEY": token,
     }
     process = subprocess.Popen(

@@ -9,11 +9,14 @@ import threading
 import paho.mqtt.client as paho
 from websockets.asyncio.client import connect
 
-from tests.integration.messaging.conftest import ThreadedHub, wait_for
+from tests.integration.messaging.conftest import wait_for
+from tests.support.access import api_token
+from tests.support.paho import paho_client
+from tests.support.served import ThreadedHub
 
 
 def test_publish_example(shared_hub: ThreadedHub) -> None:
-    with shared_hub.http(shared_hub.admin_token) as client:
+    with shared_hub.http(shared_hub.admin.token) as client:
         response = client.post(
             "/publish",
             headers={"Content-Type": "application/json"},
@@ -33,7 +36,7 @@ def test_publish_example(shared_hub: ThreadedHub) -> None:
 
 
 def test_subscribe_then_history_examples(shared_hub: ThreadedHub) -> None:
-    with shared_hub.http(shared_hub.admin_token) as client:
+    with shared_hub.http(shared_hub.admin.token) as client:
         response = client.post("/subscribe", json={"topic": "factory/+/+/temperature", "qos": 1})
         assert response.status_code == 200, response.text
         assert response.json()["success"] is True
@@ -60,7 +63,7 @@ def test_subscribe_then_history_examples(shared_hub: ThreadedHub) -> None:
 
 
 def test_stats_and_health_examples(shared_hub: ThreadedHub) -> None:
-    with shared_hub.http(shared_hub.admin_token) as client:
+    with shared_hub.http(shared_hub.admin.token) as client:
         client.post("/subscribe", json={"topic": "stats/#"})
         client.post("/publish", json={"topic": "stats/a", "payload": "1"})
         stats = client.get("/stats")
@@ -102,8 +105,8 @@ def test_document_001_health_check_under_the_api_prefix(shared_hub: ThreadedHub)
 
 
 def test_mqtt_message_shows_up_in_history_and_on_the_websocket(shared_hub: ThreadedHub) -> None:
-    org = shared_hub.default_org
-    token = shared_hub.api_token(org)
+    org = shared_hub.admin
+    token = shared_hub.call(api_token(org))
     with shared_hub.http(api_key=token) as client:
         assert client.post("/subscribe", json={"topic": "sensors/+/temperature"}).status_code == 200
 
@@ -128,7 +131,7 @@ def test_mqtt_message_shows_up_in_history_and_on_the_websocket(shared_hub: Threa
     listener = threading.Thread(target=lambda: asyncio.run(listen(ready)))
     listener.start()
     assert ready.wait(30)
-    app = shared_hub.mqtt_client(token)
+    app = paho_client(shared_hub.mqtt(token))
     app.publish("sensors/line1/temperature", b"21.5", qos=1).wait_for_publish(30)
     listener.join(60)
     app.loop_stop()
@@ -146,7 +149,7 @@ def test_mqtt_message_shows_up_in_history_and_on_the_websocket(shared_hub: Threa
 
 
 def test_rest_publish_reaches_mqtt_subscribers_inside_the_namespace(shared_hub: ThreadedHub) -> None:
-    token = shared_hub.api_token(shared_hub.default_org)
+    token = shared_hub.call(api_token(shared_hub.admin))
     got: list[paho.MQTTMessage] = []
     arrived = threading.Event()
 
@@ -154,7 +157,7 @@ def test_rest_publish_reaches_mqtt_subscribers_inside_the_namespace(shared_hub: 
         got.append(message)
         arrived.set()
 
-    app = shared_hub.mqtt_client(token, on_message)
+    app = paho_client(shared_hub.mqtt(token), on_message)
     subscribed = threading.Event()
     app.on_subscribe = lambda *args: subscribed.set()
     app.subscribe("alerts/#", qos=1)

@@ -27,12 +27,14 @@ from mqtthub.client import (
     StreamClient,
     ValidationError,
 )
-from tests.integration.messaging.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, ThreadedHub, threaded_hub
+from tests.integration.messaging.conftest import threaded_hub
+from tests.support.access import ADMIN_EMAIL, ADMIN_PASSWORD, api_token
+from tests.support.served import ThreadedHub
 
 
 def test_sync_client_as_documented(shared_hub: ThreadedHub) -> None:
-    token = shared_hub.api_token(shared_hub.default_org)
-    with MQTTAPIClient(shared_hub.url, api_key=token) as client:
+    token = shared_hub.call(api_token(shared_hub.admin))
+    with MQTTAPIClient(shared_hub.http_url, api_key=token) as client:
         health = client.health_check()
         assert health.status == "healthy"
         assert health.mqtt_connected is True
@@ -68,7 +70,7 @@ def test_sync_client_as_documented(shared_hub: ThreadedHub) -> None:
 
 
 def test_sync_client_errors_and_login(shared_hub: ThreadedHub) -> None:
-    with HubClient(shared_hub.url) as anonymous:
+    with HubClient(shared_hub.http_url) as anonymous:
         with pytest.raises(AuthenticationError) as refused:
             anonymous.get_stats()
         assert refused.value.status_code == 401
@@ -76,10 +78,10 @@ def test_sync_client_errors_and_login(shared_hub: ThreadedHub) -> None:
         assert session.user.email == ADMIN_EMAIL
         assert anonymous.get_stats().mqtt_connected is True  # later calls carry the session token
         organizations = anonymous.list_organizations()
-        assert shared_hub.default_org.id in [o.id for o in organizations.organizations]
-        assert anonymous.get_organization(shared_hub.default_org.id).short_id == shared_hub.default_org.short_id
-    read_only = shared_hub.api_token(shared_hub.default_org, subscribe=["#"], publish=[])
-    with HubClient(shared_hub.url, token=read_only) as client, pytest.raises(PermissionDeniedError):
+        assert shared_hub.admin.org_id in [o.id for o in organizations.organizations]
+        assert anonymous.get_organization(shared_hub.admin.org_id).short_id == shared_hub.admin.short_id
+    read_only = shared_hub.call(api_token(shared_hub.admin, subscribe=["#"], publish=[]))
+    with HubClient(shared_hub.http_url, token=read_only) as client, pytest.raises(PermissionDeniedError):
         client.publish("anything", "x")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -89,8 +91,8 @@ def test_sync_client_errors_and_login(shared_hub: ThreadedHub) -> None:
 
 
 async def test_async_client_as_documented(shared_hub: ThreadedHub) -> None:
-    token = shared_hub.api_token(shared_hub.default_org)
-    async with AsyncMQTTAPIClient(shared_hub.url, token=token) as client:
+    token = shared_hub.call(api_token(shared_hub.admin))
+    async with AsyncMQTTAPIClient(shared_hub.http_url, token=token) as client:
         assert (await client.health_check()).mqtt_connected
         assert (await client.subscribe("sdk/async/topic", qos=1)).qos == 1
         result = await client.publish("sdk/async/topic", "Hello, Async MQTT!")
@@ -103,15 +105,15 @@ async def test_async_client_as_documented(shared_hub: ThreadedHub) -> None:
             await client.get_messages(limit=0)
     with pytest.raises(ClientStateError):
         await client.get_stats()
-    async with AsyncHubClient(shared_hub.url) as anonymous:
+    async with AsyncHubClient(shared_hub.http_url) as anonymous:
         with pytest.raises(AuthenticationError):
             await anonymous.get_topics()
 
 
 def test_rate_limit_surfaces_retry_after(tmp_path: Path) -> None:
     with threaded_hub(tmp_path, api_rate_limit=0.2, api_rate_burst=1) as hub:
-        token = hub.api_token(hub.default_org)
-        with HubClient(hub.url, api_key=token) as client:
+        token = hub.call(api_token(hub.admin))
+        with HubClient(hub.http_url, api_key=token) as client:
             client.get_topics()
             with pytest.raises(RateLimitedError) as limited:
                 client.get_topics()
@@ -120,7 +122,7 @@ def test_rate_limit_surfaces_retry_after(tmp_path: Path) -> None:
 
 
 async def test_stream_with_a_handler_as_documented(shared_hub: ThreadedHub) -> None:
-    token = shared_hub.api_token(shared_hub.default_org)
+    token = shared_hub.call(api_token(shared_hub.admin))
     received: list[Message] = []
     done = asyncio.Event()
 
@@ -128,11 +130,11 @@ async def test_stream_with_a_handler_as_documented(shared_hub: ThreadedHub) -> N
         received.append(data)
         done.set()
 
-    client = MQTTWebSocketClient(shared_hub.url, api_key=token, message_handler=message_handler)
+    client = MQTTWebSocketClient(shared_hub.http_url, api_key=token, message_handler=message_handler)
     await client.connect()
     listening = asyncio.create_task(client.listen())
     await client.subscribe("sdk/stream/+")
-    async with AsyncHubClient(shared_hub.url, api_key=token) as http:
+    async with AsyncHubClient(shared_hub.http_url, api_key=token) as http:
         # The filter is sent as a WebSocket frame; publish until the hub has applied it.
         for attempt in range(100):
             await http.publish("sdk/stream/a", f"m{attempt}")
@@ -150,10 +152,10 @@ async def test_stream_with_a_handler_as_documented(shared_hub: ThreadedHub) -> N
 
 
 async def test_stream_iteration_and_refused_credentials(shared_hub: ThreadedHub) -> None:
-    token = shared_hub.api_token(shared_hub.default_org)
-    async with AsyncHubClient(shared_hub.url, api_key=token) as http:
+    token = shared_hub.call(api_token(shared_hub.admin))
+    async with AsyncHubClient(shared_hub.http_url, api_key=token) as http:
         await http.subscribe("sdk/iter/#")
-        async with StreamClient(shared_hub.url, api_key=token) as stream:
+        async with StreamClient(shared_hub.http_url, api_key=token) as stream:
             await stream.ping()
             await http.publish("sdk/iter/1", "one")
             await http.publish("sdk/iter/2", "two")
@@ -164,7 +166,7 @@ async def test_stream_iteration_and_refused_credentials(shared_hub: ThreadedHub)
                     break
     assert payloads == ["one", "two"]
     with pytest.raises(AuthenticationError):
-        await StreamClient(shared_hub.url, api_key="mqh_wrong").connect()
+        await StreamClient(shared_hub.http_url, api_key="mqh_wrong").connect()
 
 
 async def test_stream_reconnects_with_backoff_and_subscribes_again() -> None:
@@ -212,8 +214,8 @@ async def test_stream_without_reconnect_ends_with_an_error() -> None:
 
 
 def test_identity_endpoints_through_the_sync_client(shared_hub: ThreadedHub) -> None:
-    org_id = shared_hub.default_org.id
-    with HubClient(shared_hub.url, token=shared_hub.admin_token) as hub:
+    org_id = shared_hub.admin.org_id
+    with HubClient(shared_hub.http_url, token=shared_hub.admin.token) as hub:
         device = hub.create_device(org_id, "press-1", metadata={"line": 1})
         assert device.metadata == {"line": 1}
         assert device.id in [d.id for d in hub.list_devices(org_id).devices]
@@ -228,7 +230,7 @@ def test_identity_endpoints_through_the_sync_client(shared_hub: ThreadedHub) -> 
         assert app.permissions.publish == []
         assert hub.get_mqtt_token(org_id, app.token_id).status == "active"
         assert app.token_id in [t.token_id for t in hub.list_mqtt_tokens(org_id).tokens]
-        with HubClient(shared_hub.url, api_key=app.token) as app_client, pytest.raises(PermissionDeniedError):
+        with HubClient(shared_hub.http_url, api_key=app.token) as app_client, pytest.raises(PermissionDeniedError):
             app_client.publish("device/x/commands", "reboot")
         assert hub.revoke_mqtt_token(org_id, app.token_id).token_id == app.token_id
 
@@ -253,8 +255,8 @@ def test_identity_endpoints_through_the_sync_client(shared_hub: ThreadedHub) -> 
 
 
 async def test_identity_endpoints_through_the_async_client(shared_hub: ThreadedHub) -> None:
-    org_id = shared_hub.default_org.id
-    async with AsyncHubClient(shared_hub.url) as hub:
+    org_id = shared_hub.admin.org_id
+    async with AsyncHubClient(shared_hub.http_url) as hub:
         await hub.login(ADMIN_EMAIL, ADMIN_PASSWORD)
         device = await hub.create_device(org_id, "async-device")
         token = await hub.create_device_token(org_id, device.id)

@@ -5,15 +5,17 @@ from __future__ import annotations
 import pytest
 
 from mqtthub.client import AsyncHubClient, HubClient, NotFoundError, ValidationError
-from tests.integration.messaging.conftest import ThreadedHub, wait_for
+from tests.integration.messaging.conftest import wait_for
+from tests.support.access import api_token
+from tests.support.served import ThreadedHub
 
 
 def test_products_and_their_mqtt_configuration(shared_hub: ThreadedHub) -> None:
-    token = shared_hub.api_token(shared_hub.default_org)
+    token = shared_hub.call(api_token(shared_hub.admin))
     broker = {"host": "127.0.0.1", "port": shared_hub.mqtt_port, "username": token, "password": token}
-    with HubClient(shared_hub.url, token=shared_hub.admin_token) as hub:
+    with HubClient(shared_hub.http_url, token=shared_hub.admin.token) as hub:
         product = hub.create_product("Press line", description="line 1 presses")
-        assert (product.organization_id, product.mqtt_configured) == (shared_hub.default_org.id, False)
+        assert (product.organization_id, product.mqtt_configured) == (shared_hub.admin.org_id, False)
         assert product.id in [p.id for p in hub.list_products().products]
         assert hub.update_product(product.id, name="Press line 1").name == "Press line 1"
 
@@ -39,7 +41,7 @@ def test_products_and_their_mqtt_configuration(shared_hub: ThreadedHub) -> None:
 
 
 async def test_async_products(shared_hub: ThreadedHub) -> None:
-    async with AsyncHubClient(shared_hub.url, token=shared_hub.admin_token) as hub:
+    async with AsyncHubClient(shared_hub.http_url, token=shared_hub.admin.token) as hub:
         product = await hub.create_product("Async product")
         assert (await hub.get_product(product.id)).name == "Async product"
         await hub.delete_product(product.id)

@@ -5,17 +5,18 @@ from __future__ import annotations
 import httpx
 
 from mqtthub.client import AsyncHubClient, HubClient, ReadingPage
-from tests.integration.messaging.conftest import ThreadedHub, wait_for
+from tests.integration.messaging.conftest import wait_for
+from tests.support.served import ThreadedHub
 
 
 def test_history_commands_status_and_broadcast(shared_hub: ThreadedHub) -> None:
-    org_id = shared_hub.default_org.id
-    with HubClient(shared_hub.url, token=shared_hub.admin_token) as hub:
+    org_id = shared_hub.admin.org_id
+    with HubClient(shared_hub.http_url, token=shared_hub.admin.token) as hub:
         device = hub.create_device(org_id, "thermometer")
         secret = hub.create_device_token(org_id, device.id).token
         for value in (21.5, 22.5):
             reported = httpx.post(
-                f"{shared_hub.url}/api/v1/devices/{device.id}/telemetry/temperature",
+                f"{shared_hub.http_url}/api/v1/devices/{device.id}/telemetry/temperature",
                 json=value,
                 headers={"Authorization": f"Bearer {secret}"},
             )
@@ -45,8 +46,8 @@ def test_history_commands_status_and_broadcast(shared_hub: ThreadedHub) -> None:
 
 
 async def test_async_commands(shared_hub: ThreadedHub) -> None:
-    org_id = shared_hub.default_org.id
-    async with AsyncHubClient(shared_hub.url, token=shared_hub.admin_token) as hub:
+    org_id = shared_hub.admin.org_id
+    async with AsyncHubClient(shared_hub.http_url, token=shared_hub.admin.token) as hub:
         device = await hub.create_device(org_id, "valve")
         command = await hub.send_command(device.id, "open")
         assert (await hub.get_command(command.command_id)).status == "pending"

@@ -12,7 +12,9 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.integration.messaging.conftest import ThreadedHub, threaded_hub
+from tests.integration.messaging.conftest import threaded_hub
+from tests.support.access import api_token
+from tests.support.served import ThreadedHub
 
 
 async def next_of(ws: ClientConnection, kind: str) -> dict[str, Any]:
@@ -27,14 +29,14 @@ async def next_of(ws: ClientConnection, kind: str) -> dict[str, Any]:
 
 
 async def publish(hub: ThreadedHub, token: str, topic: str, payload: str) -> None:
-    async with httpx.AsyncClient(base_url=hub.url, headers={"X-API-Key": token}) as client:
+    async with httpx.AsyncClient(base_url=hub.http_url, headers={"X-API-Key": token}) as client:
         response = await client.post("/publish", json={"topic": topic, "payload": payload})
         assert response.status_code == 200, response.text
 
 
 async def test_own_filters_replace_the_recorded_feed(shared_hub: ThreadedHub) -> None:
-    token = shared_hub.api_token(shared_hub.default_org)
-    async with httpx.AsyncClient(base_url=shared_hub.url, headers={"X-API-Key": token}) as client:
+    token = shared_hub.call(api_token(shared_hub.admin))
+    async with httpx.AsyncClient(base_url=shared_hub.http_url, headers={"X-API-Key": token}) as client:
         assert (await client.post("/subscribe", json={"topic": "feed/#"})).status_code == 200
     async with connect(shared_hub.ws_url, additional_headers={"X-API-Key": token}) as ws:
         await next_of(ws, "connected")
@@ -71,7 +73,7 @@ async def test_own_filters_replace_the_recorded_feed(shared_hub: ThreadedHub) ->
     ],
 )
 async def test_bad_commands_get_error_frames(shared_hub: ThreadedHub, command: str, error: str) -> None:
-    token = shared_hub.api_token(shared_hub.default_org, subscribe=["allowed/#"], publish=[])
+    token = shared_hub.call(api_token(shared_hub.admin, subscribe=["allowed/#"], publish=[]))
     async with connect(f"{shared_hub.ws_url}?api_key={token}") as ws:
         await next_of(ws, "connected")
         await ws.send(command)
@@ -81,11 +83,11 @@ async def test_bad_commands_get_error_frames(shared_hub: ThreadedHub, command: s
 
 
 async def test_a_token_sees_only_topics_it_may_read(shared_hub: ThreadedHub) -> None:
-    org = shared_hub.default_org
-    writer = shared_hub.api_token(org)
-    async with httpx.AsyncClient(base_url=shared_hub.url, headers={"X-API-Key": writer}) as client:
+    org = shared_hub.admin
+    writer = shared_hub.call(api_token(org))
+    async with httpx.AsyncClient(base_url=shared_hub.http_url, headers={"X-API-Key": writer}) as client:
         await client.post("/subscribe", json={"topic": "scoped/#"})
-    reader = shared_hub.api_token(org, subscribe=["scoped/public/#"], publish=[])
+    reader = shared_hub.call(api_token(org, subscribe=["scoped/public/#"], publish=[]))
     async with connect(f"{shared_hub.ws_url}?token={reader}") as ws:
         await next_of(ws, "connected")
         await publish(shared_hub, writer, "scoped/private/1", "hidden")
@@ -107,7 +109,7 @@ async def test_refused_before_the_handshake(shared_hub: ThreadedHub, query: str,
 
 def test_heartbeat_and_connection_limit(tmp_path: Path) -> None:
     with threaded_hub(tmp_path, ws_heartbeat_interval=0.2, ws_max_connections=2) as hub:
-        token = hub.api_token(hub.default_org)
+        token = hub.call(api_token(hub.admin))
 
         async def scenario() -> None:
             async with connect(f"{hub.ws_url}?token={token}") as first, connect(f"{hub.ws_url}?token={token}"):
@@ -115,7 +117,7 @@ def test_heartbeat_and_connection_limit(tmp_path: Path) -> None:
                 assert hello["heartbeat_interval"] == 0.2
                 beat = await next_of(first, "heartbeat")
                 assert "timestamp" in beat
-                health = httpx.get(hub.url + "/health").json()
+                health = httpx.get(hub.http_url + "/health").json()
                 assert health["websocket_connections"] == 2
                 with pytest.raises(InvalidStatus) as refused:
                     async with connect(f"{hub.ws_url}?token={token}"):
@@ -123,7 +125,7 @@ def test_heartbeat_and_connection_limit(tmp_path: Path) -> None:
                 assert refused.value.response.status_code == 503
             # Closed connections free their slots.
             for _ in range(600):
-                if httpx.get(hub.url + "/health").json()["websocket_connections"] == 0:
+                if httpx.get(hub.http_url + "/health").json()["websocket_connections"] == 0:
                     break
                 await asyncio.sleep(0.05)
             async with connect(f"{hub.ws_url}?token={token}") as again:
@@ -134,16 +136,16 @@ def test_heartbeat_and_connection_limit(tmp_path: Path) -> None:
 
 def test_revoking_the_token_ends_the_stream(tmp_path: Path) -> None:
     with threaded_hub(tmp_path, ws_heartbeat_interval=0.2) as hub:
-        org = hub.default_org
-        with hub.http(org.admin_token) as admin:
-            created = admin.post(f"/api/v1/organizations/{org.id}/mqtt-tokens", json={"name": "app"}).json()
+        org = hub.admin
+        with hub.http(org.token) as admin:
+            created = admin.post(f"/api/v1/organizations/{org.org_id}/mqtt-tokens", json={"name": "app"}).json()
 
         async def scenario() -> None:
             async with connect(f"{hub.ws_url}?token={created['token']}") as ws:
                 await next_of(ws, "connected")
                 await next_of(ws, "heartbeat")  # still valid
-                with hub.http(org.admin_token) as admin:
-                    revoked = admin.delete(f"/api/v1/organizations/{org.id}/mqtt-tokens/{created['token_id']}")
+                with hub.http(org.token) as admin:
+                    revoked = admin.delete(f"/api/v1/organizations/{org.org_id}/mqtt-tokens/{created['token_id']}")
                     assert revoked.status_code == 200
                 error = await next_of(ws, "error")
                 assert error["status"] == 401

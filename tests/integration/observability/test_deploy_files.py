@@ -66,7 +66,7 @@ def metric_names(expression: str) -> set[str]:
 def exported_names(workdir: Path) -> set[str]:
     """Every sample name a hub's ``/metrics`` can carry (opt-in series included)."""
     with threaded_hub(workdir, metrics_organization_labels=True) as hub:
-        text = httpx.get(hub.url + "/metrics", timeout=30).text
+        text = httpx.get(hub.http_url + "/metrics", timeout=30).text
     names: set[str] = set()
     for family in text_string_to_metric_families(text):
         names.add(family.name)

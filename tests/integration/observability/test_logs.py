@@ -12,12 +12,13 @@ import pytest
 
 from tests.integration.messaging.conftest import threaded_hub
 from tests.integration.observability.scrape import scrape, value
-from tests.support.hubproc import run_hub
+from tests.support.access import api_token
+from tests.support.hubproc import serve_process
+from tests.support.paho import paho_client
 
 
 def test_served_hub_logs_json_lines_under_hub_names(tmp_path: Path) -> None:
-    env = {"MQTTHUB_LOG_FORMAT": "json", "MQTTHUB_LOG_LEVEL": "INFO", "MQTTHUB_LOG_HTTP_ACCESS": "true"}
-    with run_hub(tmp_path, env=env) as hub:
+    with serve_process(tmp_path, log_format="json", log_level="INFO", log_http_access=True) as hub:
         assert httpx.get(hub.http_url + "/health", timeout=30).status_code == 200
         hub.stop(signal.SIGINT)
     entries = [json.loads(line) for line in hub.stderr if line.strip()]
@@ -34,7 +35,7 @@ def test_a_flood_of_denied_publishes_is_one_log_line_and_counted_in_full(
 ) -> None:
     caplog.set_level(logging.INFO, logger="mqtthub.broker.packet_handlers")
     with threaded_hub(tmp_path) as hub:
-        app = hub.mqtt_client(hub.api_token(hub.default_org, publish=["allowed/#"]))
+        app = paho_client(hub.mqtt(hub.call(api_token(hub.admin, publish=["allowed/#"]))))
         try:
             for n in range(200):
                 app.publish(f"denied/{n}", b"x", qos=1)
@@ -42,7 +43,7 @@ def test_a_flood_of_denied_publishes_is_one_log_line_and_counted_in_full(
         finally:
             app.disconnect()
             app.loop_stop()
-        samples = scrape(hub.url + "/metrics")
+        samples = scrape(hub.http_url + "/metrics")
     assert value(samples, "mqtthub_mqtt_messages_dropped_total", reason="unauthorized") == 201
     denied = [record for record in caplog.records if record.getMessage().startswith("publish denied")]
     assert len(denied) == 1

@@ -12,8 +12,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from mqtthub.client import HubClient
-from tests.integration.messaging.conftest import ThreadedHub, threaded_hub, wait_for
+from tests.integration.messaging.conftest import threaded_hub, wait_for
 from tests.integration.observability.scrape import Samples, scrape, value
+from tests.support.access import api_token
+from tests.support.paho import paho_client
+from tests.support.served import ThreadedHub
 
 METRICS_TOKEN = "metrics-token-" + "m" * 20
 
@@ -63,7 +66,7 @@ def _moved(before: Samples, after: Samples, name: str, **labels: str) -> float:
 
 def test_counters_and_histograms_move_with_mqtt_and_http_traffic(tmp_path: Path) -> None:
     with threaded_hub(tmp_path, metrics_token=METRICS_TOKEN) as hub:
-        url = hub.url + "/metrics"
+        url = hub.http_url + "/metrics"
         refused = httpx.get(url, timeout=30)
         assert refused.status_code == 401
         assert refused.json()["code"] == "unauthorized"
@@ -74,7 +77,7 @@ def test_counters_and_histograms_move_with_mqtt_and_http_traffic(tmp_path: Path)
         # A refused MQTT login: unknown API token.
         assert _connect_code(hub.mqtt_port, "mqh_mqtt_" + "z" * 40, "mqh_mqtt_" + "z" * 40) == 0x87
         # A dropped message: an app publishing outside its rights.
-        app = hub.mqtt_client(hub.api_token(hub.default_org, publish=["allowed/#"]))
+        app = paho_client(hub.mqtt(hub.call(api_token(hub.admin, publish=["allowed/#"]))))
         try:
             app.publish("denied/x", b"nope", qos=1).wait_for_publish(timeout=30)
             app.publish("allowed/x", b"yes", qos=1).wait_for_publish(timeout=30)
@@ -82,9 +85,9 @@ def test_counters_and_histograms_move_with_mqtt_and_http_traffic(tmp_path: Path)
             app.disconnect()
             app.loop_stop()
         # A rejected telemetry message and a stored one, from a real device over MQTT.
-        with HubClient(hub.url, token=hub.admin_token) as admin:
-            device = admin.create_device(hub.default_org.id, "meter")
-            secret = admin.create_device_token(hub.default_org.id, device.id).token
+        with HubClient(hub.http_url, token=hub.admin.token) as admin:
+            device = admin.create_device(hub.admin.org_id, "meter")
+            secret = admin.create_device_token(hub.admin.org_id, device.id).token
         meter = _device_client(hub, device.id, secret)
         try:
             _publish_qos1(meter, f"devices/{device.id}/datastream", b"not json")
@@ -93,8 +96,8 @@ def test_counters_and_histograms_move_with_mqtt_and_http_traffic(tmp_path: Path)
             meter.disconnect()
             meter.loop_stop()
         # HTTP requests: a routed one and one that matches no route; a failed login and an unknown API key.
-        with hub.http(hub.admin_token) as http:
-            assert http.get(f"/api/v1/organizations/{hub.default_org.id}/users").status_code == 200
+        with hub.http(hub.admin.token) as http:
+            assert http.get(f"/api/v1/organizations/{hub.admin.org_id}/users").status_code == 200
             assert http.get("/no/such/path/4711").status_code == 404
         with hub.http() as anonymous:
             login = {"email": "nobody@example.com", "password": "wrong password"}
@@ -136,7 +139,7 @@ def test_counters_and_histograms_move_with_mqtt_and_http_traffic(tmp_path: Path)
         assert _moved(before, after, "mqtthub_http_request_duration_seconds_bucket", le="+Inf", **users_route) == 1
         # Labels carry route templates, never raw paths, device ids or topics.
         text = httpx.get(url, headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=30).text
-        for raw in (hub.default_org.id, device.id, "/no/such/path", "denied/x"):
+        for raw in (hub.admin.org_id, device.id, "/no/such/path", "denied/x"):
             assert raw not in text
 
 
@@ -146,26 +149,26 @@ def test_metrics_on_their_own_port_and_off(tmp_path: Path) -> None:
     with threaded_hub(tmp_path / "own", metrics_port=0, metrics_organization_labels=True) as hub:
         address = hub.hub.metrics_address
         assert address is not None
-        assert httpx.get(hub.url + "/metrics", timeout=30).status_code == 404
-        app = hub.mqtt_client(hub.api_token(hub.default_org))
+        assert httpx.get(hub.http_url + "/metrics", timeout=30).status_code == 404
+        app = paho_client(hub.mqtt(hub.call(api_token(hub.admin))))
         try:
             samples = scrape(f"http://{address[0]}:{address[1]}/metrics")
         finally:
             app.disconnect()
             app.loop_stop()
         assert value(samples, "mqtthub_mqtt_session_queue_capacity") == hub.hub.settings.max_queued_messages
-        assert value(samples, "mqtthub_organization_mqtt_connections", organization=hub.default_org.id) == 1
+        assert value(samples, "mqtthub_organization_mqtt_connections", organization=hub.admin.org_id) == 1
         assert ("process_cpu_seconds_total", frozenset()) in samples
     with threaded_hub(tmp_path / "off", metrics_enabled=False) as hub:
         assert hub.hub.metrics_address is None
-        assert httpx.get(hub.url + "/metrics", timeout=30).status_code == 404
+        assert httpx.get(hub.http_url + "/metrics", timeout=30).status_code == 404
 
 
 def test_integration_messages_and_a_failing_action_show_up(tmp_path: Path) -> None:
     with threaded_hub(tmp_path, integration_reconnect_min=0.1, integration_reconnect_max=1.0) as hub:
-        url = hub.url + "/metrics"
-        token = hub.api_token(hub.default_org)
-        with hub.http(hub.admin_token) as admin:
+        url = hub.http_url + "/metrics"
+        token = hub.call(api_token(hub.admin))
+        with hub.http(hub.admin.token) as admin:
             product = admin.post("/api/v1/products", json={"name": "orders"})
             assert product.status_code == 201, product.text
             base = f"/api/v1/products/{product.json()['id']}/mqtt-config"
@@ -186,7 +189,7 @@ def test_integration_messages_and_a_failing_action_show_up(tmp_path: Path) -> No
             wait_for(subscribed, "the connector subscribed")
         samples = scrape(url)
         assert value(samples, "mqtthub_integration_connectors", state="connected") == 1
-        app = hub.mqtt_client(token)
+        app = paho_client(hub.mqtt(token))
         try:
             _publish_qos1(app, "apps/A1/events", b'{"event": "order_created"}')
         finally:
@@ -204,7 +207,7 @@ def test_integration_messages_and_a_failing_action_show_up(tmp_path: Path) -> No
 
 def test_session_queue_depth_and_queue_full_drops(tmp_path: Path) -> None:
     with threaded_hub(tmp_path, max_queued_messages=5) as hub:
-        token = hub.api_token(hub.default_org)
+        token = hub.call(api_token(hub.admin))
         offline = paho.Client(CallbackAPIVersion.VERSION2, client_id="offline-reader", clean_session=False)
         offline.username_pw_set(token, token)
         subscribed = threading.Event()
@@ -215,14 +218,14 @@ def test_session_queue_depth_and_queue_full_drops(tmp_path: Path) -> None:
         assert subscribed.wait(30)
         offline.disconnect()
         offline.loop_stop()
-        sender = hub.mqtt_client(token)
+        sender = paho_client(hub.mqtt(token))
         try:
             for n in range(8):
                 _publish_qos1(sender, f"queue/{n}", b"x")
         finally:
             sender.disconnect()
             sender.loop_stop()
-        samples = scrape(hub.url + "/metrics")
+        samples = scrape(hub.http_url + "/metrics")
         assert value(samples, "mqtthub_mqtt_messages_dropped_total", reason="queue_full") == 3
         assert value(samples, "mqtthub_mqtt_session_queue_max_messages") == 5
         assert value(samples, "mqtthub_mqtt_session_queue_messages") == 5

@@ -31,7 +31,7 @@ from tests.integration.readme.external import ExampleBroker
 from tests.integration.readme.installed import modules_outside
 from tests.integration.readme.test_quickstart import QUICK_START
 from tests.integration.readme.walk import Bounded, Runner, Walk
-from tests.support.hubproc import HubProcess, run_hub
+from tests.support.hubproc import HubProcess, serve_process
 from tests.support.readme import README, RUNNABLE, Block, code_blocks, runnable_blocks
 
 pytestmark = [pytest.mark.xdist_group("readme"), pytest.mark.timeout(300)]
@@ -306,13 +306,17 @@ def walk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReadmeWalk]:
     )
     broker.workdir.mkdir()
     broker.start()
-    hub_env = trusted | {
-        "MQTTHUB_TLS_CERT_FILE": str(tls / "server.pem"),
-        "MQTTHUB_TLS_KEY_FILE": str(tls / "server.key"),
-        "MQTTHUB_OUTBOUND_ALLOW": "localhost,127.0.0.1,::1",  # the Mosquitto standing in for broker.example.com
-    }
     try:
-        with run_hub(workdir, env=hub_env, wait_for=("HTTP API", "MQTT WSS")) as hub:
+        with serve_process(
+            workdir,
+            env=trusted,
+            wait_for=("MQTT WSS",),
+            admin_email=None,  # the first run as the quick start shows it: the default e-mail, a printed password
+            admin_password=None,
+            tls_cert_file=tls / "server.pem",
+            tls_key_file=tls / "server.key",
+            outbound_allow="localhost,127.0.0.1,::1",  # the Mosquitto standing in for broker.example.com
+        ) as hub:
             password = next(line.split()[1] for line in hub.stdout if line.strip().startswith("password:"))
             base_env = {key: value for key, value in os.environ.items() if not key.startswith("MQTTHUB_")} | trusted
             base_env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base_env.get('PATH', '')}"

@@ -17,8 +17,10 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from mqtthub.messaging.namespace import OrgScope
 from mqtthub.realtime import Event
-from tests.integration.messaging.conftest import ThreadedHub, threaded_hub
+from tests.integration.messaging.conftest import threaded_hub
 from tests.integration.observability.scrape import scrape, value
+from tests.support.access import api_token, new_org
+from tests.support.served import ThreadedHub
 
 QUEUE = 8
 """Live events queued per client (MQTTHUB_REALTIME_QUEUE_SIZE) in these tests."""
@@ -107,8 +109,8 @@ class Reader:
 async def publish_paced(hub: ThreadedHub, fast: Reader, *, mqtt: bool = False) -> None:
     """Publish EVENTS telemetry events (or MQTT messages to ``load/<n>`` of the default organization), never
     more than half a queue ahead of the fast client."""
-    org = hub.default_org
-    scope = OrgScope.of(org.id, org.short_id)
+    org = hub.admin
+    scope = OrgScope.of(org.org_id, org.short_id)
     chunk = QUEUE // 2
     for start in range(0, EVENTS, chunk):
         numbers = range(start, min(start + chunk, EVENTS))
@@ -120,7 +122,7 @@ async def publish_paced(hub: ThreadedHub, fast: Reader, *, mqtt: bool = False) -
                     payload = json.dumps(data).encode()
                     await hub.hub.messaging.publish(scope, f"load/{n}", payload, qos=0, retain=False)
                 else:
-                    hub.hub.realtime.publish(Event(org.id, "datastream", "devices/d1/datastream", data))
+                    hub.hub.realtime.publish(Event(org.org_id, "datastream", "devices/d1/datastream", data))
 
         await on_hub(hub, publish)
         last = numbers[-1]
@@ -129,11 +131,11 @@ async def publish_paced(hub: ThreadedHub, fast: Reader, *, mqtt: bool = False) -
 
 def live_metric(hub: ThreadedHub, name: str, endpoint: str) -> float:
     """A live-client series of the hub's ``/metrics``."""
-    return value(scrape(hub.url + "/metrics"), name, endpoint=endpoint)
+    return value(scrape(hub.http_url + "/metrics"), name, endpoint=endpoint)
 
 
 def stream_url(hub: ThreadedHub, query: str = "") -> str:
-    return hub.url.replace("http://", "ws://") + f"/api/v1/stream?token={hub.admin_token}&topics=%23{query}"
+    return hub.http_url.replace("http://", "ws://") + f"/api/v1/stream?token={hub.admin.token}&topics=%23{query}"
 
 
 async def ready(ws: Connection) -> None:
@@ -148,12 +150,12 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 def test_stream_drop_oldest_tells_the_slow_client_what_it_missed(hub: ThreadedHub) -> None:
     async def scenario() -> None:
-        other_org = hub.new_org("elsewhere")
+        other_org = hub.call(new_org(hub.admin, "elsewhere"))
         async with (
             connect(stream_url(hub), max_size=None, compression=None) as fast_ws,
             await slow_connection(stream_url(hub)) as slow_ws,
             connect(
-                hub.url.replace("http://", "ws://") + f"/api/v1/stream?token={other_org.admin_token}&topics=%23"
+                hub.http_url.replace("http://", "ws://") + f"/api/v1/stream?token={other_org.token}&topics=%23"
             ) as stranger_ws,
         ):
             for ws in (fast_ws, slow_ws, stranger_ws):
@@ -216,8 +218,8 @@ async def ws_following(url: str, ws: Connection) -> Connection:
 
 def test_ws_drop_oldest_tells_the_slow_client_what_it_missed(hub: ThreadedHub) -> None:
     async def scenario() -> None:
-        url = f"{hub.ws_url}?token={hub.api_token(hub.default_org)}"
-        stranger_url = f"{hub.ws_url}?token={hub.api_token(hub.new_org('ws elsewhere'))}"
+        url = f"{hub.ws_url}?token={hub.call(api_token(hub.admin))}"
+        stranger_url = f"{hub.ws_url}?token={hub.call(api_token(hub.call(new_org(hub.admin, 'ws elsewhere'))))}"
         async with (
             connect(url, max_size=None, compression=None) as fast_ws,
             await slow_connection(url) as slow_ws,
@@ -243,7 +245,7 @@ def test_ws_drop_oldest_tells_the_slow_client_what_it_missed(hub: ThreadedHub) -
 def test_ws_disconnect_policy_drops_only_the_slow_client(hub: ThreadedHub) -> None:
     async def scenario() -> None:
         before = hub.hub.messaging.live.disconnected
-        url = f"{hub.ws_url}?token={hub.api_token(hub.default_org)}"
+        url = f"{hub.ws_url}?token={hub.call(api_token(hub.admin))}"
         async with (
             connect(url, max_size=None, compression=None) as fast_ws,
             await slow_connection(url + "&overflow=disconnect") as slow_ws,
@@ -266,7 +268,7 @@ def test_ws_disconnect_policy_drops_only_the_slow_client(hub: ThreadedHub) -> No
 def test_ws_refuses_an_unknown_overflow_policy_before_the_handshake(hub: ThreadedHub) -> None:
     async def scenario() -> None:
         with pytest.raises(InvalidStatus) as refused:
-            async with connect(f"{hub.ws_url}?token={hub.api_token(hub.default_org)}&overflow=block"):
+            async with connect(f"{hub.ws_url}?token={hub.call(api_token(hub.admin))}&overflow=block"):
                 pass
         assert refused.value.response.status_code == 422
 
@@ -292,7 +294,7 @@ class SocketIOReader(Reader):
 
 
 def socketio_url(hub: ThreadedHub) -> str:
-    return hub.url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+    return hub.http_url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
 
 
 async def socketio_join(ws: Connection, auth: dict[str, str]) -> str:
@@ -308,15 +310,15 @@ async def socketio_join(ws: Connection, auth: dict[str, str]) -> str:
 
 def test_socketio_drop_oldest_tells_the_slow_client_what_it_missed(hub: ThreadedHub) -> None:
     async def scenario() -> None:
-        other_org = hub.new_org("socket.io elsewhere")
+        other_org = hub.call(new_org(hub.admin, "socket.io elsewhere"))
         async with (
             connect(socketio_url(hub), max_size=None, compression=None) as fast_ws,
             await slow_connection(socketio_url(hub)) as slow_ws,
             connect(socketio_url(hub)) as stranger_ws,
         ):
             for ws in (fast_ws, slow_ws):
-                assert (await socketio_join(ws, {"token": hub.admin_token})).startswith("40")
-            assert (await socketio_join(stranger_ws, {"token": other_org.admin_token})).startswith("40")
+                assert (await socketio_join(ws, {"token": hub.admin.token})).startswith("40")
+            assert (await socketio_join(stranger_ws, {"token": other_org.token})).startswith("40")
             fast = SocketIOReader(fast_ws)
             stranger = SocketIOReader(stranger_ws)
             await publish_paced(hub, fast)
@@ -337,8 +339,8 @@ def test_socketio_disconnect_policy_drops_only_the_slow_client(hub: ThreadedHub)
             connect(socketio_url(hub), max_size=None, compression=None) as fast_ws,
             await slow_connection(socketio_url(hub)) as slow_ws,
         ):
-            assert (await socketio_join(fast_ws, {"token": hub.admin_token})).startswith("40")
-            slow_auth = {"token": hub.admin_token, "overflow": "disconnect"}
+            assert (await socketio_join(fast_ws, {"token": hub.admin.token})).startswith("40")
+            slow_auth = {"token": hub.admin.token, "overflow": "disconnect"}
             assert (await socketio_join(slow_ws, slow_auth)).startswith("40")
             fast = SocketIOReader(fast_ws)
             await publish_paced(hub, fast)
@@ -358,7 +360,7 @@ def test_socketio_disconnect_policy_drops_only_the_slow_client(hub: ThreadedHub)
 def test_socketio_refuses_an_unknown_overflow_policy(hub: ThreadedHub) -> None:
     async def scenario() -> None:
         async with connect(socketio_url(hub)) as ws:
-            answer = await socketio_join(ws, {"token": hub.admin_token, "overflow": "block"})
+            answer = await socketio_join(ws, {"token": hub.admin.token, "overflow": "block"})
             assert answer.startswith("44")
             assert "drop_oldest, disconnect" in answer
 

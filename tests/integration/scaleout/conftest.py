@@ -11,13 +11,14 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 
 from tests.conftest import require
-from tests.integration.telemetry.hubflows import admin_client, hub_env, short_id_of
-from tests.support.hubproc import HubProcess, run_hub
+from tests.integration.telemetry.hubflows import SECRET_KEY
+from tests.support.hubproc import HubProcess, serve_process
 from tests.support.rabbitmq import RabbitCluster, RabbitNode, rabbit_cluster, rabbitmq_installed
 
 
@@ -37,7 +38,7 @@ class Scaled:
     dsn: str
     hubs: list[HubProcess]
     workdir: Path
-    env: list[dict[str, str]]
+    settings: list[dict[str, Any]]
     organization_id: str
     short_id: str
 
@@ -50,14 +51,18 @@ class Scaled:
 AUTH_BACKEND_SECRET = "scale-out-backend-secret"
 
 
-def _external_env(database_url: str, node: RabbitNode) -> dict[str, str]:
-    return hub_env(database_url) | {
-        "MQTTHUB_AUTH_BACKEND_SECRET": AUTH_BACKEND_SECRET,
-        "MQTTHUB_BROKER": "rabbitmq",
-        "MQTTHUB_RABBITMQ_AMQP_URL": node.amqp_url,
-        "MQTTHUB_RABBITMQ_MANAGEMENT_URL": node.management_url,
-        "MQTTHUB_RABBITMQ_POLL_INTERVAL": "0.5",
-        "MQTTHUB_RABBITMQ_PREFETCH": "50",
+def _external_settings(database_url: str, node: RabbitNode) -> dict[str, Any]:
+    """Settings of a hub on ``database_url`` whose broker is the cluster, through ``node``."""
+    return {
+        "database_url": database_url,
+        "secret_key": SECRET_KEY,
+        "log_level": "warning",
+        "auth_backend_secret": AUTH_BACKEND_SECRET,
+        "broker": "rabbitmq",
+        "rabbitmq_amqp_url": node.amqp_url,
+        "rabbitmq_management_url": node.management_url,
+        "rabbitmq_poll_interval": 0.5,
+        "rabbitmq_prefetch": 50,
     }
 
 
@@ -85,18 +90,12 @@ def scaled(
 ) -> Iterator[Scaled]:
     url, dsn = database
     workdir = tmp_path_factory.mktemp("scaled")
-    env = [_external_env(url, node) for node in rabbit.nodes]
+    settings = [_external_settings(url, node) for node in rabbit.nodes]
     (workdir / "a").mkdir()
     (workdir / "b").mkdir()
     # One after the other: the first creates the schema and the first-run account.
-    with run_hub(workdir / "a", env=env[0]) as hub_a, run_hub(workdir / "b", env=env[1]) as hub_b:
-
-        async def organization() -> tuple[str, str]:
-            async with admin_client(hub_a) as admin:
-                return admin.organization_id, await short_id_of(admin, admin.organization_id)
-
-        organization_id, short_id = asyncio.run(organization())
-        scaled = Scaled(rabbit, dsn, [hub_a, hub_b], workdir, env, organization_id, short_id)
+    with serve_process(workdir / "a", **settings[0]) as hub_a, serve_process(workdir / "b", **settings[1]) as hub_b:
+        scaled = Scaled(rabbit, dsn, [hub_a, hub_b], workdir, settings, hub_a.admin.org_id, hub_a.admin.short_id)
         for index, node in enumerate(rabbit.nodes):
             rabbit.use_auth_backend(scaled.backend_url(index), node)
         yield scaled

@@ -1,4 +1,4 @@
-"""Helpers for tests against a real ``mqtthub serve`` process: log in and set up organizations over HTTP."""
+"""Telemetry tests against a real ``mqtthub serve`` process: its settings, and devices set up over HTTP."""
 
 from __future__ import annotations
 
@@ -12,44 +12,54 @@ from typing import Any
 import httpx
 
 from tests.integration.telemetry.support import SeededDevice
-from tests.support.hubproc import HubProcess, run_hub
+from tests.support.access import Account, arun_call, request
+from tests.support.hubproc import HubProcess, serve_process
 
-ADMIN_EMAIL = "admin@example.com"
-ADMIN_PASSWORD = "telemetry-admin-pw"
 SECRET_KEY = "telemetry-flows-secret-key-0123456789"
 
 
-def hub_env(database_url: str) -> dict[str, str]:
-    """Environment of a test hub on ``database_url``."""
-    return {
-        "MQTTHUB_DATABASE_URL": database_url,
-        "MQTTHUB_ADMIN_EMAIL": ADMIN_EMAIL,
-        "MQTTHUB_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        "MQTTHUB_SECRET_KEY": SECRET_KEY,
-        "MQTTHUB_LOG_LEVEL": "warning",
-    }
-
-
 @contextlib.contextmanager
-def started_hub(workdir: Path, database_url: str) -> Iterator[HubProcess]:
-    """A hub process serving HTTP and MQTT over TCP."""
-    with run_hub(workdir, env=hub_env(database_url), wait_for=("HTTP API", "MQTT")) as hub:
+def started_hub(workdir: Path, database_url: str, **overrides: Any) -> Iterator[HubProcess]:
+    """A hub process on ``database_url`` serving HTTP and MQTT over TCP, logging warnings only."""
+    with serve_process(
+        workdir,
+        wait_for=("MQTT",),
+        database_url=database_url,
+        secret_key=SECRET_KEY,
+        log_level="warning",
+        **overrides,
+    ) as hub:
         yield hub
 
 
 @dataclass
 class Admin:
-    """An HTTP client logged in as the platform administrator."""
+    """The administrator's session and an HTTP client without credentials (devices add their own)."""
 
     http: httpx.AsyncClient
-    token: str
-    organization_id: str
+    account: Account
 
-    async def call(self, method: str, path: str, *, expect: int = 200, **kwargs: Any) -> Any:
-        """Send a request with the session token and check the status."""
-        response = await self.http.request(method, path, headers={"Authorization": f"Bearer {self.token}"}, **kwargs)
-        assert response.status_code == expect, (response.status_code, response.text)
-        return response.json() if response.content else None
+    @property
+    def token(self) -> str:
+        """The session token."""
+        return self.account.token
+
+    @property
+    def organization_id(self) -> str:
+        """The administrator's own organization."""
+        return self.account.org_id
+
+    @property
+    def short_id(self) -> str:
+        """The short id of the administrator's organization."""
+        return self.account.short_id
+
+    async def call(
+        self, method: str, path: str, *, expect: int = 200, json: object = None, params: dict[str, Any] | None = None
+    ) -> Any:
+        """Send a request with the session token and check the status; returns the JSON body."""
+        call = request(method, path, token=self.token, expect=expect, json=json, params=params)
+        return await arun_call(self.http, call)
 
     async def device(self, organization_id: str, short_id: str) -> SeededDevice:
         """A new device in the organization with a token and a ``temperature`` definition (20..30)."""
@@ -67,19 +77,9 @@ class Admin:
 
 @contextlib.asynccontextmanager
 async def admin_client(hub: HubProcess) -> AsyncIterator[Admin]:
-    """Log in as the administrator of a fresh hub."""
-    async with httpx.AsyncClient(base_url=hub.http_url, timeout=30) as http:
-        response = await http.post("/api/v1/auth/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
-        assert response.status_code == 200, response.text
-        body = response.json()
-        organization_id = body["user"]["organization_id"]
-        yield Admin(http, body["token"], organization_id)
-
-
-async def short_id_of(admin: Admin, organization_id: str) -> str:
-    """The organization's short id."""
-    organization = await admin.call("GET", f"/api/v1/organizations/{organization_id}")
-    return str(organization["short_id"])
+    """The administrator of a served hub, with an open HTTP client."""
+    async with hub.async_http() as http:
+        yield Admin(http, hub.admin)
 
 
 async def poll(check: Any, timeout: float = 30.0) -> Any:

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from mqtthub.db import Database
 from mqtthub.models import TelemetryValue
-from tests.integration.telemetry.hubflows import admin_client, short_id_of
+from tests.integration.telemetry.hubflows import admin_client
 from tests.integration.telemetry.publisher import Publisher
 from tests.support.hubproc import HubProcess
 
@@ -96,7 +96,7 @@ async def ride_out_an_outage(hub: HubProcess, database_url: str, fault: Fault) -
 
 async def _ride_out(hub: HubProcess, database_url: str, fault: Fault) -> OutageReport:
     async with admin_client(hub) as admin:
-        short_id = await short_id_of(admin, admin.organization_id)
+        short_id = admin.short_id
         devices = [await admin.device(admin.organization_id, short_id) for _ in range(2)]
         publishers = [
             await asyncio.to_thread(Publisher, hub.port("MQTT"), device, v5=v5)

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 from tests.conftest import require
-from tests.integration.telemetry.hubflows import Admin, admin_client, poll, short_id_of, started_hub
+from tests.integration.telemetry.hubflows import Admin, admin_client, poll, started_hub
 from tests.integration.telemetry.support import WAIT, PahoDevice
 
 
@@ -30,7 +30,7 @@ async def test_pending_commands_reach_devices_after_kill_9(tmp_path: Path, datab
         first = await asyncio.to_thread(exits.enter_context, started_hub(tmp_path, database_url))
         async with admin_client(first) as admin:
             org = admin.organization_id
-            short_id = await short_id_of(admin, org)
+            short_id = admin.short_id
             persistent = await admin.device(org, short_id)
             fresh = await admin.device(org, short_id)
             # A 5.0 device with a persistent session subscribes, then goes offline; the other never connected.

@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from tests.integration.telemetry.hubflows import admin_client, short_id_of, started_hub
+from tests.integration.telemetry.hubflows import admin_client, started_hub
 from tests.integration.telemetry.publisher import Publisher
 
 ACKED_BEFORE_KILL = 400
@@ -32,7 +32,7 @@ async def _stored_values(device_id: str, workdir: Path, database_url: str) -> se
 async def test_acknowledged_messages_survive_kill_9(database_url: str, tmp_path: Path) -> None:
     with started_hub(tmp_path, database_url) as hub:
         async with admin_client(hub) as admin:
-            device = await admin.device(admin.organization_id, await short_id_of(admin, admin.organization_id))
+            device = await admin.device(admin.organization_id, admin.short_id)
         streamer = await asyncio.to_thread(Publisher, hub.port("MQTT"), device, v5=True, client_id="crash-device")
         streamer.limit = TOTAL
         stop = threading.Event()

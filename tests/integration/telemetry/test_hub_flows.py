@@ -11,7 +11,7 @@ from typing import Any
 import socketio
 import websockets
 
-from tests.integration.telemetry.hubflows import Admin, admin_client, poll, short_id_of, started_hub
+from tests.integration.telemetry.hubflows import Admin, admin_client, poll, started_hub
 from tests.integration.telemetry.support import PahoDevice, SeededDevice
 
 EVENTS = ("datastream", "telemetry", "status", "alert", "command")
@@ -67,7 +67,7 @@ async def test_mqtt_and_http_devices_reach_the_same_rows_and_live_clients(databa
         hub = await asyncio.to_thread(exits.enter_context, started_hub(tmp_path, database_url))
         async with admin_client(hub) as admin:
             org_a = admin.organization_id
-            a = await admin.device(org_a, await short_id_of(admin, org_a))
+            a = await admin.device(org_a, admin.short_id)
             other = await admin.call("POST", "/api/v1/organizations", json={"name": "Other Org"}, expect=201)
             b = await admin.device(other["id"], other["short_id"])
             ws_a = await _stream(hub.http_url, admin)
@@ -179,7 +179,7 @@ async def test_commands_broadcast_and_api_token_stream_over_http(tmp_path: Path)
         hub = await asyncio.to_thread(exits.enter_context, started_hub(tmp_path, database_url))
         async with admin_client(hub) as admin:
             org = admin.organization_id
-            a = await admin.device(org, await short_id_of(admin, org))
+            a = await admin.device(org, admin.short_id)
             created = await admin.call(
                 "POST", f"/api/v1/organizations/{org}/mqtt-tokens", json={"name": "dashboard"}, expect=201
             )
