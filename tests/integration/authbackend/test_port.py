@@ -20,7 +20,7 @@ async def test_a_port_of_its_own_serves_the_same_paths_and_the_api_port_none(tmp
             answer = await client.post("/auth-backend/emqx/authn", json=login)
             too_large = await client.post("/auth-backend/emqx/authn", json=login | {"password": "x" * 20_000})
             unauthenticated = await client.post("/auth-backend/emqx/authn", json=login, auth=("b", "wrong-secret!!"))
-        on_api_port = await world.running.admin.post("/auth-backend/emqx/authn", json=login)
+        on_api_port = await world.running.client.post("/auth-backend/emqx/authn", json=login)
     assert answer.json()["result"] == "allow"
     assert too_large.status_code == 413
     assert unauthenticated.status_code == 401
