@@ -8,14 +8,15 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser
 
-from tests.integration.auth.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, RunningHub, hub_settings, start_hub
+from tests.support.access import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.support.browser import VIEWPORTS, ConsoleTab, chromium, console_tab
+from tests.support.served import LocalHub, hub_settings, serve_in_process
 
 
 @pytest.fixture
-async def hub(tmp_path: Path) -> AsyncIterator[RunningHub]:
+async def hub(tmp_path: Path) -> AsyncIterator[LocalHub]:
     """A hub on SQLite, every port ephemeral."""
-    async with start_hub(hub_settings(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}", tmp_path)) as running:
+    async with serve_in_process(hub_settings(tmp_path)) as running:
         yield running
 
 
@@ -33,9 +34,9 @@ def viewport(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def admin_tab(hub: RunningHub, browser: Browser, viewport: str) -> AsyncIterator[ConsoleTab]:
+async def admin_tab(hub: LocalHub, browser: Browser, viewport: str) -> AsyncIterator[ConsoleTab]:
     """A console tab signed in as the administrator; the test fails on any console error or outside request."""
-    async with console_tab(browser, hub.base_url, viewport) as tab:
+    async with console_tab(browser, hub.http_url, viewport) as tab:
         await tab.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
         yield tab
         tab.assert_clean()

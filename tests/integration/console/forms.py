@@ -9,16 +9,16 @@ from contextlib import asynccontextmanager
 import httpx
 
 from mqtthub.console.session import CSRF_FIELD
-from tests.integration.auth.conftest import RunningHub
+from tests.support.served import LocalHub
 
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
 """The hidden CSRF field of a console form."""
 
 
 @asynccontextmanager
-async def signed_in(hub: RunningHub, email: str, password: str) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
+async def signed_in(hub: LocalHub, email: str, password: str) -> AsyncIterator[tuple[httpx.AsyncClient, str]]:
     """A client signed in through the console's form, and the session's CSRF token."""
-    async with httpx.AsyncClient(base_url=hub.base_url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=hub.http_url, timeout=30) as client:
         form = await client.get("/ui/signin")
         match = CSRF_INPUT.search(form.text)
         assert match is not None

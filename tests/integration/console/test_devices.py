@@ -13,9 +13,10 @@ from sqlalchemy import insert
 
 from mqtthub.console.devices import PAGE_SIZE
 from mqtthub.models import Device as DeviceRow
-from tests.integration.auth.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, RunningHub
 from tests.integration.console.forms import signed_in
+from tests.support.access import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.support.browser import ConsoleTab
+from tests.support.served import LocalHub
 
 TICK = timedelta(milliseconds=1)
 ONLINE_WITHIN_MS = 2000
@@ -40,15 +41,11 @@ class Device:
         self.client.loop_stop()
 
 
-def mqtt_port(hub: RunningHub) -> int:
-    return int(hub.hub.mqtt_urls["MQTT"].rsplit(":", 1)[1])
-
-
 async def _status(page: Page, device_id: str) -> str:
     return await page.locator(f'tr[data-device-id="{device_id}"] [data-field="online"]').inner_text()
 
 
-async def test_create_a_device_and_token_and_see_it_online_live(hub: RunningHub, admin_tab: ConsoleTab) -> None:
+async def test_create_a_device_and_token_and_see_it_online_live(hub: LocalHub, admin_tab: ConsoleTab) -> None:
     page = admin_tab.page
     await admin_tab.open("Devices")
     await expect(page.get_by_text("No devices yet")).to_be_visible()
@@ -71,7 +68,7 @@ async def test_create_a_device_and_token_and_see_it_online_live(hub: RunningHub,
     status = page.locator(f'tr[data-device-id="{device_id}"] [data-field="online"]')
     await expect(status).to_have_text("offline")
     await page.evaluate("window.notReloaded = true")
-    device = Device(mqtt_port(hub), device_id, token)
+    device = Device(hub.mqtt_port, device_id, token)
     try:
         await expect(status).to_have_text("online", timeout=ONLINE_WITHIN_MS)
         assert await page.evaluate("window.notReloaded === true")
@@ -96,15 +93,15 @@ async def test_create_a_device_and_token_and_see_it_online_live(hub: RunningHub,
     await page.get_by_role("button", name="Delete device").click()
     await expect(page).to_have_url(re.compile(r"/devices$"))
     await expect(page.get_by_text("No devices yet")).to_be_visible()
-    devices = await hub.admin.get(f"/api/v1/organizations/{page.url.split('/')[-2]}/devices")
+    devices = await hub.client.get(f"/api/v1/organizations/{page.url.split('/')[-2]}/devices")
     assert devices.json()["count"] == 0
 
 
-async def test_search_and_paging(hub: RunningHub, admin_tab: ConsoleTab) -> None:
+async def test_search_and_paging(hub: LocalHub, admin_tab: ConsoleTab) -> None:
     org = admin_tab.page.url.rsplit("/", 1)[1]
     for index in range(55):
         name = f"pump {index:02d}" if index % 5 else f"valve {index:02d}"
-        created = await hub.admin.post(f"/api/v1/organizations/{org}/devices", json={"name": name})
+        created = await hub.client.post(f"/api/v1/organizations/{org}/devices", json={"name": name})
         assert created.status_code == 201
     page = admin_tab.page
     await page.goto(admin_tab.url(f"/ui/orgs/{org}/devices"))
@@ -120,8 +117,8 @@ async def test_search_and_paging(hub: RunningHub, admin_tab: ConsoleTab) -> None
     await expect(page.get_by_text("No device matches")).to_be_visible()
 
 
-async def test_paging_through_ten_thousand_devices(hub: RunningHub) -> None:
-    org = str((await hub.admin.get("/api/v1/organizations")).json()["organizations"][0]["id"])
+async def test_paging_through_ten_thousand_devices(hub: LocalHub) -> None:
+    org = str((await hub.client.get("/api/v1/organizations")).json()["organizations"][0]["id"])
     total = 10_050
     start = datetime.now(UTC)  # one device a millisecond, so that the order is known
     async with hub.hub.database.session() as session:

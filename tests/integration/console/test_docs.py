@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from playwright.async_api import Browser, expect
 
-from tests.integration.auth.conftest import RunningHub
 from tests.support.browser import console_tab
+from tests.support.served import LocalHub
 
 
-async def test_swagger_ui_and_redoc_work_offline(hub: RunningHub, browser: Browser, viewport: str) -> None:
-    async with console_tab(browser, hub.base_url, viewport) as tab:
+async def test_swagger_ui_and_redoc_work_offline(hub: LocalHub, browser: Browser, viewport: str) -> None:
+    async with console_tab(browser, hub.http_url, viewport) as tab:
         page = tab.page
         await page.goto(tab.url("/docs"))
         await expect(page.locator(".swagger-ui .info .title")).to_contain_text("mqtthub")

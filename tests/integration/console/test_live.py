@@ -8,24 +8,24 @@ import shutil
 from playwright.async_api import expect
 
 from tests.conftest import require
-from tests.integration.auth.conftest import RunningHub
 from tests.support.browser import ConsoleTab
+from tests.support.served import LocalHub
 
 WAIT = 15.0
 
 
-async def _api_token(hub: RunningHub, org: str) -> str:
+async def _api_token(hub: LocalHub, org: str) -> str:
     body = {"name": "listener", "permissions": {"subscribe": ["#"], "publish": ["#"]}}
-    created = await hub.admin.post(f"/api/v1/organizations/{org}/mqtt-tokens", json=body)
+    created = await hub.client.post(f"/api/v1/organizations/{org}/mqtt-tokens", json=body)
     assert created.status_code == 201, created.text
     return str(created.json()["token"])
 
 
-async def test_follow_and_publish(hub: RunningHub, admin_tab: ConsoleTab) -> None:
+async def test_follow_and_publish(hub: LocalHub, admin_tab: ConsoleTab) -> None:
     require(shutil.which("mosquitto_sub") is not None, "mosquitto-clients")
     page = admin_tab.page
     org = page.url.rsplit("/", 1)[1]
-    port = hub.hub.mqtt_urls["MQTT"].rsplit(":", 1)[1]
+    port = str(hub.mqtt_port)
     token = await _api_token(hub, org)
     listener = await asyncio.create_subprocess_exec(
         *("mosquitto_sub", "-h", "127.0.0.1", "-p", port, "-u", token, "-P", token, "-q", "1"),

@@ -6,19 +6,19 @@ import re
 
 from playwright.async_api import expect
 
-from tests.integration.auth.conftest import RunningHub
-from tests.integration.console.test_devices import Device, mqtt_port
+from tests.integration.console.test_devices import Device
 from tests.support.browser import ConsoleTab
+from tests.support.served import LocalHub
 
 
-async def test_figures_follow_a_device_live(hub: RunningHub, admin_tab: ConsoleTab) -> None:
+async def test_figures_follow_a_device_live(hub: LocalHub, admin_tab: ConsoleTab) -> None:
     page = admin_tab.page
     org = page.url.rsplit("/", 1)[1]
-    device_id = (await hub.admin.post(f"/api/v1/organizations/{org}/devices", json={"name": "probe"})).json()["id"]
-    token = (await hub.admin.post(f"/api/v1/organizations/{org}/devices/{device_id}/tokens", json={})).json()["token"]
+    device_id = (await hub.client.post(f"/api/v1/organizations/{org}/devices", json={"name": "probe"})).json()["id"]
+    token = (await hub.client.post(f"/api/v1/organizations/{org}/devices/{device_id}/tokens", json={})).json()["token"]
     await expect(page.locator('[data-figure="online"]')).to_have_text("0 / 1")
     await expect(page.get_by_text("No rejected messages.")).to_be_visible()
-    device = Device(mqtt_port(hub), device_id, token)
+    device = Device(hub.mqtt_port, device_id, token)
     try:
         await expect(page.locator('[data-figure="online"]')).to_have_text("1 / 1")
         await expect(page.locator('[data-figure="clients"]')).to_have_text(re.compile(r"^[1-9]\d*$"))

@@ -14,24 +14,25 @@ from mqtthub.auth.cookie import SESSION_COOKIE
 from mqtthub.auth.passwords import hash_password
 from mqtthub.console.session import CSRF_FIELD, CSRF_HEADER
 from mqtthub.models import User, UserRole
-from tests.integration.auth.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, RunningHub, hub_settings, start_hub
 from tests.integration.console.forms import CSRF_INPUT, signed_in
+from tests.support.access import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.support.browser import console_tab
+from tests.support.served import LocalHub, hub_settings, serve_in_process
 
 MEMBER_EMAIL = "member@example.com"
 MEMBER_PASSWORD = "member password 1"
 
 
-async def _organization(hub: RunningHub) -> str:
-    return str((await hub.admin.get("/api/v1/organizations")).json()["organizations"][0]["id"])
+async def _organization(hub: LocalHub) -> str:
+    return str((await hub.client.get("/api/v1/organizations")).json()["organizations"][0]["id"])
 
 
-async def _member(hub: RunningHub, org: str) -> None:
+async def _member(hub: LocalHub, org: str) -> None:
     body = {"email": MEMBER_EMAIL, "password": MEMBER_PASSWORD, "role": "org_member"}
-    assert (await hub.admin.post(f"/api/v1/organizations/{org}/users", json=body)).status_code == 201
+    assert (await hub.client.post(f"/api/v1/organizations/{org}/users", json=body)).status_code == 201
 
 
-async def test_changes_need_the_sessions_csrf_token(hub: RunningHub) -> None:
+async def test_changes_need_the_sessions_csrf_token(hub: LocalHub) -> None:
     org = await _organization(hub)
     async with signed_in(hub, ADMIN_EMAIL, ADMIN_PASSWORD) as (client, csrf):
         create = f"/ui/orgs/{org}/devices"
@@ -43,16 +44,16 @@ async def test_changes_need_the_sessions_csrf_token(hub: RunningHub) -> None:
         other = await client.post(create, data={"name": "x", CSRF_FIELD: csrf}, headers={"Origin": "http://evil.test"})
         assert other.status_code == 303
         assert other.headers["location"].startswith("/ui/signin")
-        assert (await hub.admin.get(f"/api/v1/organizations/{org}/devices")).json()["count"] == 0
+        assert (await hub.client.get(f"/api/v1/organizations/{org}/devices")).json()["count"] == 0
         made = await client.post(create, data={"name": "real", CSRF_FIELD: csrf})
         assert made.status_code == 303
         htmx = await client.post(create, data={"name": "by htmx"}, headers={CSRF_HEADER: csrf, "HX-Request": "true"})
         assert htmx.status_code == 303
-        assert (await hub.admin.get(f"/api/v1/organizations/{org}/devices")).json()["count"] == 2
+        assert (await hub.client.get(f"/api/v1/organizations/{org}/devices")).json()["count"] == 2
 
 
-async def test_sign_in_form_needs_its_own_token(hub: RunningHub) -> None:
-    async with httpx.AsyncClient(base_url=hub.base_url) as client:
+async def test_sign_in_form_needs_its_own_token(hub: LocalHub) -> None:
+    async with httpx.AsyncClient(base_url=hub.http_url) as client:
         answer = await client.post(
             "/ui/signin", data={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD, CSRF_FIELD: "x"}
         )
@@ -60,9 +61,9 @@ async def test_sign_in_form_needs_its_own_token(hub: RunningHub) -> None:
         assert SESSION_COOKIE not in answer.cookies
 
 
-async def test_the_cookie_is_secure_behind_tls(hub: RunningHub) -> None:
+async def test_the_cookie_is_secure_behind_tls(hub: LocalHub) -> None:
     # A proxy on the same machine that ends TLS says so with X-Forwarded-Proto.
-    async with httpx.AsyncClient(base_url=hub.base_url, headers={"X-Forwarded-Proto": "https"}, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=hub.http_url, headers={"X-Forwarded-Proto": "https"}, timeout=30) as client:
         form = await client.get("/ui/signin")
         token = CSRF_INPUT.search(form.text)
         assert token is not None
@@ -77,8 +78,8 @@ async def test_the_cookie_is_secure_behind_tls(hub: RunningHub) -> None:
 
 
 async def test_console_and_api_logins_share_their_limits(tmp_path: Path) -> None:
-    settings = hub_settings(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}", tmp_path, login_attempts_per_account=3)
-    async with start_hub(settings) as hub, httpx.AsyncClient(base_url=hub.base_url, timeout=30) as client:
+    settings = hub_settings(tmp_path, login_attempts_per_account=3)
+    async with serve_in_process(settings) as hub, httpx.AsyncClient(base_url=hub.http_url, timeout=30) as client:
         for _ in range(3):
             form = await client.get("/ui/signin")
             token = CSRF_INPUT.search(form.text)
@@ -90,12 +91,12 @@ async def test_console_and_api_logins_share_their_limits(tmp_path: Path) -> None
 
 
 async def test_a_member_sees_no_admin_actions_and_is_refused_them(
-    hub: RunningHub, browser: Browser, viewport: str
+    hub: LocalHub, browser: Browser, viewport: str
 ) -> None:
     org = await _organization(hub)
     await _member(hub, org)
-    device = (await hub.admin.post(f"/api/v1/organizations/{org}/devices", json={"name": "meter"})).json()["id"]
-    async with console_tab(browser, hub.base_url, viewport) as tab:
+    device = (await hub.client.post(f"/api/v1/organizations/{org}/devices", json={"name": "meter"})).json()["id"]
+    async with console_tab(browser, hub.http_url, viewport) as tab:
         page = tab.page
         await tab.sign_in(MEMBER_EMAIL, MEMBER_PASSWORD)
         await tab.open("Devices")
@@ -122,13 +123,13 @@ async def test_a_member_sees_no_admin_actions_and_is_refused_them(
             answer = await page.request.post(tab.url(path), form=form, headers=headers, max_redirects=0)
             assert answer.status == 403, path
         tab.assert_clean()
-    assert (await hub.admin.get(f"/api/v1/organizations/{org}/devices")).json()["count"] == 1
+    assert (await hub.client.get(f"/api/v1/organizations/{org}/devices")).json()["count"] == 1
 
 
-async def test_platform_admins_switch_organization(hub: RunningHub, browser: Browser, viewport: str) -> None:
-    other = await hub.admin.post("/api/v1/organizations", json={"name": "Zeta Works", "short_id": "zeta0001"})
+async def test_platform_admins_switch_organization(hub: LocalHub, browser: Browser, viewport: str) -> None:
+    other = await hub.client.post("/api/v1/organizations", json={"name": "Zeta Works", "short_id": "zeta0001"})
     assert other.status_code == 201
-    async with console_tab(browser, hub.base_url, viewport) as tab:
+    async with console_tab(browser, hub.http_url, viewport) as tab:
         page = tab.page
         await tab.sign_in(ADMIN_EMAIL, ADMIN_PASSWORD)
         await page.get_by_label("Organization").select_option(label="Zeta Works")
@@ -137,11 +138,11 @@ async def test_platform_admins_switch_organization(hub: RunningHub, browser: Bro
         tab.assert_clean()
 
 
-async def test_live_feeds_ignore_the_cookie_from_another_origin(hub: RunningHub) -> None:
+async def test_live_feeds_ignore_the_cookie_from_another_origin(hub: LocalHub) -> None:
     async with signed_in(hub, ADMIN_EMAIL, ADMIN_PASSWORD) as (client, _):
         cookie = f"{SESSION_COOKIE}={client.cookies[SESSION_COOKIE]}"
-        base = hub.base_url.replace("http://", "ws://")
-        host = hub.base_url.removeprefix("http://")
+        base = hub.http_url.replace("http://", "ws://")
+        host = hub.http_url.removeprefix("http://")
         async with websockets.connect(f"{base}/ws", additional_headers={"Cookie": cookie, "Origin": f"http://{host}"}):
             pass
         with pytest.raises(websockets.InvalidStatus) as refused:
@@ -152,7 +153,7 @@ async def test_live_feeds_ignore_the_cookie_from_another_origin(hub: RunningHub)
         assert refused.value.response.status_code == 401
 
 
-async def test_a_platform_admin_outside_every_organization_starts_at_the_oldest(hub: RunningHub) -> None:
+async def test_a_platform_admin_outside_every_organization_starts_at_the_oldest(hub: LocalHub) -> None:
     org = await _organization(hub)
     async with hub.hub.database.session() as session:
         session.add(

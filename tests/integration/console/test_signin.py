@@ -7,14 +7,15 @@ import re
 import httpx
 from playwright.async_api import Browser, expect
 
-from tests.integration.auth.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, RunningHub
+from tests.support.access import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.support.browser import console_tab
+from tests.support.served import LocalHub
 
 
 async def test_sign_in_shows_the_overview_and_sign_out_ends_the_session(
-    hub: RunningHub, browser: Browser, viewport: str
+    hub: LocalHub, browser: Browser, viewport: str
 ) -> None:
-    async with console_tab(browser, hub.base_url, viewport) as tab:
+    async with console_tab(browser, hub.http_url, viewport) as tab:
         page = tab.page
         await page.goto(tab.url("/ui"))
         await expect(page).to_have_url(re.compile(r"/ui/signin$"))
@@ -42,8 +43,8 @@ async def test_sign_in_shows_the_overview_and_sign_out_ends_the_session(
         tab.assert_clean()
 
 
-async def test_browsers_are_sent_to_the_console_and_api_clients_keep_the_json(hub: RunningHub) -> None:
-    async with httpx.AsyncClient(base_url=hub.base_url) as client:
+async def test_browsers_are_sent_to_the_console_and_api_clients_keep_the_json(hub: LocalHub) -> None:
+    async with httpx.AsyncClient(base_url=hub.http_url) as client:
         browser = await client.get("/", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
         assert browser.status_code == 307
         assert browser.headers["location"] == "/ui"
