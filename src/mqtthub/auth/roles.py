@@ -184,6 +184,8 @@ ROUTES: dict[tuple[str, str], Operation] = {
     ("POST", _U + "/devices/{device_id}/delete"): Operation.ADMINISTER,
     ("POST", _U + "/devices/{device_id}/tokens"): Operation.ADMINISTER,
     ("POST", _U + "/devices/{device_id}/tokens/{token_id}/revoke"): Operation.ADMINISTER,
+    ("GET", _U + "/devices/{device_id}/commands"): Operation.READ,
+    ("POST", _U + "/devices/{device_id}/commands"): Operation.COMMAND,
     ("GET", _U + "/live"): Operation.READ_MESSAGES,
     ("POST", _U + "/live/publish"): Operation.PUBLISH,
 }

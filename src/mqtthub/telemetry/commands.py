@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mqtthub.background import BackgroundTasks, ServiceState
 from mqtthub.broker.handle import BrokerHandle
@@ -37,6 +38,16 @@ from mqtthub.telemetry.schemas import BroadcastJson, CommandJson
 from mqtthub.telemetry.service import TelemetryService
 
 logger = logging.getLogger(__name__)
+
+
+async def device_commands(
+    session: AsyncSession, device_id: str, *, status: str | None = None, limit: int, offset: int = 0
+) -> list[DeviceCommand]:
+    """The device's commands, newest first, optionally only those in ``status`` (the API's list and the console)."""
+    statement = select(DeviceCommand).where(DeviceCommand.device_id == device_id)
+    if status is not None:
+        statement = statement.where(DeviceCommand.status == status)
+    return list(await session.scalars(statement.order_by(DeviceCommand.created_at.desc()).limit(limit).offset(offset)))
 
 
 class CommandService:

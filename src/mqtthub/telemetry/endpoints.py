@@ -33,7 +33,7 @@ from mqtthub.db.changes import record
 from mqtthub.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationFailedError
 from mqtthub.models import DeviceCommand, DeviceStatus, RejectedMessage, TelemetryAlert, TelemetryDefinition
 from mqtthub.telemetry.access import authenticate_device, bearer_token, body_token, can_see, device_for_user
-from mqtthub.telemetry.commands import CommandService
+from mqtthub.telemetry.commands import CommandService, device_commands
 from mqtthub.telemetry.directory import DefinitionChanged
 from mqtthub.telemetry.events import command_json, iso, status_json
 from mqtthub.telemetry.history import HistoryQuery, aggregates, parse_bucket, readings
@@ -424,12 +424,7 @@ async def list_commands(
 ) -> Page[CommandJson]:
     """The device's commands, newest first."""
     await device_for_user(session, user, device_id)
-    statement = select(DeviceCommand).where(DeviceCommand.device_id == device_id)
-    if status is not None:
-        statement = statement.where(DeviceCommand.status == status)
-    rows = list(
-        await session.scalars(statement.order_by(DeviceCommand.created_at.desc()).limit(limit + 1).offset(offset))
-    )
+    rows = await device_commands(session, device_id, status=status, limit=limit + 1, offset=offset)
     return Page.of([command_json(row) for row in rows], limit, offset)
 
 
