@@ -1,9 +1,9 @@
 """The web console at ``/ui``: server-rendered pages over the same services and roles as the API.
 
 Pages are Jinja2 templates (``templates/``) rendered by small routers, one module per area (``signin``,
-``overview``, ``devices``, ``commands``, ``live``); htmx and ``static/console.js`` do the live parts, talking to the hub's
-public endpoints (``WS /api/v1/stream``, ``WS /ws``). Browser libraries are vendored in ``static/vendor``
-by ``scripts/console-assets``. ``docs/console.md`` explains how to add a page.
+``overview``, ``devices``, ``commands``, ``live``); htmx and ``static/console.js`` do the live parts, talking
+to the hub's public endpoints (``WS /api/v1/stream``, ``WS /ws``). Browser libraries are vendored in
+``static/vendor`` by ``scripts/console-assets``. ``docs/console.md`` explains how to add a page.
 """
 
 from __future__ import annotations
