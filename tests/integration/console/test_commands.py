@@ -9,8 +9,9 @@ from playwright.async_api import expect
 
 from mqtthub.console.session import CSRF_FIELD
 from tests.integration.auth.conftest import RunningHub
+from tests.integration.console.forms import signed_in
 from tests.integration.console.test_devices import Device, mqtt_port
-from tests.integration.console.test_security import MEMBER_EMAIL, MEMBER_PASSWORD, _member, signed_in
+from tests.integration.console.test_security import MEMBER_EMAIL, MEMBER_PASSWORD, _member
 from tests.support.browser import ConsoleTab
 
 
