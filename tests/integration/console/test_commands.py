@@ -8,17 +8,17 @@ import paho.mqtt.client as paho
 from playwright.async_api import expect
 
 from mqtthub.console.session import CSRF_FIELD
-from tests.integration.auth.conftest import RunningHub
 from tests.integration.console.forms import signed_in
-from tests.integration.console.test_devices import Device, mqtt_port
+from tests.integration.console.test_devices import Device
 from tests.integration.console.test_security import MEMBER_EMAIL, MEMBER_PASSWORD, _member
 from tests.support.browser import ConsoleTab
+from tests.support.served import LocalHub
 
 
-async def _device(hub: RunningHub, org: str) -> tuple[str, str]:
+async def _device(hub: LocalHub, org: str) -> tuple[str, str]:
     devices = f"/api/v1/organizations/{org}/devices"
-    device = (await hub.admin.post(devices, json={"name": "valve 7"})).json()
-    token = (await hub.admin.post(f"{devices}/{device['id']}/tokens", json={"name": "t"})).json()["token"]
+    device = (await hub.client.post(devices, json={"name": "valve 7"})).json()
+    token = (await hub.client.post(f"{devices}/{device['id']}/tokens", json={"name": "t"})).json()["token"]
     return str(device["id"]), str(token)
 
 
@@ -40,7 +40,7 @@ class Replier(Device):
         client.publish(f"devices/{self.device_id}/commands/reply", json.dumps(reply), qos=1)
 
 
-async def test_send_a_command_and_follow_it_to_completed(hub: RunningHub, admin_tab: ConsoleTab) -> None:
+async def test_send_a_command_and_follow_it_to_completed(hub: LocalHub, admin_tab: ConsoleTab) -> None:
     page = admin_tab.page
     org = page.url.rsplit("/", 1)[1]
     device_id, token = await _device(hub, org)
@@ -60,7 +60,7 @@ async def test_send_a_command_and_follow_it_to_completed(hub: RunningHub, admin_
 
     # The device comes online, gets the pending command, replies; the page follows without a reload.
     await page.evaluate("window.notReloaded = true")
-    device = Replier(mqtt_port(hub), device_id, token)
+    device = Replier(hub.mqtt_port, device_id, token)
     try:
         await expect(status).to_have_text("completed", timeout=10_000)
         await expect(page.locator("table.commands tbody tr").first).to_contain_text('{"percent": 40}')
@@ -74,14 +74,14 @@ async def test_send_a_command_and_follow_it_to_completed(hub: RunningHub, admin_
         assert await page.evaluate("window.notReloaded === true")
     finally:
         device.close()
-    listed = (await hub.admin.get(f"/api/v1/devices/{device_id}/commands")).json()
+    listed = (await hub.client.get(f"/api/v1/devices/{device_id}/commands")).json()
     assert [row["status"] for row in listed["data"]] == ["failed", "completed"]
 
 
-async def test_a_member_sees_commands_but_cannot_send(hub: RunningHub) -> None:
-    org = str((await hub.admin.get("/api/v1/organizations")).json()["organizations"][0]["id"])
+async def test_a_member_sees_commands_but_cannot_send(hub: LocalHub) -> None:
+    org = str((await hub.client.get("/api/v1/organizations")).json()["organizations"][0]["id"])
     device_id, _ = await _device(hub, org)
-    sent = await hub.admin.post(f"/api/v1/devices/{device_id}/commands", json={"command": "x"})
+    sent = await hub.client.post(f"/api/v1/devices/{device_id}/commands", json={"command": "x"})
     assert sent.status_code == 201, sent.text
     await _member(hub, org)
     async with signed_in(hub, MEMBER_EMAIL, MEMBER_PASSWORD) as (client, csrf):
@@ -95,5 +95,5 @@ async def test_a_member_sees_commands_but_cannot_send(hub: RunningHub) -> None:
             f"/ui/orgs/{org}/devices/{device_id}/commands", data={"command": "reboot", CSRF_FIELD: csrf}
         )
         assert forced.status_code == 403
-    commands = (await hub.admin.get(f"/api/v1/devices/{device_id}/commands")).json()
+    commands = (await hub.client.get(f"/api/v1/devices/{device_id}/commands")).json()
     assert [row["command"] for row in commands["data"]] == ["x"]
