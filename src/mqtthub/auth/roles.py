@@ -9,6 +9,10 @@ closed, and a test walks every route of the application to catch it.
 The role is only a first gate. The route itself still authenticates the credential (401 when it is
 missing or invalid) and confines the caller to its organization and, for an API token, to its topic
 filters. The README's matrix is generated from :func:`matrix_table`.
+
+The web console's routes (``/ui``) are declared here too and gated the same way; their credential is the
+session cookie (:mod:`mqtthub.auth.cookie`), which :func:`enforce_role` reads when a request carries no
+header credential.
 """
 
 from __future__ import annotations
