@@ -27,6 +27,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from mqtthub.authbackend.common import AuthBackend, required
 from mqtthub.broker.hooks import Action, Principal
+from mqtthub.rabbitmq.topics import topic_of
 from mqtthub.tenancy import namespace_prefix
 
 CONTRACT = "rabbitmq"
@@ -34,16 +35,10 @@ CONTRACT = "rabbitmq"
 TOPIC_EXCHANGE = "amq.topic"
 SUBSCRIPTION_QUEUE_PREFIX = "mqtt-subscription-"
 _TOPIC_PERMISSIONS = {"write": Action.PUBLISH, "read": Action.SUBSCRIBE}
-_ROUTING_KEY_TO_TOPIC = str.maketrans({".": "/", "/": ".", "*": "+"})
 
 
 def _answer(allowed: bool) -> Response:
     return PlainTextResponse("allow" if allowed else "deny")
-
-
-def routing_key_topic(routing_key: str) -> str:
-    """The MQTT topic (or filter) of an AMQP routing key of the MQTT plugin."""
-    return routing_key.translate(_ROUTING_KEY_TO_TOPIC)
 
 
 def _in_vhost(principal: Principal | None, vhost: str | None) -> bool:
@@ -98,7 +93,7 @@ async def topic(backend: AuthBackend, request: Request, fields: dict[str, str]) 
     principal = await _principal(backend, request, fields)
     allowed = principal is not None and action is not None and required(fields, "name") == TOPIC_EXCHANGE
     if allowed and principal is not None and action is not None:
-        name = routing_key_topic(routing_key)
+        name = topic_of(routing_key)
         if principal.kind == "admin":
             name = namespace_prefix(required(fields, "vhost")) + name
         allowed = await backend.decide(principal, action, name)

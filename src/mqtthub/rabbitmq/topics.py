@@ -37,13 +37,24 @@ def split_topic(topic: str) -> tuple[str, str]:
     return DEFAULT_VHOST, topic
 
 
+def topic_of(routing_key: str) -> str:
+    """The topic (or filter, for a binding key) inside its vhost that ``routing_key`` stands for.
+
+    >>> topic_of("device.*.telemetry.#")
+    'device/+/telemetry/#'
+    >>> topic_of("sensors.v1/2")
+    'sensors/v1.2'
+    """
+    return routing_key.translate(_FROM_ROUTING_KEY)
+
+
 def internal_topic(vhost: str, routing_key: str) -> str:
     """The full internal topic of a message routed with ``routing_key`` in ``vhost``.
 
     >>> internal_topic("ab12cd34", "devices.d1.status")
     'org/ab12cd34/devices/d1/status'
     """
-    topic = routing_key.translate(_FROM_ROUTING_KEY)
+    topic = topic_of(routing_key)
     return topic if vhost == DEFAULT_VHOST else namespace_prefix(vhost) + topic
 
 

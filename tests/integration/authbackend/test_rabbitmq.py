@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import httpx
 
-from mqtthub.authbackend.rabbitmq import routing_key_topic
+from mqtthub.rabbitmq.topics import topic_of
 from tests.integration.authbackend.world import LOGINS, SECRET, TOPICS, World
 
 BASE = "/auth-backend/rabbitmq"
@@ -22,9 +22,9 @@ def routing_key(topic: str) -> str:
 
 
 def test_routing_keys_map_back_to_topics() -> None:
-    assert routing_key_topic("devices.abc.datastream") == "devices/abc/datastream"
-    assert routing_key_topic("device.*.telemetry.#") == "device/+/telemetry/#"
-    assert routing_key_topic("a/b.c") == "a.b/c"
+    assert topic_of("devices.abc.datastream") == "devices/abc/datastream"
+    assert topic_of("device.*.telemetry.#") == "device/+/telemetry/#"
+    assert topic_of("a/b.c") == "a.b/c"
 
 
 async def test_logins_answer_as_the_embedded_broker_in_their_vhost(world: World) -> None:
