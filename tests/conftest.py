@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
+import hypothesis
 import pytest
 
 from tests.support.postgres import find_postgres_bin, postgres_server
@@ -17,6 +18,11 @@ from tests.support.postgres import find_postgres_bin, postgres_server
 pytest_plugins = ["tests.support.fixtures"]
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# Property tests assert what the code does with each example, not how fast examples are made or run: on a loaded
+# machine, generation and per-example time vary by an order of magnitude, so neither is a failure here.
+hypothesis.settings.register_profile("mqtthub", deadline=None, suppress_health_check=[hypothesis.HealthCheck.too_slow])
+hypothesis.settings.load_profile("mqtthub")
 _BACKEND_ID = re.compile(r"\[(?:[^\]]*-)?(sqlite|postgresql)(?:-[^\]]*)?\]$")
 
 
