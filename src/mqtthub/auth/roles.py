@@ -190,6 +190,7 @@ ROUTES: dict[tuple[str, str], Operation] = {
     ("POST", _U + "/devices/{device_id}/tokens/{token_id}/revoke"): Operation.ADMINISTER,
     ("GET", _U + "/devices/{device_id}/commands"): Operation.READ,
     ("POST", _U + "/devices/{device_id}/commands"): Operation.COMMAND,
+    ("GET", _U + "/devices/{device_id}/records"): Operation.READ,
     ("GET", _U + "/live"): Operation.READ_MESSAGES,
     ("POST", _U + "/live/publish"): Operation.PUBLISH,
 }

@@ -31,13 +31,14 @@ from mqtthub.auth.organizations import get_organization
 from mqtthub.crypto import SecretBox
 from mqtthub.db.changes import record
 from mqtthub.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationFailedError
-from mqtthub.models import DeviceCommand, DeviceStatus, RejectedMessage, TelemetryAlert, TelemetryDefinition
+from mqtthub.models import DeviceCommand, DeviceStatus, TelemetryDefinition
 from mqtthub.telemetry.access import authenticate_device, bearer_token, body_token, can_see, device_for_user
 from mqtthub.telemetry.commands import CommandService, device_commands
 from mqtthub.telemetry.directory import DefinitionChanged
 from mqtthub.telemetry.events import command_json, iso, status_json
 from mqtthub.telemetry.history import HistoryQuery, aggregates, parse_bucket, readings
 from mqtthub.telemetry.parsing import PayloadError, parse_timestamp
+from mqtthub.telemetry.records import alerts, rejected_messages
 from mqtthub.telemetry.routing import Route
 from mqtthub.telemetry.schemas import (
     AggregateJson,
@@ -318,16 +319,8 @@ async def list_device_alerts(
     device_id: str, user: CurrentUser, session: SessionDep, limit: Limit = 100, offset: Offset = 0
 ) -> Page[AlertJson]:
     """The device's alerts, newest first."""
-    await device_for_user(session, user, device_id)
-    rows = list(
-        await session.scalars(
-            select(TelemetryAlert)
-            .where(TelemetryAlert.device_id == device_id)
-            .order_by(TelemetryAlert.created_at.desc())
-            .limit(limit + 1)
-            .offset(offset)
-        )
-    )
+    device = await device_for_user(session, user, device_id)
+    rows = await alerts(session, device.organization_id, device_id=device.id, limit=limit + 1, offset=offset)
     return Page.of([alert_json(row) for row in rows], limit, offset)
 
 
@@ -343,14 +336,7 @@ async def list_alerts(
 ) -> Page[AlertJson]:
     """The organization's alerts, newest first."""
     require_org_access(user, org_id)
-    statement = select(TelemetryAlert).where(TelemetryAlert.organization_id == org_id)
-    if device_id is not None:
-        statement = statement.where(TelemetryAlert.device_id == device_id)
-    if kind is not None:
-        statement = statement.where(TelemetryAlert.kind == kind)
-    rows = list(
-        await session.scalars(statement.order_by(TelemetryAlert.created_at.desc()).limit(limit + 1).offset(offset))
-    )
+    rows = await alerts(session, org_id, device_id=device_id, kind=kind, limit=limit + 1, offset=offset)
     return Page.of([alert_json(row) for row in rows], limit, offset)
 
 
@@ -365,10 +351,7 @@ async def list_rejected(
 ) -> Page[RejectedJson]:
     """Device messages that were not stored, with the field and the reason, newest first."""
     require_org_access(user, org_id)
-    statement = select(RejectedMessage).where(RejectedMessage.organization_id == org_id)
-    if device_id is not None:
-        statement = statement.where(RejectedMessage.device_id == device_id)
-    rows = list(await session.scalars(statement.order_by(RejectedMessage.id.desc()).limit(limit + 1).offset(offset)))
+    rows = await rejected_messages(session, org_id, device_id=device_id, limit=limit + 1, offset=offset)
     data: list[RejectedJson] = [
         {
             "id": row.id,
