@@ -36,6 +36,7 @@ SOURCES = {
     "connections": "Connections benchmark (`scripts/bench connections`)",
     "telemetry": "Telemetry benchmark (`bench/telemetry_bench.py --write`)",
     "authbackend": "Auth backend benchmark (`bench/authbackend_bench.py --write`)",
+    "external": "External mode ingest benchmark (`scripts/bench external --write`)",
 }
 MOSQUITTO = "mosquitto"
 INGEST_TARGETS = {"sqlite": 25_000.0, "postgresql": 30_000.0}
@@ -349,6 +350,19 @@ def _authbackend_checks(run: dict[str, Any]) -> Iterator[Check]:
     )
 
 
+def _external_checks(run: dict[str, Any]) -> Iterator[Check]:
+    result = run["result"]
+    # No rate target: the figure sizes a deployment (docs/scale-out.md); what must hold is exactly-once storage.
+    yield Check(
+        f"External mode (RabbitMQ, 2 nodes), one hub on PostgreSQL, {run['publishers']} AMQP publishers",
+        f"{result['stored_rate']:,.0f} readings/s stored after commit, {result['hub_cpu_ms_per_reading']:.3f} ms of"
+        f" hub CPU per reading, {result['stored_distinct']:,} of {result['readings']:,} stored"
+        f" ({result['stored_rows']:,} rows)",
+        "every reading stored exactly once",
+        result["exactly_once"],
+    )
+
+
 def _source_line(name: str, run: dict[str, Any]) -> str:
     machine = run["machine"]
     start, end = run["load"]["start"], run["load"]["end"]
@@ -367,6 +381,7 @@ def summary(results: Results, plotted: dict[str, str]) -> str:
         "connections": _connection_checks,
         "telemetry": _telemetry_checks,
         "authbackend": _authbackend_checks,
+        "external": _external_checks,
     }
     lines = [START_MARK, "", "| Scenario | Measured | Target | Met |", "| --- | --- | --- | --- |"]
     missing: list[str] = []

@@ -129,7 +129,26 @@ def _authbackend_run(p99: float) -> dict[str, object]:
     }
 
 
-def _render(tmp_path: Path, *, auth_backend_p99: float = 2.5) -> tuple[Path, str]:
+def _external_run(stored_rows: int) -> dict[str, object]:
+    return {
+        "machine": MACHINE,
+        "load": {"start": [9.0], "end": [10.0]},
+        "publishers": 4,
+        "devices": 50,
+        "note": "Provisional.",
+        "result": {
+            "readings": 10_000,
+            "stored_rows": stored_rows,
+            "stored_distinct": 10_000,
+            "exactly_once": stored_rows == 10_000,
+            "confirmed_rate": 3_000.0,
+            "stored_rate": 2_500.0,
+            "hub_cpu_ms_per_reading": 0.25,
+        },
+    }
+
+
+def _render(tmp_path: Path, *, auth_backend_p99: float = 2.5, external_rows: int = 10_000) -> tuple[Path, str]:
     data, out, doc = tmp_path / "data", tmp_path / "out", tmp_path / "benchmarks.md"
     data.mkdir(parents=True)
     runs = (
@@ -137,6 +156,7 @@ def _render(tmp_path: Path, *, auth_backend_p99: float = 2.5) -> tuple[Path, str
         ("connections", _connections_run()),
         ("telemetry", _telemetry_run()),
         ("authbackend", _authbackend_run(auth_backend_p99)),
+        ("external", _external_run(external_rows)),
     )
     for name, run in runs:
         (data / f"{name}.json").write_text(json.dumps(run))
@@ -223,6 +243,17 @@ def test_auth_backend_latency_is_held_to_5_ms_at_2000_checks_per_second(tmp_path
     assert met.startswith("| Auth backend checks, p99 at 2,000 checks/s, on its own port | p99 2.50 ms, 1,999")
     assert met.endswith("| p99 ≤ 5 ms at 2,000 checks/s | met |")
     assert row(7.5).endswith("| **not met** |")
+
+
+def test_external_mode_ingest_is_reported_with_hub_cpu_and_must_store_each_reading_once(tmp_path: Path) -> None:
+    def row(stored_rows: int) -> str:
+        _, doc = _render(tmp_path / str(stored_rows), external_rows=stored_rows)
+        return next(line for line in doc.splitlines() if line.startswith("| External mode"))
+
+    once = row(10_000)
+    assert "2,500 readings/s stored after commit, 0.250 ms of hub CPU per reading" in once
+    assert once.endswith("| every reading stored exactly once | met |")
+    assert row(10_050).endswith("| **not met** |")  # a reading stored twice
 
 
 def test_rendering_again_replaces_the_summary(tmp_path: Path) -> None:
