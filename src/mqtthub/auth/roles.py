@@ -191,6 +191,9 @@ ROUTES: dict[tuple[str, str], Operation] = {
     ("GET", _U + "/devices/{device_id}/commands"): Operation.READ,
     ("POST", _U + "/devices/{device_id}/commands"): Operation.COMMAND,
     ("GET", _U + "/devices/{device_id}/records"): Operation.READ,
+    ("GET", _U + "/mqtt-tokens"): Operation.ADMINISTER,
+    ("POST", _U + "/mqtt-tokens"): Operation.ADMINISTER,
+    ("POST", _U + "/mqtt-tokens/{token_id}/revoke"): Operation.ADMINISTER,
     ("GET", _U + "/live"): Operation.READ_MESSAGES,
     ("POST", _U + "/live/publish"): Operation.PUBLISH,
 }
