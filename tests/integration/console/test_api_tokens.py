@@ -1,4 +1,4 @@
-"""MQTT API tokens in Chromium: create one with publish rights, connect an app with it, revoke it: the app is dropped."""
+"""MQTT API tokens in Chromium: create one with publish rights, connect an app with it, revoke it: it is dropped."""
 
 from __future__ import annotations
 
