@@ -7,7 +7,9 @@ with ``MQTTHUB_BROKER=rabbitmq`` on node 1. AMQP publishers, spread over both no
 QoS 1 PUBLISH, with publisher confirms. The hub consumes them from the mirrored ingest queue and acknowledges each
 only after its database commit. Measured: the rate at which readings appear in the database (committed, counted by
 SQL), from the first publish to the last row, whether every reading was stored exactly once, and the hub's CPU time
-per reading, which is what sizing a fleet needs. The run is bounded by ``--readings`` and ``--timeout``.
+per reading, which is what sizing a fleet needs. The publishers (Python, a confirm per message) may be slower than
+the hub, so the hub is then stopped, ``--backlog`` more readings are published, and a restarted hub's rate through
+that backlog is its own ceiling. The run is bounded by ``--readings``, ``--backlog`` and ``--timeout``.
 
 Usage::
 
@@ -22,6 +24,7 @@ import asyncio
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -116,19 +119,26 @@ async def _count(dsn: str, device_ids: list[str]) -> tuple[int, int]:
     return int(row["n"]), int(row["d"])
 
 
+def _readings(devices: list[tuple[str, int]], first_value: int, count: int) -> list[Reading]:
+    values = range(first_value, first_value + count // len(devices))
+    return [(device, definition, value) for value in values for device, definition in devices]
+
+
+async def _publishing(cluster: RabbitCluster, vhost: str, readings: list[Reading], publishers: int) -> None:
+    """The publishers, spread over the nodes, each with its share of ``readings``."""
+    shares = [readings[index::publishers] for index in range(publishers)]
+    nodes = cluster.nodes
+    await asyncio.gather(*(_publish(nodes[index % len(nodes)], vhost, share) for index, share in enumerate(shares)))
+
+
 async def measure(
     cluster: RabbitCluster, vhost: str, dsn: str, devices: list[tuple[str, int]], args: argparse.Namespace
 ) -> dict[str, Any]:
     """Publish ``args.readings`` readings and wait until they are stored; the rates and counts."""
-    readings = [
-        (device, definition, value) for value in range(args.readings // len(devices)) for device, definition in devices
-    ]
-    shares = [readings[index :: args.publishers] for index in range(args.publishers)]
+    readings = _readings(devices, 0, args.readings)
     device_ids = [device for device, _ in devices]
     started = time.perf_counter()
-    publishing = asyncio.gather(
-        *(_publish(cluster.nodes[index % len(cluster.nodes)], vhost, share) for index, share in enumerate(shares))
-    )
+    publishing = asyncio.ensure_future(_publishing(cluster, vhost, readings, args.publishers))
     published_at: float | None = None
     stored, last_change, last_rows = 0, started, 0
     while stored < len(readings) and time.perf_counter() - started < args.timeout:
@@ -153,10 +163,47 @@ async def measure(
     }
 
 
+class Drain(threading.Thread):
+    """Counts the stored rows every 0.1 s while a hub that was down works through the backlog left for it.
+
+    Started before the hub, since it consumes as soon as it is up, before it says it serves HTTP.
+    """
+
+    def __init__(self, dsn: str, device_ids: list[str], expected: int, timeout: float) -> None:
+        super().__init__(name="drain", daemon=True)
+        self.dsn, self.device_ids, self.expected, self.timeout = dsn, device_ids, expected, timeout
+        self.samples: list[tuple[float, int]] = []
+
+    def run(self) -> None:
+        asyncio.run(self._poll())
+
+    async def _poll(self) -> None:
+        deadline = time.perf_counter() + self.timeout
+        while time.perf_counter() < deadline:
+            rows, _ = await _count(self.dsn, self.device_ids)
+            self.samples.append((time.perf_counter(), rows))
+            if rows >= self.expected:
+                return
+            await asyncio.sleep(0.1)
+
+    def rate(self) -> float | None:
+        """Rows per second from the last count before the rows grew to the first count at the end; None if the
+        hub was done before two counts could tell."""
+        start = max((index for index, (_, rows) in enumerate(self.samples) if rows == self.samples[0][1]), default=0)
+        end = next(index for index, (_, rows) in enumerate(self.samples) if rows == self.samples[-1][1])
+        if end <= start:
+            return None
+        (t0, rows0), (t1, rows1) = self.samples[start], self.samples[end]
+        return (rows1 - rows0) / (t1 - t0)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--readings", type=int, default=10_000, help="readings published in all (default 10000)")
     parser.add_argument("--publishers", type=int, default=4, help="AMQP publishers over both nodes (default 4)")
+    parser.add_argument(
+        "--backlog", type=int, default=10_000, help="readings left for a restarted hub to store (default 10000)"
+    )
     parser.add_argument("--devices", type=int, default=50, help="devices the readings come from (default 50)")
     parser.add_argument("--timeout", type=float, default=60.0, help="most seconds to wait for the rows (default 60)")
     parser.add_argument("--write", action="store_true", help="store the run and update docs/benchmarks.md")
@@ -183,12 +230,28 @@ def main(argv: list[str] | None = None) -> int:
             cpu_before = cpu_seconds(hub.process.pid)
             result = asyncio.run(measure(cluster, vhost, dsn, devices, args))
             result["hub_cpu_ms_per_reading"] = (cpu_seconds(hub.process.pid) - cpu_before) * 1000 / result["readings"]
+        # The hub's own ceiling: a backlog published while it is down, stored as fast as it can once it is back.
+        backlog = _readings(devices, args.readings, args.backlog)
+        asyncio.run(_publishing(cluster, vhost, backlog, args.publishers))
+        drain = Drain(dsn, [device for device, _ in devices], result["readings"] + len(backlog), args.timeout)
+        drain.start()
+        with serve_process(Path(workdir), **settings):
+            drain.join()
+        rows, distinct = asyncio.run(_count(dsn, [device for device, _ in devices]))
+        result |= {
+            "backlog": len(backlog),
+            "drain_rate": drain.rate(),
+            "stored_rows": rows,
+            "stored_distinct": distinct,
+        }
+        result["exactly_once"] = rows == distinct == result["readings"] + len(backlog)
     load_end = os.getloadavg()
     print(
         f"{result['readings']} readings from {args.publishers} AMQP publishers: confirmed at"
         f" {result['confirmed_rate']:,.0f}/s, stored at {result['stored_rate']:,.0f}/s,"
         f" {result['stored_distinct']} stored ({result['stored_rows']} rows), exactly once: {result['exactly_once']};"
-        f" hub CPU {result['hub_cpu_ms_per_reading']:.3f} ms per reading;"
+        f" hub CPU {result['hub_cpu_ms_per_reading']:.3f} ms per reading; a backlog of {result['backlog']}"
+        f" stored at {result['drain_rate'] or 0:,.0f}/s by a restarted hub;"
         f" load average {load_start[0]:.2f} at the start, {load_end[0]:.2f} at the end"
     )
     if args.write:

@@ -139,11 +139,13 @@ def _external_run(stored_rows: int) -> dict[str, object]:
         "result": {
             "readings": 10_000,
             "stored_rows": stored_rows,
-            "stored_distinct": 10_000,
-            "exactly_once": stored_rows == 10_000,
+            "stored_distinct": 20_000,
+            "exactly_once": stored_rows == 20_000,
             "confirmed_rate": 3_000.0,
             "stored_rate": 2_500.0,
             "hub_cpu_ms_per_reading": 0.25,
+            "backlog": 10_000,
+            "drain_rate": 3_800.0,
         },
     }
 
@@ -250,10 +252,11 @@ def test_external_mode_ingest_is_reported_with_hub_cpu_and_must_store_each_readi
         _, doc = _render(tmp_path / str(stored_rows), external_rows=stored_rows)
         return next(line for line in doc.splitlines() if line.startswith("| External mode"))
 
-    once = row(10_000)
+    once = row(20_000)
     assert "2,500 readings/s stored after commit, 0.250 ms of hub CPU per reading" in once
+    assert "a backlog of 10,000 stored at 3,800 readings/s by a restarted hub" in once
     assert once.endswith("| every reading stored exactly once | met |")
-    assert row(10_050).endswith("| **not met** |")  # a reading stored twice
+    assert row(20_050).endswith("| **not met** |")  # a reading stored twice
 
 
 def test_rendering_again_replaces_the_summary(tmp_path: Path) -> None:
