@@ -228,6 +228,13 @@ class Settings(BaseSettings):
         max_length=40,
         description="Names this hub in generated MQTT client ids; derived from host name and `data_dir` when unset.",
     )
+    integration_lease_interval: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="With `broker=rabbitmq` on PostgreSQL, each product's connector runs on one hub, which holds its "
+        "lease; the others try to take it every this many seconds (the hand-over time when that hub dies).",
+    )
     integration_reconnect_min: float = Field(1.0, gt=0, description="First reconnect delay (s); doubles, jittered.")
     integration_reconnect_max: float = Field(60.0, gt=0, description="Longest reconnect delay (s).")
     integration_domain_actions_url: str | None = Field(

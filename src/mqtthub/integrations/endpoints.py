@@ -167,7 +167,7 @@ def _subscription_out(row: EventSubscription) -> SubscriptionJson:
     }
 
 
-def _status_out(integrations: IntegrationService, product_id: str) -> ConnectionStatusJson:
+async def _status_out(integrations: IntegrationService, product_id: str) -> ConnectionStatusJson:
     status = integrations.status(product_id)
     if status is None:
         status = ConnectionStatus(
@@ -175,7 +175,9 @@ def _status_out(integrations: IntegrationService, product_id: str) -> Connection
         )
         if not integrations.settings.integrations_enabled:
             status.connection_error = "integrations are disabled on this hub (MQTTHUB_INTEGRATIONS_ENABLED)"
-        # Otherwise the configuration was just committed and its connector is starting.
+        else:
+            # Another hub sharing the database runs it, or the configuration was just committed and it is starting.
+            status.hub = await integrations.holder(product_id)
     return status.as_dict()
 
 
@@ -220,7 +222,7 @@ async def get_mqtt_config(
         "product_id": product_id,
         "mqtt_config": _config_out(config),
         "subscriptions": [_subscription_out(row) for row in subscriptions],
-        "status": _status_out(integrations, product_id),
+        "status": await _status_out(integrations, product_id),
     }
 
 
@@ -315,7 +317,7 @@ async def get_status(
     """Connection state, errors, counters, broker info and the recent connect/disconnect/error events."""
     await repository.visible_product(session, user, product_id)
     await _configured(session, product_id)
-    return _status_out(integrations, product_id)
+    return await _status_out(integrations, product_id)
 
 
 @router.get("/{product_id}/mqtt-config/failures", summary="List failed actions")

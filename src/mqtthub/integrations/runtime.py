@@ -14,7 +14,7 @@ import string
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mqtthub.client.connection import ConnectionOptions
@@ -167,3 +167,24 @@ async def load_runtime(
 async def configured_products(session: AsyncSession) -> list[str]:
     """Ids of every product with an MQTT configuration."""
     return list(await session.scalars(select(MqttConfig.product_id)))
+
+
+async def configuration_versions(session: AsyncSession) -> dict[str, tuple[object, ...]]:
+    """Every configured product with a value that changes whenever its connector's configuration does.
+
+    Hubs sharing a database learn of each other's changes by comparing these, since a change made
+    through one hub is an event on that hub only. The repository stamps ``updated_at`` on every
+    change, and a deleted subscription lowers the count.
+    """
+    configs = dict((await session.execute(select(MqttConfig.product_id, MqttConfig.updated_at))).tuples().all())
+    subscriptions = {
+        product_id: (count, latest)
+        for product_id, count, latest in (
+            await session.execute(
+                select(EventSubscription.product_id, func.count(), func.max(EventSubscription.updated_at)).group_by(
+                    EventSubscription.product_id
+                )
+            )
+        ).tuples()
+    }
+    return {product_id: (updated, *subscriptions.get(product_id, (0, None))) for product_id, updated in configs.items()}

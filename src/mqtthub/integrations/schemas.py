@@ -272,6 +272,7 @@ class ConnectionStatusJson(TypedDict):
     last_message_at: str | None
     subscribed_topics_count: int
     client_id: str
+    hub: str | None
     broker_info: BrokerInfo | None
     updated_at: str | None
     recent_events: list[ConnectionEventJson]

@@ -40,9 +40,16 @@ from mqtthub.errors import StateError
 from mqtthub.integrations.actions import ActionError, ActionRunner, EventContext, LocalPublisher
 from mqtthub.integrations.connector import Connector, InboundMessage
 from mqtthub.integrations.expressions import ExpressionError, ExpressionPool, Route, Routed
+from mqtthub.integrations.lease import ConnectorLeases
 from mqtthub.integrations.outbound import OutboundFence
 from mqtthub.integrations.repository import IntegrationConfigChanged
-from mqtthub.integrations.runtime import ProductRuntime, configured_products, load_runtime
+from mqtthub.integrations.runtime import (
+    ProductRuntime,
+    configuration_versions,
+    configured_products,
+    instance_id,
+    load_runtime,
+)
 from mqtthub.integrations.stats import StatsRecorder
 from mqtthub.integrations.status import ConnectionStatus
 from mqtthub.integrations.templates import ExpressionLimits
@@ -108,6 +115,12 @@ class IntegrationService:
         self._reloads: dict[str, None] = {}
         """Products whose committed configuration the connector must catch up with, oldest change first."""
         self._reload_wanted = asyncio.Event()
+        self._leases: ConnectorLeases | None = None
+        """Set when several hubs share the database (external broker on PostgreSQL): see :mod:`.lease`."""
+        self._standby: set[str] = set()
+        """Configured products whose connector another hub runs (it holds their lease)."""
+        self._versions: dict[str, tuple[object, ...]] = {}
+        """The configuration versions the running connectors were last checked against."""
         self.messages_received = 0
         """Messages received from every connector since the hub started."""
         self.action_results: Counter[tuple[str, str]] = Counter()
@@ -138,6 +151,8 @@ class IntegrationService:
         self._runner = ActionRunner(
             self.database, self.settings, self._http, self._broker, self._expressions, self.fence
         )
+        if self.settings.broker != "embedded" and self.database.dialect == "postgresql":
+            self._leases = ConnectorLeases(self.database, instance_id(self.settings))
         await self.tasks.__aenter__()
         self.tasks.loop("stats-flush", partial(self._stats.run, self._stats_interval))
         # Followed before the configurations are read, so no change committed meanwhile is missed.
@@ -151,6 +166,8 @@ class IntegrationService:
                         await self._start(runtime, None)
         # Started last: the connectors above are the only ones it can find, so no product gets two.
         self.tasks.loop("reload", self._reload_loop)
+        if self._leases is not None and self.settings.integrations_enabled:
+            self.tasks.loop("lease", self._lease_loop)
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -163,6 +180,8 @@ class IntegrationService:
             if running.connector is not None:
                 await running.connector.aclose()
         self._running.clear()
+        if self._leases is not None:
+            await self._leases.__aexit__(None, None, None)
         await self._stats.flush()
         if self._http is not None:
             await self._http.aclose()
@@ -208,10 +227,11 @@ class IntegrationService:
             runtime = await load_runtime(session, product_id, self.secrets, self.settings)
         running = self._running.get(product_id)
         if runtime is None:
+            self._standby.discard(product_id)
             if running is not None:
-                del self._running[product_id]
-                if running.connector is not None:
-                    await running.connector.aclose()
+                await self._stop(product_id, running)
+            elif self._leases is not None:
+                await self._leases.release(product_id)
             return
         if running is None:
             await self._start(runtime, None)
@@ -224,6 +244,49 @@ class IntegrationService:
         running.runtime = runtime
         running.connector.set_topics(runtime.topic_filters())
 
+    async def _stop(self, product_id: str, running: _Running) -> None:
+        del self._running[product_id]
+        if running.connector is not None:
+            await running.connector.aclose()
+        if self._leases is not None:
+            await self._leases.release(product_id)
+
+    async def _lease_loop(self) -> None:
+        """Stop the connectors whose leases were lost; take the free leases of products run nowhere.
+
+        Every product configured in the shared database but not run here is a candidate, also one
+        configured through another hub (this hub had no event of it). A running connector whose
+        configuration was changed through another hub is reloaded.
+        """
+        assert self._leases is not None
+        while True:
+            await asyncio.sleep(self.settings.integration_lease_interval)
+            for product_id in await self._leases.check():
+                running = self._running.get(product_id)
+                if running is not None:
+                    await self._stop(product_id, running)
+            try:
+                async with self.database.session() as session:
+                    versions = await configuration_versions(session)
+                for product_id in self._running.keys() - versions.keys():
+                    self._reload_later(product_id)
+                for product_id in self._running.keys() & versions.keys():
+                    if self._versions.get(product_id) != versions[product_id]:
+                        self._reload_later(product_id)
+                self._versions = versions
+                self._standby = versions.keys() - self._running.keys()
+                for product_id in sorted(self._standby):
+                    if await self._leases.acquire(product_id):
+                        self._reload_later(product_id)
+            except Exception as exc:  # the database is down: no hub can take a lease, try again later
+                logger.warning("integrations: cannot take connector leases: %s", exc)
+
+    async def holder(self, product_id: str) -> str | None:
+        """The hub running the product's connector: this one, another sharing the database, or None."""
+        if self._leases is not None:
+            return await self._leases.holder(product_id)
+        return instance_id(self.settings) if product_id in self._running else None
+
     def status(self, product_id: str) -> ConnectionStatus | None:
         """The live status of a product's connector, or None when it has none."""
         running = self._running.get(product_id)
@@ -231,7 +294,7 @@ class IntegrationService:
 
     def connector_states(self) -> dict[str, int]:
         """How many connectors are ``connected``, ``disconnected``, or down with an ``error``."""
-        states = {"connected": 0, "disconnected": 0, "error": 0}
+        states = {"connected": 0, "disconnected": 0, "error": 0, "standby": len(self._standby)}
         for running in self._running.values():
             status = running.status
             states["connected" if status.connected else "error" if status.connection_error else "disconnected"] += 1
@@ -246,6 +309,10 @@ class IntegrationService:
         return True
 
     async def _start(self, runtime: ProductRuntime, status: ConnectionStatus | None) -> None:
+        if self._leases is not None and not await self._leases.acquire(runtime.product_id):
+            self._standby.add(runtime.product_id)
+            return
+        self._standby.discard(runtime.product_id)
         if status is None:
             status = ConnectionStatus(
                 product_id=runtime.product_id,
@@ -254,6 +321,7 @@ class IntegrationService:
                 last_message_at=runtime.last_message_at,
             )
         status.client_id = runtime.options.client_id
+        status.hub = instance_id(self.settings)
         running = _Running(runtime, status)
         self._running[runtime.product_id] = running
 

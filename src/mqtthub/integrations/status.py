@@ -38,6 +38,8 @@ class ConnectionStatus:
     subscribed_topics_count: int = 0
     protocol: str | None = None
     max_qos: int | None = None
+    hub: str | None = None
+    """The hub running the connector (``MQTTHUB_INTEGRATION_INSTANCE_ID``); None when none does."""
     updated_at: datetime = field(default_factory=utcnow)
     history: deque[ConnectionEvent] = field(default_factory=lambda: deque(maxlen=20))
 
@@ -110,6 +112,7 @@ class ConnectionStatus:
             "last_message_at": _iso(self.last_message_at),
             "subscribed_topics_count": self.subscribed_topics_count,
             "client_id": self.client_id,
+            "hub": self.hub,
             "broker_info": broker_info,
             "updated_at": _iso(self.updated_at),
             "recent_events": [

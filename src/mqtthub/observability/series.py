@@ -308,7 +308,9 @@ def integration_families(integrations: IntegrationService) -> Iterator[Metric]:
     """Connector states, messages received from external brokers, actions by type and result."""
     yield _labelled(
         GaugeMetricFamily(
-            "mqtthub_integration_connectors", "Connectors to external brokers, by state.", labels=["state"]
+            "mqtthub_integration_connectors",
+            "Connectors to external brokers, by state; `standby`: configured, run by another hub (its lease holder).",
+            labels=["state"],
         ),
         integrations.connector_states(),
     )

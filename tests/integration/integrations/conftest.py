@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -23,17 +24,24 @@ def pki() -> Certificates:
     return Certificates.generate()
 
 
-@pytest.fixture
-def mosquitto(tmp_path: Path, pki: Certificates) -> Iterator[Mosquitto]:
-    """A Mosquitto of this test, stopped (by PID) afterwards."""
+@contextlib.contextmanager
+def running_mosquitto(workdir: Path, pki: Certificates) -> Iterator[Mosquitto]:
+    """A Mosquitto in ``workdir`` (made here), stopped (by PID) afterwards."""
     require(mosquitto_available(), "Mosquitto (apt-get install mosquitto mosquitto-clients)")
-    broker = Mosquitto(tmp_path / "mosquitto", pki)
+    broker = Mosquitto(workdir, pki)
     broker.workdir.mkdir()
     broker.start()
     try:
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path, pki: Certificates) -> Iterator[Mosquitto]:
+    """A Mosquitto of this test."""
+    with running_mosquitto(tmp_path / "mosquitto", pki) as broker:
+        yield broker
 
 
 @pytest.fixture

@@ -34,9 +34,14 @@ class HTTPRecorder:
     requests: list[RecordedRequest] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
     status: int = 200
+    connections: dict[asyncio.StreamWriter, asyncio.Task[None]] = field(default_factory=dict)
+    """Open connections and the tasks serving them, ended when the server stops (a hub process keeps them alive)."""
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Serve one HTTP/1.1 connection (keep-alive honoured)."""
+        task = asyncio.current_task()
+        assert task is not None
+        self.connections[writer] = task
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -55,6 +60,7 @@ class HTTPRecorder:
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:
+            del self.connections[writer]
             writer.close()
 
 
@@ -65,7 +71,13 @@ async def http_recorder() -> AsyncIterator[HTTPRecorder]:
     server = await asyncio.start_server(recorder.handle, "127.0.0.1", 0)
     recorder.port = server.sockets[0].getsockname()[1]
     async with server:
-        yield recorder
+        try:
+            yield recorder
+        finally:
+            tasks = list(recorder.connections.values())
+            for writer in list(recorder.connections):
+                writer.close()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 @dataclass

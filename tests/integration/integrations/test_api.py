@@ -526,4 +526,4 @@ async def test_deleting_the_organization_stops_its_connectors(running: LocalHub,
         await wait_status(owner, product_id, lambda s: s["connected"], "the connector")
     assert (await running.client.delete(f"/api/v1/organizations/{organization_id}")).status_code == 204
     await wait_until(lambda: running.hub.integrations.status(product_id) is None, what="the connector to stop")
-    assert running.hub.integrations.connector_states() == {"connected": 0, "disconnected": 0, "error": 0}
+    assert running.hub.integrations.connector_states() == {"connected": 0, "disconnected": 0, "error": 0, "standby": 0}

@@ -7,6 +7,7 @@ Node 1 asks hub A's auth backend about its MQTT clients, node 2 asks hub B's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -84,13 +85,11 @@ def database(postgres_base_url: str) -> Iterator[tuple[str, str]]:
     asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
-@pytest.fixture(scope="module")
-def scaled(
-    rabbit: RabbitCluster, database: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Scaled]:
+@contextlib.contextmanager
+def scaled_system(rabbit: RabbitCluster, database: tuple[str, str], workdir: Path, **extra: Any) -> Iterator[Scaled]:
+    """Hub A on node 1 and hub B on node 2, on ``database``, with ``extra`` settings; each node asks its hub."""
     url, dsn = database
-    workdir = tmp_path_factory.mktemp("scaled")
-    settings = [_external_settings(url, node) for node in rabbit.nodes]
+    settings = [{**_external_settings(url, node), **extra} for node in rabbit.nodes]
     (workdir / "a").mkdir()
     (workdir / "b").mkdir()
     # One after the other: the first creates the schema and the first-run account.
@@ -98,4 +97,12 @@ def scaled(
         scaled = Scaled(rabbit, dsn, [hub_a, hub_b], workdir, settings, hub_a.admin.org_id, hub_a.admin.short_id)
         for index, node in enumerate(rabbit.nodes):
             rabbit.use_auth_backend(scaled.backend_url(index), node)
+        yield scaled
+
+
+@pytest.fixture(scope="module")
+def scaled(
+    rabbit: RabbitCluster, database: tuple[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Scaled]:
+    with scaled_system(rabbit, database, tmp_path_factory.mktemp("scaled")) as scaled:
         yield scaled
