@@ -137,6 +137,16 @@ async def issue_certificate(
     return IssuedBundle(record, download_secret, password, client_id, sub_topics)
 
 
+async def list_certificates(
+    session: AsyncSession, organization_id: str, *, device_id: str | None = None
+) -> list[ClientCertificate]:
+    """Certificates issued in the organization (only the device's, when given), oldest first, revoked included."""
+    query = select(ClientCertificate).where(ClientCertificate.organization_id == organization_id)
+    if device_id is not None:
+        query = query.where(ClientCertificate.device_id == device_id)
+    return list((await session.scalars(query.order_by(ClientCertificate.created_at))).all())
+
+
 async def take_download(session: AsyncSession, secrets: SecretBox, download_secret: str) -> tuple[str, bytes]:
     """The PKCS#12 bundle behind a download secret (common name, bytes); the bundle is then erased.
 
@@ -177,7 +187,8 @@ async def revoke_certificate(session: AsyncSession, organization_id: str, serial
     return record
 
 
-def _shown(request: Request, bundle: IssuedBundle) -> CertificateIssued:
+def shown(request: Request, bundle: IssuedBundle) -> CertificateIssued:
+    """What the one who issued a certificate is shown once: its one-time download URL and bundle password."""
     url = str(request.url_for("download_certificate", secret=bundle.download_secret))
     return CertificateIssued(
         data=CertificateConfig(
@@ -222,7 +233,7 @@ def certificates_router(ca: CertificateAuthority) -> APIRouter:
             validity=timedelta(days=settings.client_cert_validity_days),
             user=account,
         )
-        return _shown(request, bundle)
+        return shown(request, bundle)
 
     @router.post(
         "/api/v1/organizations/{org_id}/devices/{device_id}/certificate",
@@ -248,18 +259,13 @@ def certificates_router(ca: CertificateAuthority) -> APIRouter:
             validity=timedelta(days=settings.client_cert_validity_days),
             device=await get_device(session, org_id, device_id),
         )
-        return _shown(request, bundle)
+        return shown(request, bundle)
 
     @router.get("/api/v1/organizations/{org_id}/certificates", summary="List certificates")
     async def list_all(org_id: str, user: CurrentUser, session: SessionDep) -> CertificateList:
         """Certificates issued in the organization, revoked ones included."""
         require_org_access(user, org_id, admin=True)
-        query = (
-            select(ClientCertificate)
-            .where(ClientCertificate.organization_id == org_id)
-            .order_by(ClientCertificate.created_at)
-        )
-        items = [_out(record) for record in (await session.scalars(query)).all()]
+        items = [_out(record) for record in await list_certificates(session, org_id)]
         return CertificateList(certificates=items, count=len(items))
 
     @router.delete("/api/v1/organizations/{org_id}/certificates/{serial}", summary="Revoke a certificate")
