@@ -25,6 +25,11 @@ import time
 import traceback
 from typing import Any, TextIO
 
+# Run as a script, this file's directory comes first on sys.path: the test helpers beside it must not shadow
+# the packages a README snippet imports (a reader's session has no tests/support on its path).
+if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+    del sys.path[0]
+
 
 class _Printed(io.TextIOBase):
     """Everything printed, from any thread; read and cleared at each answer."""

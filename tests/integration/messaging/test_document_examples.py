@@ -11,7 +11,7 @@ from websockets.asyncio.client import connect
 
 from tests.integration.messaging.conftest import wait_for
 from tests.support.access import api_token
-from tests.support.paho import paho_client
+from tests.support.paho_clients import paho_client
 from tests.support.served import ThreadedHub
 
 

@@ -14,7 +14,7 @@ from tests.integration.messaging.conftest import threaded_hub
 from tests.integration.observability.scrape import scrape, value
 from tests.support.access import api_token
 from tests.support.hubproc import serve_process
-from tests.support.paho import paho_client
+from tests.support.paho_clients import paho_client
 
 
 def test_served_hub_logs_json_lines_under_hub_names(tmp_path: Path) -> None:

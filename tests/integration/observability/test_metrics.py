@@ -15,7 +15,7 @@ from mqtthub.client import HubClient
 from tests.integration.messaging.conftest import threaded_hub, wait_for
 from tests.integration.observability.scrape import Samples, scrape, value
 from tests.support.access import api_token
-from tests.support.paho import paho_client
+from tests.support.paho_clients import paho_client
 from tests.support.served import ThreadedHub
 
 METRICS_TOKEN = "metrics-token-" + "m" * 20
