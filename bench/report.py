@@ -37,6 +37,7 @@ SOURCES = {
     "telemetry": "Telemetry benchmark (`bench/telemetry_bench.py --write`)",
     "authbackend": "Auth backend benchmark (`bench/authbackend_bench.py --write`)",
     "external": "External mode ingest benchmark (`scripts/bench external --write`)",
+    "console": "Console page benchmark (`scripts/bench console --write`)",
 }
 MOSQUITTO = "mosquitto"
 INGEST_TARGETS = {"sqlite": 25_000.0, "postgresql": 30_000.0}
@@ -47,6 +48,8 @@ INGEST_P99_RATE = 5_000.0
 AUTH_BACKEND_RATE = 2_000.0
 AUTH_BACKEND_P99_MS = 5.0
 """The checks per second at which the auth backend's p99 latency is held to AUTH_BACKEND_P99_MS."""
+CONSOLE_P95_MS = 200.0
+"""Every console page answers within this (p95, server side) with 10,000 devices and 1M readings."""
 CONNECTS_RATIO = 0.8
 KIB_PER_CONNECTION = 3.0
 AFTER_CLOSE = 1.2
@@ -370,6 +373,24 @@ def _external_checks(run: dict[str, Any]) -> Iterator[Check]:
     )
 
 
+def _console_checks(run: dict[str, Any]) -> Iterator[Check]:
+    rows = run["rows"]
+    slowest = max(rows, key=lambda row: row["p95"])
+    failed = [row["page"] for row in rows if row["status"] != 200]
+    shown = f"slowest p95 {slowest['p95']:.1f} ms ({slowest['page']}), median p50 {_median_p50(rows):.1f} ms"
+    yield Check(
+        f"Console pages ({len(rows)} pages), {run['devices']:,} devices, {run['readings']:,} readings, SQLite",
+        shown + (f"; not 200: {', '.join(failed)}" if failed else ""),
+        f"p95 ≤ {CONSOLE_P95_MS:.0f} ms on every page",
+        not failed and slowest["p95"] <= CONSOLE_P95_MS,
+    )
+
+
+def _median_p50(rows: list[dict[str, Any]]) -> float:
+    ordered = sorted(row["p50"] for row in rows)
+    return ordered[len(ordered) // 2]
+
+
 def _source_line(name: str, run: dict[str, Any]) -> str:
     machine = run["machine"]
     start, end = run["load"]["start"], run["load"]["end"]
@@ -389,6 +410,7 @@ def summary(results: Results, plotted: dict[str, str]) -> str:
         "telemetry": _telemetry_checks,
         "authbackend": _authbackend_checks,
         "external": _external_checks,
+        "console": _console_checks,
     }
     lines = [START_MARK, "", "| Scenario | Measured | Target | Met |", "| --- | --- | --- | --- |"]
     missing: list[str] = []
@@ -413,8 +435,21 @@ def write_summary(block: str, doc: Path = DOC) -> None:
     if START_MARK not in text:
         heading, _, rest = text.partition("\n")
         text = f"{heading}\n\n{START_MARK}\n{END_MARK}\n{rest}"
-    head, rest = text.split(START_MARK, 1)
-    _, tail = rest.split(END_MARK, 1)
+        doc.write_text(text)
+    replace_block(doc, START_MARK, END_MARK, block)
+
+
+def replace_block(doc: Path, start: str, end: str, block: str) -> None:
+    """Replace the text from marker ``start`` to marker ``end`` of ``doc`` by ``block`` (which carries the markers).
+
+    A document without the markers gets ``block`` appended at its end.
+    """
+    text = doc.read_text()
+    if start not in text:
+        doc.write_text(text.rstrip("\n") + f"\n\n{block}\n")
+        return
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
     doc.write_text(head + block + tail)
 
 

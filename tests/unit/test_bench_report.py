@@ -150,7 +150,29 @@ def _external_run(stored_rows: int) -> dict[str, object]:
     }
 
 
-def _render(tmp_path: Path, *, auth_backend_p99: float = 2.5, external_rows: int = 10_000) -> tuple[Path, str]:
+def _console_run(slowest_p95: float, status: int) -> dict[str, object]:
+    def row(page: str, p95: float, status: int = 200) -> dict[str, object]:
+        return {"page": page, "status": status, "bytes": 4_000, "p50": p95 / 2, "p95": p95, "max": p95 + 1}
+
+    return {
+        "machine": MACHINE,
+        "load": {"start": [0.4], "end": [0.5]},
+        "devices": 10_000,
+        "readings": 1_000_000,
+        "rounds": 20,
+        "rows": [row("/ui/orgs/{org_id}", 12.0), row("/ui/orgs/{org_id}/devices", slowest_p95, status)],
+        "skipped": [],
+    }
+
+
+def _render(
+    tmp_path: Path,
+    *,
+    auth_backend_p99: float = 2.5,
+    external_rows: int = 10_000,
+    console_p95: float = 40.0,
+    console_status: int = 200,
+) -> tuple[Path, str]:
     data, out, doc = tmp_path / "data", tmp_path / "out", tmp_path / "benchmarks.md"
     data.mkdir(parents=True)
     runs = (
@@ -159,6 +181,7 @@ def _render(tmp_path: Path, *, auth_backend_p99: float = 2.5, external_rows: int
         ("telemetry", _telemetry_run()),
         ("authbackend", _authbackend_run(auth_backend_p99)),
         ("external", _external_run(external_rows)),
+        ("console", _console_run(console_p95, console_status)),
     )
     for name, run in runs:
         (data / f"{name}.json").write_text(json.dumps(run))
@@ -257,6 +280,20 @@ def test_external_mode_ingest_is_reported_with_hub_cpu_and_must_store_each_readi
     assert "a backlog of 10,000 stored at 3,800 readings/s by a restarted hub" in once
     assert once.endswith("| every reading stored exactly once | met |")
     assert row(20_050).endswith("| **not met** |")  # a reading stored twice
+
+
+def test_every_console_page_is_held_to_200_ms_and_must_answer_200(tmp_path: Path) -> None:
+    def row(p95: float, status: int = 200) -> str:
+        _, doc = _render(tmp_path / f"{p95}-{status}", console_p95=p95, console_status=status)
+        return next(line for line in doc.splitlines() if line.startswith("| Console pages"))
+
+    met = row(40.0)
+    assert met.startswith("| Console pages (2 pages), 10,000 devices, 1,000,000 readings, SQLite | slowest p95 40.0 ms")
+    assert met.endswith("| p95 ≤ 200 ms on every page | met |")
+    assert row(250.0).endswith("| **not met** |")
+    failed = row(40.0, 500)
+    assert "not 200: /ui/orgs/{org_id}/devices" in failed
+    assert failed.endswith("| **not met** |")
 
 
 def test_rendering_again_replaces_the_summary(tmp_path: Path) -> None:
