@@ -222,7 +222,8 @@ class Connector:
         options = self.options
         if self._fence is not None:  # resolved at every attempt: the name may point elsewhere by now
             options = dataclasses.replace(options, address=await self._fence.resolve(options.host, options.port))
-        attempt = asyncio.ensure_future(asyncio.to_thread(connect, options, self._install_callbacks))
+        # A plain executor future, not a task: one left running when the hub stops is not reported as destroyed.
+        attempt = asyncio.get_running_loop().run_in_executor(None, connect, options, self._install_callbacks)
         try:
             return await asyncio.shield(attempt)
         except asyncio.CancelledError:

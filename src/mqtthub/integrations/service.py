@@ -113,6 +113,8 @@ class IntegrationService:
         self._stats_interval = stats_interval
         self._reload_retry = reload_retry
         self._reloads: dict[str, None] = {}
+        self._failing_reloads: set[str] = set()
+        """Products whose last reload failed (their traceback has been logged once)."""
         """Products whose committed configuration the connector must catch up with, oldest change first."""
         self._reload_wanted = asyncio.Event()
         self._leases: ConnectorLeases | None = None
@@ -214,12 +216,29 @@ class IntegrationService:
                 del self._reloads[product_id]
                 try:
                     await self._reload(product_id)
-                except Exception:  # the database is down, most likely: the connector keeps running as it was
-                    logger.exception(
-                        "integrations: cannot reload product %s; trying again in %g s", product_id, self._reload_retry
-                    )
+                except Exception as error:  # the database is down, most likely: the connector runs on as it was
+                    self._reload_failed(product_id, error)
                     self._reloads.setdefault(product_id, None)
                     await asyncio.sleep(self._reload_retry)
+                else:
+                    if product_id in self._failing_reloads:
+                        self._failing_reloads.discard(product_id)
+                        logger.info("integrations: product %s reloaded after failing", product_id)
+
+    def _reload_failed(self, product_id: str, error: Exception) -> None:
+        """Log a failed reload: the traceback the first time, one line on each retry of the same product."""
+        if product_id in self._failing_reloads:
+            logger.warning(
+                "integrations: still cannot reload product %s (%s: %s); trying again in %g s",
+                *(product_id, type(error).__name__, error, self._reload_retry),
+            )
+            return
+        self._failing_reloads.add(product_id)
+        logger.error(
+            "integrations: cannot reload product %s; trying again in %g s",
+            *(product_id, self._reload_retry),
+            exc_info=error,
+        )
 
     async def _reload(self, product_id: str) -> None:
         """Make the product's connector run its committed configuration (none: stop it)."""

@@ -69,12 +69,19 @@ async def test_a_reload_that_finds_the_database_down_is_retried(
                 session, product, MqttConfigIn.model_validate({"broker": body | {"keep_alive": 30}}), SECRETS
             )
         await asyncio.to_thread(server.stop, "fast")
-        with caplog.at_level(logging.ERROR, logger="mqtthub.integrations.service"):
+        with caplog.at_level(logging.INFO, logger="mqtthub.integrations.service"):
             database.changes.publish(IntegrationConfigChanged(product_id))
-            await wait_until(lambda: "cannot reload product" in caplog.text, what="a failed reload")
-        assert status.last_connected_at == first_connect  # the connector kept running as it was
-        await asyncio.to_thread(server.start)
-        await wait_until(
-            lambda: status.connected and status.last_connected_at != first_connect, what="the reload after the outage"
-        )
+            await wait_until(lambda: "still cannot reload product" in caplog.text, what="a failed reload, retried")
+            assert status.last_connected_at == first_connect  # the connector kept running as it was
+            await asyncio.to_thread(server.start)
+            await wait_until(
+                lambda: status.connected and status.last_connected_at != first_connect,
+                what="the reload after the outage",
+            )
+            await wait_until(lambda: "reloaded after failing" in caplog.text, what="the recovery logged")
         assert service.tasks.restarts == {}  # retried inside the loop, which never crashed
+        failures = [r for r in caplog.records if "cannot reload product" in r.getMessage()]
+        assert failures[0].exc_info is not None  # the first failure with its traceback …
+        assert len(failures) >= 2
+        assert all(r.exc_info is None for r in failures[1:])  # … each retry in one line
+        assert f"product {product_id} reloaded after failing" in caplog.text  # and the recovery, once
