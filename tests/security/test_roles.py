@@ -37,6 +37,7 @@ PATH_VALUES = {
     "serial": "ab12",
     "secret": "no-such-download",
     "topic": "some-topic",
+    "client_id": "no-such-client",
     "sensor": "temperature",
     "name": "welcome",
 }

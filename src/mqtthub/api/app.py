@@ -18,7 +18,9 @@ from mqtthub.authbackend.common import AuthBackend
 from mqtthub.authbackend.guard import BackendGuard
 from mqtthub.console import install_console
 from mqtthub.integrations import endpoints as integrations_endpoints
+from mqtthub.messaging import clients as broker_clients
 from mqtthub.messaging import endpoints as messaging_endpoints
+from mqtthub.messaging import retained as broker_retained
 from mqtthub.messaging import ws as messaging_ws
 from mqtthub.observability.endpoint import METRICS_PATH, metrics_endpoint
 from mqtthub.observability.http import HttpMetrics, HttpMetricsMiddleware
@@ -58,6 +60,8 @@ def create_app(
     app.include_router(service.router)
     app.include_router(identity_router(state.service(LoginGuard), state.service(CertificateAuthority)))
     app.include_router(messaging_endpoints.router)
+    app.include_router(broker_clients.router)
+    app.include_router(broker_retained.router)
     app.include_router(integrations_endpoints.router)
     app.include_router(messaging_ws.router)
     app.include_router(telemetry_endpoints.router)

@@ -44,16 +44,19 @@ class Operation(enum.Enum):
     """What a route does, as the matrix names it (the value is the README's wording)."""
 
     PUBLIC = "service information, health, documentation, login, one-time certificate download"
-    MANAGE_PLATFORM = "create, rename and delete organizations; hub-wide telemetry statistics"
+    MANAGE_PLATFORM = (
+        "create, rename and delete organizations; hub-wide telemetry statistics; every connected client of the "
+        "hub (list, disconnect)"
+    )
     READ = (
         "read its organization: organizations, users, devices and their status, history, alerts, rejected "
         "messages, commands, telemetry definitions, products, integration configuration, status and subscriptions, "
-        "e-mail templates"
+        "e-mail templates, connected clients and their subscriptions, retained messages; the broker's figures"
     )
     ADMINISTER = (
         "manage its organization: users, devices, device tokens, MQTT API tokens (listing included), "
         "certificates, telemetry definitions, products, integrations (configuration, test, reconnect, "
-        "subscriptions), e-mail templates"
+        "subscriptions), e-mail templates, connected clients (disconnect), retained messages (clear)"
     )
     OWN_CERTIFICATE = "a client certificate for oneself (`POST /api/v1/auth/mqtt-certificate`)"
     COMMAND = "send device commands and organization broadcasts"
@@ -105,6 +108,14 @@ ROUTES: dict[tuple[str, str], Operation] = {
     ("GET", _O + "/users"): Operation.READ,
     ("POST", _O + "/users"): Operation.ADMINISTER,
     ("PATCH", _O + "/users/{user_id}"): Operation.ADMINISTER,
+    # broker: figures, connected clients, retained messages
+    ("GET", "/api/v1/broker"): Operation.READ,
+    ("GET", "/api/v1/broker/clients"): Operation.MANAGE_PLATFORM,
+    ("DELETE", "/api/v1/broker/clients/{client_id}"): Operation.MANAGE_PLATFORM,
+    ("GET", _O + "/clients"): Operation.READ,
+    ("DELETE", _O + "/clients/{client_id}"): Operation.ADMINISTER,
+    ("GET", _O + "/retained"): Operation.READ,
+    ("DELETE", _O + "/retained/{topic}"): Operation.ADMINISTER,
     # devices, tokens, certificates
     ("GET", _O + "/devices"): Operation.READ,
     ("POST", _O + "/devices"): Operation.ADMINISTER,
@@ -197,6 +208,9 @@ ROUTES: dict[tuple[str, str], Operation] = {
     ("GET", _U + "/mqtt-tokens"): Operation.ADMINISTER,
     ("POST", _U + "/mqtt-tokens"): Operation.ADMINISTER,
     ("POST", _U + "/mqtt-tokens/{token_id}/revoke"): Operation.ADMINISTER,
+    ("GET", _U + "/broker"): Operation.READ,
+    ("GET", _U + "/broker/figures"): Operation.READ,
+    ("POST", _U + "/broker/kick"): Operation.ADMINISTER,
     ("GET", _U + "/live"): Operation.READ_MESSAGES,
     ("POST", _U + "/live/publish"): Operation.PUBLISH,
 }

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from mqtthub.broker.hooks import BrokerMessage, Principal
+from mqtthub.broker.inspection import ClientInfo
 from mqtthub.broker.stats import BrokerStats
 from mqtthub.mqtt.packets import Properties
 
@@ -61,6 +62,18 @@ class BrokerHandle(Protocol):
 
     def clients(self) -> list[tuple[str, Principal]]:
         """The client id and principal of every connected client."""
+        ...
+
+    def connections(self) -> list[ClientInfo]:
+        """Every connected client with what the broker knows of it (address, protocol, subscriptions)."""
+        ...
+
+    def retained(self, topic_filter: str) -> list[BrokerMessage]:
+        """The retained messages matching an internal ``topic_filter``.
+
+        Raises:
+            UnavailableError: the broker keeps its retained messages where the hub cannot list them.
+        """
         ...
 
     def offline_sessions(self) -> list[Principal]:

@@ -15,6 +15,7 @@ from mqtthub.broker.connection_state import ConnectionState
 from mqtthub.broker.core import BrokerCore, LocalSubscriber
 from mqtthub.broker.handle import LocalSubscription
 from mqtthub.broker.hooks import Authenticator, Authorizer, BrokerMessage, BrokerObserver, MessageSink, Principal
+from mqtthub.broker.inspection import ClientInfo, SubscriptionInfo
 from mqtthub.broker.listeners import Listener, start_listener
 from mqtthub.broker.persistence import StateJournal, StateStore
 from mqtthub.broker.restore import restore
@@ -30,6 +31,7 @@ from mqtthub.mqtt.topics import parse_shared, validate_topic_name
 logger = logging.getLogger(__name__)
 
 _SHUTDOWN_GRACE = 1.0
+_PROTOCOLS = {3: "MQTT 3.1", 4: "MQTT 3.1.1", 5: "MQTT 5.0"}
 
 
 class BrokerState(enum.Enum):
@@ -248,6 +250,41 @@ class Broker:
             for conn in self._running().connections
             if conn.state is ConnectionState.CONNECTED and conn.principal is not None
         ]
+
+    def connections(self) -> list[ClientInfo]:
+        """Every connected client with its address, protocol and subscriptions (a snapshot)."""
+        # Connections remember when they opened on the monotonic clock; shown as wall-clock time.
+        offset = time.time() - time.monotonic()
+        listed = []
+        for conn in self._running().connections:
+            if conn.state is not ConnectionState.CONNECTED or conn.principal is None:
+                continue
+            session = conn.session
+            subscriptions = (
+                ()
+                if session is None
+                else tuple(
+                    SubscriptionInfo(each.topic_filter, each.qos, each.share_group)
+                    for each in session.subscriptions.values()
+                )
+            )
+            protocol = _PROTOCOLS.get(conn.protocol_level, f"MQTT level {conn.protocol_level}")
+            listed.append(
+                ClientInfo(
+                    client_id=conn.client_id,
+                    principal=conn.principal,
+                    protocol=f"{protocol} ({conn.listener})",
+                    peer=conn.peer,
+                    connected_at=conn.created_at + offset,
+                    subscriptions=subscriptions,
+                    queued=len(session.queue or ()) if session is not None else 0,
+                )
+            )
+        return listed
+
+    def retained(self, topic_filter: str) -> list[BrokerMessage]:
+        """The retained messages whose (internal) topic matches ``topic_filter`` [MQTT-3.3.1-6]."""
+        return list(self._running().retained.matching(topic_filter))
 
     def offline_sessions(self) -> list[Principal]:
         """The owner of each session no client is connected to (persistent sessions, restored ones included)."""

@@ -61,6 +61,13 @@ class BrokerStats:
     state_write_error: str | None = None
     """While writes of the state store fail: the last error; ``None`` otherwise."""
 
+    @property
+    def messages_dropped(self) -> int:
+        """Messages not delivered to some subscriber, for any reason (``$SYS/broker/messages/dropped``)."""
+        return (
+            self.qos0_dropped + self.queue_dropped + self.expired_dropped + self.oversize_dropped + self.delivery_failed
+        )
+
     def snapshot(self) -> BrokerStats:
         """An independent copy of the counters."""
         return dataclasses.replace(self, connects_refused=dict(self.connects_refused))

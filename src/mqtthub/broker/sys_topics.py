@@ -22,11 +22,7 @@ def sys_values(core: BrokerCore) -> dict[str, int]:
         "clients/total": stats.clients_total,
         "messages/received": stats.messages_received,
         "messages/sent": stats.messages_sent,
-        "messages/dropped": stats.qos0_dropped
-        + stats.queue_dropped
-        + stats.expired_dropped
-        + stats.oversize_dropped
-        + stats.delivery_failed,
+        "messages/dropped": stats.messages_dropped,
         "bytes/received": stats.bytes_received,
         "bytes/sent": stats.bytes_sent,
         "subscriptions/count": len(core.trie),

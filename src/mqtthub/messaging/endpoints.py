@@ -7,12 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from fastapi.exceptions import RequestValidationError
 
 from mqtthub.messaging import history
 from mqtthub.messaging.auth import CallerDep
 from mqtthub.messaging.deps import MessagingDep
-from mqtthub.messaging.namespace import check_topic_filter
+from mqtthub.messaging.namespace import check_topic_filter, checked
 from mqtthub.messaging.schemas import (
     MessageOut,
     MessagesResponse,
@@ -37,15 +36,6 @@ ERRORS = errors(401, 403, 429)
 BROKER_ERRORS = errors(401, 403, 429, 503)
 
 router = APIRouter(tags=["messaging"], responses=ERRORS)
-
-
-def _checked_filter(topic: str, location: str) -> str:
-    try:
-        return check_topic_filter(topic)
-    except ValueError as exc:
-        raise RequestValidationError(
-            [{"type": "value_error", "loc": (location, "topic"), "msg": str(exc), "input": topic}]
-        ) from None
 
 
 @router.post("/publish", response_model=PublishResponse, responses=BROKER_ERRORS, summary="Publish a message")
@@ -95,7 +85,7 @@ async def unsubscribe(
     service: MessagingDep,
 ) -> SubscriptionResponse:
     """Stop recording a filter given to ``POST /subscribe``."""
-    topic_filter = _checked_filter(topic, "path")
+    topic_filter = checked(check_topic_filter, topic, "path")
     caller.require_subscribe(topic_filter)
     await service.unsubscribe(session, caller.scope, topic_filter)
     return SubscriptionResponse(message=f"Unsubscribed from {topic_filter}", topic=topic_filter)
@@ -114,7 +104,7 @@ async def messages(
 ) -> MessagesResponse:
     """The caller's organization's recorded messages, newest first."""
     if topic is not None:
-        _checked_filter(topic, "query")
+        checked(check_topic_filter, topic, "query")
         caller.require_subscribe(topic)
     await service.recorder.flushed(wait=2.0)
     found = await history.page(

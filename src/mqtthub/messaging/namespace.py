@@ -6,7 +6,10 @@ The checks raise :class:`ValueError`, so that inside a pydantic model they becom
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from fastapi.exceptions import RequestValidationError
 
 from mqtthub.errors import MQTTHubError
 from mqtthub.models.messaging import MAX_RECORDED_TOPIC_LENGTH
@@ -54,6 +57,16 @@ def check_topic_filter(topic_filter: str) -> str:
     except MQTTHubError as exc:
         raise ValueError(exc.message) from None
     return topic_filter
+
+
+def checked(check: Callable[[str], str], topic: str, location: str, name: str = "topic") -> str:
+    """``check(topic)``, its ValueError turned into FastAPI's 422 for a path or query parameter ``name``."""
+    try:
+        return check(topic)
+    except ValueError as exc:
+        raise RequestValidationError(
+            [{"type": "value_error", "loc": (location, name), "msg": str(exc), "input": topic}]
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ from aio_pika.abc import (
 
 from mqtthub.broker import BrokerState
 from mqtthub.broker.hooks import BrokerMessage, MessageSink, Principal
+from mqtthub.broker.inspection import ClientInfo
 from mqtthub.broker.stats import BrokerStats
 from mqtthub.errors import StateError, UnavailableError
 from mqtthub.mqtt.packets import Properties
@@ -347,6 +348,21 @@ class RabbitBroker:
     def clients(self) -> list[tuple[str, Principal]]:
         """The client id and principal of every MQTT connection of the cluster, as of the last listing."""
         return [(connection.client_id, principal) for connection, principal in self._connections]
+
+    def connections(self) -> list[ClientInfo]:
+        """Every MQTT connection of the cluster as of the last listing (the management API lists no subscriptions)."""
+        return [
+            ClientInfo(
+                client_id=connection.client_id,
+                principal=principal,
+                protocol=f"{connection.protocol} ({connection.node})",
+            )
+            for connection, principal in self._connections
+        ]
+
+    def retained(self, topic_filter: str) -> list[BrokerMessage]:
+        """Refused: RabbitMQ keeps retained messages in its own store, which no API lists."""
+        raise UnavailableError("retained messages are kept by the RabbitMQ cluster, which does not list them")
 
     def offline_sessions(self) -> list[Principal]:
         """Always empty: RabbitMQ keeps persistent sessions, and checks their owner again when they reconnect."""

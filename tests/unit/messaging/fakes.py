@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from mqtthub.broker import BrokerState
 from mqtthub.broker.handle import LocalSubscription
 from mqtthub.broker.hooks import BrokerMessage, Principal
+from mqtthub.broker.inspection import ClientInfo
 from mqtthub.broker.stats import BrokerStats
 from mqtthub.errors import StateError
 from mqtthub.mqtt.packets import Properties
@@ -81,6 +82,12 @@ class FakeBroker:
         return 0
 
     def clients(self) -> list[tuple[str, Principal]]:
+        return []
+
+    def connections(self) -> list[ClientInfo]:
+        return []
+
+    def retained(self, topic_filter: str) -> list[BrokerMessage]:
         return []
 
     def offline_sessions(self) -> list[Principal]:

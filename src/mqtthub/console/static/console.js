@@ -124,6 +124,26 @@ function setFigure(name, value) {
   document.querySelectorAll(`[data-figure="${name}"]`).forEach((element) => (element.textContent = value));
 }
 
+// Reads the JSON at url every two seconds and hands it to show; root is marked aria-busy while it fails.
+function pollFigures(root, url, show) {
+  async function poll() {
+    try {
+      const response = await fetch(url, { headers: { Accept: "application/json" } });
+      if (response.redirected) {
+        location.reload(); // the session ended: the reload shows the sign-in page
+        return;
+      }
+      if (!response.ok) throw new Error(`${url}: ${response.status}`);
+      show(await response.json());
+      root.setAttribute("aria-busy", "false");
+    } catch {
+      root.setAttribute("aria-busy", "true"); // the hub is unreachable or failing: tried again shortly
+    }
+    setTimeout(poll, FIGURES_EVERY_MS);
+  }
+  poll();
+}
+
 function fillList(name, items, describe) {
   const list = document.querySelector(`[data-list="${name}"]`);
   const empty = document.querySelector(`[data-empty="${name}"]`);
@@ -172,41 +192,27 @@ function followOverview() {
     }
   }
 
-  async function poll() {
-    try {
-      const response = await fetch(root.dataset.figures, { headers: { Accept: "application/json" } });
-      if (response.redirected) {
-        location.reload(); // the session ended: the reload shows the sign-in page
-        return;
-      }
-      if (!response.ok) throw new Error(`figures: ${response.status}`);
-      const now = await response.json();
-      const hub = now.hub;
-      setFigure("clients", String(hub.clients));
-      setFigure("online", `${now.organization.online} / ${now.organization.devices}`);
-      setFigure("openAlerts", String(now.organization.openAlerts));
-      setFigure("ingest", hub.ingest === "up" ? "healthy" : "stalled");
-      if (previous) {
-        const seconds = Math.max(now.at - previous.at, 0.001);
-        const rates = ["received", "sent", "ingested"].map((key) => Math.max(hub[key] - previous.hub[key], 0) / seconds);
-        setFigure("rateIn", rates[0].toFixed(1));
-        setFigure("rateOut", rates[1].toFixed(1));
-        setFigure("rateIngest", rates[2].toFixed(1));
-        series[0].push(now.at);
-        rates.forEach((rate, index) => series[index + 1].push(rate));
-        if (series[0].length > CHART_POINTS) series.forEach((values) => values.shift());
-        draw();
-      }
-      previous = now;
-      fillList("alerts", now.alerts, (alert) => `${alert.kind} on ${alert.sensor} = ${alert.value} (device ${alert.deviceId})`);
-      fillList("rejected", now.rejected, (row) => `${row.topic}: ${row.field} ${row.reason}`);
-      root.setAttribute("aria-busy", "false");
-    } catch {
-      root.setAttribute("aria-busy", "true"); // the hub is unreachable or failing: tried again shortly
+  pollFigures(root, root.dataset.figures, (now) => {
+    const hub = now.hub;
+    setFigure("clients", String(hub.clients));
+    setFigure("online", `${now.organization.online} / ${now.organization.devices}`);
+    setFigure("openAlerts", String(now.organization.openAlerts));
+    setFigure("ingest", hub.ingest === "up" ? "healthy" : "stalled");
+    if (previous) {
+      const seconds = Math.max(now.at - previous.at, 0.001);
+      const rates = ["received", "sent", "ingested"].map((key) => Math.max(hub[key] - previous.hub[key], 0) / seconds);
+      setFigure("rateIn", rates[0].toFixed(1));
+      setFigure("rateOut", rates[1].toFixed(1));
+      setFigure("rateIngest", rates[2].toFixed(1));
+      series[0].push(now.at);
+      rates.forEach((rate, index) => series[index + 1].push(rate));
+      if (series[0].length > CHART_POINTS) series.forEach((values) => values.shift());
+      draw();
     }
-    setTimeout(poll, FIGURES_EVERY_MS);
-  }
-  poll();
+    previous = now;
+    fillList("alerts", now.alerts, (alert) => `${alert.kind} on ${alert.sensor} = ${alert.value} (device ${alert.deviceId})`);
+    fillList("rejected", now.rejected, (row) => `${row.topic}: ${row.field} ${row.reason}`);
+  });
 }
 
 // --- live messages --------------------------------------------------------------------------------------
@@ -328,8 +334,39 @@ function followLive() {
   });
 }
 
+// --- broker figures -------------------------------------------------------------------------------------
+
+function formatDuration(seconds) {
+  const total = Math.floor(seconds);
+  const days = Math.floor(total / 86400);
+  const hours = Math.floor((total % 86400) / 3600);
+  const minutes = Math.floor((total % 3600) / 60);
+  if (days > 0) return `${days} d ${hours} h`;
+  if (hours > 0) return `${hours} h ${minutes} min`;
+  return `${minutes} min ${total % 60} s`;
+}
+
+function followBroker() {
+  const root = document.getElementById("broker");
+  if (!root) return;
+  const counts = {
+    clientsConnected: "clients_connected",
+    messagesReceived: "messages_received",
+    messagesSent: "messages_sent",
+    bytesReceived: "bytes_received",
+    bytesSent: "bytes_sent",
+    retainedMessages: "retained_messages",
+    subscriptions: "subscriptions",
+  };
+  pollFigures(root, root.dataset.brokerFigures, (figures) => {
+    setFigure("uptime", formatDuration(figures.uptime));
+    for (const [name, key] of Object.entries(counts)) setFigure(name, figures[key].toLocaleString("en"));
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   followStatus();
   followOverview();
   followLive();
+  followBroker();
 });
