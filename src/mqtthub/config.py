@@ -275,8 +275,8 @@ class Settings(BaseSettings):
         None,
         ge=0,
         le=65535,
-        description="Serve the auth backend on this port, without the HTTP API's middleware (cheaper per check), "
-        "instead of on the API's port (0 picks a free port).",
+        description="Serve the auth backend on this port, by a small HTTP server of its own (cheaper per check "
+        "than the HTTP API's stack and middleware), instead of on the API's port (0 picks a free port).",
     )
     auth_backend_networks: str = Field(
         "127.0.0.0/8, ::1",

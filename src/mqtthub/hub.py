@@ -44,10 +44,10 @@ from mqtthub.auth.operator_rules import OperatorRules, RulesFile, invalidate_cha
 from mqtthub.auth.organizations import OrganizationCreated
 from mqtthub.auth.passwords import PasswordWorkers
 from mqtthub.auth.revalidation import CredentialRevalidator
-from mqtthub.authbackend.app import MOUNT_PATH, auth_backend_app
 from mqtthub.authbackend.common import AuthBackend
 from mqtthub.authbackend.guard import BackendGuard
 from mqtthub.authbackend.principals import PrincipalDirectory
+from mqtthub.authbackend.server import AuthBackendServer
 from mqtthub.background import BackgroundTasks
 from mqtthub.broker import Broker, BrokerConfig, BrokerHandle, ListenerConfig
 from mqtthub.broker.config import ListenerKind
@@ -515,7 +515,7 @@ class Hub:
         assert self._http_socket is not None
         # A crashed HTTP server ends the hub; a crashed loop is logged and runs again (mqtthub.background).
         loops = self._loops = BackgroundTasks("hub")
-        async with asyncio.TaskGroup() as tasks, loops:
+        async with asyncio.TaskGroup() as tasks, loops, contextlib.AsyncExitStack() as stack:
             tasks.create_task(server.serve(sockets=[self._http_socket]), name="http-server")
             if self._metrics_socket is not None:
                 endpoint = metrics_endpoint(self.metrics_registry, self.settings.metrics_token)
@@ -526,12 +526,7 @@ class Hub:
                 tasks.create_task(metrics_server.serve(sockets=[self._metrics_socket]), name="metrics-server")
             guard = BackendGuard.from_settings(self.settings)
             if self._auth_backend_socket is not None and guard is not None:
-                backend_app = auth_backend_app(self.auth_backend, guard, prefix=MOUNT_PATH)
-                backend_server = _EmbeddedUvicorn(
-                    uvicorn.Config(backend_app, log_config=None, access_log=False, lifespan="off")
-                )
-                servers.append(backend_server)
-                tasks.create_task(backend_server.serve(sockets=[self._auth_backend_socket]), name="auth-backend-server")
+                await stack.enter_async_context(AuthBackendServer(self.auth_backend, guard, self._auth_backend_socket))
             revalidator = CredentialRevalidator(self.database, self.broker, self.settings.mqtt_revalidate_interval)
             loops.loop("mqtt-credential-revalidation", revalidator.run)
             releaser = MemoryReleaser(lambda: self.broker.stats().clients_connected)

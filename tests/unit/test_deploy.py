@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mqtthub.authbackend.app import CONTRACTS, MOUNT_PATH
+from mqtthub.authbackend.dispatch import CONTRACTS, MOUNT_PATH
 from mqtthub.config import ENV_PREFIX, Settings, load_settings
 from tests.support.rabbitmq import PLUGINS
 

@@ -13,8 +13,9 @@ from mqtthub.auth.attempts import LoginGuard
 from mqtthub.auth.ca import CertificateAuthority
 from mqtthub.auth.roles import enforce_role
 from mqtthub.auth.routes import identity_router
-from mqtthub.authbackend.app import MOUNT_PATH, auth_backend_app
+from mqtthub.authbackend.app import auth_backend_app
 from mqtthub.authbackend.common import AuthBackend
+from mqtthub.authbackend.dispatch import MOUNT_PATH
 from mqtthub.authbackend.guard import BackendGuard
 from mqtthub.console import install_console
 from mqtthub.integrations import endpoints as integrations_endpoints

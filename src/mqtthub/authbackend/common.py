@@ -22,9 +22,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Mapping
-from urllib.parse import parse_qsl
-
-from starlette.requests import Request
+from dataclasses import dataclass
 
 from mqtthub.auth.broker_hooks import DatabaseAuthenticator, TopicAuthorizer
 from mqtthub.auth.credentials import API_TOKEN_PREFIX
@@ -37,6 +35,26 @@ from mqtthub.observability.histogram import Histogram
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
 """Seconds per answered check (the target is under 5 ms)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An HTTP answer to a broker, whichever server writes it."""
+
+    status: int
+    content_type: str
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def json_answer(document: object, status: int = 200, headers: tuple[tuple[str, str], ...] = ()) -> Answer:
+    """A JSON answer (compact, as brokers read it)."""
+    return Answer(status, "application/json", json.dumps(document, separators=(",", ":")).encode(), headers)
+
+
+def text_answer(text: str) -> Answer:
+    """A plain-text 200 answer (RabbitMQ's ``allow`` and ``deny``)."""
+    return Answer(200, "text/plain; charset=utf-8", text.encode())
 
 
 class AuthBackend:
@@ -139,44 +157,6 @@ class AuthBackend:
     def observe(self, started: float) -> None:
         """Record the latency of a request that started at ``started`` (``time.perf_counter()``)."""
         self.latency.observe(time.perf_counter() - started)
-
-
-async def request_fields(request: Request) -> dict[str, str]:
-    """The request's parameters: its query string, then a JSON object or a form-encoded body on top.
-
-    Every value becomes a string (go-auth sends ``acc`` as a JSON number). Keys are kept as sent, dotted ones
-    included (RabbitMQ's ``variable_map.client_id``).
-
-    Raises:
-        ValidationFailedError: the body is not a JSON object, or not decodable (400).
-    """
-    fields = dict(request.query_params)
-    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    body = await request.body()
-    if not body:
-        return fields
-    if media_type == "application/json":
-        try:
-            document = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise ValidationFailedError("the body is not valid JSON", field="body") from None
-        if not isinstance(document, Mapping):
-            raise ValidationFailedError("the body must be a JSON object", field="body")
-        fields.update({str(key): _text(value) for key, value in document.items()})
-    else:
-        try:
-            fields.update(parse_qsl(body.decode(), keep_blank_values=True, strict_parsing=False))
-        except UnicodeDecodeError:
-            raise ValidationFailedError("the form body is not UTF-8", field="body") from None
-    return fields
-
-
-def _text(value: object) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return "" if value is None else json.dumps(value) if isinstance(value, list | dict) else str(value)
 
 
 def required(fields: Mapping[str, str], name: str) -> str:

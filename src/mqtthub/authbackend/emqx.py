@@ -24,10 +24,7 @@ caches the answers per client).
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-
-from mqtthub.authbackend.common import AuthBackend, required
+from mqtthub.authbackend.common import Answer, AuthBackend, json_answer, required
 from mqtthub.broker.hooks import Action
 from mqtthub.errors import ValidationFailedError
 
@@ -36,21 +33,21 @@ CONTRACT = "emqx"
 _ACTIONS = {"publish": Action.PUBLISH, "subscribe": Action.SUBSCRIBE}
 
 
-def _address(request: Request, fields: dict[str, str]) -> str:
-    return fields.get("peerhost") or (request.client.host if request.client is not None else "")
+def _address(caller: str, fields: dict[str, str]) -> str:
+    return fields.get("peerhost") or caller
 
 
-async def authenticate(backend: AuthBackend, request: Request, fields: dict[str, str]) -> Response:
+async def authenticate(backend: AuthBackend, caller: str, fields: dict[str, str]) -> Answer:
     """The authentication check of one CONNECT."""
     principal = await backend.login(
         required(fields, "username"),
         fields.get("password", ""),
         fields.get("clientid", ""),
-        _address(request, fields),
+        _address(caller, fields),
     )
     backend.count(CONTRACT, "authn", principal is not None)
     if principal is None:
-        return JSONResponse({"result": "deny"})
+        return json_answer({"result": "deny"})
     answer: dict[str, object] = {
         "result": "allow",
         "is_superuser": False,
@@ -62,10 +59,10 @@ async def authenticate(backend: AuthBackend, request: Request, fields: dict[str,
     }
     if principal.expires_at is not None:
         answer["expire_at"] = int(principal.expires_at)
-    return JSONResponse(answer)
+    return json_answer(answer)
 
 
-async def authorize(backend: AuthBackend, request: Request, fields: dict[str, str]) -> Response:
+async def authorize(backend: AuthBackend, caller: str, fields: dict[str, str]) -> Answer:
     """The authorization check of one publish or subscription (the topic inside the client's mountpoint)."""
     action = _ACTIONS.get(required(fields, "action").lower())
     if action is None:
@@ -73,12 +70,12 @@ async def authorize(backend: AuthBackend, request: Request, fields: dict[str, st
     allowed = await backend.may(
         required(fields, "username"),
         fields.get("clientid", ""),
-        _address(request, fields),
+        _address(caller, fields),
         action,
         required(fields, "topic"),
     )
     backend.count(CONTRACT, "authz", allowed)
-    return JSONResponse({"result": "allow" if allowed else "deny"})
+    return json_answer({"result": "allow" if allowed else "deny"})
 
 
 ROUTES = (("/authn", "authn", authenticate), ("/authz", "authz", authorize))

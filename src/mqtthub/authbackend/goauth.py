@@ -20,10 +20,7 @@ organization names them under ``org/<short id>/`` (see :mod:`mqtthub.authbackend
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-
-from mqtthub.authbackend.common import AuthBackend, required
+from mqtthub.authbackend.common import Answer, AuthBackend, json_answer, required
 from mqtthub.broker.hooks import Action
 from mqtthub.errors import ValidationFailedError
 
@@ -32,30 +29,29 @@ CONTRACT = "mosquitto"
 _READ, _WRITE, _SUBSCRIBE = 1, 2, 4
 
 
-def _answer(allowed: bool, reason: str) -> Response:
+def _answer(allowed: bool, reason: str) -> Answer:
     if allowed:
-        return JSONResponse({"ok": True, "error": ""})
-    return JSONResponse({"ok": False, "error": reason}, status_code=403)
+        return json_answer({"ok": True, "error": ""})
+    return json_answer({"ok": False, "error": reason}, 403)
 
 
-async def user(backend: AuthBackend, request: Request, fields: dict[str, str]) -> Response:
+async def user(backend: AuthBackend, caller: str, fields: dict[str, str]) -> Answer:
     """The user check: may these credentials log in."""
-    address = request.client.host if request.client is not None else ""
     principal = await backend.login(
-        required(fields, "username"), fields.get("password", ""), fields.get("clientid", ""), address
+        required(fields, "username"), fields.get("password", ""), fields.get("clientid", ""), caller
     )
     backend.count(CONTRACT, "user", principal is not None)
     return _answer(principal is not None, "unknown, expired or revoked credentials")
 
 
-async def superuser(backend: AuthBackend, request: Request, fields: dict[str, str]) -> Response:
+async def superuser(backend: AuthBackend, caller: str, fields: dict[str, str]) -> Answer:
     """The superuser check: always no (see the module docstring)."""
     required(fields, "username")
     backend.count(CONTRACT, "superuser", False)
     return _answer(False, "no client is a superuser: every topic is checked")
 
 
-async def acl(backend: AuthBackend, request: Request, fields: dict[str, str]) -> Response:
+async def acl(backend: AuthBackend, caller: str, fields: dict[str, str]) -> Answer:
     """The ACL check of one topic and access."""
     try:
         access = int(required(fields, "acc"))
@@ -65,8 +61,7 @@ async def acl(backend: AuthBackend, request: Request, fields: dict[str, str]) ->
         raise ValidationFailedError(f"unknown access {access}", field="acc")
     username, topic = required(fields, "username"), required(fields, "topic")
     client_id = fields.get("clientid", "")
-    address = request.client.host if request.client is not None else ""
-    principal = await backend.principal_of(username, client_id, address)
+    principal = await backend.principal_of(username, client_id, caller)
     allowed = principal is not None
     if principal is not None and access & _WRITE:
         allowed = await backend.decide(principal, Action.PUBLISH, topic, full_topic=True)

@@ -19,8 +19,6 @@ import hmac
 import ipaddress
 from dataclasses import dataclass
 
-from starlette.requests import Request
-
 from mqtthub.config import Settings, parse_networks
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -54,12 +52,11 @@ class BackendGuard:
             return None
         return cls(settings.auth_backend_secret, parse_networks(settings.auth_backend_networks))
 
-    def refusal(self, request: Request) -> Refusal | None:
-        """None when the request may be served, else why not."""
-        host = request.client.host if request.client is not None else ""
+    def refusal(self, host: str, authorization: str) -> Refusal | None:
+        """None when a request from ``host`` with this ``Authorization`` header may be served, else why not."""
         if not self._allowed_address(host):
             return Refusal("network", 403, "the auth backend does not serve this address")
-        if not self._has_secret(request.headers.get("authorization", "")):
+        if not self._has_secret(authorization):
             return Refusal("secret", 401, "the auth backend requires its shared secret (bearer or basic password)")
         return None
 

@@ -22,10 +22,7 @@ that organization's topics (``org/<short id>/…``), so the operator's ``global`
 
 from __future__ import annotations
 
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-
-from mqtthub.authbackend.common import AuthBackend, required
+from mqtthub.authbackend.common import Answer, AuthBackend, required, text_answer
 from mqtthub.broker.hooks import Action, Principal
 from mqtthub.rabbitmq.topics import topic_of
 from mqtthub.tenancy import namespace_prefix
@@ -37,8 +34,8 @@ SUBSCRIPTION_QUEUE_PREFIX = "mqtt-subscription-"
 _TOPIC_PERMISSIONS = {"write": Action.PUBLISH, "read": Action.SUBSCRIBE}
 
 
-def _answer(allowed: bool) -> Response:
-    return PlainTextResponse("allow" if allowed else "deny")
+def _answer(allowed: bool) -> Answer:
+    return text_answer("allow" if allowed else "deny")
 
 
 def _in_vhost(principal: Principal | None, vhost: str | None) -> bool:
@@ -49,48 +46,47 @@ def _in_vhost(principal: Principal | None, vhost: str | None) -> bool:
     return principal.mountpoint == namespace_prefix(vhost)
 
 
-async def _principal(backend: AuthBackend, request: Request, fields: dict[str, str]) -> Principal | None:
-    address = fields.get("ip") or (request.client.host if request.client is not None else "")
+async def _principal(backend: AuthBackend, caller: str, fields: dict[str, str]) -> Principal | None:
+    address = fields.get("ip") or caller
     client_id = fields.get("client_id") or fields.get("variable_map.client_id", "")
     principal = await backend.principal_of(required(fields, "username"), client_id, address)
     return principal if _in_vhost(principal, fields.get("vhost")) else None
 
 
-async def user(backend: AuthBackend, request: Request, fields: dict[str, str]) -> Response:
+async def user(backend: AuthBackend, caller: str, fields: dict[str, str]) -> Answer:
     """May these credentials log in (to this vhost, when the MQTT plugin names one)."""
-    address = request.client.host if request.client is not None else ""
     principal = await backend.login(
-        required(fields, "username"), fields.get("password", ""), fields.get("client_id", ""), address
+        required(fields, "username"), fields.get("password", ""), fields.get("client_id", ""), caller
     )
     allowed = _in_vhost(principal, fields.get("vhost"))
     backend.count(CONTRACT, "user", allowed)
     return _answer(allowed)
 
 
-async def vhost(backend: AuthBackend, request: Request, fields: dict[str, str]) -> Response:
+async def vhost(backend: AuthBackend, caller: str, fields: dict[str, str]) -> Answer:
     """May this client use this vhost: only its organization's."""
     required(fields, "vhost")
-    allowed = await _principal(backend, request, fields) is not None
+    allowed = await _principal(backend, caller, fields) is not None
     backend.count(CONTRACT, "vhost", allowed)
     return _answer(allowed)
 
 
-async def resource(backend: AuthBackend, request: Request, fields: dict[str, str]) -> Response:
+async def resource(backend: AuthBackend, caller: str, fields: dict[str, str]) -> Answer:
     """The MQTT plugin's own queues and the topic exchange; nothing else."""
     kind, name, permission = required(fields, "resource"), required(fields, "name"), required(fields, "permission")
     allowed = (kind == "queue" and name.startswith(SUBSCRIPTION_QUEUE_PREFIX)) or (
         kind == "exchange" and name == TOPIC_EXCHANGE and permission in _TOPIC_PERMISSIONS
     )
-    allowed = allowed and await _principal(backend, request, fields) is not None
+    allowed = allowed and await _principal(backend, caller, fields) is not None
     backend.count(CONTRACT, "resource", allowed)
     return _answer(allowed)
 
 
-async def topic(backend: AuthBackend, request: Request, fields: dict[str, str]) -> Response:
+async def topic(backend: AuthBackend, caller: str, fields: dict[str, str]) -> Answer:
     """A publish (``write``) or subscription (``read``) on the topic exchange, as the embedded broker answers it."""
     action = _TOPIC_PERMISSIONS.get(required(fields, "permission"))
     routing_key = required(fields, "routing_key")
-    principal = await _principal(backend, request, fields)
+    principal = await _principal(backend, caller, fields)
     allowed = principal is not None and action is not None and required(fields, "name") == TOPIC_EXCHANGE
     if allowed and principal is not None and action is not None:
         name = topic_of(routing_key)

@@ -14,7 +14,7 @@ BASE = "/auth-backend/emqx"
 
 def broker(world: World) -> httpx.AsyncClient:
     """A client as EMQX is configured: the secret in an Authorization header of its own."""
-    return httpx.AsyncClient(base_url=world.running.http_url, headers={"Authorization": f"Bearer {SECRET}"}, timeout=30)
+    return httpx.AsyncClient(base_url=world.backend_url, headers={"Authorization": f"Bearer {SECRET}"}, timeout=30)
 
 
 async def test_logins_answer_as_the_embedded_broker(world: World) -> None:

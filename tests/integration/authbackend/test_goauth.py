@@ -19,7 +19,7 @@ _ACC = {"publish": 2, "subscribe": 4}
 
 def broker(world: World, **kwargs: object) -> httpx.AsyncClient:
     """A client as go-auth is: the secret as the basic-auth password of the URL's user part."""
-    return httpx.AsyncClient(base_url=world.running.http_url, auth=("mosquitto", SECRET), timeout=30, **kwargs)  # type: ignore[arg-type]
+    return httpx.AsyncClient(base_url=world.backend_url, auth=("mosquitto", SECRET), timeout=30, **kwargs)  # type: ignore[arg-type]
 
 
 async def test_logins_answer_as_the_embedded_broker_in_json_and_form(world: World) -> None:
@@ -121,7 +121,7 @@ async def test_malformed_requests_are_answered_400(world: World) -> None:
 async def test_requests_without_the_secret_are_refused_and_counted(world: World) -> None:
     device = world.identity("device")
     fields = {"username": device.username, "password": device.password, "clientid": "c1"}
-    base_url = world.running.http_url
+    base_url = world.backend_url
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as anonymous:
         missing = await anonymous.post(f"{BASE}/user", json=fields)
         wrong = await anonymous.post(f"{BASE}/user", json=fields, auth=("mosquitto", "not-the-secret-at-all"))
@@ -132,7 +132,7 @@ async def test_requests_without_the_secret_are_refused_and_counted(world: World)
             assert "secret" in refused.json()["error"]
             assert refused.headers["www-authenticate"].startswith("Basic")
         assert bearer.status_code == 200
-        metrics = (await anonymous.get("/metrics")).text
+    metrics = (await world.running.client.get("/metrics")).text
     assert 'mqtthub_auth_backend_refused_requests_total{reason="secret"} 2.0' in metrics
     assert 'mqtthub_auth_backend_checks_total{check="user",contract="mosquitto",result="allow"} 1.0' in metrics
     assert "mqtthub_auth_backend_seconds_count" in metrics

@@ -14,7 +14,7 @@ BASE = "/auth-backend/rabbitmq"
 
 def broker(world: World) -> httpx.AsyncClient:
     """A client as RabbitMQ is configured: the secret as the password of the URL's user part."""
-    return httpx.AsyncClient(base_url=world.running.http_url, auth=("rabbitmq", SECRET), timeout=30)
+    return httpx.AsyncClient(base_url=world.backend_url, auth=("rabbitmq", SECRET), timeout=30)
 
 
 def routing_key(topic: str) -> str:

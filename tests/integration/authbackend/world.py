@@ -43,6 +43,8 @@ class World:
     """The running hub and every identity of the matrix, by name."""
 
     running: LocalHub
+    backend_url: str
+    """Where the brokers ask: the auth backend's own port, or the API's (mounted at ``/auth-backend``)."""
     identities: dict[str, Identity]
     short_id: str
     other_short_id: str
@@ -54,10 +56,17 @@ class World:
 
 
 @asynccontextmanager
-async def auth_backend_world(database_url: str, tmp_path: Path, **overrides: object) -> AsyncIterator[World]:
-    """A hub with the auth backend on (and the operator rule above), and two organizations of identities."""
+async def auth_backend_world(
+    database_url: str, tmp_path: Path, *, own_port: bool = False, **overrides: object
+) -> AsyncIterator[World]:
+    """A hub with the auth backend on (and the operator rule above), and two organizations of identities.
+
+    ``own_port``: serve the auth backend on a port of its own (``auth_backend_port``) rather than on the API's.
+    """
     rules = tmp_path / "rules.txt"
     rules.write_text(RULES)
+    if own_port:
+        overrides["auth_backend_port"] = 0
     settings = hub_settings(
         tmp_path, database_url=database_url, auth_backend_secret=SECRET, mqtt_rules_file=rules, **overrides
     )
@@ -114,7 +123,9 @@ async def auth_backend_world(database_url: str, tmp_path: Path, **overrides: obj
             "admin": Identity(ADMIN_EMAIL, ADMIN_PASSWORD, "", ""),
             "admin_wrong_password": Identity(ADMIN_EMAIL, "not the password", "", ""),
         }
-        yield World(running, identities, acme.short_id, other.short_id, device.id, foreign.id)
+        address = hub.auth_backend_address
+        backend_url = running.http_url if address is None else f"http://{address[0]}:{address[1]}"
+        yield World(running, backend_url, identities, acme.short_id, other.short_id, device.id, foreign.id)
 
 
 LOGINS: dict[str, bool] = {
