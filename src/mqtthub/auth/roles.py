@@ -213,6 +213,8 @@ ROUTES: dict[tuple[str, str], Operation] = {
     ("POST", _U + "/broker/kick"): Operation.ADMINISTER,
     ("GET", _U + "/live"): Operation.READ_MESSAGES,
     ("POST", _U + "/live/publish"): Operation.PUBLISH,
+    ("GET", _U + "/live/retained"): Operation.READ,
+    ("POST", _U + "/live/retained/clear"): Operation.ADMINISTER,
 }
 """The operation of every API route, by method (``WS`` for WebSocket routes) and path template."""
 

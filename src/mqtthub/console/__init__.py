@@ -1,9 +1,9 @@
 """The web console at ``/ui``: server-rendered pages over the same services and roles as the API.
 
 Pages are Jinja2 templates (``templates/``) rendered by small routers, one module per area (``signin``,
-``overview``, ``devices``, ``commands``, ``records``, ``certificates``, ``live``, ``api_tokens``, ``broker``); htmx and
-``static/console.js`` do the live parts, talking to the hub's public endpoints (``WS /api/v1/stream``,
-``WS /ws``). Browser libraries are vendored in ``static/vendor`` by ``scripts/console-assets``.
+``overview``, ``devices``, ``commands``, ``records``, ``certificates``, ``live``, ``retained``, ``api_tokens``,
+``broker``); htmx and ``static/console.js`` do the live parts, talking to the hub's public endpoints
+(``WS /api/v1/stream``, ``WS /ws``). Browser libraries are vendored in ``static/vendor`` by ``scripts/console-assets``.
 ``docs/console.md`` explains how to add a page.
 """
 
@@ -12,7 +12,18 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from mqtthub.console import api_tokens, broker, certificates, commands, devices, live, overview, records, signin
+from mqtthub.console import (
+    api_tokens,
+    broker,
+    certificates,
+    commands,
+    devices,
+    live,
+    overview,
+    records,
+    retained,
+    signin,
+)
 from mqtthub.console.docs import install_docs
 from mqtthub.console.headers import STATIC_PATH, SecurityHeadersMiddleware
 
@@ -21,7 +32,7 @@ __all__ = ["install_console"]
 
 def install_console(app: FastAPI) -> None:
     """Mount the console's routers, its static files, ``/docs`` and ``/redoc``, and their security headers."""
-    for module in (signin, overview, devices, commands, records, certificates, live, api_tokens, broker):
+    for module in (signin, overview, devices, commands, records, certificates, live, retained, api_tokens, broker):
         app.include_router(module.router)
     app.mount(STATIC_PATH, StaticFiles(packages=[("mqtthub.console", "static")]), name="console-static")
     install_docs(app)
