@@ -23,18 +23,15 @@ from __future__ import annotations
 from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from mqtthub.auth.deps import CurrentUser, require_org_access
 from mqtthub.auth.organizations import get_organization
 from mqtthub.crypto import SecretBox
-from mqtthub.db.changes import record
-from mqtthub.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationFailedError
-from mqtthub.models import DeviceCommand, DeviceStatus, TelemetryDefinition
+from mqtthub.errors import NotFoundError, PermissionDeniedError, ValidationFailedError
+from mqtthub.models import DeviceCommand, DeviceStatus
+from mqtthub.telemetry import definitions
 from mqtthub.telemetry.access import authenticate_device, bearer_token, body_token, can_see, device_for_user
 from mqtthub.telemetry.commands import CommandService, device_commands
-from mqtthub.telemetry.directory import DefinitionChanged
 from mqtthub.telemetry.events import command_json, iso, status_json
 from mqtthub.telemetry.history import HistoryQuery, aggregates, parse_bucket, readings
 from mqtthub.telemetry.parsing import PayloadError, parse_timestamp
@@ -228,45 +225,20 @@ async def list_sensor_datastream(
 # --- telemetry definitions -------------------------------------------------------------------------
 
 
-async def _definition(session: SessionDep, device_id: str, definition_id: int) -> TelemetryDefinition:
-    definition = await session.get(TelemetryDefinition, definition_id)
-    if definition is None or definition.device_id != device_id:
-        raise NotFoundError(f"telemetry definition {definition_id} not found")
-    return definition
-
-
 @router.post("/devices/{device_id}/telemetry-definitions", status_code=201, responses=errors(409))
 async def create_definition(
     device_id: str, body: DefinitionCreate, user: CurrentUser, session: SessionDep
 ) -> Ok[DefinitionJson]:
     """A new telemetry definition; its ``id`` is the ``telemetryDataId`` the device sends."""
     device = await device_for_user(session, user, device_id, admin=True)
-    definition = TelemetryDefinition(
-        organization_id=device.organization_id,
-        device_id=device.id,
-        key=body.key,
-        name=body.name,
-        unit=body.unit,
-        min_threshold=body.min_threshold,
-        max_threshold=body.max_threshold,
-    )
-    session.add(definition)
-    try:
-        async with session.begin_nested():
-            await session.flush()
-    except IntegrityError:
-        raise ConflictError(f"the device already has a telemetry definition {body.key!r}") from None
-    return Ok(data=definition_json(definition))
+    return Ok(data=definition_json(await definitions.create_definition(session, device, body)))
 
 
 @router.get("/devices/{device_id}/telemetry-definitions")
 async def list_definitions(device_id: str, user: CurrentUser, session: SessionDep) -> Ok[list[DefinitionJson]]:
     """The device's telemetry definitions."""
     await device_for_user(session, user, device_id)
-    rows = await session.scalars(
-        select(TelemetryDefinition).where(TelemetryDefinition.device_id == device_id).order_by(TelemetryDefinition.id)
-    )
-    return Ok(data=[definition_json(row) for row in rows])
+    return Ok(data=[definition_json(row) for row in await definitions.device_definitions(session, device_id)])
 
 
 @router.get("/devices/{device_id}/telemetry-definitions/{definition_id}")
@@ -275,7 +247,7 @@ async def get_definition(
 ) -> Ok[DefinitionJson]:
     """One telemetry definition."""
     await device_for_user(session, user, device_id)
-    return Ok(data=definition_json(await _definition(session, device_id, definition_id)))
+    return Ok(data=definition_json(await definitions.get_definition(session, device_id, definition_id)))
 
 
 @router.patch("/devices/{device_id}/telemetry-definitions/{definition_id}")
@@ -288,16 +260,8 @@ async def update_definition(
 ) -> Ok[DefinitionJson]:
     """Change name, unit or default thresholds (effective for the next message)."""
     await device_for_user(session, user, device_id, admin=True)
-    definition = await _definition(session, device_id, definition_id)
-    for name, value in body.model_dump(exclude_unset=True).items():
-        if name in ("name", "unit") and value is None:
-            continue
-        setattr(definition, name, value)
-    low, high = definition.min_threshold, definition.max_threshold
-    if low is not None and high is not None and low > high:
-        raise ValidationFailedError("minThreshold must not be greater than maxThreshold", field="minThreshold")
-    await session.flush()
-    record(session, DefinitionChanged(definition_id))
+    definition = await definitions.get_definition(session, device_id, definition_id)
+    await definitions.update_definition(session, definition, body.model_dump(exclude_unset=True))
     return Ok(data=definition_json(definition))
 
 
@@ -305,9 +269,7 @@ async def update_definition(
 async def delete_definition(device_id: str, definition_id: IntId, user: CurrentUser, session: SessionDep) -> Response:
     """Remove a definition; stored readings stay (``telemetryDataId`` kept in history)."""
     await device_for_user(session, user, device_id, admin=True)
-    await session.delete(await _definition(session, device_id, definition_id))
-    await session.flush()
-    record(session, DefinitionChanged(definition_id))
+    await definitions.delete_definition(session, await definitions.get_definition(session, device_id, definition_id))
     return Response(status_code=204)
 
 

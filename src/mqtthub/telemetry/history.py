@@ -132,3 +132,18 @@ async def aggregates(session: AsyncSession, query: HistoryQuery, bucket_ms: int)
         for start, sensor, low, high, mean, numeric, total in rows[: query.limit]
     ]
     return result, len(rows) > query.limit
+
+
+async def sensors(session: AsyncSession, device_id: str, limit: int) -> list[str]:
+    """The names of the sensors the device has readings of, in order, at most ``limit``.
+
+    Read as a loose index scan of ``(device_id, sensor, ts_ms)``: a recursive query that seeks the next name
+    after the previous one, so it costs one index seek per sensor however many readings each has (a plain
+    ``DISTINCT`` reads every reading of the device). Both SQLite and PostgreSQL run it as written.
+    """
+    of_device = TelemetryValue.device_id == device_id
+    names = select(func.min(TelemetryValue.sensor).label("sensor")).where(of_device).cte("names", recursive=True)
+    following = select(func.min(TelemetryValue.sensor)).where(of_device, TelemetryValue.sensor > names.c.sensor)
+    names = names.union_all(select(following.scalar_subquery()).where(names.c.sensor.is_not(None)))
+    rows = await session.scalars(select(names.c.sensor).where(names.c.sensor.is_not(None)).limit(limit))
+    return [name for name in rows if name is not None]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from mqtthub.errors import PermissionDeniedError, ValidationFailedError
-from mqtthub.telemetry.history import HistoryQuery, aggregates, parse_bucket, readings
+from mqtthub.telemetry.history import HistoryQuery, aggregates, parse_bucket, readings, sensors
 from mqtthub.telemetry.routing import Route
 from tests.integration.telemetry.conftest import Stack
 
@@ -58,6 +58,18 @@ async def test_buckets_aggregate_min_max_avg_count(stack: Stack) -> None:
         ("2023-11-14T22:13:00.000Z", 10.0, 30.0, 20.0, 3, 3),
     ]
     assert all(r["sensor"] == "temperature" for r in rows)
+
+
+async def test_sensors_are_listed_once_each_in_order(stack: Stack) -> None:
+    await _post(stack, [(n, float(n)) for n in range(5)])
+    for name in ("pressure", "humidity", "pressure", "a.b-c"):
+        await stack.telemetry.ingest_http(
+            Route.TELEMETRY, stack.a.device_id, stack.a.organization_id, b"1.5", sensor=name
+        )
+    async with stack.database.session() as session:
+        assert await sensors(session, stack.a.device_id, 10) == ["a.b-c", "humidity", "pressure", "temperature"]
+        assert await sensors(session, stack.a.device_id, 2) == ["a.b-c", "humidity"]
+        assert await sensors(session, stack.b.device_id, 10) == []
 
 
 def test_bucket_syntax() -> None:
