@@ -107,6 +107,7 @@ def pages(ids: dict[str, str], devices: int) -> tuple[list[tuple[str, str]], lis
     variants = {
         "/ui/orgs/{org_id}/devices": ["", "?q=d9999", f"?page={max(1, devices // 50)}"],
         "/ui/orgs/{org_id}/devices/{device_id}": ["", f"@{ids['quiet_device_id']}"],
+        "/ui/orgs/{org_id}/devices/{device_id}/charts": ["", "?range=1h", "?range=7d"],
     }
     chosen: list[tuple[str, str]] = []
     skipped: list[str] = []

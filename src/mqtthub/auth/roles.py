@@ -202,6 +202,7 @@ ROUTES: dict[tuple[str, str], Operation] = {
     ("GET", _U + "/devices/{device_id}/commands"): Operation.READ,
     ("POST", _U + "/devices/{device_id}/commands"): Operation.COMMAND,
     ("GET", _U + "/devices/{device_id}/records"): Operation.READ,
+    ("GET", _U + "/devices/{device_id}/charts"): Operation.READ,
     ("GET", _U + "/devices/{device_id}/certificates"): Operation.ADMINISTER,
     ("POST", _U + "/devices/{device_id}/certificates"): Operation.ADMINISTER,
     ("POST", _U + "/devices/{device_id}/certificates/{serial}/revoke"): Operation.ADMINISTER,

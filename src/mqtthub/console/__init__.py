@@ -1,10 +1,9 @@
 """The web console at ``/ui``: server-rendered pages over the same services and roles as the API.
 
-Pages are Jinja2 templates (``templates/``) rendered by small routers, one module per area (``signin``,
-``overview``, ``devices``, ``commands``, ``records``, ``certificates``, ``live``, ``retained``, ``api_tokens``,
-``broker``); htmx and ``static/console.js`` do the live parts, talking to the hub's public endpoints
-(``WS /api/v1/stream``, ``WS /ws``). Browser libraries are vendored in ``static/vendor`` by ``scripts/console-assets``.
-``docs/console.md`` explains how to add a page.
+Pages are Jinja2 templates (``templates/``) rendered by small routers, one module per area (the list is in
+``docs/console.md``, which explains how to add a page); htmx and ``static/console.js`` do the live parts, talking
+to the hub's public endpoints (``WS /api/v1/stream``, ``WS /ws``). Browser libraries are vendored in
+``static/vendor`` by ``scripts/console-assets``.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from mqtthub.console import (
     api_tokens,
     broker,
     certificates,
+    charts,
     commands,
     devices,
     live,
@@ -32,7 +32,19 @@ __all__ = ["install_console"]
 
 def install_console(app: FastAPI) -> None:
     """Mount the console's routers, its static files, ``/docs`` and ``/redoc``, and their security headers."""
-    for module in (signin, overview, devices, commands, records, certificates, live, retained, api_tokens, broker):
+    for module in (
+        signin,
+        overview,
+        devices,
+        commands,
+        records,
+        charts,
+        certificates,
+        live,
+        retained,
+        api_tokens,
+        broker,
+    ):
         app.include_router(module.router)
     app.mount(STATIC_PATH, StaticFiles(packages=[("mqtthub.console", "static")]), name="console-static")
     install_docs(app)

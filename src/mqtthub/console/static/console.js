@@ -84,6 +84,29 @@ document.addEventListener("click", async (event) => {
   }
 });
 
+// --- the live event stream: one WS /api/v1/stream per page, shared by the parts that follow it ----------
+
+const streamParts = [];
+
+// A part of the page follows `topics` and is handed every event of the stream (it picks its own).
+function onStream(topics, handle) {
+  streamParts.push({ topics, handle });
+}
+
+function followStream() {
+  if (streamParts.length === 0) return;
+  const topics = [...new Set(streamParts.flatMap((part) => part.topics))];
+  persistentSocket(
+    wsUrl("/api/v1/stream" + orgQuery("?")),
+    (socket) => socket.send(JSON.stringify({ action: "subscribe", topics })),
+    (text) => {
+      const event = JSON.parse(text);
+      streamParts.forEach((part) => part.handle(event));
+    },
+    () => {},
+  );
+}
+
 // --- device status, live (devices list and device page) ------------------------------------------------
 
 function updateStatus(data) {
@@ -107,15 +130,9 @@ function updateStatus(data) {
 
 function followStatus() {
   if (!document.querySelector("[data-live-status]")) return;
-  persistentSocket(
-    wsUrl("/api/v1/stream" + orgQuery("?")),
-    (socket) => socket.send(JSON.stringify({ action: "subscribe", topics: ["devices/+/status"] })),
-    (text) => {
-      const event = JSON.parse(text);
-      if (event.event === "status") updateStatus(event.data);
-    },
-    () => {},
-  );
+  onStream(["devices/+/status"], (event) => {
+    if (event.event === "status") updateStatus(event.data);
+  });
 }
 
 // --- overview -------------------------------------------------------------------------------------------
@@ -124,8 +141,11 @@ function setFigure(name, value) {
   document.querySelectorAll(`[data-figure="${name}"]`).forEach((element) => (element.textContent = value));
 }
 
-// Reads the JSON at url every two seconds and hands it to show; root is marked aria-busy while it fails.
+// Reads the JSON at url every two seconds and hands it to show; root is marked aria-busy while it fails. The
+// function returned reads it at once (an event changed the figures); the next reading follows two seconds later.
 function pollFigures(root, url, show) {
+  let timer = null;
+  let inFlight = null;
   async function poll() {
     try {
       const response = await fetch(url, { headers: { Accept: "application/json" } });
@@ -139,9 +159,18 @@ function pollFigures(root, url, show) {
     } catch {
       root.setAttribute("aria-busy", "true"); // the hub is unreachable or failing: tried again shortly
     }
-    setTimeout(poll, FIGURES_EVERY_MS);
   }
-  poll();
+  function readNow() {
+    clearTimeout(timer);
+    inFlight =
+      inFlight ||
+      poll().finally(() => {
+        inFlight = null;
+        timer = setTimeout(readNow, FIGURES_EVERY_MS);
+      });
+  }
+  readNow();
+  return readNow;
 }
 
 function fillList(name, items, describe) {
@@ -192,7 +221,7 @@ function followOverview() {
     }
   }
 
-  pollFigures(root, root.dataset.figures, (now) => {
+  const readNow = pollFigures(root, root.dataset.figures, (now) => {
     const hub = now.hub;
     setFigure("clients", String(hub.clients));
     setFigure("online", `${now.organization.online} / ${now.organization.devices}`);
@@ -212,6 +241,9 @@ function followOverview() {
     previous = now;
     fillList("alerts", now.alerts, (alert) => `${alert.kind} on ${alert.sensor} = ${alert.value} (device ${alert.deviceId})`);
     fillList("rejected", now.rejected, (row) => `${row.topic}: ${row.field} ${row.reason}`);
+  });
+  onStream(["devices/+/alerts"], (event) => {
+    if (event.event === "alert") readNow();
   });
 }
 
@@ -364,9 +396,203 @@ function followBroker() {
   });
 }
 
+// --- sensor charts (device page) ------------------------------------------------------------------------
+
+const CHART_HEIGHT = 220;
+const THRESHOLD_LINE = { stroke: "#b3261e", width: 1, dash: [6, 4], points: { show: false } };
+const BAND_LINE = { stroke: "#9fb3c8", width: 1, points: { show: false } };
+
+function describeBucket(ms) {
+  if (ms % 86400000 === 0) return `${ms / 86400000} d`;
+  if (ms % 3600000 === 0) return `${ms / 3600000} h`;
+  if (ms % 60000 === 0) return `${ms / 60000} min`;
+  return `${ms / 1000} s`;
+}
+
+// One sensor's chart: its points (times in seconds), and what is drawn beside them (min/max, thresholds).
+class SensorChart {
+  constructor(sensor, list) {
+    this.sensor = sensor;
+    this.figure = document.createElement("figure");
+    this.figure.className = "sensor-chart";
+    this.figure.dataset.sensor = sensor.sensor;
+    const caption = document.createElement("figcaption");
+    const title = document.createElement("strong");
+    title.textContent = sensor.unit ? `${sensor.name} (${sensor.unit})` : sensor.name;
+    const limits = [];
+    if (sensor.min !== null) limits.push(`min ${sensor.min}`);
+    if (sensor.max !== null) limits.push(`max ${sensor.max}`);
+    const details = [sensor.name === sensor.sensor ? "" : sensor.sensor, limits.length ? `thresholds ${limits.join(", ")}` : ""];
+    if (sensor.bucketMs) details.push(`average, min and max per ${describeBucket(sensor.bucketMs)}`);
+    caption.append(title, ...details.filter(Boolean).map((text) => ` · ${text}`));
+    this.box = document.createElement("div");
+    this.box.className = "plot";
+    this.box.setAttribute("role", "img");
+    this.box.setAttribute("aria-label", `Chart of ${sensor.name} readings`);
+    this.empty = document.createElement("p");
+    this.empty.className = "empty";
+    this.empty.textContent = `No readings of ${sensor.name} in this range.`;
+    this.figure.append(caption, this.box, this.empty);
+    list.append(this.figure);
+    this.plot = null;
+    this.draw();
+  }
+
+  // The series uPlot draws, in the order of data(): value, then min/max (buckets), then thresholds.
+  series() {
+    const sensor = this.sensor;
+    const series = [{}, { label: sensor.name, stroke: "#1f4e79", width: 2 }];
+    if (sensor.lows) series.push({ label: "min", ...BAND_LINE }, { label: "max", ...BAND_LINE });
+    if (sensor.min !== null) series.push({ label: "min threshold", ...THRESHOLD_LINE });
+    if (sensor.max !== null) series.push({ label: "max threshold", ...THRESHOLD_LINE });
+    return series;
+  }
+
+  data() {
+    const sensor = this.sensor;
+    const data = [sensor.times, sensor.values];
+    if (sensor.lows) data.push(sensor.lows, sensor.highs);
+    for (const limit of [sensor.min, sensor.max]) if (limit !== null) data.push(sensor.times.map(() => limit));
+    return data;
+  }
+
+  draw() {
+    const count = this.sensor.times.length;
+    this.figure.dataset.points = String(count);
+    this.empty.hidden = count > 0;
+    this.box.hidden = count === 0;
+    if (count === 0 || !window.uPlot) return;
+    if (this.plot) {
+      this.plot.setData(this.data());
+      return;
+    }
+    const options = { width: this.width(), height: CHART_HEIGHT, series: this.series(), axes: [{}, { size: 60 }] };
+    this.plot = new window.uPlot(options, this.data(), this.box);
+  }
+
+  width() {
+    return Math.max(this.figure.clientWidth, 200);
+  }
+
+  resize() {
+    if (this.plot) this.plot.setSize({ width: this.width(), height: CHART_HEIGHT });
+  }
+
+  // A live reading: appended, and readings older than the range's start dropped.
+  append(seconds, value, spanSeconds) {
+    const sensor = this.sensor;
+    const columns = [sensor.times, sensor.values, ...(sensor.lows ? [sensor.lows, sensor.highs] : [])];
+    [seconds, value, value, value].slice(0, columns.length).forEach((item, index) => columns[index].push(item));
+    const oldest = seconds - spanSeconds;
+    while (sensor.times.length && sensor.times[0] < oldest) columns.forEach((column) => column.shift());
+    this.draw();
+  }
+}
+
+function followCharts() {
+  const root = document.getElementById("sensors");
+  if (!root) return;
+  const list = document.getElementById("chart-list");
+  const empty = document.getElementById("chart-empty");
+  const note = document.getElementById("chart-note");
+  const form = document.getElementById("chart-range");
+  const span = document.getElementById("chart-span");
+  const device = root.dataset.device;
+  let charts = new Map();
+  let shown = null; // the last answer: its range, and whether it follows live readings
+  let reloading = null;
+
+  async function load() {
+    const query = new URLSearchParams({ range: span.value });
+    if (span.value === "custom") {
+      const from = Date.parse(document.getElementById("chart-from").value);
+      const to = Date.parse(document.getElementById("chart-to").value);
+      if (!(from < to)) {
+        note.textContent = "Choose a start before the end.";
+        return;
+      }
+      query.set("from", String(from));
+      query.set("to", String(to));
+    }
+    root.setAttribute("aria-busy", "true");
+    try {
+      const response = await fetch(`${root.dataset.charts}?${query}`, { headers: { Accept: "application/json" } });
+      if (response.redirected) {
+        location.reload(); // the session ended: the reload shows the sign-in page
+        return;
+      }
+      if (!response.ok) throw new Error(`charts: ${response.status}`);
+      shown = await response.json();
+      list.replaceChildren();
+      charts = new Map(shown.sensors.map((sensor) => [sensor.sensor, new SensorChart(sensor, list)]));
+      empty.hidden = charts.size > 0;
+      note.textContent = shown.live ? "New readings are added as they arrive." : "";
+    } catch {
+      note.textContent = "The charts could not be loaded; try again.";
+    }
+    root.setAttribute("aria-busy", "false");
+  }
+
+  function reading(sensor, value, timestamp) {
+    if (!shown || !shown.live) return;
+    const chart = charts.get(sensor);
+    if (!chart) {
+      // A sensor the page does not chart yet: load the charts again (once for a burst of readings).
+      reloading = reloading || setTimeout(() => load().finally(() => (reloading = null)), 500);
+      return;
+    }
+    if (typeof value === "number") chart.append(Date.parse(timestamp) / 1000, value, (shown.to - shown.from) / 1000);
+  }
+
+  onStream([`devices/${device}/datastream`, `device/${device}/telemetry/#`], (event) => {
+    if (event.event === "datastream") reading(event.data.key, event.data.value, event.data.timestamp);
+    if (event.event === "telemetry") reading(event.data.sensor, event.data.value, event.data.timestamp);
+  });
+  span.addEventListener("change", () => {
+    const custom = span.value === "custom";
+    form.querySelectorAll("[data-custom]").forEach((element) => (element.hidden = !custom));
+    if (!custom) load();
+  });
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    load();
+  });
+  let resizing = null;
+  window.addEventListener("resize", () => {
+    clearTimeout(resizing);
+    resizing = setTimeout(() => charts.forEach((chart) => chart.resize()), 150);
+  });
+  load();
+}
+
+// --- alerts, live (device page) -------------------------------------------------------------------------
+
+function flash(text, kind) {
+  const message = document.createElement("p");
+  message.className = `flash ${kind}`;
+  message.setAttribute("role", "alert");
+  message.textContent = text;
+  document.getElementById("flash").replaceChildren(message);
+}
+
+function followAlerts() {
+  const records = document.querySelector("[data-alerts]");
+  if (!records) return;
+  onStream([`devices/${records.dataset.device}/alerts`], (event) => {
+    if (event.event !== "alert") return;
+    const alert = event.data;
+    const value = alert.value === null ? alert.rawValue : alert.value;
+    flash(`New alert: ${alert.kind.replace("_", " ")} on ${alert.sensor} (${value})`, "error");
+    window.htmx.ajax("GET", records.dataset.alerts, { target: "#device-records", swap: "outerHTML" });
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   followStatus();
   followOverview();
   followLive();
   followBroker();
+  followCharts();
+  followAlerts();
+  followStream(); // last: after every part has said which topics it follows
 });

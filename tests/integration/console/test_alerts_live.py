@@ -1,0 +1,56 @@
+"""Alerts reach open pages without a reload: the device page's alert list and the overview's open-alerts figure."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from playwright.async_api import expect
+
+from tests.integration.console.test_charts import new_device
+from tests.integration.console.test_devices import Device
+from tests.support.browser import ConsoleTab
+from tests.support.served import LocalHub
+
+
+async def test_a_threshold_breach_shows_on_the_open_device_page(hub: LocalHub, admin_tab: ConsoleTab) -> None:
+    page = admin_tab.page
+    org = page.url.rsplit("/", 1)[1]
+    device_id, token, definition_id = await new_device(hub, org, "cold room")
+    await page.goto(admin_tab.url(f"/ui/orgs/{org}/devices/{device_id}"))
+    await expect(page.get_by_text("No alerts")).to_be_visible()
+
+    device = Device(hub.mqtt_port, device_id, token)
+    try:
+        assert await asyncio.to_thread(device.connected.wait, 10)
+        for value in (12.0, 35.5):  # within 0 … 30, then above it
+            payload = json.dumps({"value": value, "telemetryDataId": definition_id}).encode()
+            sent = device.client.publish(f"devices/{device_id}/datastream", payload, qos=1)
+            await asyncio.to_thread(sent.wait_for_publish, 10)
+    finally:
+        device.close()
+
+    await expect(page.locator("#flash")).to_have_text("New alert: above max on temperature (35.5)")
+    alerts = page.locator("table.alerts tbody tr")
+    await expect(alerts).to_have_count(1)
+    await expect(alerts).to_contain_text("above max")
+    await expect(alerts).to_contain_text("35.5")
+    await expect(page.locator('figure.sensor-chart[data-sensor="temperature"]')).to_have_attribute("data-points", "2")
+
+
+async def test_the_overview_counts_a_new_alert_without_a_reload(hub: LocalHub, admin_tab: ConsoleTab) -> None:
+    page = admin_tab.page
+    org = page.url.rsplit("/", 1)[1]
+    device_id, token, definition_id = await new_device(hub, org, "boiler")
+    figure = page.locator('[data-figure="openAlerts"]')
+    await expect(figure).to_have_text("0")
+    answer = await hub.client.post(
+        f"/api/v1/devices/{device_id}/datastream",
+        json={"value": -4, "telemetryDataId": definition_id},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert answer.status_code == 201, answer.text
+    await expect(figure).to_have_text("1")
+    await expect(page.locator('[data-list="alerts"]')).to_contain_text(
+        f"below_min on temperature = -4 (device {device_id})"
+    )
