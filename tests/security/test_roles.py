@@ -40,6 +40,7 @@ PATH_VALUES = {
     "client_id": "no-such-client",
     "sensor": "temperature",
     "name": "welcome",
+    "action_index": "0",
 }
 
 

@@ -91,6 +91,8 @@ _D = "/api/v1/devices/{device_id}"
 _P = "/api/v1/products/{product_id}"
 _C = _P + "/mqtt-config"
 _U = "/ui/orgs/{org_id}"
+_UP = _U + "/products/{product_id}"
+_US = _UP + "/subscriptions/{subscription_id}"
 
 ROUTES: dict[tuple[str, str], Operation] = {
     # service
@@ -216,6 +218,23 @@ ROUTES: dict[tuple[str, str], Operation] = {
     ("POST", _U + "/live/publish"): Operation.PUBLISH,
     ("GET", _U + "/live/retained"): Operation.READ,
     ("POST", _U + "/live/retained/clear"): Operation.ADMINISTER,
+    ("GET", _U + "/products"): Operation.READ,
+    ("POST", _U + "/products"): Operation.ADMINISTER,
+    ("GET", _UP): Operation.READ,
+    ("POST", _UP): Operation.ADMINISTER,
+    ("POST", _UP + "/delete"): Operation.ADMINISTER,
+    ("POST", _UP + "/mqtt-config"): Operation.ADMINISTER,
+    ("POST", _UP + "/mqtt-config/delete"): Operation.ADMINISTER,
+    ("POST", _UP + "/mqtt-config/test"): Operation.ADMINISTER,
+    ("GET", _UP + "/mqtt-config/status"): Operation.READ,
+    ("POST", _UP + "/mqtt-config/reconnect"): Operation.ADMINISTER,
+    ("POST", _UP + "/subscriptions"): Operation.ADMINISTER,
+    ("GET", _US): Operation.READ,
+    ("POST", _US): Operation.ADMINISTER,
+    ("POST", _US + "/delete"): Operation.ADMINISTER,
+    ("POST", _US + "/actions"): Operation.ADMINISTER,
+    ("POST", _US + "/actions/{action_index}"): Operation.ADMINISTER,
+    ("POST", _US + "/actions/{action_index}/delete"): Operation.ADMINISTER,
 }
 """The operation of every API route, by method (``WS`` for WebSocket routes) and path template."""
 

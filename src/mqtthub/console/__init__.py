@@ -19,10 +19,13 @@ from mqtthub.console import (
     commands,
     devices,
     live,
+    mqtt_config,
     overview,
+    products,
     records,
     retained,
     signin,
+    subscriptions,
 )
 from mqtthub.console.docs import install_docs
 from mqtthub.console.headers import STATIC_PATH, SecurityHeadersMiddleware
@@ -44,6 +47,9 @@ def install_console(app: FastAPI) -> None:
         retained,
         api_tokens,
         broker,
+        products,
+        mqtt_config,
+        subscriptions,
     ):
         app.include_router(module.router)
     app.mount(STATIC_PATH, StaticFiles(packages=[("mqtthub.console", "static")]), name="console-static")

@@ -8,24 +8,16 @@ configuration in the background a moment after the response, so ``requires_resta
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
-import ssl
-from typing import Annotated, Any
+from typing import Annotated
 
-import httpx
 from fastapi import APIRouter, Depends, Response
 from sqlalchemy import delete, select
 
 from mqtthub.auth.deps import CurrentUser, require_org_access
-from mqtthub.client.connection import ConnectRefused, close_client, connect
-from mqtthub.client.tls import CertificateError
 from mqtthub.db.base import utcnow
 from mqtthub.errors import NotFoundError, ValidationFailedError
-from mqtthub.integrations import repository
-from mqtthub.integrations.action_specs import ActionSpec, HttpAction, WebhookAction
-from mqtthub.integrations.outbound import OutboundRefused
-from mqtthub.integrations.runtime import connection_options, generated_client_id
+from mqtthub.integrations import products, repository
+from mqtthub.integrations.diagnostics import check_connection, status_view
 from mqtthub.integrations.schemas import (
     BrokerConfig,
     ConnectionStatusJson,
@@ -49,13 +41,11 @@ from mqtthub.integrations.schemas import (
     TemplateJson,
     TemplateList,
     TemplateSaved,
-    TopicsConfig,
     TopicsConfigOut,
     stats_of,
 )
 from mqtthub.integrations.service import IntegrationService
-from mqtthub.integrations.status import ConnectionStatus
-from mqtthub.models import ActionFailure, EmailTemplate, EventSubscription, MqttConfig, Organization, Product
+from mqtthub.models import EmailTemplate, EventSubscription, MqttConfig
 from mqtthub.web.deps import SessionDep
 from mqtthub.web.params import Limit
 from mqtthub.web.state import provide
@@ -65,23 +55,8 @@ router = APIRouter(prefix="/api/v1/products", tags=["integrations"])
 IntegrationsDep = Annotated[IntegrationService, Depends(provide(IntegrationService))]
 """The connectors to external brokers, with the hub's settings, secrets and outbound policy."""
 
-NOT_CONFIGURED = "MQTT not configured for this product"
-
 
 # --- products --------------------------------------------------------------------------------------------
-
-
-async def _product_out(session: SessionDep, product: Product) -> ProductOut:
-    configured = await repository.config_of(session, product.id) is not None
-    return ProductOut(
-        id=product.id,
-        organization_id=product.organization_id,
-        name=product.name,
-        description=product.description,
-        mqtt_configured=configured,
-        created_at=product.created_at,
-        updated_at=product.updated_at,
-    )
 
 
 @router.post("", status_code=201, summary="Create a product")
@@ -91,43 +66,28 @@ async def create_product(body: ProductCreate, user: CurrentUser, session: Sessio
     if organization_id is None:
         raise ValidationFailedError("organization_id is required for a user without an organization")
     require_org_access(user, organization_id, admin=True)
-    if await session.get(Organization, organization_id) is None:
-        raise ValidationFailedError("organization_id names no organization", field="organization_id")
-    now = utcnow()
-    product = Product(
-        organization_id=organization_id, name=body.name, description=body.description, created_at=now, updated_at=now
-    )
-    session.add(product)
-    await session.flush()
-    return await _product_out(session, product)
+    product = await products.create_product(session, organization_id, body.name, body.description)
+    return await products.product_view(session, product)
 
 
 @router.get("", summary="List products")
 async def list_products(user: CurrentUser, session: SessionDep) -> ProductList:
     """The products of the caller's organization (every product for a platform admin)."""
-    query = select(Product).order_by(Product.created_at, Product.id)
-    if not user.is_platform_admin:
-        query = query.where(Product.organization_id == user.organization_id)
-    return {"products": [await _product_out(session, product) for product in await session.scalars(query)]}
+    listed = await products.products_of(session, None if user.is_platform_admin else user.organization_id)
+    return {"products": [await products.product_view(session, product) for product in listed]}
 
 
 @router.get("/{product_id}", summary="Get a product")
 async def get_product(product_id: str, user: CurrentUser, session: SessionDep) -> ProductOut:
     """One product."""
-    return await _product_out(session, await repository.visible_product(session, user, product_id))
+    return await products.product_view(session, await repository.visible_product(session, user, product_id))
 
 
 @router.patch("/{product_id}", summary="Update a product")
 async def update_product(product_id: str, body: ProductUpdate, user: CurrentUser, session: SessionDep) -> ProductOut:
     """Change the name or description."""
     product = await repository.visible_product(session, user, product_id, admin=True)
-    if body.name is not None:
-        product.name = body.name
-    if "description" in body.model_fields_set:
-        product.description = body.description
-    product.updated_at = utcnow()
-    await session.flush()
-    return await _product_out(session, product)
+    return await products.product_view(session, await products.update_product(session, product, body))
 
 
 @router.delete("/{product_id}", status_code=204, summary="Delete a product")
@@ -167,41 +127,6 @@ def _subscription_out(row: EventSubscription) -> SubscriptionJson:
     }
 
 
-async def _status_out(integrations: IntegrationService, product_id: str) -> ConnectionStatusJson:
-    status = integrations.status(product_id)
-    if status is None:
-        status = ConnectionStatus(
-            product_id=product_id, client_id=generated_client_id(integrations.settings, product_id)
-        )
-        if not integrations.settings.integrations_enabled:
-            status.connection_error = "integrations are disabled on this hub (MQTTHUB_INTEGRATIONS_ENABLED)"
-        else:
-            # Another hub sharing the database runs it, or the configuration was just committed and it is starting.
-            status.hub = await integrations.holder(product_id)
-    return status.as_dict()
-
-
-async def _check_destinations(integrations: IntegrationService, actions: list[ActionSpec]) -> None:
-    """422 for a webhook or HTTP action whose URL names a host the outbound policy refuses.
-
-    Only a literal host can be judged now; a host filled in by a template is checked when the action runs.
-    """
-    fence = integrations.fence
-    for index, action in enumerate(actions):
-        if isinstance(action, WebhookAction | HttpAction):
-            authority = action.url.split("://", 1)[-1].split("/", 1)[0]
-            if "{" not in authority:
-                host = httpx.URL(action.url).host
-                await fence.check(host, field=f"actions[{index}].url")
-
-
-async def _configured(session: SessionDep, product_id: str) -> MqttConfig:
-    config = await repository.config_of(session, product_id)
-    if config is None:
-        raise NotFoundError(NOT_CONFIGURED)
-    return config
-
-
 @router.get("/{product_id}/mqtt-config", summary="Get full MQTT configuration")
 async def get_mqtt_config(
     product_id: str, integrations: IntegrationsDep, user: CurrentUser, session: SessionDep
@@ -215,14 +140,14 @@ async def get_mqtt_config(
             "mqtt_config": None,
             "subscriptions": None,
             "status": None,
-            "message": NOT_CONFIGURED,
+            "message": repository.NOT_CONFIGURED,
         }
     subscriptions = await repository.subscriptions_of(session, product_id)
     return {
         "product_id": product_id,
         "mqtt_config": _config_out(config),
         "subscriptions": [_subscription_out(row) for row in subscriptions],
-        "status": await _status_out(integrations, product_id),
+        "status": await status_view(integrations, product_id),
     }
 
 
@@ -232,8 +157,7 @@ async def put_mqtt_config(
 ) -> MqttConfigSaved:
     """Save the configuration; the connector reconnects with it once it is committed (no restart needed)."""
     product = await repository.visible_product(session, user, product_id, admin=True)
-    await integrations.fence.check(body.broker.host, field="broker.host")
-    config = await repository.save_config(session, product, body, integrations.secrets)
+    config = await repository.save_config(session, product, body, integrations.secrets, integrations.fence)
     return {
         "status": "success",
         # Document 002 answers "updated" whether or not a configuration existed before.
@@ -247,7 +171,7 @@ async def put_mqtt_config(
 async def delete_mqtt_config(product_id: str, user: CurrentUser, session: SessionDep) -> Done:
     """Disconnect and forget the configuration; subscriptions and their stats are kept."""
     await repository.visible_product(session, user, product_id, admin=True)
-    await repository.delete_config(session, await _configured(session, product_id))
+    await repository.delete_config(session, await repository.configured(session, product_id))
     return {"status": "success", "message": "MQTT configuration removed"}
 
 
@@ -262,50 +186,14 @@ async def test_mqtt_connection(
     """
     await repository.visible_product(session, user, product_id, admin=True)
     config = await repository.config_of(session, product_id)
-    broker = repository.merge_broker(body, None if config is None else config.broker, integrations.secrets)
-    client_id = f"{body.client_id or generated_client_id(integrations.settings, product_id)}-test"
-    options = connection_options(
-        {**broker, "client_id": client_id}, integrations.secrets, client_id, connect_timeout=10.0
-    )
-    try:
-        address = await integrations.fence.resolve(options.host, options.port)
-    except OutboundRefused as exc:  # said before any packet is sent: nothing tells an open port from a closed one
-        return _failure("Connection refused by outbound policy", str(exc))
-    except (OSError, ValueError) as exc:
-        return _failure(f"Connection failed: {exc}", "Broker unreachable")
-    try:
-        connected = await asyncio.to_thread(connect, dataclasses.replace(options, address=address))
-    except ConnectRefused as exc:
-        return ConnectionTestResult(
-            status="error", connected=False, latency_ms=None, error=str(exc), details=exc.details, code=exc.code
-        )
-    except CertificateError as exc:
-        return _failure("Certificate error", str(exc))
-    except TimeoutError as exc:
-        return _failure("Connection failed: timed out", str(exc) or "No answer from the broker")
-    except ssl.SSLError as exc:
-        return _failure(f"Connection failed: {exc.reason or exc}", "TLS handshake failed")
-    except (OSError, ValueError) as exc:
-        return _failure(f"Connection failed: {exc}", "Broker unreachable")
-    await asyncio.to_thread(close_client, connected.client)
-    return ConnectionTestResult(
-        status="success",
-        connected=True,
-        latency_ms=max(1, round(connected.latency_ms)),
-        error=None,
-        details="Connected successfully",
-    )
-
-
-def _failure(error: str, details: str) -> ConnectionTestResult:
-    return ConnectionTestResult(status="error", connected=False, latency_ms=None, error=error, details=details)
+    return await check_connection(integrations, product_id, body, None if config is None else config.broker)
 
 
 @router.post("/{product_id}/mqtt-config/reconnect", summary="Force reconnect")
 async def reconnect(product_id: str, integrations: IntegrationsDep, user: CurrentUser, session: SessionDep) -> Done:
     """Drop the connection and connect again at once."""
     await repository.visible_product(session, user, product_id, admin=True)
-    await _configured(session, product_id)
+    await repository.configured(session, product_id)
     integrations.reconnect(product_id)
     return {"status": "success", "message": "Reconnection triggered. Check status in a few seconds."}
 
@@ -316,8 +204,8 @@ async def get_status(
 ) -> ConnectionStatusJson:
     """Connection state, errors, counters, broker info and the recent connect/disconnect/error events."""
     await repository.visible_product(session, user, product_id)
-    await _configured(session, product_id)
-    return await _status_out(integrations, product_id)
+    await repository.configured(session, product_id)
+    return await status_view(integrations, product_id)
 
 
 @router.get("/{product_id}/mqtt-config/failures", summary="List failed actions")
@@ -330,10 +218,7 @@ async def list_failures(
 ) -> FailureList:
     """The failure log: each failed action with its error, newest first."""
     await repository.visible_product(session, user, product_id)
-    query = select(ActionFailure).where(ActionFailure.product_id == product_id)
-    if subscription_id is not None:
-        query = query.where(ActionFailure.subscription_id == subscription_id)
-    rows = await session.scalars(query.order_by(ActionFailure.created_at.desc(), ActionFailure.id).limit(limit))
+    rows = await repository.failures_of(session, product_id, limit=limit, subscription_id=subscription_id)
     return {
         "failures": [
             {
@@ -353,11 +238,6 @@ async def list_failures(
 # --- subscriptions ---------------------------------------------------------------------------------------
 
 
-async def _topics(session: SessionDep, product_id: str) -> dict[str, Any]:
-    config = await repository.config_of(session, product_id)
-    return config.topics if config is not None else TopicsConfig().model_dump(mode="json")
-
-
 @router.get("/{product_id}/mqtt-config/subscriptions", summary="List event subscriptions")
 async def list_subscriptions(product_id: str, user: CurrentUser, session: SessionDep) -> SubscriptionList:
     """Every subscription with its actions and stats."""
@@ -371,9 +251,8 @@ async def create_subscription(
 ) -> SubscriptionSaved:
     """A subscription for the event ``name`` on the topic built from the product's prefix, pattern and ``variables``."""
     product = await repository.visible_product(session, user, product_id, admin=True)
-    repository.check_domain_actions(body.actions, integrations.settings.integration_domain_actions_url)
-    await _check_destinations(integrations, body.actions)
-    row = await repository.create_subscription(session, product, body, await _topics(session, product_id))
+    await integrations.check_actions(body.actions)
+    row = await repository.create_subscription(session, product, body, await repository.topics_of(session, product_id))
     return {"status": "success", "message": "Subscription created successfully", "subscription": _subscription_out(row)}
 
 
@@ -389,9 +268,8 @@ async def update_subscription(
     """Enable/disable, describe, re-target or replace the actions; the connector follows once committed."""
     await repository.visible_product(session, user, product_id, admin=True)
     row = await repository.subscription_of(session, product_id, subscription_id)
-    repository.check_domain_actions(body.actions or [], integrations.settings.integration_domain_actions_url)
-    await _check_destinations(integrations, body.actions or [])
-    row = await repository.update_subscription(session, row, body, await _topics(session, product_id))
+    await integrations.check_actions(body.actions or [])
+    row = await repository.update_subscription(session, row, body, await repository.topics_of(session, product_id))
     return {"status": "success", "message": "Subscription updated successfully", "subscription": _subscription_out(row)}
 
 

@@ -18,7 +18,8 @@ from mqtthub.crypto import SecretBox
 from mqtthub.db.base import utcnow
 from mqtthub.db.changes import record
 from mqtthub.errors import NotFoundError, ValidationFailedError
-from mqtthub.integrations.action_specs import DomainAction, dump_actions
+from mqtthub.integrations.action_specs import dump_actions
+from mqtthub.integrations.outbound import OutboundFence
 from mqtthub.integrations.runtime import SECRET_FIELDS, compose_topic
 from mqtthub.integrations.schemas import (
     MASK,
@@ -27,8 +28,11 @@ from mqtthub.integrations.schemas import (
     MqttConfigIn,
     SubscriptionCreate,
     SubscriptionUpdate,
+    TopicsConfig,
 )
-from mqtthub.models import EventSubscription, MqttConfig, Product
+from mqtthub.models import ActionFailure, EventSubscription, MqttConfig, Product
+
+NOT_CONFIGURED = "MQTT not configured for this product"
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,18 @@ async def visible_product(
 async def config_of(session: AsyncSession, product_id: str) -> MqttConfig | None:
     """The product's MQTT configuration, or None."""
     config: MqttConfig | None = await session.scalar(select(MqttConfig).where(MqttConfig.product_id == product_id))
+    return config
+
+
+async def configured(session: AsyncSession, product_id: str) -> MqttConfig:
+    """The product's MQTT configuration.
+
+    Raises:
+        NotFoundError: it has none (:data:`NOT_CONFIGURED`).
+    """
+    config = await config_of(session, product_id)
+    if config is None:
+        raise NotFoundError(NOT_CONFIGURED)
     return config
 
 
@@ -144,11 +160,18 @@ def masked_broker(stored: dict[str, Any]) -> BrokerConfigOut:
     return BrokerConfigOut.model_validate(shown)
 
 
-async def save_config(session: AsyncSession, product: Product, body: MqttConfigIn, secrets: SecretBox) -> MqttConfig:
+async def save_config(
+    session: AsyncSession, product: Product, body: MqttConfigIn, secrets: SecretBox, fence: OutboundFence
+) -> MqttConfig:
     """Create or replace the product's MQTT configuration.
 
     Subscription topics are recomputed from the new prefix and pattern.
+
+    Raises:
+        ValidationFailedError: the broker's host is one the outbound policy refuses (``broker.host``), or a
+            stored secret would be kept for another destination (see :func:`merge_broker`).
     """
+    await fence.check(body.broker.host, field="broker.host")
     config = await config_of(session, product.id)
     broker = merge_broker(body.broker, None if config is None else config.broker, secrets)
     topics = body.topics.model_dump(mode="json")
@@ -185,18 +208,20 @@ async def delete_product(session: AsyncSession, product: Product) -> None:
     record(session, IntegrationConfigChanged(product.id))
 
 
-def check_domain_actions(actions: list[Any], domain_url: str | None) -> None:
-    """Refuse domain actions (any non-built-in type) when no domain-actions URL is configured.
+async def topics_of(session: AsyncSession, product_id: str) -> dict[str, Any]:
+    """The product's stored ``topics`` object (the defaults while it has no MQTT configuration)."""
+    config = await config_of(session, product_id)
+    return config.topics if config is not None else TopicsConfig().model_dump(mode="json")
 
-    Raises:
-        ValidationFailedError: such an action and no ``MQTTHUB_INTEGRATION_DOMAIN_ACTIONS_URL``.
-    """
-    for index, action in enumerate(actions):
-        if isinstance(action, DomainAction) and not domain_url:
-            raise ValidationFailedError(
-                f"unknown action type {action.type!r}: domain actions need MQTTHUB_INTEGRATION_DOMAIN_ACTIONS_URL",
-                field=f"actions[{index}].type",
-            )
+
+async def failures_of(
+    session: AsyncSession, product_id: str, *, limit: int, subscription_id: str | None = None
+) -> list[ActionFailure]:
+    """The product's failure log, newest first (one subscription's only, when ``subscription_id`` is given)."""
+    query = select(ActionFailure).where(ActionFailure.product_id == product_id)
+    if subscription_id is not None:
+        query = query.where(ActionFailure.subscription_id == subscription_id)
+    return list(await session.scalars(query.order_by(ActionFailure.created_at.desc(), ActionFailure.id).limit(limit)))
 
 
 async def create_subscription(

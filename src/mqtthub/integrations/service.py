@@ -36,7 +36,8 @@ from mqtthub.broker.episodes import EpisodeLog
 from mqtthub.config import Settings
 from mqtthub.crypto import SecretBox
 from mqtthub.db import Database
-from mqtthub.errors import StateError
+from mqtthub.errors import StateError, ValidationFailedError
+from mqtthub.integrations.action_specs import ActionSpec, DomainAction, HttpAction, WebhookAction
 from mqtthub.integrations.actions import ActionError, ActionRunner, EventContext, LocalPublisher
 from mqtthub.integrations.connector import Connector, InboundMessage
 from mqtthub.integrations.expressions import ExpressionError, ExpressionPool, Route, Routed
@@ -326,6 +327,27 @@ class IntegrationService:
             return False
         running.connector.reconnect()
         return True
+
+    async def check_actions(self, actions: list[ActionSpec]) -> None:
+        """Refuse actions this hub cannot run, when they are saved (the API and the console call this).
+
+        A domain action (any type that is not built in) needs ``MQTTHUB_INTEGRATION_DOMAIN_ACTIONS_URL``. A
+        webhook or HTTP action's URL must name a host the outbound policy allows; only a literal host can be
+        judged now, a host filled in by a template is checked when the action runs.
+
+        Raises:
+            ValidationFailedError: naming the offending field (``actions[i].type`` or ``actions[i].url``).
+        """
+        for index, action in enumerate(actions):
+            if isinstance(action, DomainAction) and not self.settings.integration_domain_actions_url:
+                raise ValidationFailedError(
+                    f"unknown action type {action.type!r}: domain actions need MQTTHUB_INTEGRATION_DOMAIN_ACTIONS_URL",
+                    field=f"actions[{index}].type",
+                )
+            if isinstance(action, WebhookAction | HttpAction):
+                authority = action.url.split("://", 1)[-1].split("/", 1)[0]
+                if "{" not in authority:
+                    await self.fence.check(httpx.URL(action.url).host, field=f"actions[{index}].url")
 
     async def _start(self, runtime: ProductRuntime, status: ConnectionStatus | None) -> None:
         if self._leases is not None and not await self._leases.acquire(runtime.product_id):

@@ -9,6 +9,7 @@ from mqtthub.config import Settings
 from mqtthub.crypto import SecretBox
 from mqtthub.db import Database
 from mqtthub.integrations import repository
+from mqtthub.integrations.outbound import OutboundFence
 from mqtthub.integrations.schemas import EmailTemplateIn, MqttConfigIn, SubscriptionCreate
 from mqtthub.models import EmailTemplate, Organization, Product
 from tests.integration.integrations.mosquitto import PASSWORD, USERNAME, Mosquitto
@@ -52,7 +53,7 @@ async def seed(
                 "topics": {"use_shared": use_shared, "shared_group": "hub"},
             }
         )
-        saved = await repository.save_config(session, product, config, SECRETS)
+        saved = await repository.save_config(session, product, config, SECRETS, OutboundFence("127.0.0.1"))
         ids = []
         for item in subscriptions:
             body = SubscriptionCreate.model_validate({"variables": {"application_id": "ABC123"}, **item})

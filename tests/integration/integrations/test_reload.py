@@ -13,6 +13,7 @@ import pytest
 from mqtthub.db import Database
 from mqtthub.db.migrate import upgrade
 from mqtthub.integrations import repository
+from mqtthub.integrations.outbound import OutboundFence
 from mqtthub.integrations.repository import IntegrationConfigChanged
 from mqtthub.integrations.schemas import MqttConfigIn
 from mqtthub.integrations.service import IntegrationService
@@ -66,7 +67,11 @@ async def test_a_reload_that_finds_the_database_down_is_retried(
             assert product is not None
             body = {"host": "127.0.0.1", "port": mosquitto.tcp_port, "username": USERNAME, "password": PASSWORD}
             await repository.save_config(
-                session, product, MqttConfigIn.model_validate({"broker": body | {"keep_alive": 30}}), SECRETS
+                session,
+                product,
+                MqttConfigIn.model_validate({"broker": body | {"keep_alive": 30}}),
+                SECRETS,
+                OutboundFence("127.0.0.1"),
             )
         await asyncio.to_thread(server.stop, "fast")
         with caplog.at_level(logging.INFO, logger="mqtthub.integrations.service"):

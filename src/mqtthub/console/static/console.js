@@ -62,6 +62,18 @@ document.addEventListener(
   true,
 );
 
+// An htmx request from a [data-busy] control marks it and its form busy until the answer arrives (slow actions).
+function busyElements(event) {
+  const control = event.detail.elt.closest && event.detail.elt.closest("[data-busy]");
+  return control ? [control, control.closest("form")].filter(Boolean) : [];
+}
+document.addEventListener("htmx:beforeRequest", (event) =>
+  busyElements(event).forEach((element) => element.setAttribute("aria-busy", "true")),
+);
+document.addEventListener("htmx:afterRequest", (event) =>
+  busyElements(event).forEach((element) => element.removeAttribute("aria-busy")),
+);
+
 document.addEventListener("change", (event) => {
   if (event.target.matches("select[data-autosubmit]")) event.target.form.requestSubmit();
 });
@@ -587,7 +599,23 @@ function followAlerts() {
   });
 }
 
+// --- event subscription actions: show the fields of the chosen action type only ---------------------------
+
+function showActionFields(select) {
+  select.form.querySelectorAll("[data-for-types]").forEach((field) => {
+    field.hidden = !field.dataset.forTypes.split(" ").includes(select.value);
+  });
+}
+
+function followActionForms() {
+  document.querySelectorAll("select[data-action-type]").forEach((select) => {
+    showActionFields(select);
+    select.addEventListener("change", () => showActionFields(select));
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  followActionForms();
   followStatus();
   followOverview();
   followLive();
