@@ -18,6 +18,8 @@ from mqtthub.config import Settings
 from mqtthub.db import Database
 from mqtthub.models import Organization
 from mqtthub.rabbitmq import RabbitBroker, RabbitConfig
+from mqtthub.rabbitmq.live import LiveRelay
+from mqtthub.realtime import RealtimeBus
 from mqtthub.tenancy import namespace_prefix
 
 
@@ -27,8 +29,12 @@ def rabbit_broker(
     sink: MessageSink,
     authenticator: DatabaseAuthenticator,
     backend: AuthBackend,
+    live: RealtimeBus,
 ) -> RabbitBroker:
-    """The RabbitMQ cluster of ``settings`` as the hub's broker, its ingest queues feeding ``sink``."""
+    """The RabbitMQ cluster of ``settings`` as the hub's broker, its ingest queues feeding ``sink``.
+
+    ``live`` gets the live events the other hubs commit, and hands them this hub's (:mod:`mqtthub.rabbitmq.live`).
+    """
     # Settings refuse broker=rabbitmq without both URLs.
     assert settings.rabbitmq_amqp_url is not None
     assert settings.rabbitmq_management_url is not None
@@ -56,7 +62,9 @@ def rabbit_broker(
         prefetch=settings.rabbitmq_prefetch,
         poll_interval=settings.rabbitmq_poll_interval,
     )
-    return RabbitBroker(config, sink=sink, organizations=organizations, resolve=resolve, forget=forget)
+    relay = LiveRelay(live.receive)
+    live.relay = relay
+    return RabbitBroker(config, sink=sink, organizations=organizations, resolve=resolve, forget=forget, relay=relay)
 
 
 def vhost_follower(broker: RabbitBroker) -> Callable[[OrganizationCreated], None]:

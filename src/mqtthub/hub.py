@@ -431,7 +431,12 @@ class Hub:
         self._stack.push_async_callback(self._authenticator.last_used.settle)
         if settings.broker == "rabbitmq":
             rabbit = external.rabbit_broker(
-                settings, self._database, self._telemetry.sink, self._authenticator, self._auth_backend
+                settings,
+                self._database,
+                self._telemetry.sink,
+                self._authenticator,
+                self._auth_backend,
+                self._telemetry.realtime,
             )
             self._broker = await self._stack.enter_async_context(rabbit)
             self._changes.subscribe(OrganizationCreated, external.vhost_follower(rabbit))

@@ -7,6 +7,7 @@ itself speaks AMQP to ``amq.topic`` in each organization's vhost (see :mod:`mqtt
 * every hub consumes the vhost's ingest queue (:mod:`mqtthub.rabbitmq.ingest`) as a competing consumer and
   acknowledges a message only once the telemetry writer committed it;
 * in-process subscriptions (recorded filters, live feeds) are bindings of one exclusive queue per hub and vhost;
+* the hub's live events go to the other hubs, and theirs come to it, through :mod:`mqtthub.rabbitmq.live`;
 * connected clients come from the management API, polled every ``poll_interval`` seconds, and a kick closes their
   connection there (on whichever node it is); organizations another hub created are joined at the same pace.
 """
@@ -39,6 +40,7 @@ from mqtthub.errors import StateError, UnavailableError
 from mqtthub.mqtt.packets import Properties
 from mqtthub.mqtt.topics import topic_matches
 from mqtthub.rabbitmq.ingest import IngestConsumer
+from mqtthub.rabbitmq.live import LiveRelay
 from mqtthub.rabbitmq.management import Connection, Management
 from mqtthub.rabbitmq.topics import DEFAULT_VHOST, internal_topic, routing_key, split_topic
 
@@ -98,8 +100,11 @@ class RabbitBroker:
         organizations: Callable[[], Awaitable[list[str]]],
         resolve: PrincipalResolver,
         forget: Callable[[str], None],
+        relay: LiveRelay | None = None,
     ) -> None:
         self.config = config
+        self.relay = relay
+        """Carries live events between the hubs, on the default vhost's connection."""
         self.state = BrokerState.CREATED
         self._sink = sink
         self._organizations = organizations
@@ -143,6 +148,8 @@ class RabbitBroker:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.relay is not None:
+            await self.relay.stop()
         for vhost in self._vhosts.values():
             # Stop taking messages first: what is unacknowledged goes back to the queue for the other hubs.
             await vhost.ingest.stop()
@@ -201,6 +208,8 @@ class RabbitBroker:
         await queue.consume(lambda message: self._deliver(name, message), no_ack=True)
         ingest = IngestConsumer(connection, name, self.config.ingest_queue, self._sink, prefetch=self.config.prefetch)
         await ingest.start()
+        if name == DEFAULT_VHOST and self.relay is not None:
+            await self.relay.start(connection)
         vhost = _Vhost(connection, exchange, queue, ingest)
         self._vhosts[name] = vhost
         return vhost

@@ -248,8 +248,17 @@ class FanOut(Generic[E]):
         subscriber = Subscriber(
             self, organization_id, filters, allowed=allowed, maxsize=maxsize or self.queue_size, policy=policy
         )
-        self._by_org.setdefault(organization_id, set()).add(subscriber)
+        members = self._by_org.setdefault(organization_id, set())
+        members.add(subscriber)
+        if len(members) == 1:
+            self.organization_joined(organization_id)
         return subscriber
+
+    def organization_joined(self, organization_id: str) -> None:
+        """Called when an organization gets its first subscriber (a hook for subclasses)."""
+
+    def organization_left(self, organization_id: str) -> None:
+        """Called when an organization's last subscriber leaves (a hook for subclasses)."""
 
     def has_listeners(self, organization_id: str) -> bool:
         """Whether any subscriber would receive an event of the organization (so it is worth building)."""
@@ -262,6 +271,7 @@ class FanOut(Generic[E]):
             members.discard(subscriber)
             if not members:
                 del self._by_org[subscriber.organization_id]
+                self.organization_left(subscriber.organization_id)
 
     def publish(self, event: E, *, in_feed: bool = True) -> None:
         """Hand an event to every interested subscriber; never waits.

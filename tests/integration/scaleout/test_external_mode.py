@@ -8,21 +8,24 @@ ingestion apart from MQTT; the others come from real MQTT clients (paho, mosquit
 from __future__ import annotations
 
 import asyncio
+import json
 import queue
 import shutil
 import subprocess
 from dataclasses import dataclass
+from typing import Any
 from urllib.error import HTTPError
 from urllib.parse import quote
 
 import aio_pika
 import asyncpg
 import pytest
+import websockets
 
 from tests.conftest import require
 from tests.integration.auth.mqttclient import connect
 from tests.integration.scaleout.conftest import Scaled
-from tests.integration.telemetry.hubflows import Admin, admin_client, poll
+from tests.integration.telemetry.hubflows import Admin, admin_client, poll, socketio_client, stream_client
 from tests.support.rabbitmq import ADMIN_PASSWORD, ADMIN_USER, RabbitCluster, RabbitNode
 
 # The first test of a session waits for the cluster to boot (15 s on a quiet machine, a minute under load).
@@ -118,6 +121,64 @@ async def test_a_rest_publish_through_hub_a_reaches_an_mqtt_subscriber_on_node_2
         assert (received.topic, received.payload) == ("alerts/fire", b"hot")
     finally:
         subscriber.close()
+
+
+async def _live_bindings(rabbit: RabbitCluster, organization_id: str) -> int:
+    """How many hubs follow the organization's live events (their queues bound to ``mqtthub.live``)."""
+    bindings = await asyncio.to_thread(rabbit.api, "GET", "/exchanges/%2F/mqtthub.live/bindings/source")
+    return sum(1 for binding in bindings if binding["routing_key"] == organization_id)
+
+
+def _readings(events: list[dict[str, Any]]) -> list[tuple[str, float]]:
+    """The ``(device, value)`` of each datastream event (as ``/api/v1/stream`` and Socket.IO send them)."""
+    return [(event["data"]["deviceId"], event["data"]["value"]) for event in events if event["event"] == "datastream"]
+
+
+async def test_readings_published_through_hub_a_reach_the_live_clients_of_both_hubs_once(scaled: Scaled) -> None:
+    hub_a, hub_b = scaled.hubs
+    async with admin_client(hub_a) as admin_a, admin_client(hub_b) as admin_b:
+        devices = await _datastream_devices(admin_a, scaled.organization_id, 4)
+        streams = [await stream_client(hub_a.http_url, admin_a), await stream_client(hub_b.http_url, admin_b)]
+        sio, sio_events = await socketio_client(hub_b.http_url, admin_b.token)
+        ws = await websockets.connect(hub_b.http_url.replace("http://", "ws://") + f"/ws?token={admin_b.token}")
+        try:
+            assert json.loads(await asyncio.wait_for(ws.recv(), 30))["type"] == "connected"
+            await ws.send(json.dumps({"action": "subscribe", "topic": "devices/+/datastream"}))
+            assert json.loads(await asyncio.wait_for(ws.recv(), 30))["type"] == "subscribed"
+            # Each hub follows the organization's events from the other once its first live client came.
+            assert await poll(lambda: _bound_by(scaled, 2))
+            expected = []
+            for value in range(10):
+                for device_id, definition_id in devices:
+                    payload = json.dumps({"value": value, "telemetryDataId": definition_id})
+                    topic = f"devices/{device_id}/datastream"
+                    await admin_a.call("POST", "/publish", json={"topic": topic, "payload": payload, "qos": 1})
+                    expected.append((device_id, float(value)))
+
+            def live() -> list[list[tuple[str, float]]]:
+                return [*(_readings(stream.events) for stream in streams), _readings([d for _, d in sio_events])]
+
+            async def everywhere() -> bool:
+                return all(len(readings) >= len(expected) for readings in live())
+
+            # Each reading is stored by one hub (competing consumers); the clients of both get it, once.
+            assert await poll(everywhere)
+            frames = [json.loads(await asyncio.wait_for(ws.recv(), 30)) for _ in expected]
+            await asyncio.sleep(1)  # an event delivered twice would show up now
+            for readings in live():
+                assert sorted(readings) == sorted(expected)
+            assert sorted(frame["topic"] for frame in frames) == sorted(f"devices/{d}/datastream" for d, _ in expected)
+        finally:
+            await ws.close()
+            await sio.disconnect()
+            for stream in streams:
+                await stream.close()
+    # With their last live client gone, the hubs stop following the organization.
+    assert await poll(lambda: _bound_by(scaled, 0))
+
+
+async def _bound_by(scaled: Scaled, hubs: int) -> bool:
+    return await _live_bindings(scaled.rabbit, scaled.organization_id) == hubs
 
 
 @dataclass

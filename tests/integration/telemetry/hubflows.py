@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import socketio
+import websockets
 
 from tests.integration.telemetry.support import SeededDevice
 from tests.support.access import Account, arun_call, request
@@ -91,3 +94,52 @@ async def poll(check: Any, timeout: float = 30.0) -> Any:
             return result
         assert asyncio.get_running_loop().time() < deadline, "condition not reached"
         await asyncio.sleep(0.1)
+
+
+EVENTS = ("datastream", "telemetry", "status", "alert", "command")
+"""The live event names."""
+
+
+class StreamClient:
+    """A ``/api/v1/stream`` client collecting every event it receives."""
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.events: list[dict[str, Any]] = []
+        self._task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for raw in self.connection:
+                self.events.append(json.loads(raw))
+
+    def of(self, event: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e.get("event") == event]
+
+    async def close(self) -> None:
+        await self.connection.close()
+        await self._task
+
+
+async def socketio_client(
+    url: str, token: str, organization_id: str | None = None
+) -> tuple[Any, list[tuple[str, Any]]]:
+    """A Socket.IO client of the hub at ``url``, and the events it receives, as ``(name, data)``."""
+    client = socketio.AsyncClient(reconnection=False)
+    received: list[tuple[str, Any]] = []
+    for name in EVENTS:
+        client.on(name, lambda data, name=name: received.append((name, data)))
+    auth = {"token": token} | ({"organization_id": organization_id} if organization_id else {})
+    await client.connect(url, auth=auth, transports=["websocket"], wait_timeout=30)
+    return client, received
+
+
+async def stream_client(hub_url: str, admin: Admin, organization_id: str | None = None) -> StreamClient:
+    """A ``/api/v1/stream`` client of the hub at ``hub_url`` following every topic (``#``), once ready."""
+    url = hub_url.replace("http://", "ws://") + f"/api/v1/stream?token={admin.token}&topics=%23"
+    if organization_id:
+        url += f"&organization_id={organization_id}"
+    connection = await websockets.connect(url)
+    ready = json.loads(await asyncio.wait_for(connection.recv(), 30))
+    assert ready["event"] == "ready"
+    return StreamClient(connection)

@@ -8,54 +8,19 @@ import json
 from pathlib import Path
 from typing import Any
 
-import socketio
 import websockets
 
-from tests.integration.telemetry.hubflows import Admin, admin_client, poll, started_hub
+from tests.integration.telemetry.hubflows import (
+    EVENTS,
+    Admin,
+    StreamClient,
+    admin_client,
+    poll,
+    socketio_client,
+    started_hub,
+    stream_client,
+)
 from tests.integration.telemetry.support import PahoDevice, SeededDevice
-
-EVENTS = ("datastream", "telemetry", "status", "alert", "command")
-
-
-class StreamClient:
-    """A ``/api/v1/stream`` client collecting every event it receives."""
-
-    def __init__(self, connection: Any) -> None:
-        self.connection = connection
-        self.events: list[dict[str, Any]] = []
-        self._task = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        with contextlib.suppress(websockets.ConnectionClosed):
-            async for raw in self.connection:
-                self.events.append(json.loads(raw))
-
-    def of(self, event: str) -> list[dict[str, Any]]:
-        return [e for e in self.events if e.get("event") == event]
-
-    async def close(self) -> None:
-        await self.connection.close()
-        await self._task
-
-
-async def _socketio(url: str, token: str, organization_id: str | None = None) -> tuple[Any, list[tuple[str, Any]]]:
-    client = socketio.AsyncClient(reconnection=False)
-    received: list[tuple[str, Any]] = []
-    for name in EVENTS:
-        client.on(name, lambda data, name=name: received.append((name, data)))
-    auth = {"token": token} | ({"organization_id": organization_id} if organization_id else {})
-    await client.connect(url, auth=auth, transports=["websocket"], wait_timeout=30)
-    return client, received
-
-
-async def _stream(hub_url: str, admin: Admin, organization_id: str | None = None) -> StreamClient:
-    url = hub_url.replace("http://", "ws://") + f"/api/v1/stream?token={admin.token}&topics=%23"
-    if organization_id:
-        url += f"&organization_id={organization_id}"
-    connection = await websockets.connect(url)
-    ready = json.loads(await asyncio.wait_for(connection.recv(), 30))
-    assert ready["event"] == "ready"
-    return StreamClient(connection)
 
 
 def _comparable(row: dict[str, Any]) -> dict[str, Any]:
@@ -70,10 +35,10 @@ async def test_mqtt_and_http_devices_reach_the_same_rows_and_live_clients(databa
             a = await admin.device(org_a, admin.short_id)
             other = await admin.call("POST", "/api/v1/organizations", json={"name": "Other Org"}, expect=201)
             b = await admin.device(other["id"], other["short_id"])
-            ws_a = await _stream(hub.http_url, admin)
-            ws_b = await _stream(hub.http_url, admin, b.organization_id)
-            sio_a, sio_a_events = await _socketio(hub.http_url, admin.token)
-            sio_b, sio_b_events = await _socketio(hub.http_url, admin.token, b.organization_id)
+            ws_a = await stream_client(hub.http_url, admin)
+            ws_b = await stream_client(hub.http_url, admin, b.organization_id)
+            sio_a, sio_a_events = await socketio_client(hub.http_url, admin.token)
+            sio_b, sio_b_events = await socketio_client(hub.http_url, admin.token, b.organization_id)
             try:
                 await _device_flows(hub.port("MQTT"), admin, a, b)
                 await poll(lambda: _has(ws_a, "datastream", 2))
