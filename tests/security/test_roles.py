@@ -38,6 +38,7 @@ PATH_VALUES = {
     "secret": "no-such-download",
     "topic": "some-topic",
     "client_id": "no-such-client",
+    "organization_id": FAKE,
     "sensor": "temperature",
     "name": "welcome",
     "action_index": "0",

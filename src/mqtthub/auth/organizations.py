@@ -138,6 +138,26 @@ async def organization_principals(session: AsyncSession, organization_id: str) -
     ]
 
 
+async def delete_organization(session: AsyncSession, actor: AuthenticatedUser, organization_id: str) -> None:
+    """Delete an organization with everything in it; its clients are disconnected once committed.
+
+    Raises:
+        ConflictError: it is the actor's own organization (an administrator cannot lock themselves out).
+        NotFoundError: there is no such organization.
+    """
+    if organization_id == actor.organization_id:
+        raise ConflictError("you cannot delete your own organization")
+    organization = await get_organization(session, organization_id)
+    principals = await organization_principals(session, organization_id)
+    await session.delete(organization)
+    await session.flush()
+    for principal in principals:
+        if principal.startswith("device:"):
+            record(session, DeviceChanged(principal.removeprefix("device:")))
+    end_access_after_commit(session, principals)
+    record(session, OrganizationDeleted(organization_id))
+
+
 def _require_platform_admin(user: AuthenticatedUser) -> None:
     if not user.is_platform_admin:
         raise PermissionDeniedError("only a platform administrator manages organizations")
@@ -190,15 +210,5 @@ async def delete(org_id: str, user: CurrentUser, session: SessionDep, request: R
     themselves out.
     """
     _require_platform_admin(user)
-    if org_id == user.organization_id:
-        raise ConflictError("you cannot delete your own organization")
-    organization = await get_organization(session, org_id)
-    principals = await organization_principals(session, org_id)
-    await session.delete(organization)
-    await session.flush()
-    for principal in principals:
-        if principal.startswith("device:"):
-            record(session, DeviceChanged(principal.removeprefix("device:")))
-    end_access_after_commit(session, principals)
-    record(session, OrganizationDeleted(org_id))
+    await delete_organization(session, user, org_id)
     return Response(status_code=204)

@@ -5,16 +5,18 @@ Endpoints (session token):
 - ``POST  /api/v1/organizations/{org_id}/users`` (org admin) — ``{email, password, role}``
 - ``GET   /api/v1/organizations/{org_id}/users`` (members)
 - ``PATCH /api/v1/organizations/{org_id}/users/{user_id}`` (org admin) — ``{role?, is_active?}``
+- ``DELETE /api/v1/organizations/{org_id}/users/{user_id}`` (org admin) — with its certificates
 
-Only a platform admin creates another platform admin. Deactivating a user ends its
-sessions at their next request and disconnects its certificates' MQTT connections.
+Only a platform admin creates, changes or removes a platform admin; nobody changes or removes themselves.
+Deactivating or removing a user ends its sessions at their next request and disconnects its MQTT
+connections (logins and certificates).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -95,6 +97,65 @@ async def create_user(
     return user
 
 
+async def add_user(
+    session: AsyncSession, actor: AuthenticatedUser, organization_id: str, body: UserCreate, passwords: PasswordWorkers
+) -> User:
+    """Add the user ``body`` describes to the organization, on behalf of ``actor``.
+
+    Raises:
+        PermissionDeniedError: the role is ``platform_admin`` and the actor is no platform administrator.
+        UnavailableError: the password workers are busy.
+        NotFoundError: the organization does not exist.
+        ConflictError: the e-mail is taken.
+    """
+    _check_grant(actor, body.role)
+    return await create_user(session, organization_id, body.email, body.password, body.role, passwords=passwords)
+
+
+async def list_users(session: AsyncSession, organization_id: str) -> list[User]:
+    """The organization's users, oldest first.
+
+    Raises:
+        NotFoundError: the organization does not exist.
+    """
+    await get_organization(session, organization_id)
+    query = select(User).where(User.organization_id == organization_id).order_by(User.created_at, User.email)
+    return list((await session.scalars(query)).all())
+
+
+async def member_to_change(session: AsyncSession, actor: AuthenticatedUser, organization_id: str, user_id: str) -> User:
+    """A user of the organization that ``actor`` may change or remove.
+
+    Raises:
+        NotFoundError: the organization has no such user.
+        ValidationFailedError: it is the actor.
+        PermissionDeniedError: it is a platform administrator and the actor is not.
+    """
+    member = await session.get(User, user_id)
+    if member is None or member.organization_id != organization_id:
+        raise NotFoundError("user not found")
+    if member.id == actor.id:
+        raise ValidationFailedError("you cannot change or remove yourself")
+    if member.role is UserRole.PLATFORM_ADMIN and not actor.is_platform_admin:
+        raise PermissionDeniedError("only a platform administrator changes a platform administrator")
+    return member
+
+
+def change_role(actor: AuthenticatedUser, member: User, role: UserRole) -> None:
+    """Give ``member`` a new role (only a platform administrator grants ``platform_admin``)."""
+    _check_grant(actor, role)
+    member.role = role
+
+
+async def remove_user(session: AsyncSession, member: User) -> None:
+    """Delete a user with its client certificates; its sessions and MQTT connections end once committed."""
+    serials = await session.scalars(select(ClientCertificate.serial).where(ClientCertificate.user_id == member.id))
+    principals = [f"user:{member.id}", *(f"cert:{serial}" for serial in serials)]
+    await session.delete(member)
+    await session.flush()
+    end_access_after_commit(session, principals)
+
+
 async def set_user_active(session: AsyncSession, user: User, active: bool) -> None:
     """Activate or deactivate a user; deactivating ends its MQTT sessions (certificates, logins) once committed."""
     if user.is_active == active:
@@ -120,18 +181,14 @@ async def create(
 ) -> UserOut:
     """Create a user in the organization (org admins)."""
     require_org_access(user, org_id, admin=True)
-    _check_grant(user, body.role)
-    created = await create_user(session, org_id, body.email, body.password, body.role, passwords=passwords)
-    return UserOut.model_validate(created)
+    return UserOut.model_validate(await add_user(session, user, org_id, body, passwords))
 
 
 @router.get("", summary="List users")
 async def list_all(org_id: str, user: CurrentUser, session: SessionDep) -> UserList:
     """The organization's users."""
     require_org_access(user, org_id)
-    await get_organization(session, org_id)
-    query = select(User).where(User.organization_id == org_id).order_by(User.created_at, User.email)
-    users = [UserOut.model_validate(member) for member in (await session.scalars(query)).all()]
+    users = [UserOut.model_validate(member) for member in await list_users(session, org_id)]
     return UserList(users=users, count=len(users))
 
 
@@ -139,17 +196,18 @@ async def list_all(org_id: str, user: CurrentUser, session: SessionDep) -> UserL
 async def update(org_id: str, user_id: str, body: UserUpdate, user: CurrentUser, session: SessionDep) -> UserOut:
     """Change a user's role, or (de)activate it (org admins; not yourself)."""
     require_org_access(user, org_id, admin=True)
-    member = await session.get(User, user_id)
-    if member is None or member.organization_id != org_id:
-        raise NotFoundError("user not found")
-    if member.id == user.id:
-        raise ValidationFailedError("you cannot change your own role or activity")
-    if member.role is UserRole.PLATFORM_ADMIN and not user.is_platform_admin:
-        raise PermissionDeniedError("only a platform administrator changes a platform administrator")
+    member = await member_to_change(session, user, org_id, user_id)
     if body.role is not None:
-        _check_grant(user, body.role)
-        member.role = body.role
+        change_role(user, member, body.role)
     if body.is_active is not None:
         await set_user_active(session, member, body.is_active)
     await session.flush()
     return UserOut.model_validate(member)
+
+
+@router.delete("/{user_id}", status_code=204, summary="Remove a user", responses=errors(404))
+async def delete(org_id: str, user_id: str, user: CurrentUser, session: SessionDep) -> Response:
+    """Remove a user from the organization with its client certificates (org admins; not yourself)."""
+    require_org_access(user, org_id, admin=True)
+    await remove_user(session, await member_to_change(session, user, org_id, user_id))
+    return Response(status_code=204)

@@ -20,12 +20,14 @@ from mqtthub.console import (
     devices,
     live,
     mqtt_config,
+    organizations,
     overview,
     products,
     records,
     retained,
     signin,
     subscriptions,
+    users,
 )
 from mqtthub.console.docs import install_docs
 from mqtthub.console.headers import STATIC_PATH, SecurityHeadersMiddleware
@@ -50,6 +52,8 @@ def install_console(app: FastAPI) -> None:
         products,
         mqtt_config,
         subscriptions,
+        users,
+        organizations,
     ):
         app.include_router(module.router)
     app.mount(STATIC_PATH, StaticFiles(packages=[("mqtthub.console", "static")]), name="console-static")

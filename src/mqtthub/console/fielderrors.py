@@ -9,6 +9,8 @@ field it belongs to; an error that belongs to no field of the form is kept under
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -48,3 +50,20 @@ class FieldErrors(dict[str, str]):
     def add_refusal(self, exc: ValidationFailedError, field_of: Callable[[str], str]) -> None:
         """A service's refusal, placed by its ``field`` (``field_of`` maps the API's name to the form's)."""
         self.add(field_of(exc.field) if exc.field else FORM, exc.message)
+
+
+@dataclass(frozen=True, slots=True)
+class FormState:
+    """What a page with a form shows besides its data: a refused form's errors and kept input, or a message."""
+
+    errors: FieldErrors = field(default_factory=FieldErrors)
+    kept: dict[str, str] = field(default_factory=dict)
+    """The input to show again (never a password)."""
+    message: str | None = None
+    """What the last change did."""
+    status_code: int = 200
+
+    @property
+    def context(self) -> dict[str, Any]:
+        """The template variables: ``errors``, ``form`` (the kept input) and ``message``."""
+        return {"errors": self.errors, "form": self.kept, "message": self.message}

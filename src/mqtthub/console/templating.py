@@ -9,12 +9,13 @@ only that part: the route renders the partial template instead of the page.
 from __future__ import annotations
 
 import functools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from mqtthub import __version__
 from mqtthub.auth.deps import require_org_access
@@ -99,6 +100,14 @@ OrgFrame = Annotated[Frame, Depends(org_frame)]
 def is_htmx(request: Request) -> bool:
     """Whether htmx made the request (it then wants a part of a page, not a whole one)."""
     return request.headers.get("hx-request") == "true"
+
+
+async def after_change(request: Request, location: str, again: Callable[[], Awaitable[Response]]) -> Response:
+    """The answer to a change: htmx gets ``again()`` (the part of the page, with its message); a plain form is
+    sent to ``location`` (post/redirect/get)."""
+    if is_htmx(request):
+        return await again()
+    return RedirectResponse(location, status_code=303)
 
 
 def render(
