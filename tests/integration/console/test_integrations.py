@@ -19,7 +19,14 @@ from mqtthub.console.session import CSRF_FIELD
 from tests.integration.console.forms import signed_in
 from tests.integration.console.test_security import MEMBER_EMAIL, MEMBER_PASSWORD, _member
 from tests.integration.integrations.conftest import mosquitto, pki, publish  # noqa: F401 (fixtures)
-from tests.integration.integrations.mosquitto import PASSWORD, USERNAME, Mosquitto, free_ports
+from tests.integration.integrations.mosquitto import (
+    P12_PASSWORD,
+    PASSWORD,
+    USERNAME,
+    Certificates,
+    Mosquitto,
+    free_ports,
+)
 from tests.support.access import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.support.browser import ConsoleTab
 from tests.support.served import LocalHub, hub_settings, serve_in_process
@@ -110,6 +117,38 @@ async def test_configure_test_and_connect(hub: LocalHub, admin_tab: ConsoleTab, 
     await expect(page.locator('#connector-status [data-field="state"]')).to_have_text("connected")
     products = (await hub.client.get("/api/v1/products")).json()["products"]
     assert [(each["name"], each["mqtt_configured"]) for each in products] == [("tyres", True)]
+
+
+async def test_mutual_tls_with_an_uploaded_pkcs12(
+    hub: LocalHub,
+    admin_tab: ConsoleTab,
+    mosquitto: Mosquitto,  # noqa: F811
+    pki: Certificates,  # noqa: F811
+) -> None:
+    product = await _product(hub)
+    page = admin_tab.page
+    await page.goto(admin_tab.url(f"/ui/orgs/{await _org(hub)}/products/{product}"))
+    await page.get_by_label("Host", exact=True).fill("127.0.0.1")
+    await page.get_by_label("Port", exact=True).fill(str(mosquitto.mtls_port))
+    await page.get_by_label("Use TLS").check()
+    await page.get_by_label("Extra trusted CA certificates (PEM)").fill(pki.ca_pem)
+    await _test_connection(page)
+    result = page.locator("#test-result")
+    await expect(result).to_contain_text("Connection failed")
+
+    p12 = {"name": "client.p12", "mimeType": "application/x-pkcs12", "buffer": pki.client_p12}
+    await page.get_by_label("Client certificate and key (PKCS#12 file)").set_input_files(p12)  # type: ignore[arg-type]
+    await page.get_by_label("PKCS#12 password", exact=True).fill(P12_PASSWORD)
+    await _test_connection(page)
+    await expect(result).to_contain_text("Connected in")
+    await page.get_by_role("button", name="Save configuration").click()
+    await expect(page.locator('#connector-status [data-field="state"]')).to_have_text("connected")
+    await expect(page.get_by_label("PKCS#12 password", exact=True)).to_have_attribute(
+        "placeholder", re.compile(r"stored")
+    )
+    await expect(
+        page.get_by_label("Remove the stored value (Client certificate and key (PKCS#12 file))")
+    ).not_to_be_checked()
 
 
 async def test_subscription_actions_show_their_errors_next_to_the_field(hub: LocalHub, admin_tab: ConsoleTab) -> None:
