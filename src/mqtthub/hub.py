@@ -427,8 +427,9 @@ class Hub:
         self._auth_backend = AuthBackend(self._authenticator, self._authorizer, directory)
         self._changes.subscribe(AccessEnded, lambda change: directory.forget(*change.principal_ids))
         self._changes.subscribe(DeviceChanged, lambda change: directory.forget(f"device:{change.device_id}"))
-        # Runs after the broker stopped and before the database closes: the last uses noted get written.
-        self._stack.push_async_callback(self._authenticator.last_used.settle)
+        # Runs after the broker stopped and before the database closes: the last uses noted get written and the
+        # connections held for lookups go back.
+        self._stack.push_async_callback(self._authenticator.settle)
         if settings.broker == "rabbitmq":
             rabbit = external.rabbit_broker(
                 settings,

@@ -43,7 +43,7 @@ from collections import Counter
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from mqtthub.auth.acl import ADMIN_RULES, ANONYMOUS_RULES, TopicRules, device_rules, user_rules
 from mqtthub.auth.attempts import LoginGuard
@@ -119,9 +119,11 @@ class DatabaseAuthenticator:
         self.cache = CredentialCache(settings.mqtt_auth_cache_ttl, max(1, settings.max_connections))
         """Accepted credentials (see the module docstring)."""
         self.last_used = LastUsedWriter(database)
-        self._api_tokens = BatchLookup(self._fetch_api_tokens, name="API token")
-        self._device_tokens = BatchLookup(self._fetch_device_tokens, name="device token")
-        self._organizations = BatchLookup(self._fetch_anonymous_organization, name="anonymous organization")
+        self._api_tokens = BatchLookup(database.autocommit, _fetch_api_tokens, name="API token")
+        self._device_tokens = BatchLookup(database.autocommit, _fetch_device_tokens, name="device token")
+        self._organizations = BatchLookup(
+            database.autocommit, self._fetch_anonymous_organization, name="anonymous organization"
+        )
         self.accepted: Counter[str] = Counter()
         """Successful authentications per principal kind."""
         self.refused: Counter[str] = Counter()
@@ -136,6 +138,15 @@ class DatabaseAuthenticator:
             raise AuthenticationRefused(refusal.detail, reason_code=refusal.reason_code) from None
         self.accepted[principal.kind] += 1
         return principal
+
+    async def settle(self) -> None:
+        """Write the token uses noted so far and give back the connections held for lookups.
+
+        Called before the database closes; the authenticator keeps working afterwards.
+        """
+        await self.last_used.settle()
+        for lookup in (self._api_tokens, self._device_tokens, self._organizations):
+            await lookup.settle()
 
     @property
     def lookup_queries(self) -> int:
@@ -308,48 +319,6 @@ class DatabaseAuthenticator:
             entry.last_used = now
             self.last_used.record(model, entry.token_id, now)
 
-    async def _fetch_api_tokens(self, hashes: list[str]) -> dict[str, tuple[Any, ...]]:
-        statement = (
-            select(
-                MqttApiToken.token_hash,
-                MqttApiToken.id,
-                MqttApiToken.revoked_at,
-                MqttApiToken.expires_at,
-                MqttApiToken.last_used_at,
-                MqttApiToken.publish,
-                MqttApiToken.subscribe,
-                Organization.id,
-                Organization.short_id,
-            )
-            .join(Organization, Organization.id == MqttApiToken.organization_id)
-            .where(MqttApiToken.token_hash.in_(hashes))
-        )
-        return await self._rows_by_first_column(statement)
-
-    async def _fetch_device_tokens(self, hashes: list[str]) -> dict[str, tuple[Any, ...]]:
-        statement = (
-            select(
-                DeviceToken.token_hash,
-                DeviceToken.id,
-                Device.id,
-                DeviceToken.revoked_at,
-                DeviceToken.expires_at,
-                DeviceToken.last_used_at,
-                Device.enabled,
-                Organization.id,
-                Organization.short_id,
-            )
-            .join(Device, Device.id == DeviceToken.device_id)
-            .join(Organization, Organization.id == Device.organization_id)
-            .where(DeviceToken.token_hash.in_(hashes))
-        )
-        return await self._rows_by_first_column(statement)
-
-    async def _rows_by_first_column(self, statement: Any) -> dict[str, tuple[Any, ...]]:
-        async with self._database.session() as session:
-            result = await session.execute(statement)
-            return {row[0]: tuple(row[1:]) for row in result}
-
     async def _certificate(self, session: AsyncSession, serial: int, common_name: str) -> Principal:
         row = (
             await session.execute(
@@ -407,18 +376,58 @@ class DatabaseAuthenticator:
             entry = self.cache.put(key, principal)
         return entry.principal
 
-    async def _fetch_anonymous_organization(self, keys: list[str]) -> dict[str, tuple[str, str]]:
+    async def _fetch_anonymous_organization(
+        self, connection: AsyncConnection, keys: list[str]
+    ) -> dict[str, tuple[str, str]]:
         # The organization named by `default_organization`, or else the oldest one (the first-run
         # organization, should it have been renamed).
-        async with self._database.session() as session:
-            row = (
-                await session.execute(
-                    select(Organization.id, Organization.short_id)
-                    .order_by((Organization.name != self._default_organization), Organization.created_at)
-                    .limit(1)
-                )
-            ).one_or_none()
+        row = (
+            await connection.execute(
+                select(Organization.id, Organization.short_id)
+                .order_by((Organization.name != self._default_organization), Organization.created_at)
+                .limit(1)
+            )
+        ).one_or_none()
         return {} if row is None else dict.fromkeys(keys, row._tuple())
+
+
+async def _fetch_api_tokens(connection: AsyncConnection, hashes: list[str]) -> dict[str, tuple[Any, ...]]:
+    statement = (
+        select(
+            MqttApiToken.token_hash,
+            MqttApiToken.id,
+            MqttApiToken.revoked_at,
+            MqttApiToken.expires_at,
+            MqttApiToken.last_used_at,
+            MqttApiToken.publish,
+            MqttApiToken.subscribe,
+            Organization.id,
+            Organization.short_id,
+        )
+        .join(Organization, Organization.id == MqttApiToken.organization_id)
+        .where(MqttApiToken.token_hash.in_(hashes))
+    )
+    return {row[0]: tuple(row[1:]) for row in await connection.execute(statement)}
+
+
+async def _fetch_device_tokens(connection: AsyncConnection, hashes: list[str]) -> dict[str, tuple[Any, ...]]:
+    statement = (
+        select(
+            DeviceToken.token_hash,
+            DeviceToken.id,
+            Device.id,
+            DeviceToken.revoked_at,
+            DeviceToken.expires_at,
+            DeviceToken.last_used_at,
+            Device.enabled,
+            Organization.id,
+            Organization.short_id,
+        )
+        .join(Device, Device.id == DeviceToken.device_id)
+        .join(Organization, Organization.id == Device.organization_id)
+        .where(DeviceToken.token_hash.in_(hashes))
+    )
+    return {row[0]: tuple(row[1:]) for row in await connection.execute(statement)}
 
 
 def _address(info: ConnectInfo) -> str:

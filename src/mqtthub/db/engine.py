@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from mqtthub.db.changes import BUS_KEY, ChangeBus
@@ -92,6 +92,17 @@ class Database:
         """A session whose transaction commits when the block ends without error."""
         async with self.sessions() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def autocommit(self) -> AsyncIterator[AsyncConnection]:
+        """A connection on which every statement commits by itself, for small reads and one-statement writes.
+
+        A read sees every change committed before it (no transaction keeps an older snapshot open), and
+        there is no begin, commit or rollback round trip around each statement: what a connection held
+        for a burst of lookups needs.
+        """
+        async with self.engine.connect() as connection:
+            yield await connection.execution_options(isolation_level="AUTOCOMMIT")
 
     async def ping(self) -> bool:
         """True when a trivial query succeeds."""

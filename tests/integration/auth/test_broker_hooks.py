@@ -89,7 +89,7 @@ async def world(database_url: str) -> AsyncIterator[World]:
         )
         yield world
         for made in world.authenticators:
-            await made.last_used.settle()
+            await made.settle()
 
 
 def authenticator(world: World, tmp_path: Path, **overrides: object) -> DatabaseAuthenticator:

@@ -118,7 +118,7 @@ async def stack(database_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
         async with Broker(config, authenticator=authenticator, authorizer=TopicAuthorizer()) as broker:
             changes.subscribe(AccessEnded, functools.partial(apply_access_ended, broker))
             yield Stack(database, secrets, ca, broker, acme, globex, tmp_path)
-        await authenticator.last_used.settle()  # before the database closes
+        await authenticator.settle()  # before the database closes
 
 
 async def connected(stack: Stack, username: str, password: str, **options: object) -> PahoClient:

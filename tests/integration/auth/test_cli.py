@@ -44,7 +44,7 @@ async def authenticate(tmp_path: Path, username: str, password: str) -> str:
         info = ConnectInfo("c", username, password.encode(), 4, "tcp", "127.0.0.1:1")
         authenticator = DatabaseAuthenticator(database, secrets, settings)
         principal = await authenticator.authenticate(info)
-        await authenticator.last_used.settle()  # before the database closes
+        await authenticator.settle()  # before the database closes
     return principal.id
 
 

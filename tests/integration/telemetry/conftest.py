@@ -54,4 +54,4 @@ async def stack(database_url: str) -> AsyncIterator[Stack]:
         commands = CommandService(telemetry, broker)
         async with telemetry, broker, commands:
             yield Stack(database, telemetry, commands, broker, bus, broker.addresses["tcp"][1], a, b)
-        await authenticator.last_used.settle()  # before the database closes
+        await authenticator.settle()  # before the database closes

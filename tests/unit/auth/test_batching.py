@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -18,9 +20,26 @@ class Store:
         self.gate = asyncio.Event()
         self.gate.set()
         self.fail: Exception | None = None
+        self.refuse: Exception | None = None
+        self.opened = 0
+        self.closed: list[int] = []
+        self.connections: list[int] = []
 
-    async def fetch(self, keys: list[str]) -> dict[str, int]:
+    @contextlib.asynccontextmanager
+    async def open(self) -> AsyncIterator[int]:
+        """Hands out numbered connections; opening fails while ``refuse`` is set."""
+        if self.refuse is not None:
+            raise self.refuse
+        self.opened += 1
+        connection = self.opened
+        try:
+            yield connection
+        finally:
+            self.closed.append(connection)
+
+    async def fetch(self, connection: int, keys: list[str]) -> dict[str, int]:
         self.batches.append(keys)
+        self.connections.append(connection)
         await self.gate.wait()
         if self.fail is not None:
             raise self.fail
@@ -29,7 +48,7 @@ class Store:
 
 async def test_keys_asked_together_share_one_query() -> None:
     store = Store({"a": 1, "b": 2})
-    lookup = BatchLookup(store.fetch, name="test")
+    lookup = BatchLookup(store.open, store.fetch, name="test")
     results = list(await asyncio.gather(lookup.get("a"), lookup.get("b"), lookup.get("a"), lookup.get("missing")))
     assert results == [1, 2, 1, None]
     assert store.batches == [["a", "b", "missing"]]
@@ -39,7 +58,7 @@ async def test_keys_asked_together_share_one_query() -> None:
 async def test_keys_asked_during_a_query_wait_for_the_next_one() -> None:
     store = Store({"a": 1, "b": 2, "c": 3})
     store.gate.clear()
-    lookup = BatchLookup(store.fetch, name="test")
+    lookup = BatchLookup(store.open, store.fetch, name="test")
     first = asyncio.ensure_future(lookup.get("a"))
     await asyncio.sleep(0.01)
     later = [asyncio.ensure_future(lookup.get(key)) for key in ("b", "c")]
@@ -52,7 +71,7 @@ async def test_keys_asked_during_a_query_wait_for_the_next_one() -> None:
 
 async def test_batches_are_bounded() -> None:
     store = Store({str(n): n for n in range(5)})
-    lookup = BatchLookup(store.fetch, name="test", max_batch=2)
+    lookup = BatchLookup(store.open, store.fetch, name="test", max_batch=2)
     assert await asyncio.gather(*(lookup.get(str(n)) for n in range(5))) == list(range(5))
     assert [len(batch) for batch in store.batches] == [2, 2, 1]
 
@@ -60,7 +79,7 @@ async def test_batches_are_bounded() -> None:
 async def test_a_failed_query_fails_its_waiters_and_the_next_one_runs() -> None:
     store = Store({"a": 1})
     store.fail = RuntimeError("database down")
-    lookup = BatchLookup(store.fetch, name="test")
+    lookup = BatchLookup(store.open, store.fetch, name="test")
     results = await asyncio.gather(lookup.get("a"), lookup.get("a"), return_exceptions=True)
     assert [str(result) for result in results] == ["database down"] * 2
     store.fail = None
@@ -70,7 +89,7 @@ async def test_a_failed_query_fails_its_waiters_and_the_next_one_runs() -> None:
 async def test_a_waiter_going_away_does_not_cancel_the_answer_for_others() -> None:
     store = Store({"a": 1})
     store.gate.clear()
-    lookup = BatchLookup(store.fetch, name="test")
+    lookup = BatchLookup(store.open, store.fetch, name="test")
     leaving = asyncio.ensure_future(lookup.get("a"))
     staying = asyncio.ensure_future(lookup.get("a"))
     await asyncio.sleep(0.01)
@@ -83,4 +102,45 @@ async def test_a_waiter_going_away_does_not_cancel_the_answer_for_others() -> No
 
 def test_the_batch_size_must_be_positive() -> None:
     with pytest.raises(ValueError, match="max_batch"):
-        BatchLookup(Store({}).fetch, name="test", max_batch=0)
+        BatchLookup(Store({}).open, Store({}).fetch, name="test", max_batch=0)
+
+
+async def test_a_burst_of_batches_shares_one_connection_given_back_after_the_linger() -> None:
+    store = Store({"a": 1, "b": 2, "c": 3})
+    lookup = BatchLookup(store.open, store.fetch, name="test", linger=0.2)
+    assert await lookup.get("a") == 1
+    await asyncio.sleep(0.05)  # a pause shorter than the linger: the connection is still held
+    assert await lookup.get("b") == 2
+    assert store.connections == [1, 1]
+    assert store.closed == []
+    await asyncio.sleep(0.3)  # longer than the linger: given back
+    assert store.closed == [1]
+    assert await lookup.get("c") == 3
+    assert store.connections == [1, 1, 2]
+    await lookup.settle()  # gives it back at once
+    assert store.closed == [1, 2]
+
+
+async def test_a_failed_query_gives_its_connection_up_for_a_fresh_one() -> None:
+    store = Store({"a": 1})
+    store.fail = RuntimeError("connection broken")
+    lookup = BatchLookup(store.open, store.fetch, name="test")
+    with pytest.raises(RuntimeError, match="connection broken"):
+        await lookup.get("a")
+    store.fail = None
+    assert await lookup.get("a") == 1
+    assert store.connections == [1, 2]
+    assert store.closed[0] == 1
+    await lookup.settle()
+
+
+async def test_waiters_hear_why_no_connection_could_be_had() -> None:
+    store = Store({"a": 1})
+    store.refuse = ConnectionRefusedError("database down")
+    lookup = BatchLookup(store.open, store.fetch, name="test")
+    results = await asyncio.gather(lookup.get("a"), lookup.get("b"), return_exceptions=True)
+    assert [type(result) for result in results] == [ConnectionRefusedError] * 2
+    assert store.batches == []
+    store.refuse = None
+    assert await lookup.get("a") == 1
+    await lookup.settle()
