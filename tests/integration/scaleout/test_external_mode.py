@@ -23,7 +23,7 @@ import pytest
 import websockets
 
 from tests.conftest import require
-from tests.integration.auth.mqttclient import connect
+from tests.integration.auth.mqttclient import PahoClient, connect
 from tests.integration.scaleout.conftest import Scaled
 from tests.integration.telemetry.hubflows import Admin, admin_client, poll, socketio_client, stream_client
 from tests.support.rabbitmq import ADMIN_PASSWORD, ADMIN_USER, RabbitCluster, RabbitNode
@@ -264,19 +264,36 @@ async def test_an_organization_s_wildcard_subscriber_sees_nothing_of_another_org
             client.close()
 
 
-async def test_telemetry_from_mqtt_devices_on_both_nodes_is_stored_exactly_once(scaled: Scaled) -> None:
+FLEET = 100
+"""Devices of the fleet test, half on each node."""
+FLEET_READINGS = 3
+"""Readings each of them publishes."""
+BATCH = 10
+"""Devices made, or connected, at a time."""
+
+
+async def test_telemetry_from_100_mqtt_devices_on_both_nodes_is_stored_exactly_once(scaled: Scaled) -> None:
     async with admin_client(scaled.hubs[1]) as admin:
-        devices = [await _device(admin, scaled.organization_id) for _ in range(10)]
-    clients = []
+        devices = []
+        for _ in range(0, FLEET, BATCH):
+            devices += await asyncio.gather(*(_device(admin, scaled.organization_id) for _ in range(BATCH)))
+    clients: list[PahoClient] = []
     try:
-        for index, device in enumerate(devices):
-            node = scaled.rabbit.nodes[index % 2]
-            code, client = await connect(
-                node.mqtt_port, f"{scaled.short_id}:{device.id}", device.token, client_id=f"d{index}"
+        for start in range(0, FLEET, BATCH):
+            connected = await asyncio.gather(
+                *(
+                    connect(
+                        scaled.rabbit.nodes[index % 2].mqtt_port,
+                        f"{scaled.short_id}:{devices[index].id}",
+                        devices[index].token,
+                        client_id=f"d{index}",
+                    )
+                    for index in range(start, start + BATCH)
+                )
             )
-            assert code == 0
-            clients.append(client)
-        for value in range(5):
+            assert [code for code, _ in connected] == [0] * BATCH
+            clients += [client for _, client in connected]
+        for value in range(FLEET_READINGS):
             await asyncio.gather(
                 *(
                     client.publish(
@@ -290,12 +307,12 @@ async def test_telemetry_from_mqtt_devices_on_both_nodes_is_stored_exactly_once(
         for client in clients:
             client.close()
     device_ids = [device.id for device in devices]
-    expected = sorted((device.id, float(value)) for device in devices for value in range(5))
+    expected = sorted((device.id, float(value)) for device in devices for value in range(FLEET_READINGS))
 
     async def all_stored() -> bool:
         return len(await _stored(scaled.dsn, device_ids)) >= len(expected)
 
-    assert await poll(all_stored)
+    assert await poll(all_stored, timeout=60)
     await asyncio.sleep(1)
     assert sorted(await _stored(scaled.dsn, device_ids)) == expected
 
