@@ -61,6 +61,8 @@ SHOTS = (
     Shot("device", "/devices/{device}", "A device: status, tokens, commands, alerts and rejected messages"),
     Shot("live", "/live", "Live messages: follow a topic filter, publish"),
     Shot("mqtt-tokens", "/mqtt-tokens", "MQTT API tokens: filters, expiry, last use, revoke"),
+    Shot("broker", "/broker", "Broker: $SYS figures live, connected clients with their subscriptions, kick"),
+    Shot("users", "/users", "Users: roles, add a user, change a role, remove"),
     Shot("devices-phone", "/devices", "The device list at a phone's width", "phone"),
 )
 
