@@ -55,10 +55,10 @@ async def create_definition(session: AsyncSession, device: Device, body: Definit
         min_threshold=body.min_threshold,
         max_threshold=body.max_threshold,
     )
-    session.add(definition)
     try:
+        # Added inside the savepoint, so that a clash rolls back only the savepoint and the session stays usable.
         async with session.begin_nested():
-            await session.flush()
+            session.add(definition)
     except IntegrityError:
         raise ConflictError(f"the device already has a telemetry definition {body.key!r}") from None
     return definition
