@@ -276,6 +276,17 @@ def telemetry_families(telemetry: TelemetryService, messaging: MessagingService)
         state.add_metric([candidate.value], 1 if writer.state is candidate else 0)
     yield state
     yield from live_families((telemetry.realtime, messaging.live))
+    relay = telemetry.realtime.relay
+    if relay is not None:
+        yield _labelled(
+            CounterMetricFamily(
+                "mqtthub_live_relayed_events",
+                "Live events between the hubs (external broker mode): sent to the others, received from them, "
+                "dropped (not sent: the broker connection was down or too far behind).",
+                labels=["direction"],
+            ),
+            {"sent": relay.sent, "received": relay.received, "dropped": relay.dropped},
+        )
 
 
 def live_families(fanouts: Sequence[FanOut[Any]]) -> Iterator[Metric]:

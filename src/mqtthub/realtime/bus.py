@@ -43,7 +43,22 @@ class Event:
 
 
 class EventRelay(Protocol):
-    """Carries a hub's events to the other hubs of a deployment, and theirs to it."""
+    """Carries a hub's events to the other hubs of a deployment, and theirs to it, and counts them."""
+
+    @property
+    def sent(self) -> int:
+        """Events handed to the other hubs."""
+        ...
+
+    @property
+    def received(self) -> int:
+        """Events of the other hubs delivered here."""
+        ...
+
+    @property
+    def dropped(self) -> int:
+        """Events not sent (the relay was down or too far behind)."""
+        ...
 
     def send(self, organization_id: str, event: EventJson) -> None:
         """Hand an event of this hub to the other hubs; never waits."""

@@ -24,6 +24,8 @@ import websockets
 
 from tests.conftest import require
 from tests.integration.auth.mqttclient import PahoClient, connect
+from tests.integration.observability.scrape import scrape
+from tests.integration.observability.scrape import value as sample
 from tests.integration.scaleout.conftest import Scaled
 from tests.integration.telemetry.hubflows import Admin, admin_client, poll, socketio_client, stream_client
 from tests.support.rabbitmq import ADMIN_PASSWORD, ADMIN_USER, RabbitCluster, RabbitNode
@@ -167,6 +169,12 @@ async def test_readings_published_through_hub_a_reach_the_live_clients_of_both_h
             await asyncio.sleep(1)  # an event delivered twice would show up now
             for readings in live():
                 assert sorted(readings) == sorted(expected)
+            # Every reading was stored by one hub and relayed to the other, which follows the organization too.
+            relayed = [await asyncio.to_thread(scrape, hub.http_url + "/metrics") for hub in scaled.hubs]
+            received = sum(
+                sample(samples, "mqtthub_live_relayed_events_total", direction="received") for samples in relayed
+            )
+            assert received >= len(expected)
             assert sorted(frame["topic"] for frame in frames) == sorted(f"devices/{d}/datastream" for d, _ in expected)
         finally:
             await ws.close()
