@@ -27,6 +27,8 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
 
+from mqtthub.broker.episodes import EpisodeLog
+
 logger = logging.getLogger(__name__)
 
 LIVE_EXCHANGE = "mqtthub.live"
@@ -64,6 +66,7 @@ class LiveRelay:
         self._flush_scheduled = False
         self._sending: set[asyncio.Task[None]] = set()
         self._binder: asyncio.Task[None] | None = None
+        self._episodes = EpisodeLog()  # while the broker is away every batch fails: one line per episode
 
     async def start(self, connection: AbstractRobustConnection) -> None:
         """Declare the exchange and this hub's queue on ``connection`` (the default vhost's) and start consuming."""
@@ -111,7 +114,7 @@ class LiveRelay:
                     await queue.unbind(exchange, routing_key=organization_id)
                     self._bound.discard(organization_id)
             except (OSError, aio_pika.exceptions.AMQPError) as exc:
-                logger.warning("live events: binding failed (%s); trying again", exc)
+                self._episodes(logger, logging.WARNING, "bind", "live events: binding failed (%s); trying again", exc)
                 await asyncio.sleep(RETRY_DELAY)
                 self._changed.set()
 
@@ -133,7 +136,7 @@ class LiveRelay:
         for organization_id, events in pending.items():
             if len(self._sending) >= self.max_in_flight:
                 self.dropped += len(events)
-                logger.debug("live events: %d dropped, the broker is behind", len(events))
+                self._episodes(logger, logging.WARNING, "behind", "live events dropped: the broker is behind")
                 continue
             task = asyncio.ensure_future(self._publish(organization_id, events))
             self._sending.add(task)
@@ -150,7 +153,7 @@ class LiveRelay:
             await exchange.publish(message, routing_key=organization_id)
         except (OSError, aio_pika.exceptions.AMQPError) as exc:
             self.dropped += len(events)
-            logger.warning("live events: %d not sent (%s)", len(events), exc)
+            self._episodes(logger, logging.WARNING, "publish", "live events not sent (%s)", exc)
             return
         self.sent += len(events)
 
@@ -164,7 +167,7 @@ class LiveRelay:
         except ValueError:
             events = None
         if not isinstance(events, list):
-            logger.warning("live events: a message on %s is not a list of events; ignored", incoming.routing_key)
+            self._episodes(logger, logging.WARNING, "malformed", "live events: a message that is not a list of events")
             return
         for event in events:
             if isinstance(event, Mapping):
