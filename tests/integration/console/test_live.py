@@ -37,7 +37,7 @@ async def test_follow_and_publish(hub: LocalHub, admin_tab: ConsoleTab) -> None:
         await admin_tab.open("Live messages")
         await expect(page.locator("#live-state")).to_have_text("Connected")
         await expect(page.locator("#live-empty")).to_be_visible()
-        await page.get_by_label("Topic filter").fill("factory/#")
+        await page.locator("#live-subscribe").get_by_label("Topic filter").fill("factory/#")
         await page.get_by_role("button", name="Subscribe").click()
         await expect(page.locator("#live-filters")).to_contain_text("factory/#")
 
