@@ -19,6 +19,7 @@ from mqtthub.console import (
     commands,
     definitions,
     devices,
+    email_templates,
     live,
     mqtt_config,
     organizations,
@@ -54,6 +55,7 @@ def install_console(app: FastAPI) -> None:
         products,
         mqtt_config,
         subscriptions,
+        email_templates,
         users,
         organizations,
     ):

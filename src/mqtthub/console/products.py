@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import RedirectResponse, Response
 
@@ -20,7 +20,8 @@ from mqtthub.console.fielderrors import FieldErrors
 from mqtthub.console.routing import ConsoleRoute
 from mqtthub.console.session import PREFIX
 from mqtthub.console.templating import Frame, OrgFrame, render
-from mqtthub.integrations import products, repository
+from mqtthub.errors import NotFoundError
+from mqtthub.integrations import email_templates, products, repository
 from mqtthub.integrations.diagnostics import status_view
 from mqtthub.integrations.endpoints import IntegrationsDep
 from mqtthub.integrations.schemas import ConnectionStatusJson, ConnectionTestResult, ProductUpdate
@@ -68,12 +69,14 @@ async def product_page(
     config: FormState | None = None,
     test: ConnectionTestResult | None = None,
     subscription: FormState | None = None,
+    template: FormState | None = None,
     status_code: int = 200,
 ) -> Response:
     """A product's page; a form given here is shown again as typed, with its errors next to its fields."""
     stored = await repository.config_of(session, product.id)
     values, secrets = config_form.stored_values(stored)
     subscriptions = await repository.subscriptions_of(session, product.id)
+    templates = await email_templates.templates_of(session, product.id)
     context: dict[str, Any] = {
         "frame": frame,
         "nav": "integrations",
@@ -91,6 +94,8 @@ async def product_page(
         "event_names": {row.id: row.name for row in subscriptions},
         "subscription": subscription or FormState({"enabled": "true"}),
         "failures": await repository.failures_of(session, product.id, limit=FAILURES_SHOWN),
+        "email_templates": templates,
+        "template": template or FormState(),
     }
     if stored is not None:
         context |= await status_context(integrations, product.id)
@@ -114,11 +119,25 @@ async def create(frame: OrgFrame, session: SessionDep, name: Name, description: 
 
 @router.get("/{product_id}", summary="A product")
 async def page(
-    request: Request, product_id: str, frame: OrgFrame, session: SessionDep, integrations: IntegrationsDep
+    request: Request,
+    product_id: str,
+    frame: OrgFrame,
+    session: SessionDep,
+    integrations: IntegrationsDep,
+    template: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Response:
-    """The product: its MQTT configuration, connector status, event subscriptions and failure log."""
+    """The product: its MQTT configuration, connector status, event subscriptions, e-mail templates (``?template=``
+    opens one in the form) and failure log."""
     product = await products.product_of(session, frame.org.id, product_id)
-    return await product_page(request, frame, session, integrations, product)
+    editing = None
+    if template is not None:
+        found = [row for row in await email_templates.templates_of(session, product.id) if row.name == template]
+        if not found:
+            raise NotFoundError("Template not found")
+        row = found[0]
+        recipients = "\n".join(row.recipients)
+        editing = FormState({"name": row.name, "subject": row.subject, "body": row.body, "recipients": recipients})
+    return await product_page(request, frame, session, integrations, product, template=editing)
 
 
 @router.post("/{product_id}", summary="Change a product")

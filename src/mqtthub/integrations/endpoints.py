@@ -11,12 +11,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
-from sqlalchemy import delete, select
 
 from mqtthub.auth.deps import CurrentUser, require_org_access
-from mqtthub.db.base import utcnow
-from mqtthub.errors import NotFoundError, ValidationFailedError
-from mqtthub.integrations import products, repository
+from mqtthub.errors import ValidationFailedError
+from mqtthub.integrations import email_templates, products, repository
 from mqtthub.integrations.diagnostics import check_connection, status_view
 from mqtthub.integrations.schemas import (
     BrokerConfig,
@@ -301,10 +299,7 @@ def _template_out(row: EmailTemplate) -> TemplateJson:
 async def list_templates(product_id: str, user: CurrentUser, session: SessionDep) -> TemplateList:
     """The templates e-mail actions of this product can send."""
     await repository.visible_product(session, user, product_id)
-    rows = await session.scalars(
-        select(EmailTemplate).where(EmailTemplate.product_id == product_id).order_by(EmailTemplate.name)
-    )
-    return {"templates": [_template_out(row) for row in rows]}
+    return {"templates": [_template_out(row) for row in await email_templates.templates_of(session, product_id)]}
 
 
 @router.put("/{product_id}/email-templates/{name}", summary="Create or replace an e-mail template")
@@ -313,17 +308,7 @@ async def put_template(
 ) -> TemplateSaved:
     """Subject, body and recipients are sandboxed Jinja2 templates over the event (``{{event.policy_id}}``)."""
     await repository.visible_product(session, user, product_id, admin=True)
-    if not 1 <= len(name) <= 200:
-        raise ValidationFailedError("a template name is 1 to 200 characters", field="name")
-    row = await session.scalar(
-        select(EmailTemplate).where(EmailTemplate.product_id == product_id, EmailTemplate.name == name)
-    )
-    now = utcnow()
-    if row is None:
-        row = EmailTemplate(product_id=product_id, name=name, created_at=now)
-        session.add(row)
-    row.subject, row.body, row.recipients, row.updated_at = body.subject, body.body, body.recipients, now
-    await session.flush()
+    row = await email_templates.save_template(session, product_id, name, body)
     return {"status": "success", "template": _template_out(row)}
 
 
@@ -331,9 +316,5 @@ async def put_template(
 async def delete_template(product_id: str, name: str, user: CurrentUser, session: SessionDep) -> Done:
     """Actions that name it fail (and are logged) until it exists again."""
     await repository.visible_product(session, user, product_id, admin=True)
-    result = await session.execute(
-        delete(EmailTemplate).where(EmailTemplate.product_id == product_id, EmailTemplate.name == name)
-    )
-    if not getattr(result, "rowcount", 0):
-        raise NotFoundError("Template not found")
+    await email_templates.delete_template(session, product_id, name)
     return {"status": "success", "message": "Template deleted"}

@@ -212,6 +212,36 @@ async def test_subscription_actions_show_their_errors_next_to_the_field(hub: Loc
     await expect(page.get_by_text("No actions yet")).to_be_visible()
 
 
+async def test_email_templates_show_their_errors_next_to_the_field(hub: LocalHub, admin_tab: ConsoleTab) -> None:
+    product = await _product(hub)
+    page = admin_tab.page
+    await page.goto(admin_tab.url(f"/ui/orgs/{await _org(hub)}/products/{product}"))
+    await expect(page.get_by_text("No e-mail templates yet")).to_be_visible()
+    admin_tab.expect_error("422")
+    await page.get_by_label("Template name").fill("welcome")
+    await page.get_by_label("Subject", exact=True).fill("Policy {{ event.policy_id")
+    await page.get_by_label("Body", exact=True).fill("Dear {{ event.name }},\nwelcome.")
+    await page.get_by_label(re.compile("^Recipients")).fill("{{ event.email }}\nops@example.com")
+    await page.get_by_role("button", name="Save template").click()
+    await expect(page.locator("#template-subject-error")).to_contain_text("invalid template")
+    await expect(page.get_by_label("Body", exact=True)).to_have_value("Dear {{ event.name }},\nwelcome.")
+
+    await page.get_by_label("Subject", exact=True).fill("Policy {{ event.policy_id }} created")
+    await page.get_by_role("button", name="Save template").click()
+    row = page.locator("table.email-templates tbody tr")
+    await expect(row).to_have_count(1)
+    await expect(row).to_contain_text("ops@example.com")
+    await row.get_by_role("link", name="Edit").click()
+    await expect(page.get_by_label("Subject", exact=True)).to_have_value("Policy {{ event.policy_id }} created")
+    listed = (await hub.client.get(f"/api/v1/products/{product}/email-templates")).json()["templates"]
+    assert [(each["name"], each["recipients"]) for each in listed] == [
+        ("welcome", ["{{ event.email }}", "ops@example.com"])
+    ]
+    page.once("dialog", lambda dialog: dialog.accept())
+    await row.get_by_role("button", name="Delete").click()
+    await expect(page.get_by_text("No e-mail templates yet")).to_be_visible()
+
+
 async def test_stats_and_failure_log(hub: LocalHub, admin_tab: ConsoleTab, mosquitto: Mosquitto) -> None:  # noqa: F811
     product = await _product(hub)
     await _configure(hub, product, mosquitto)
@@ -264,8 +294,9 @@ async def test_a_member_sees_no_admin_actions_and_is_refused_them(
         shown = await client.get(base)
         assert shown.status_code == 200
         assert "127.0.0.1" in shown.text
-        for admin_only in ("Save configuration", "Test connection", "Reconnect", "Create subscription", "Delete"):
-            assert admin_only not in shown.text
+        admin_only = ("Save configuration", "Test connection", "Reconnect", "Create subscription", "Save template")
+        for text in (*admin_only, "Delete"):
+            assert text not in shown.text
         assert PASSWORD not in shown.text
         assert (await client.get(f"{base}/mqtt-config/status")).status_code == 200
         sub_page = await client.get(f"{base}/subscriptions/{subscription}")
@@ -283,6 +314,8 @@ async def test_a_member_sees_no_admin_actions_and_is_refused_them(
             f"{base}/subscriptions": {"name": "sneaky"},
             f"{base}/subscriptions/{subscription}/actions": {"type": "store"},
             f"{base}/subscriptions/{subscription}/delete": {},
+            f"{base}/email-templates": {"name": "x", "subject": "s", "body": "b"},
+            f"{base}/email-templates/welcome/delete": {},
         }
         for path, data in forced.items():
             answer = await client.post(path, data=data | {CSRF_FIELD: csrf})
