@@ -44,12 +44,20 @@ class LiveRelay:
     Args:
         deliver: Called with the organization id and each event JSON another hub published.
         max_in_flight: Messages published and not yet written out, past which events are dropped.
+        stop_timeout: Seconds :meth:`stop` waits for the messages being sent.
     """
 
-    def __init__(self, deliver: Callable[[str, Mapping[str, Any]], object], *, max_in_flight: int = 64) -> None:
+    def __init__(
+        self,
+        deliver: Callable[[str, Mapping[str, Any]], object],
+        *,
+        max_in_flight: int = 64,
+        stop_timeout: float = 5.0,
+    ) -> None:
         self.hub_id = uuid.uuid4().hex
         """Marks this hub's messages, so it skips its own."""
         self.max_in_flight = max_in_flight
+        self.stop_timeout = stop_timeout
         self.sent = 0
         """Events handed to the exchange."""
         self.received = 0
@@ -84,7 +92,11 @@ class LiveRelay:
             self._binder.cancel()
             await asyncio.gather(self._binder, return_exceptions=True)
         if self._sending:
-            await asyncio.gather(*self._sending, return_exceptions=True)
+            # A node that went away may never answer: what it has not taken by then is dropped.
+            _, late = await asyncio.wait(list(self._sending), timeout=self.stop_timeout)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         self._exchange = None
 
     # --- following -------------------------------------------------------------------------------
