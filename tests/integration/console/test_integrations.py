@@ -337,3 +337,37 @@ async def test_another_organizations_product_is_not_found(hub: LocalHub) -> None
         assert renamed.status_code == 404
         assert "theirs" not in (await client.get(f"/ui/orgs/{org}/products")).text
     assert (await hub.client.get(f"/api/v1/products/{theirs}")).json()["name"] == "theirs"
+
+
+async def test_the_forms_work_without_javascript(hub: LocalHub, mosquitto: Mosquitto) -> None:  # noqa: F811
+    org = await _org(hub)
+    product = await _product(hub)
+    base = f"/ui/orgs/{org}/products/{product}"
+    typed = {
+        "broker.host": "127.0.0.1",
+        "broker.port": str(mosquitto.tcp_port),
+        "broker.protocol": "5.0",
+        "broker.transport": "tcp",
+        "broker.username": USERNAME,
+        "broker.password": PASSWORD,
+        "topics.prefix": "/v3/applications",
+        "topics.pattern": "{application_id}/business-events",
+        "topics.shared_group": "bre",
+        "topics.qos": "1",
+        "topics.event_field": "event",
+    }
+    async with signed_in(hub, ADMIN_EMAIL, ADMIN_PASSWORD) as (client, csrf):
+        tested = await client.post(f"{base}/mqtt-config/test", data=typed | {CSRF_FIELD: csrf})
+        assert tested.status_code == 200
+        assert "Connected in" in tested.text
+        assert PASSWORD not in tested.text  # the page shows what was typed, never a secret
+        refused = await client.post(f"{base}/mqtt-config", data=typed | {"topics.qos": "3", CSRF_FIELD: csrf})
+        assert refused.status_code == 422
+        assert 'id="config-topics-qos-error"' in refused.text
+        assert (await hub.client.get(f"/api/v1/products/{product}/mqtt-config")).json()["mqtt_config"] is None
+        saved = await client.post(f"{base}/mqtt-config", data=typed | {CSRF_FIELD: csrf})
+        assert saved.status_code == 303
+        reconnected = await client.post(f"{base}/mqtt-config/reconnect", data={CSRF_FIELD: csrf})
+        assert reconnected.status_code == 303
+    stored = (await hub.client.get(f"/api/v1/products/{product}/mqtt-config")).json()["mqtt_config"]
+    assert (stored["broker"]["protocol"], stored["broker"]["password"], stored["topics"]["qos"]) == ("5.0", "***", 1)
