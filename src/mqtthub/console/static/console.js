@@ -421,10 +421,12 @@ function describeBucket(ms) {
   return `${ms / 1000} s`;
 }
 
-// One sensor's chart: its points (times in seconds), and what is drawn beside them (min/max, thresholds).
+// One sensor's chart: its points (times in seconds), and what is drawn beside them (min/max, thresholds). The
+// time axis spans the chosen range, given by timeRange() as [start, end] in seconds.
 class SensorChart {
-  constructor(sensor, list) {
+  constructor(sensor, list, timeRange) {
     this.sensor = sensor;
+    this.timeRange = timeRange;
     this.figure = document.createElement("figure");
     this.figure.className = "sensor-chart";
     this.figure.dataset.sensor = sensor.sensor;
@@ -460,11 +462,16 @@ class SensorChart {
     return series;
   }
 
+  // The columns uPlot draws. The range's two ends are added as points without readings, so that the thresholds
+  // are drawn across the whole range and not only where there are readings.
   data() {
     const sensor = this.sensor;
-    const data = [sensor.times, sensor.values];
-    if (sensor.lows) data.push(sensor.lows, sensor.highs);
-    for (const limit of [sensor.min, sensor.max]) if (limit !== null) data.push(sensor.times.map(() => limit));
+    const [start, end] = this.timeRange();
+    const times = [Math.min(start, sensor.times[0]), ...sensor.times, Math.max(end, sensor.times.at(-1))];
+    const inside = (column) => [null, ...column, null];
+    const data = [times, inside(sensor.values)];
+    if (sensor.lows) data.push(inside(sensor.lows), inside(sensor.highs));
+    for (const limit of [sensor.min, sensor.max]) if (limit !== null) data.push(times.map(() => limit));
     return data;
   }
 
@@ -478,7 +485,13 @@ class SensorChart {
       this.plot.setData(this.data());
       return;
     }
-    const options = { width: this.width(), height: CHART_HEIGHT, series: this.series(), axes: [{}, { size: 60 }] };
+    const options = {
+      width: this.width(),
+      height: CHART_HEIGHT,
+      series: this.series(),
+      axes: [{}, { size: 60 }],
+      scales: { x: { time: true, range: () => this.timeRange() } },
+    };
     this.plot = new window.uPlot(options, this.data(), this.box);
   }
 
@@ -514,6 +527,13 @@ function followCharts() {
   let shown = null; // the last answer: its range, and whether it follows live readings
   let reloading = null;
 
+  // A rolling range ends now; a custom one is fixed.
+  function timeRange() {
+    if (!shown.live) return [shown.from / 1000, shown.to / 1000];
+    const now = Date.now() / 1000;
+    return [now - (shown.to - shown.from) / 1000, now];
+  }
+
   async function load() {
     const query = new URLSearchParams({ range: span.value });
     if (span.value === "custom") {
@@ -536,7 +556,7 @@ function followCharts() {
       if (!response.ok) throw new Error(`charts: ${response.status}`);
       shown = await response.json();
       list.replaceChildren();
-      charts = new Map(shown.sensors.map((sensor) => [sensor.sensor, new SensorChart(sensor, list)]));
+      charts = new Map(shown.sensors.map((sensor) => [sensor.sensor, new SensorChart(sensor, list, timeRange)]));
       empty.hidden = charts.size > 0;
       note.textContent = shown.live ? "New readings are added as they arrive." : "";
     } catch {
