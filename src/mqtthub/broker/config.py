@@ -67,6 +67,9 @@ class BrokerConfig:
         receive_maximum: QoS 1/2 publishes a client may have unacknowledged towards the broker [MQTT-3.2.2.3.3].
         max_inflight: QoS 1/2 messages in flight towards a client (capped by the client's receive maximum).
         max_queued_messages: QoS 1/2 messages held per session beyond those in flight; overflow policy: drop oldest.
+            A connected client's queue at half of it holds its publishers back until it is down to a quarter.
+        publisher_hold_limit: Seconds a connected client's backlog may hold its publishers back; past them it
+            drops its oldest messages instead (see :mod:`mqtthub.broker.session`).
         max_outbound_qos0: QoS 0 messages buffered for a client whose socket is not draining; overflow policy:
             drop newest.
         max_keepalive: Largest keep alive the broker accepts; 5.0 clients asking for more (or 0) are told
@@ -99,6 +102,7 @@ class BrokerConfig:
     receive_maximum: int = 100
     max_inflight: int = 100
     max_queued_messages: int = 1_000
+    publisher_hold_limit: float = 10.0
     max_outbound_qos0: int = 1_000
     max_keepalive: int = 3_600
     connect_timeout: float = 10.0

@@ -94,6 +94,8 @@ class BrokerCore:
         self.accepting = True
         self.drained = asyncio.Event()
         """Set once shutting down and every connection is gone."""
+        self.holding: set[Session] = set()
+        """Sessions holding acknowledgements back until their queue is worked down; bounded in time by housekeeping."""
         self._spawn = spawn
         self._loop = asyncio.get_running_loop()
         self._rate_tokens = config.max_connection_rate
@@ -193,6 +195,7 @@ class BrokerCore:
 
     def _detach(self, conn: Connection, session: Session) -> None:
         session.link = None
+        session.release_held()  # an offline session holds no publisher back
         conn.session = None
         self.stats.clients_connected -= 1
         principal = session.principal
@@ -331,15 +334,20 @@ class BrokerCore:
             self._hand_over_shared(session, group)
         return True
 
-    def route(self, message: BrokerMessage, origin: Session | None) -> None:
-        """Store a retained message and deliver to every matching subscription [MQTT-3.3.4]."""
+    def route(self, message: BrokerMessage, origin: Session | None) -> Session | None:
+        """Store a retained message and deliver to every matching subscription [MQTT-3.3.4].
+
+        Returns a connected session whose queue the message left backlogged, if any: the publisher's
+        acknowledgement should wait for it (see :mod:`mqtthub.broker.session`).
+        """
         if message.retain:
             self.retained.set(message)
             if self.journal is not None and not message.topic.startswith("$"):  # $SYS is rebuilt, not kept
                 self.journal.retained_changed(message)
         result = self.trie.match(message.topic)
         if not result.targets and not result.groups:
-            return
+            return None
+        backlogged: Session | None = None
         cache: EncodeCache = {}
         qos = message.qos
         retained = message.retain
@@ -360,14 +368,26 @@ class BrokerCore:
                 subscriber.deliver(out, cache)
             except Exception:
                 self._delivery_failed(message.topic)
+            if qos and isinstance(subscriber, Session) and subscriber.backlogged:
+                backlogged = subscriber
         for group in result.groups:
             sub = group.pick()
             if sub is not None:
                 ids = (sub.identifier,) if sub.identifier else ()
+                member = sub.subscriber
                 try:
-                    sub.subscriber.deliver(Outgoing(message, min(qos, sub.qos), False, ids, group), cache)
+                    member.deliver(Outgoing(message, min(qos, sub.qos), False, ids, group), cache)
                 except Exception:
                     self._delivery_failed(message.topic)
+                if qos and isinstance(member, Session) and member.backlogged:
+                    backlogged = member
+        return backlogged
+
+    def hold(self, session: Session, release: Callable[[], None]) -> None:
+        """Call ``release`` once ``session`` has worked its backlog down, or the hold outlasted its limit."""
+        session.hold(release, time.monotonic())
+        self.holding.add(session)
+        self.stats.acks_held += 1
 
     def _delivery_failed(self, topic: str) -> None:
         self.stats.delivery_failed += 1
@@ -445,9 +465,25 @@ class BrokerCore:
                     logger.info("subscription %s of client %s revoked", sub.topic_filter, session.client_id)
 
     def housekeeping(self) -> None:
-        """Close silent sockets, keep-alive timeouts [MQTT-3.1.2-24] and expired principals."""
+        """Close silent sockets, keep-alive timeouts [MQTT-3.1.2-24] and expired principals; end long holds."""
         now = time.monotonic()
         wall = time.time()
+        for session in list(self.holding):
+            if session.held is None:
+                self.holding.discard(session)
+            elif now - session.held_since >= self.config.publisher_hold_limit:
+                self.stats.holds_given_up += 1
+                episodes(
+                    logger,
+                    logging.WARNING,
+                    ("hold", session.key),
+                    "client %s has not worked its queue down in %.0f s: its publishers go on, its oldest messages"
+                    " are dropped",
+                    session.client_id,
+                    self.config.publisher_hold_limit,
+                )
+                session.give_up_hold()
+                self.holding.discard(session)
         for conn in list(self.connections):
             state = conn.state
             if state is ConnectionState.AWAITING_CONNECT or state is ConnectionState.CONNECTING:

@@ -19,7 +19,7 @@ from mqtthub.broker import connect_handler
 from mqtthub.broker.connection_state import ConnectionState
 from mqtthub.broker.episodes import EpisodeLog
 from mqtthub.broker.hooks import Action, BrokerMessage
-from mqtthub.broker.session import Outgoing
+from mqtthub.broker.session import Outgoing, Session
 from mqtthub.broker.subscriptions import Subscription
 from mqtthub.errors import ProtocolError
 from mqtthub.mqtt.packets import (
@@ -268,9 +268,7 @@ def accept_publish(conn: Connection, packet: Publish, topic: str, allowed: bool)
     sink = core.sink
     future = sink.offer(message) if sink is not None else None
     if future is None or qos == 0:
-        core.route(message, session)
-        if qos:
-            acknowledge_stored(conn, PUBACK if qos == 1 else PUBREC, packet_id)
+        _route(conn, message, session, packet_id)
         return
     _hold_ack(conn, qos)
     if qos == 1:
@@ -301,6 +299,26 @@ def _resent_done(conn: Connection, packet_id: int, outcome: asyncio.Future[int],
         conn.close(ReasonCode.SERVER_BUSY, "message store unavailable")
         return
     acknowledge_stored(conn, PUBACK, packet_id, outcome.result())
+
+
+def _route(
+    conn: Connection, message: BrokerMessage, session: Session | None, packet_id: int, reason_code: int = 0
+) -> None:
+    """Route an accepted PUBLISH, then acknowledge it; held back while it left a client's queue backlogged.
+
+    See :mod:`mqtthub.broker.session`: the publisher is slowed to the pace of the client it feeds.
+    """
+    core = conn.core
+    backlogged = core.route(message, session)
+    qos = message.qos
+    if not qos:
+        return
+    first_byte = PUBACK if qos == 1 else PUBREC
+    if backlogged is None:
+        acknowledge_stored(conn, first_byte, packet_id, reason_code)
+        return
+    _hold_ack(conn, qos)
+    core.hold(backlogged, partial(_stored, conn, qos, first_byte, packet_id, reason_code, None))
 
 
 def _hold_ack(conn: Connection, qos: int) -> None:
@@ -387,12 +405,12 @@ def _sink_done(conn: Connection, message: BrokerMessage, packet_id: int, future:
         return
     code = future.result()
     if code < 0x80:
-        conn.core.route(message, session)
-    else:
-        conn.core.stats.sink_rejected += 1
-        if message.qos == 2 and session is not None and conn.protocol_level == PROTOCOL_V5:
-            session.inbound_qos2.discard(packet_id)
-            session.changed()
+        _route(conn, message, session, packet_id, code)
+        return
+    conn.core.stats.sink_rejected += 1
+    if message.qos == 2 and session is not None and conn.protocol_level == PROTOCOL_V5:
+        session.inbound_qos2.discard(packet_id)
+        session.changed()
     acknowledge_stored(conn, PUBACK if message.qos == 1 else PUBREC, packet_id, code)
 
 

@@ -5,6 +5,21 @@ session. It owns the outbound side of QoS 1/2: packet identifiers, the in-flight
 window (the client's receive maximum), and the bounded queue of messages waiting
 for the window or for the client to come back (overflow policy: drop oldest,
 counted in ``BrokerStats.queue_dropped``).
+
+A connected client that acknowledges more slowly than its publishers publish would fill
+that queue and lose messages while every publisher still got its PUBACK at once. So once
+the queue of a connected session holds half its bound, the acknowledgements of the QoS 1/2
+messages that keep landing in it are held back (:meth:`Session.hold`) until the client has
+worked the queue down to a quarter: a publisher waiting for its acknowledgements stops
+(a 3.1.1 publisher that does not is no longer read once it has ``receive_maximum`` of them
+outstanding), so the publishers are slowed to the pace of the slowest client they feed,
+at no cost in system calls. The queue then grows past half its bound by no more than the
+messages its publishers have in flight (one each for a fleet of devices).
+
+A client that stops acknowledging altogether must not stall its publishers for good: after
+``publisher_hold_limit`` seconds the session lets them go (:meth:`Session.give_up_hold`)
+and, until its queue is down to a quarter again, drops its oldest messages instead. An
+offline session (a persistent session waiting for its client) never holds anyone back.
 """
 
 from __future__ import annotations
@@ -14,6 +29,7 @@ import dataclasses
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -128,8 +144,19 @@ class Session:
         self.journal: StateJournal | None = None
         """Set while the session is stored (persistence on, expiry interval above 0)."""
         self._max_queued = max_queued
+        self._high_water = max(1, max_queued // 2)
+        self._low_water = max_queued // 4
         self._stats = stats
         self._next_packet_id = 1
+        self.backlogged = False
+        """The queue of the connected client reached half its bound and is not down to a quarter yet: the
+        acknowledgements of messages landing in it wait (see the module docstring)."""
+        self.held: list[Callable[[], None]] | None = None
+        """Acknowledgements held back until the queue is worked down (see the module docstring), in order."""
+        self.held_since = 0.0
+        """Monotonic time the current hold began."""
+        self._hold_spent = False
+        """The last hold outlasted its limit: no new one until the queue is down to a quarter."""
 
     def remember_qos1(self, packet_id: int, outcome: asyncio.Future[int], *, limit: int) -> None:
         """Remember the sink's outcome for a QoS 1 PUBLISH, so a re-send of it is not stored twice.
@@ -187,8 +214,32 @@ class Session:
         queue = self.queue
         while queue and len(self.inflight) < link.send_quota and not link.write_paused:
             self._transmit(queue.popleft(), link, None)
-        if queue is not None and not queue and self.queue is queue:
-            self.queue = None
+        if queue is not None and len(queue) <= self._low_water:
+            if not queue and self.queue is queue:
+                self.queue = None
+            self._hold_spent = False
+            if self.backlogged:
+                self.release_held()
+
+    def hold(self, release: Callable[[], None], now: float) -> None:
+        """Call ``release`` (which sends an acknowledgement) once the queue is down to a quarter of its bound."""
+        held = self.held
+        if held is None:
+            held = self.held = []
+            self.held_since = now
+        held.append(release)
+
+    def release_held(self) -> None:
+        """Send every acknowledgement held back (the queue was worked down, or the client left)."""
+        self.backlogged = False
+        held, self.held = self.held, None
+        for release in held or ():
+            release()
+
+    def give_up_hold(self) -> None:
+        """The client did not work its queue down within the hold limit: let the publishers go, drop oldest."""
+        self._hold_spent = True
+        self.release_held()
 
     def resume(self) -> None:
         """Re-send what was in flight when the previous connection ended [MQTT-4.4.0-1], then the queue."""
@@ -281,6 +332,8 @@ class Session:
         queue.append(out)
         if journal is not None:
             journal.held(self, out)
+        if len(queue) >= self._high_water and not self.backlogged and not self._hold_spent and self.link is not None:
+            self.backlogged = True
 
     def _transmit(self, out: Outgoing, link: SessionLink, cache: EncodeCache | None) -> None:
         journal = self.journal

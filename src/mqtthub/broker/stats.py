@@ -33,6 +33,10 @@ class BrokerStats:
     expired_principals: int = 0
     qos0_dropped: int = 0
     queue_dropped: int = 0
+    acks_held: int = 0
+    """Acknowledgements held back because the message left a connected client's queue half full."""
+    holds_given_up: int = 0
+    """Holds a client did not end within ``publisher_hold_limit`` (its oldest messages were then dropped)."""
     expired_dropped: int = 0
     oversize_dropped: int = 0
     sink_rejected: int = 0

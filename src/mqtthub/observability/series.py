@@ -120,6 +120,16 @@ def broker_families(
         "QoS 1 re-sends (DUP) of a message already taken, answered without storing it again.",
         stats.qos1_duplicates,
     )
+    yield _counter(
+        "mqtthub_mqtt_acknowledgements_held",
+        "Acknowledgements held back while a connected client's queue was half full (its publishers slowed down).",
+        stats.acks_held,
+    )
+    yield _counter(
+        "mqtthub_mqtt_holds_given_up",
+        "Holds let go because the client did not work its queue down in time (it then drops its oldest).",
+        stats.holds_given_up,
+    )
     yield _counter("mqtthub_mqtt_subscribe_denied", "Subscriptions refused as not authorized.", stats.subscribe_denied)
     yield _counter(
         "mqtthub_mqtt_subscriptions_revoked",
