@@ -69,6 +69,12 @@ async def test_a_device_publishes_and_its_sensors_are_charted_live(hub: LocalHub
         await expect(temperature).to_have_attribute("data-points", "1")
         await _published(device, f"devices/{device_id}/datastream", {"value": "22.0", "telemetryDataId": definition_id})
         await expect(temperature).to_have_attribute("data-points", "2")
+        # Dated two hours back: before the hour shown, left out. Dated ten minutes back: charted in time order.
+        now_ms = int(time.time() * 1000)
+        for minutes in (120, 10):
+            reading = {"value": 20, "telemetryDataId": definition_id, "timestamp": now_ms - minutes * 60_000}
+            await _published(device, f"devices/{device_id}/datastream", reading)
+        await expect(temperature).to_have_attribute("data-points", "3")
         # A sensor the page did not chart yet appears with its reading.
         await _published(device, f"device/{device_id}/telemetry/humidity", 40)
         humidity = page.locator('figure.sensor-chart[data-sensor="humidity"]')
@@ -77,7 +83,7 @@ async def test_a_device_publishes_and_its_sensors_are_charted_live(hub: LocalHub
         device.close()
 
     await page.get_by_label("Time range").select_option("24h")
-    await expect(temperature).to_have_attribute("data-points", "3")
+    await expect(temperature).to_have_attribute("data-points", "5")
     # A custom range in the past holds none of them.
     await page.get_by_label("Time range").select_option("custom")
     await page.get_by_label("From", exact=True).fill("2020-01-01T00:00")

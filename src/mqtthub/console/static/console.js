@@ -503,13 +503,16 @@ class SensorChart {
     if (this.plot) this.plot.setSize({ width: this.width(), height: CHART_HEIGHT });
   }
 
-  // A live reading: appended, and readings older than the range's start dropped.
-  append(seconds, value, spanSeconds) {
+  // A live reading, put in time order (a device may send one dated earlier than the last); readings before the
+  // range's start are dropped.
+  add(seconds, value) {
     const sensor = this.sensor;
+    const [start] = this.timeRange();
+    if (seconds < start) return;
     const columns = [sensor.times, sensor.values, ...(sensor.lows ? [sensor.lows, sensor.highs] : [])];
-    [seconds, value, value, value].slice(0, columns.length).forEach((item, index) => columns[index].push(item));
-    const oldest = seconds - spanSeconds;
-    while (sensor.times.length && sensor.times[0] < oldest) columns.forEach((column) => column.shift());
+    const at = sensor.times.findLastIndex((time) => time <= seconds) + 1;
+    columns.forEach((column, index) => column.splice(at, 0, index === 0 ? seconds : value));
+    while (sensor.times.length && sensor.times[0] < start) columns.forEach((column) => column.shift());
     this.draw();
   }
 }
@@ -573,7 +576,7 @@ function followCharts() {
       reloading = reloading || setTimeout(() => load().finally(() => (reloading = null)), 500);
       return;
     }
-    if (typeof value === "number") chart.append(Date.parse(timestamp) / 1000, value, (shown.to - shown.from) / 1000);
+    if (typeof value === "number") chart.add(Date.parse(timestamp) / 1000, value);
   }
 
   onStream([`devices/${device}/datastream`, `device/${device}/telemetry/#`], (event) => {
