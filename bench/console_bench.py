@@ -4,7 +4,8 @@ The hub runs as a user starts it (``mqtthub serve`` on SQLite, the default insta
 database is filled directly: ``--devices`` devices with a token and a status each (every other one online, with
 battery and signal), one telemetry definition with thresholds on the devices that have history, and
 ``--readings`` stored readings: a fifth of them on one busy device (``d0``), the rest spread over ``--with-history``
-devices, one every few seconds over the last seven days. The benchmark then signs in as the hub's administrator
+devices, one every few seconds over the last seven days, and one integration product (a subscription with an
+action and 10,000 entries in its failure log). The benchmark then signs in as the hub's administrator
 (the session cookie the console's sign-in sets) and asks for every console page a browser reads, taken from the
 hub's own route table (``mqtthub.auth.roles.ROUTES``), so a page added later is measured without changing this
 file. A page whose path needs an identifier this benchmark does not create is listed as not measured.
@@ -32,6 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,8 @@ END_MARK = "<!-- console:end -->"
 DAY_MS = 86_400_000
 BUSY_SHARE = 5
 """The busy device ``d0`` holds one reading in BUSY_SHARE."""
+FAILURES = 10_000
+"""Entries in the bench product's failure log (its page shows the newest)."""
 
 
 def fill(database: Path, readings: int, with_history: int) -> dict[str, str]:
@@ -93,17 +97,57 @@ def fill(database: Path, readings: int, with_history: int) -> dict[str, str]:
                     )
                 ),
             )
+        product, subscription = _integration(connection, organization, stamp)
         connection.commit()
-        return {"org_id": organization, "device_id": busy, "quiet_device_id": by_name[f"d{with_history}"]}
+        return {
+            "org_id": organization,
+            "device_id": busy,
+            "quiet_device_id": by_name[f"d{with_history}"],
+            "product_id": product,
+            "subscription_id": subscription,
+        }
     finally:
         connection.close()
+
+
+def _integration(connection: sqlite3.Connection, organization: str, stamp: str) -> tuple[str, str]:
+    """A product connected to a broker that is not there, one subscription with an action, and a failure log."""
+    from mqtthub.integrations.schemas import TopicsConfig
+
+    product, config, subscription = (str(uuid.uuid4()) for _ in range(3))
+    connection.execute(
+        "INSERT INTO products (id, organization_id, name, description, created_at, updated_at)"
+        " VALUES (?, ?, 'bench product', NULL, ?, ?)",
+        (product, organization, stamp, stamp),
+    )
+    broker = {"host": "127.0.0.1", "port": 1, "username": "bench", "password": None}
+    topics = TopicsConfig().model_dump(mode="json")
+    connection.execute(
+        "INSERT INTO mqtt_configs (id, product_id, broker, topics, messages_received, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, 0, ?, ?)",
+        (config, product, json.dumps(broker), json.dumps(topics), stamp, stamp),
+    )
+    topic = "/v3/applications/ABC123/business-events"
+    action = {"type": "republish", "topic": "alerts/{{event.policy_id}}", "condition": "event.amount > 100"}
+    connection.execute(
+        "INSERT INTO event_subscriptions (id, product_id, name, topic, variables, enabled, description, actions,"
+        " messages_received, actions_executed, actions_failed, created_at, updated_at)"
+        " VALUES (?, ?, 'policy_created', ?, ?, 1, NULL, ?, 0, 0, 0, ?, ?)",
+        (subscription, product, topic, json.dumps({"application_id": "ABC123"}), json.dumps([action]), stamp, stamp),
+    )
+    connection.executemany(
+        "INSERT INTO action_failures (id, product_id, subscription_id, action_index, action_type, error, topic,"
+        " created_at) VALUES (?, ?, ?, 0, 'republish', 'bench failure', ?, ?)",
+        ((str(uuid.uuid4()), product, subscription, topic, stamp) for _ in range(FAILURES)),
+    )
+    return product, subscription
 
 
 def pages(ids: dict[str, str], devices: int) -> tuple[list[tuple[str, str]], list[str]]:
     """(label, URL) of every console page to ask for, and the page routes that cannot be (unknown identifiers)."""
     from mqtthub.auth.roles import ROUTES
 
-    known = {"org_id": ids["org_id"], "device_id": ids["device_id"]}
+    known = {name: ids[name] for name in ("org_id", "device_id", "product_id", "subscription_id")}
     variants = {
         "/ui/orgs/{org_id}/devices": ["", "?q=d9999", f"?page={max(1, devices // 50)}"],
         "/ui/orgs/{org_id}/devices/{device_id}": ["", f"@{ids['quiet_device_id']}"],

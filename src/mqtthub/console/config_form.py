@@ -15,7 +15,7 @@ from starlette.datastructures import FormData, UploadFile
 
 from mqtthub.integrations.repository import masked_broker
 from mqtthub.integrations.runtime import SECRET_FIELDS
-from mqtthub.integrations.schemas import BrokerConfig, TopicsConfig
+from mqtthub.integrations.schemas import BrokerConfig, TopicsConfig, TopicsConfigOut
 from mqtthub.models import MqttConfig
 
 
@@ -96,7 +96,7 @@ def stored_values(config: MqttConfig | None) -> tuple[dict[str, Any], frozenset[
         stored: frozenset[str] = frozenset()
     else:
         broker = masked_broker(config.broker).model_dump()
-        topics = config.topics
+        topics = TopicsConfigOut.model_validate(config.topics).model_dump()
         stored = frozenset(name for name in SECRET_FIELDS if broker.get(name))
     values = {f"broker.{name}": value for name, value in broker.items() if name not in SECRET_FIELDS}
     values |= {f"topics.{name}": value for name, value in topics.items()}

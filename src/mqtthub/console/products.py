@@ -24,7 +24,7 @@ from mqtthub.errors import NotFoundError
 from mqtthub.integrations import email_templates, products, repository
 from mqtthub.integrations.diagnostics import status_view
 from mqtthub.integrations.endpoints import IntegrationsDep
-from mqtthub.integrations.schemas import ConnectionStatusJson, ConnectionTestResult, ProductUpdate
+from mqtthub.integrations.schemas import ConnectionStatusJson, ConnectionTestResult, ProductUpdate, TopicsConfigOut
 from mqtthub.integrations.service import IntegrationService
 from mqtthub.models import Product
 from mqtthub.web.deps import SessionDep
@@ -89,7 +89,7 @@ async def product_page(
         "labels": config_form.LABELS,
         "test": test,
         "test_errors": config.errors if config is not None and test is None else FieldErrors(),
-        "topics": await repository.topics_of(session, product.id),
+        "topics": TopicsConfigOut.model_validate(await repository.topics_of(session, product.id)),
         "subscriptions": subscriptions,
         "event_names": {row.id: row.name for row in subscriptions},
         "subscription": subscription or FormState({"enabled": "true"}),
