@@ -46,17 +46,19 @@ class FormState:
     errors: FieldErrors = field(default_factory=FieldErrors)
 
 
-def connector_state(integrations: IntegrationService, product_id: str, status: ConnectionStatusJson) -> str:
-    """``connected``, ``disconnected``, or ``standby`` when another hub sharing the database runs the connector."""
+def connector_state(status: ConnectionStatusJson, *, runs_here: bool) -> str:
+    """``connected``, ``disconnected``, or ``standby`` when another hub sharing the database runs the connector
+    (``status["hub"]`` names the hub holding it while this one runs none)."""
     if status["connected"]:
         return "connected"
-    return "standby" if integrations.status(product_id) is None and status["hub"] else "disconnected"
+    return "standby" if not runs_here and status["hub"] else "disconnected"
 
 
 async def status_context(integrations: IntegrationService, product_id: str) -> dict[str, Any]:
     """What the connector status panel shows."""
     status = await status_view(integrations, product_id)
-    return {"status": status, "state": connector_state(integrations, product_id, status)}
+    runs_here = integrations.status(product_id) is not None
+    return {"status": status, "state": connector_state(status, runs_here=runs_here)}
 
 
 async def product_page(

@@ -1,4 +1,4 @@
-"""The Integrations forms: what the API is sent for what was typed, and where each of its errors is shown."""
+"""The Integrations forms: what the API is sent for what was typed, where each error is shown; the connector's state."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from starlette.datastructures import FormData, Headers, UploadFile
 
 from mqtthub.console import action_form, config_form
 from mqtthub.console.fielderrors import FORM, FieldErrors
+from mqtthub.console.products import connector_state
 from mqtthub.errors import ValidationFailedError
 from mqtthub.integrations.schemas import BrokerConfig, MqttConfigIn, SubscriptionUpdate
+from mqtthub.integrations.status import ConnectionStatus
 
 
 def _upload(content: bytes) -> UploadFile:
@@ -146,3 +148,13 @@ def test_a_stored_action_fills_the_form_it_was_made_with() -> None:
     }
     assert action_form.action_from_form(FormData(list(values.items())), FieldErrors()) == stored | {"qos": "1"}
     assert action_form.form_values({"type": "activate_policy"}) == {"type": "other", "domain_type": "activate_policy"}
+
+
+def test_a_connector_run_by_another_hub_is_on_standby() -> None:
+    status = ConnectionStatus(product_id="p", client_id="c", hub="hub-b").as_dict()
+    assert connector_state(status, runs_here=False) == "standby"
+    assert connector_state(status, runs_here=True) == "disconnected"
+    assert connector_state(ConnectionStatus(product_id="p", client_id="c").as_dict(), runs_here=False) == "disconnected"
+    running = ConnectionStatus(product_id="p", client_id="c", hub="hub-a")
+    running.record_connected("5.0", 1)
+    assert connector_state(running.as_dict(), runs_here=True) == "connected"
