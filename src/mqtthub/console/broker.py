@@ -28,6 +28,10 @@ from mqtthub.messaging.clients import (
 )
 from mqtthub.messaging.namespace import OrgScope
 from mqtthub.web.deps import StateDep
+from mqtthub.web.params import MAX_OFFSET
+
+PAGE_SIZE = 50
+"""Clients per page of the list."""
 
 router = APIRouter(prefix=PREFIX + "/orgs/{org_id}/broker", route_class=ConsoleRoute, include_in_schema=False)
 
@@ -47,15 +51,18 @@ def _scope(frame: OrgFrame) -> OrgScope:
 
 
 async def _page(
-    request: Request, frame: OrgFrame, state: StateDep, search: str, message: str | None = None
+    request: Request, frame: OrgFrame, state: StateDep, search: str, offset: int, message: str | None = None
 ) -> Response:
     everyone = frame.console.user.is_platform_admin
-    clients = list_clients(state.broker, None if everyone else _scope(frame).namespace, search)
+    listed = list_clients(
+        state.broker, None if everyone else _scope(frame).namespace, search, offset=offset, limit=PAGE_SIZE
+    )
     context = {
         "frame": frame,
         "nav": "broker",
-        "clients": clients,
-        "by_filter": _by_filter(clients),
+        "listed": listed,
+        "clients": listed.clients,
+        "by_filter": _by_filter(listed.clients),
         "q": search,
         "everyone": everyone,
         "org_names": {choice.id: choice.name for choice in frame.organizations},
@@ -66,10 +73,14 @@ async def _page(
 
 @router.get("", summary="Broker")
 async def broker_page(
-    request: Request, frame: OrgFrame, state: StateDep, q: Annotated[str, Query(max_length=200)] = ""
+    request: Request,
+    frame: OrgFrame,
+    state: StateDep,
+    q: Annotated[str, Query(max_length=200)] = "",
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Response:
-    """The broker's figures and the connected clients (searched by id, identity or address)."""
-    return await _page(request, frame, state, q.strip())
+    """The broker's figures and a page of the connected clients (searched by id, identity or address)."""
+    return await _page(request, frame, state, q.strip(), offset)
 
 
 @router.get("/figures", summary="Broker figures")
@@ -86,10 +97,11 @@ async def kick(
     client_id: Annotated[str, Form(min_length=1, max_length=MAX_CLIENT_ID)],
     principal_id: Annotated[str, Form(min_length=1, max_length=400)],
     q: Annotated[str, Form(max_length=200)] = "",
+    offset: Annotated[int, Form(ge=0, le=MAX_OFFSET)] = 0,
 ) -> Response:
     """Disconnect a client (0x98): one of the organization's, or for a platform administrator any client."""
     namespace = None if frame.console.user.is_platform_admin else _scope(frame).namespace
     kick_client(state.broker, namespace, client_id, principal_id)
     if is_htmx(request):
-        return await _page(request, frame, state, q.strip(), message=f"Disconnected {client_id}.")
+        return await _page(request, frame, state, q.strip(), offset, message=f"Disconnected {client_id}.")
     return RedirectResponse(f"{frame.base}/broker", status_code=303)

@@ -33,8 +33,10 @@ from mqtthub.messaging.namespace import Namespace, OrgScope
 from mqtthub.mqtt.reason_codes import ReasonCode
 from mqtthub.web.deps import SessionDep, StateDep
 from mqtthub.web.openapi import errors
+from mqtthub.web.params import MAX_OFFSET, Limit
 
 T = TypeVar("T")
+Skip = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Clients skipped, in client id order.")]
 Search = Annotated[
     str, Query(max_length=200, description="Only clients whose id, identity or address contains this text.")
 ]
@@ -80,10 +82,12 @@ class ClientOut(BaseModel):
 
 
 class ClientList(BaseModel):
-    """Connected clients, by client id."""
+    """One page of the connected clients, by client id."""
 
     clients: list[ClientOut]
-    count: int
+    count: int = Field(description="Clients matching, on every page.")
+    offset: int
+    limit: int
 
 
 def _running(read: Callable[[], T]) -> T:
@@ -134,25 +138,27 @@ def _client_out(info: ClientInfo) -> ClientOut:
     )
 
 
-def _matches(client: ClientOut, search: str) -> bool:
-    text = search.casefold()
-    return any(text in value.casefold() for value in (client.client_id, client.principal_id, client.address))
+def _matches(info: ClientInfo, text: str) -> bool:
+    return any(text in value.casefold() for value in (info.client_id, info.principal.id, info.peer))
 
 
-def list_clients(broker: BrokerHandle, namespace: Namespace | None, search: str = "") -> list[ClientOut]:
-    """Connected clients of one namespace (every client with ``None``), optionally searched, by client id.
+def list_clients(
+    broker: BrokerHandle, namespace: Namespace | None, search: str = "", *, offset: int = 0, limit: int = 100
+) -> ClientList:
+    """One page of the connected clients of a namespace (every client with ``None``), searched, by client id.
 
     Raises:
         UnavailableError: the broker is not running.
     """
-    listed = [
-        _client_out(info)
+    text = search.strip().casefold()
+    found = [
+        info
         for info in _running(broker.connections)
-        if namespace is None or info.principal.mountpoint == namespace.prefix
+        if (namespace is None or info.principal.mountpoint == namespace.prefix) and (not text or _matches(info, text))
     ]
-    if search.strip():
-        listed = [client for client in listed if _matches(client, search.strip())]
-    return sorted(listed, key=lambda client: (client.client_id, client.principal_id))
+    found.sort(key=lambda info: (info.client_id, info.principal.id))
+    clients = [_client_out(info) for info in found[offset : offset + limit]]
+    return ClientList(clients=clients, count=len(found), offset=offset, limit=limit)
 
 
 def kick_client(
@@ -212,22 +218,28 @@ async def figures(user: CurrentUser, state: StateDep) -> BrokerFigures:
 
 
 @router.get("/api/v1/broker/clients", summary="Every connected client")
-async def all_clients(user: CurrentUser, state: StateDep, q: Search = "") -> ClientList:
+async def all_clients(
+    user: CurrentUser, state: StateDep, q: Search = "", offset: Skip = 0, limit: Limit = 100
+) -> ClientList:
     """Every client connected to the hub's broker, in every organization (platform administrators)."""
     _require_platform_admin(user)
-    clients = list_clients(state.broker, None, q)
-    return ClientList(clients=clients, count=len(clients))
+    return list_clients(state.broker, None, q, offset=offset, limit=limit)
 
 
 @router.get("/api/v1/organizations/{org_id}/clients", summary="Connected clients", responses=errors(404))
 async def org_clients(
-    org_id: str, user: CurrentUser, session: SessionDep, state: StateDep, q: Search = ""
+    org_id: str,
+    user: CurrentUser,
+    session: SessionDep,
+    state: StateDep,
+    q: Search = "",
+    offset: Skip = 0,
+    limit: Limit = 100,
 ) -> ClientList:
     """The organization's connected clients with their subscriptions."""
     require_org_access(user, org_id)
     scope = await organization_scope(session, org_id)
-    clients = list_clients(state.broker, scope.namespace, q)
-    return ClientList(clients=clients, count=len(clients))
+    return list_clients(state.broker, scope.namespace, q, offset=offset, limit=limit)
 
 
 @router.delete(

@@ -29,7 +29,7 @@ from mqtthub.messaging.service import MessagingService
 from mqtthub.models.messaging import MAX_RECORDED_TOPIC_LENGTH
 from mqtthub.web.deps import SessionDep, StateDep
 from mqtthub.web.openapi import errors
-from mqtthub.web.params import Offset
+from mqtthub.web.params import MAX_OFFSET
 
 MAX_RETAINED_PAGE = 200
 """Most retained messages one page holds (each may carry a large payload)."""
@@ -96,6 +96,7 @@ async def clear_retained(broker: BrokerHandle, service: MessagingService, scope:
 
 router = APIRouter(prefix="/api/v1/organizations/{org_id}/retained", tags=["broker"], responses=errors(401, 403, 503))
 PageSize = Annotated[int, Query(ge=1, le=MAX_RETAINED_PAGE, description="Page size.")]
+Skip = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Retained messages skipped, in topic order.")]
 
 
 @router.get("", summary="Retained messages", responses=errors(404))
@@ -105,7 +106,7 @@ async def list_retained(
     session: SessionDep,
     state: StateDep,
     topic_filter: Annotated[str, Query(alias="filter", min_length=1, description="A topic filter.")] = "#",
-    offset: Offset = 0,
+    offset: Skip = 0,
     limit: PageSize = 50,
 ) -> RetainedList:
     """The organization's retained messages whose topic matches ``filter``, sorted by topic."""

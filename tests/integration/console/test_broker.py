@@ -96,6 +96,8 @@ async def test_a_member_sees_clients_but_may_not_kick(hub: LocalHub) -> None:
             page = await client.get(f"/ui/orgs/{org}/broker")
             assert CLIENT_ID in page.text
             assert "Kick" not in page.text
+            beyond = await client.get(f"/ui/orgs/{org}/broker", params={"offset": 50})
+            assert "No clients on this page." in beyond.text
             forced = await client.post(
                 f"/ui/orgs/{org}/broker/kick", data={"client_id": CLIENT_ID, "principal_id": "x", CSRF_FIELD: csrf}
             )
@@ -104,6 +106,9 @@ async def test_a_member_sees_clients_but_may_not_kick(hub: LocalHub) -> None:
         async with member:
             listed = (await member.get(f"/api/v1/organizations/{org}/clients")).json()
             assert [each["client_id"] for each in listed["clients"]] == [CLIENT_ID]
+            assert (listed["count"], listed["offset"], listed["limit"]) == (1, 0, 100)
+            further = (await member.get(f"/api/v1/organizations/{org}/clients", params={"offset": 1})).json()
+            assert (further["clients"], further["count"]) == ([], 1)
             assert listed["clients"][0]["subscriptions"] == [
                 {"topic_filter": "sensors/+/temp", "qos": 1, "share_group": None}
             ]
