@@ -359,3 +359,33 @@ async def test_a_token_revoked_through_hub_b_disconnects_its_client_from_node_1_
 
     assert await poll(refused, timeout=10)
     assert (await connect(first.mqtt_port, username, device.token, client_id="revoked"))[0] == 4
+
+
+async def test_the_cluster_s_clients_are_listed_and_kicked_through_a_hub_and_retained_messages_are_not_listed(
+    scaled: Scaled,
+) -> None:
+    second = scaled.rabbit.nodes[1]
+    async with admin_client(scaled.hubs[0]) as admin:
+        device = await _device(admin, scaled.organization_id)
+    code, client = await connect(second.mqtt_port, f"{scaled.short_id}:{device.id}", device.token, client_id="listed")
+    assert code == 0
+    try:
+        async with admin_client(scaled.hubs[0]) as admin:
+            clients = f"/api/v1/organizations/{scaled.organization_id}/clients"
+
+            async def listed() -> bool:
+                page = await admin.call("GET", clients)
+                return any(each["client_id"] == "listed" for each in page["clients"])
+
+            assert await poll(listed)
+            entry = next(
+                each for each in (await admin.call("GET", clients))["clients"] if each["client_id"] == "listed"
+            )
+            assert entry["principal_id"] == f"device:{device.id}"
+            assert entry["subscriptions"] == []  # the management API does not list them
+            await admin.call("DELETE", f"{clients}/listed", expect=204)
+            assert await client.wait_disconnected(timeout=10)
+            retained = f"/api/v1/organizations/{scaled.organization_id}/retained"
+            await admin.call("GET", retained, expect=503)
+    finally:
+        client.close()
