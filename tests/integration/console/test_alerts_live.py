@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
-from playwright.async_api import expect
+from playwright.async_api import WebSocketRoute, expect
 
 from tests.integration.console.test_charts import new_device
 from tests.integration.console.test_devices import Device
@@ -54,3 +55,37 @@ async def test_the_overview_counts_a_new_alert_without_a_reload(hub: LocalHub, a
     await expect(page.locator('[data-list="alerts"]')).to_contain_text(
         f"below_min on temperature = -4 (device {device_id})"
     )
+
+
+async def test_what_happened_while_the_stream_was_down_shows_once_it_is_back(
+    hub: LocalHub, admin_tab: ConsoleTab
+) -> None:
+    page = admin_tab.page
+    org = page.url.rsplit("/", 1)[1]
+    device_id, token, definition_id = await new_device(hub, org, "freezer")
+    streams: list[WebSocketRoute] = []
+    back = asyncio.Event()
+
+    async def relay(socket: WebSocketRoute) -> None:
+        # The page's stream goes through the test, which cuts the first connection and holds up the next one.
+        streams.append(socket)
+        if len(streams) > 1:
+            await back.wait()
+        socket.connect_to_server()
+
+    await page.route_web_socket(re.compile(r"/api/v1/stream"), relay)
+    await page.goto(admin_tab.url(f"/ui/orgs/{org}/devices/{device_id}"))
+    temperature = page.locator('figure.sensor-chart[data-sensor="temperature"]')
+    await expect(temperature).to_have_attribute("data-points", "0")
+    await expect(page.get_by_text("No alerts")).to_be_visible()
+    await streams[0].close()
+
+    answer = await hub.client.post(
+        f"/api/v1/devices/{device_id}/datastream",
+        json={"value": 41, "telemetryDataId": definition_id},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert answer.status_code == 201, answer.text
+    back.set()
+    await expect(page.locator("table.alerts tbody tr")).to_have_count(1)
+    await expect(temperature).to_have_attribute("data-points", "1")

@@ -100,22 +100,32 @@ document.addEventListener("click", async (event) => {
 
 const streamParts = [];
 
-// A part of the page follows `topics` and is handed every event of the stream (it picks its own).
-function onStream(topics, handle) {
-  streamParts.push({ topics, handle });
+// A part of the page follows `topics` and is handed every event of the stream (it picks its own). When events may
+// have been missed (the connection was down, or the hub dropped events the page was too slow to take), the part's
+// catchUp() reads again what it shows.
+function onStream(topics, handle, catchUp = () => {}) {
+  streamParts.push({ topics, handle, catchUp });
 }
 
 function followStream() {
   if (streamParts.length === 0) return;
   const topics = [...new Set(streamParts.flatMap((part) => part.topics))];
+  let reconnected = false;
   persistentSocket(
     wsUrl("/api/v1/stream" + orgQuery("?")),
     (socket) => socket.send(JSON.stringify({ action: "subscribe", topics })),
     (text) => {
       const event = JSON.parse(text);
+      // Caught up once subscribed again, so that nothing falls between what is read and what streams in.
+      if ((event.event === "subscribed" && reconnected) || event.event === "dropped") {
+        reconnected = false;
+        streamParts.forEach((part) => part.catchUp());
+      }
       streamParts.forEach((part) => part.handle(event));
     },
-    () => {},
+    (state) => {
+      if (state !== "connected") reconnected = true;
+    },
   );
 }
 
@@ -254,9 +264,13 @@ function followOverview() {
     fillList("alerts", now.alerts, (alert) => `${alert.kind} on ${alert.sensor} = ${alert.value} (device ${alert.deviceId})`);
     fillList("rejected", now.rejected, (row) => `${row.topic}: ${row.field} ${row.reason}`);
   });
-  onStream(["devices/+/alerts"], (event) => {
-    if (event.event === "alert") readNow();
-  });
+  onStream(
+    ["devices/+/alerts"],
+    (event) => {
+      if (event.event === "alert") readNow();
+    },
+    readNow,
+  );
 }
 
 // --- live messages --------------------------------------------------------------------------------------
@@ -579,10 +593,14 @@ function followCharts() {
     if (typeof value === "number") chart.add(Date.parse(timestamp) / 1000, value);
   }
 
-  onStream([`devices/${device}/datastream`, `device/${device}/telemetry/#`], (event) => {
-    if (event.event === "datastream") reading(event.data.key, event.data.value, event.data.timestamp);
-    if (event.event === "telemetry") reading(event.data.sensor, event.data.value, event.data.timestamp);
-  });
+  onStream(
+    [`devices/${device}/datastream`, `device/${device}/telemetry/#`],
+    (event) => {
+      if (event.event === "datastream") reading(event.data.key, event.data.value, event.data.timestamp);
+      if (event.event === "telemetry") reading(event.data.sensor, event.data.value, event.data.timestamp);
+    },
+    load,
+  );
   span.addEventListener("change", () => {
     const custom = span.value === "custom";
     form.querySelectorAll("[data-custom]").forEach((element) => (element.hidden = !custom));
@@ -613,13 +631,18 @@ function flash(text, kind) {
 function followAlerts() {
   const records = document.querySelector("[data-alerts]");
   if (!records) return;
-  onStream([`devices/${records.dataset.device}/alerts`], (event) => {
-    if (event.event !== "alert") return;
-    const alert = event.data;
-    const value = alert.value === null ? alert.rawValue : alert.value;
-    flash(`New alert: ${alert.kind.replace("_", " ")} on ${alert.sensor} (${value})`, "error");
-    window.htmx.ajax("GET", records.dataset.alerts, { target: "#device-records", swap: "outerHTML" });
-  });
+  const refresh = () => window.htmx.ajax("GET", records.dataset.alerts, { target: "#device-records", swap: "outerHTML" });
+  onStream(
+    [`devices/${records.dataset.device}/alerts`],
+    (event) => {
+      if (event.event !== "alert") return;
+      const alert = event.data;
+      const value = alert.value === null ? alert.rawValue : alert.value;
+      flash(`New alert: ${alert.kind.replace("_", " ")} on ${alert.sensor} (${value})`, "error");
+      refresh();
+    },
+    refresh,
+  );
 }
 
 // --- event subscription actions: show the fields of the chosen action type only ---------------------------
