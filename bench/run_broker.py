@@ -39,11 +39,7 @@ _ANONYMOUS = Principal(id="anonymous", kind="anonymous")
 class AllowAll:
     """Authenticator and authorizer that accept everyone and everything."""
 
-    async def authenticate(self, info: ConnectInfo) -> Principal:
-        """Every client is the anonymous principal."""
-        return _ANONYMOUS
-
-    def remembered(self, info: ConnectInfo) -> Principal | None:
+    def admit(self, info: ConnectInfo) -> Principal:
         """Every client is the anonymous principal, at once."""
         return _ANONYMOUS
 

@@ -40,6 +40,7 @@ import logging
 import random
 import re
 from collections import Counter
+from collections.abc import Awaitable
 from typing import Any
 
 from sqlalchemy import select
@@ -129,10 +130,29 @@ class DatabaseAuthenticator:
         self.refused: Counter[str] = Counter()
         """Refusals per reason (``unknown_token``, ``expired``, ``revoked``, …)."""
 
+    def admit(self, info: ConnectInfo) -> Principal | Awaitable[Principal]:
+        """The client's principal at once when its credential is remembered, else an awaitable that decides.
+
+        A presented token is hashed once here: the digest is the cache key and, on a miss, what the
+        batched lookup asks the database for. The awaitable raises :class:`AuthenticationRefused` (0x87).
+        """
+        key = self._cache_key(info)
+        if key is not None:
+            entry = self.cache.get(key)
+            if entry is not None:
+                self._note_use(MqttApiToken if key[0] == "app" else DeviceToken, entry)
+                self.accepted[entry.principal.kind] += 1
+                return entry.principal
+        return self._authenticate(info, key)
+
     async def authenticate(self, info: ConnectInfo) -> Principal:
-        """Return the client's principal or raise :class:`AuthenticationRefused` (0x87)."""
+        """Return the client's principal or raise :class:`AuthenticationRefused` (0x87): :meth:`admit`, awaited."""
+        admitted = self.admit(info)
+        return admitted if isinstance(admitted, Principal) else await admitted
+
+    async def _authenticate(self, info: ConnectInfo, key: tuple[str, ...] | None) -> Principal:
         try:
-            principal = await self._identify(info)
+            principal = await self._identify(info, key)
         except _Refusal as refusal:
             await self._slow_down(info, refusal)
             raise AuthenticationRefused(refusal.detail, reason_code=refusal.reason_code) from None
@@ -152,18 +172,6 @@ class DatabaseAuthenticator:
     def lookup_queries(self) -> int:
         """Database queries run so far to look up tokens and the anonymous organization."""
         return self._api_tokens.queries + self._device_tokens.queries + self._organizations.queries
-
-    def remembered(self, info: ConnectInfo) -> Principal | None:
-        """The principal of a client whose credential was accepted within the cache's TTL, else None."""
-        key = self._cache_key(info)
-        if key is None:
-            return None
-        entry = self.cache.get(key)
-        if entry is None:
-            return None
-        self._note_use(MqttApiToken if key[0] == "app" else DeviceToken, entry)
-        self.accepted[entry.principal.kind] += 1
-        return entry.principal
 
     def _cache_key(self, info: ConnectInfo) -> tuple[str, ...] | None:
         """What a credential is cached under, for the kinds that are cached; None for the others."""
@@ -208,7 +216,7 @@ class DatabaseAuthenticator:
             # Jittered over its second half, so a burst of refused CONNECTs is not answered in one burst too.
             await asyncio.sleep(delay * (0.5 + random.random() / 2))
 
-    async def _identify(self, info: ConnectInfo) -> Principal:
+    async def _identify(self, info: ConnectInfo, key: tuple[str, ...] | None) -> Principal:
         if info.certificate_serial is not None and info.certificate_cn is not None:
             async with self._database.session() as session:
                 return await self._certificate(session, info.certificate_serial, info.certificate_cn)
@@ -223,10 +231,10 @@ class DatabaseAuthenticator:
         if username.startswith(API_TOKEN_PREFIX):
             if password != username:
                 raise _Refusal("bad_password", "an API token must be given as both user name and password")
-            return await self._api_token(username)
+            return await self._api_token(key)
         if "@" in username:
             return await self._administrator(username, password, _address(info))
-        return await self._device(username, password)
+        return await self._device(username, key)
 
     async def _administrator(self, email: str, password: str, address: str) -> Principal:
         # Limits first, so a refused attempt costs no query; the user is read in a session of its own,
@@ -250,66 +258,60 @@ class DatabaseAuthenticator:
         self._guard.succeeded(email)
         return Principal(id=f"user:{user.id}", kind="admin", attributes=ADMIN_RULES.to_attributes())
 
-    async def _api_token(self, token: str) -> Principal:
-        if not API_TOKEN_PATTERN.match(token):
+    async def _api_token(self, key: tuple[str, ...] | None) -> Principal:
+        # The key is ("app", digest) for every well-formed token given as both user name and password.
+        if key is None:
             raise _Refusal("unknown_token", "malformed API token")
-        token_hash = self._secrets.hash_token(token)
-        key = ("app", token_hash)
-        entry = self.cache.get(key)
-        if entry is None:
-            row = await self._api_tokens.get(token_hash)
-            if row is None:
-                raise _Refusal("unknown_token", "unknown API token")
-            token_id, revoked_at, expires_at, last_used_at, publish, subscribe, organization_id, short_id = row
-            if revoked_at is not None:
-                raise _Refusal("revoked", f"API token {token_id} is revoked")
-            if expires_at <= utcnow():
-                raise _Refusal("expired", f"API token {token_id} expired")
-            rules = TopicRules(publish=tuple(publish), subscribe=tuple(subscribe))
-            principal = Principal(
-                id=f"token:{token_id}",
-                kind="app",
-                organization_id=organization_id,
-                mountpoint=namespace_prefix(short_id),
-                attributes={"token_id": token_id, **rules.to_attributes()},
-                expires_at=expires_at.timestamp(),
-            )
-            entry = self.cache.put(key, principal, token_id=token_id, last_used=last_used_at)
+        row = await self._api_tokens.get(key[1])
+        if row is None:
+            raise _Refusal("unknown_token", "unknown API token")
+        token_id, revoked_at, expires_at, last_used_at, publish, subscribe, organization_id, short_id = row
+        if revoked_at is not None:
+            raise _Refusal("revoked", f"API token {token_id} is revoked")
+        if expires_at <= utcnow():
+            raise _Refusal("expired", f"API token {token_id} expired")
+        rules = TopicRules(publish=tuple(publish), subscribe=tuple(subscribe))
+        principal = Principal(
+            id=f"token:{token_id}",
+            kind="app",
+            organization_id=organization_id,
+            mountpoint=namespace_prefix(short_id),
+            attributes={"token_id": token_id, **rules.to_attributes()},
+            expires_at=expires_at.timestamp(),
+        )
+        entry = self.cache.put(key, principal, token_id=token_id, last_used=last_used_at)
         self._note_use(MqttApiToken, entry)
-        return entry.principal
+        return principal
 
-    async def _device(self, device_id: str, password: str) -> Principal:
-        if not _UUID.match(device_id) or not password:
+    async def _device(self, device_id: str, key: tuple[str, ...] | None) -> Principal:
+        # The key is ("device", device id, digest) for every device id shaped as one that came with a token.
+        if key is None:
             raise _Refusal("unknown_device", "unknown device or missing token")
-        token_hash = self._secrets.hash_token(password)
-        key = ("device", device_id, token_hash)
-        entry = self.cache.get(key)
-        if entry is None:
-            row = await self._device_tokens.get(token_hash)
-            if row is None or row[1] != device_id:
-                raise _Refusal("unknown_token", f"device {device_id}: unknown token")
-            token_id, _, revoked_at, expires_at, last_used_at, enabled, organization_id, short_id = row
-            if revoked_at is not None:
-                raise _Refusal("revoked", f"device {device_id}: token {token_id} is revoked")
-            if expires_at is not None and expires_at <= utcnow():
-                raise _Refusal("expired", f"device {device_id}: token {token_id} expired")
-            if not enabled:
-                raise _Refusal("disabled", f"device {device_id} is disabled")
-            principal = Principal(
-                id=f"device:{device_id}",
-                kind="device",
-                organization_id=organization_id,
-                mountpoint=namespace_prefix(short_id),
-                attributes={
-                    "device_id": device_id,
-                    "device_token_id": token_id,
-                    **device_rules(device_id, organization_id).to_attributes(),
-                },
-                expires_at=expires_at.timestamp() if expires_at is not None else None,
-            )
-            entry = self.cache.put(key, principal, token_id=token_id, last_used=last_used_at)
+        row = await self._device_tokens.get(key[2])
+        if row is None or row[1] != device_id:
+            raise _Refusal("unknown_token", f"device {device_id}: unknown token")
+        token_id, _, revoked_at, expires_at, last_used_at, enabled, organization_id, short_id = row
+        if revoked_at is not None:
+            raise _Refusal("revoked", f"device {device_id}: token {token_id} is revoked")
+        if expires_at is not None and expires_at <= utcnow():
+            raise _Refusal("expired", f"device {device_id}: token {token_id} expired")
+        if not enabled:
+            raise _Refusal("disabled", f"device {device_id} is disabled")
+        principal = Principal(
+            id=f"device:{device_id}",
+            kind="device",
+            organization_id=organization_id,
+            mountpoint=namespace_prefix(short_id),
+            attributes={
+                "device_id": device_id,
+                "device_token_id": token_id,
+                **device_rules(device_id, organization_id).to_attributes(),
+            },
+            expires_at=expires_at.timestamp() if expires_at is not None else None,
+        )
+        entry = self.cache.put(key, principal, token_id=token_id, last_used=last_used_at)
         self._note_use(DeviceToken, entry)
-        return entry.principal
+        return principal
 
     def _note_use(self, model: TokenModel, entry: CachedCredential) -> None:
         if entry.token_id is None:
@@ -359,22 +361,19 @@ class DatabaseAuthenticator:
         )
 
     async def _anonymous(self) -> Principal:
-        key = ("anonymous",)
-        entry = self.cache.get(key)
-        if entry is None:
-            organization = await self._organizations.get("")
-            if organization is None:
-                raise _Refusal("no_credentials", "anonymous access has no default organization")
-            organization_id, short_id = organization
-            principal = Principal(
-                id="anonymous",
-                kind="anonymous",
-                organization_id=organization_id,
-                mountpoint=namespace_prefix(short_id),
-                attributes=ANONYMOUS_RULES.to_attributes(),
-            )
-            entry = self.cache.put(key, principal)
-        return entry.principal
+        organization = await self._organizations.get("")
+        if organization is None:
+            raise _Refusal("no_credentials", "anonymous access has no default organization")
+        organization_id, short_id = organization
+        principal = Principal(
+            id="anonymous",
+            kind="anonymous",
+            organization_id=organization_id,
+            mountpoint=namespace_prefix(short_id),
+            attributes=ANONYMOUS_RULES.to_attributes(),
+        )
+        self.cache.put(("anonymous",), principal)
+        return principal
 
     async def _fetch_anonymous_organization(
         self, connection: AsyncConnection, keys: list[str]

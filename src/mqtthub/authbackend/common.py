@@ -96,9 +96,6 @@ class AuthBackend:
             listener="auth-backend",
             peer=f"{address}:0",
         )
-        principal = self._authenticator.remembered(info)
-        if principal is not None:
-            return principal
         try:
             return await self._authenticator.authenticate(info)
         except AuthenticationRefused as exc:

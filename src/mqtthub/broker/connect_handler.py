@@ -47,22 +47,23 @@ def refuse(conn: Connection, reason_code: int, why: str) -> None:
 def handle_connect(conn: Connection, packet: Connect) -> Awaitable[None] | None:
     """Authenticate a CONNECT, attach its session and answer CONNACK.
 
-    A client the authenticator remembers (:meth:`Authenticator.remembered`) is answered at once, in
-    this event-loop pass; otherwise the returned awaitable finishes the CONNECT once the
-    authenticator has answered (the connection reads nothing meanwhile).
+    A client the authenticator remembers (:meth:`Authenticator.admit` answers with a principal) is
+    answered at once, in this event-loop pass; otherwise the returned awaitable finishes the CONNECT
+    once the authenticator has answered (the connection reads nothing meanwhile).
     """
     info = _connect_info(conn, packet)
     if info is None:
         return None
     try:
-        principal = conn.core.authenticator.remembered(info)
+        admitted = conn.core.authenticator.admit(info)
     except Exception as exc:
-        _authenticator_failed(exc, "authenticator failed to look up client %s (%s)", info)
-        principal = None  # the full check decides
-    if principal is not None:
-        _accept(conn, packet, principal)
+        _authenticator_failed(exc, "authenticator failed for client %s (%s)", info)
+        refuse(conn, ReasonCode.SERVER_UNAVAILABLE, "authenticator failed")
         return None
-    return _authenticate(conn, packet, info)
+    if isinstance(admitted, Principal):
+        _accept(conn, packet, admitted)
+        return None
+    return _authenticate(conn, packet, info, admitted)
 
 
 def _connect_info(conn: Connection, packet: Connect) -> ConnectInfo | None:
@@ -93,10 +94,10 @@ def _connect_info(conn: Connection, packet: Connect) -> ConnectInfo | None:
     )
 
 
-async def _authenticate(conn: Connection, packet: Connect, info: ConnectInfo) -> None:
+async def _authenticate(conn: Connection, packet: Connect, info: ConnectInfo, pending: Awaitable[Principal]) -> None:
     core = conn.core
     try:
-        principal = await core.authenticator.authenticate(info)
+        principal = await pending
     except AuthenticationRefused as exc:
         core.stats.auth_refused += 1
         refuse(conn, exc.reason_code, exc.message)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -79,16 +79,13 @@ class Authenticator(Protocol):
     remembers outlives a change of the principal's credentials or rights.
     """
 
-    async def authenticate(self, info: ConnectInfo) -> Principal:
-        """Return the principal, or raise :class:`mqtthub.errors.AuthenticationRefused`."""
-        ...
+    def admit(self, info: ConnectInfo) -> Principal | Awaitable[Principal]:
+        """The principal at once when the client's credentials are remembered, else an awaitable that decides.
 
-    def remembered(self, info: ConnectInfo) -> Principal | None:
-        """The principal at once, without waiting, if the client's credentials are remembered; else None.
-
-        None is never a refusal: the broker then asks :meth:`authenticate`, which decides. A client
-        answered from here gets its CONNACK in the same event-loop pass, which is what lets a
-        reconnecting fleet in at the speed of the network.
+        The awaitable returns the principal or raises :class:`mqtthub.errors.AuthenticationRefused`. A
+        client answered at once gets its CONNACK in the event-loop pass that read its CONNECT, with no task,
+        which is what lets a reconnecting fleet in at the speed of the network; one call, so that a
+        credential is looked at (hashed) once per CONNECT.
         """
         ...
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from mqtthub.auth.device_tokens import issue_device_token, revoke_device_token
 from mqtthub.auth.devices import create_device, set_device_enabled
 from mqtthub.auth.mqtt_tokens import issue_api_token, revoke_api_token
 from mqtthub.auth.organizations import create_organization
-from mqtthub.broker.hooks import Action, ConnectInfo
+from mqtthub.broker.hooks import Action, ConnectInfo, Principal
 from mqtthub.config import Settings
 from mqtthub.crypto import SecretBox
 from mqtthub.db import Database
@@ -273,19 +274,53 @@ async def test_custom_app_permissions(world: World, tmp_path: Path) -> None:
     assert not await authorizer.authorize(principal, Action.SUBSCRIBE, "device/+/telemetry/#")
 
 
+def remembered(auth: DatabaseAuthenticator, info: ConnectInfo) -> Principal | None:
+    """The principal ``admit`` answers with at once, or None when it would have to ask the database."""
+    admitted = auth.admit(info)
+    if isinstance(admitted, Principal):
+        return admitted
+    assert inspect.iscoroutine(admitted)
+    admitted.close()
+    return None
+
+
+class CountingSecrets(SecretBox):
+    """Counts the tokens hashed."""
+
+    hashed = 0
+
+    def hash_token(self, token: str) -> str:
+        self.hashed += 1
+        return super().hash_token(token)
+
+
+async def test_a_presented_token_is_hashed_once_per_connect(world: World, tmp_path: Path) -> None:
+    secrets = CountingSecrets("s" * 48)
+    auth = DatabaseAuthenticator(world.database, secrets, make_settings(tmp_path))
+    world.authenticators.append(auth)
+    device = connect(world.device_id, world.device_token)
+    first = await auth.authenticate(device)  # looked up in the database
+    assert secrets.hashed == 1
+    assert remembered(auth, device) == first  # from the cache
+    assert secrets.hashed == 2
+    await auth.authenticate(connect(world.api_token, world.api_token))
+    assert secrets.hashed == 3
+    assert auth.cache.misses == 2
+
+
 async def test_remembered_answers_only_for_credentials_accepted_before(world: World, tmp_path: Path) -> None:
     auth = authenticator(world, tmp_path, allow_anonymous=True)
     device = connect(world.device_id, world.device_token)
     app = connect(world.api_token, world.api_token)
     anonymous = connect(None, None)
-    assert [auth.remembered(info) for info in (device, app, anonymous)] == [None, None, None]
+    assert [remembered(auth, info) for info in (device, app, anonymous)] == [None, None, None]
     accepted = [await auth.authenticate(info) for info in (device, app, anonymous)]
-    assert [auth.remembered(info) for info in (device, app, anonymous)] == accepted
+    assert [remembered(auth, info) for info in (device, app, anonymous)] == accepted
     # Never for a different secret, nor for what is not cached (administrators, refusals).
-    assert auth.remembered(connect(world.device_id, "mqh_dev_" + "x" * 40)) is None
-    assert auth.remembered(connect(world.api_token, world.device_token)) is None
-    assert auth.remembered(connect("root@example.com", "password1")) is None
+    assert remembered(auth, connect(world.device_id, "mqh_dev_" + "x" * 40)) is None
+    assert remembered(auth, connect(world.api_token, world.device_token)) is None
+    assert remembered(auth, connect("root@example.com", "password1")) is None
     auth.forget(f"device:{world.device_id}")
-    assert auth.remembered(device) is None
-    assert auth.remembered(app) == accepted[1]
+    assert remembered(auth, device) is None
+    assert remembered(auth, app) == accepted[1]
     await auth.last_used.settle()

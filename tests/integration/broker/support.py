@@ -6,7 +6,7 @@ import asyncio
 import datetime
 import ipaddress
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,8 +59,8 @@ class FakeAuth:
             expires_at=self.expires_at.get(name),
         )
 
-    def remembered(self, info: ConnectInfo) -> Principal | None:
-        return None
+    def admit(self, info: ConnectInfo) -> Awaitable[Principal]:
+        return self.authenticate(info)
 
     def forget(self, principal_id: str) -> None:
         self.forgotten.append(principal_id)
