@@ -102,6 +102,7 @@ def fill(database: Path, readings: int, with_history: int) -> dict[str, str]:
         return {
             "org_id": organization,
             "device_id": busy,
+            "definition_id": str(definitions[busy]),
             "quiet_device_id": by_name[f"d{with_history}"],
             "product_id": product,
             "subscription_id": subscription,
@@ -147,7 +148,7 @@ def pages(ids: dict[str, str], devices: int) -> tuple[list[tuple[str, str]], lis
     """(label, URL) of every console page to ask for, and the page routes that cannot be (unknown identifiers)."""
     from mqtthub.auth.roles import ROUTES
 
-    known = {name: ids[name] for name in ("org_id", "device_id", "product_id", "subscription_id")}
+    known = {name: ids[name] for name in ("org_id", "device_id", "definition_id", "product_id", "subscription_id")}
     variants = {
         "/ui/orgs/{org_id}/devices": ["", "?q=d9999", f"?page={max(1, devices // 50)}"],
         "/ui/orgs/{org_id}/devices/{device_id}": ["", f"@{ids['quiet_device_id']}"],
