@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import RedirectResponse, Response
 
 from mqtthub.auth.devices import get_device
-from mqtthub.console.fielderrors import FORM, FieldErrors
+from mqtthub.console.fielderrors import FORM, FieldErrors, FormState
 from mqtthub.console.routing import ConsoleRoute
 from mqtthub.console.session import PREFIX
 from mqtthub.console.templating import Frame, OrgFrame, render
@@ -64,29 +64,18 @@ def _body(values: dict[str, str]) -> dict[str, Any]:
 
 
 async def _render(
-    request: Request,
-    template: str,
-    frame: Frame,
-    device: Device,
-    values: dict[str, str],
-    errors: FieldErrors | None = None,
-    **extra: Any,
+    request: Request, template: str, frame: Frame, device: Device, state: FormState, **extra: Any
 ) -> Response:
-    """The list page (``definitions.html``) or a definition's form (``definition.html``), 422 when refused."""
-    context = {"frame": frame, "nav": "devices", "device": device, "values": values, "errors": errors or FieldErrors()}
-    return render(request, template, context | extra, status_code=422 if errors else 200)
+    """The list page (``definitions.html``) or a definition's form (``definition.html``)."""
+    context = {"frame": frame, "nav": "devices", "device": device} | state.context | extra
+    return render(request, template, context, status_code=state.status_code)
 
 
 async def _page(
-    request: Request,
-    frame: Frame,
-    session: AsyncSession,
-    device: Device,
-    values: dict[str, str] | None = None,
-    errors: FieldErrors | None = None,
+    request: Request, frame: Frame, session: AsyncSession, device: Device, state: FormState | None = None
 ) -> Response:
     listed = await definitions.device_definitions(session, device.id)
-    return await _render(request, "definitions.html", frame, device, values or {}, errors, definitions=listed)
+    return await _render(request, "definitions.html", frame, device, state or FormState(), definitions=listed)
 
 
 def _shown(definition: TelemetryDefinition) -> dict[str, str]:
@@ -99,8 +88,10 @@ def _shown(definition: TelemetryDefinition) -> dict[str, str]:
     }
 
 
-def _refused(errors: FieldErrors, what: str) -> None:
+def _refused(errors: FieldErrors, kept: dict[str, str], what: str) -> FormState:
+    """The form shown again with its errors (logged by field name, never with the values)."""
     logger.info("console: %s refused (%s)", what, errors.fields())
+    return FormState(errors, kept, status_code=422)
 
 
 @router.get("", summary="A device's telemetry definitions")
@@ -132,8 +123,7 @@ async def create(
     except ConflictError as exc:
         errors.add("key", exc.message)
     if errors:
-        _refused(errors, "new telemetry definition")
-        return await _page(request, frame, session, device, values, errors)
+        return await _page(request, frame, session, device, _refused(errors, values, "new telemetry definition"))
     return RedirectResponse(f"{frame.base}/devices/{device.id}/definitions", status_code=303)
 
 
@@ -144,7 +134,8 @@ async def edit_page(
     """The form that changes a definition's name, unit and thresholds."""
     device = await get_device(session, frame.org.id, device_id)
     definition = await definitions.get_definition(session, device.id, definition_id)
-    return await _render(request, "definition.html", frame, device, _shown(definition), definition=definition)
+    state = FormState(kept=_shown(definition))
+    return await _render(request, "definition.html", frame, device, state, definition=definition)
 
 
 @router.post("/{definition_id}", summary="Change a telemetry definition")
@@ -172,9 +163,9 @@ async def update(
     except ValidationFailedError as exc:
         errors.add_refusal(exc, lambda field: FIELDS.get(field, FORM))
     if errors:
-        _refused(errors, "telemetry definition change")
+        state = _refused(errors, values, "telemetry definition change")
         await session.refresh(definition)  # forget what the refused change set on it
-        return await _render(request, "definition.html", frame, device, values, errors, definition=definition)
+        return await _render(request, "definition.html", frame, device, state, definition=definition)
     return RedirectResponse(f"{frame.base}/devices/{device.id}/definitions", status_code=303)
 
 
