@@ -63,6 +63,7 @@ from mqtthub.filemodes import SQLITE_COMPANIONS, make_private
 from mqtthub.integrations.service import IntegrationService
 from mqtthub.memory import MemoryReleaser
 from mqtthub.messaging.service import MessagingService
+from mqtthub.messaging.shared import SharedRecording
 from mqtthub.observability.auth_checks import AuthChecks
 from mqtthub.observability.collector import hub_registry
 from mqtthub.observability.endpoint import metrics_app, metrics_endpoint
@@ -430,6 +431,8 @@ class Hub:
         # Runs after the broker stopped and before the database closes: the last uses noted get written and the
         # connections held for lookups go back.
         self._stack.push_async_callback(self._authenticator.settle)
+        # With an external broker the hubs share its queues of recorded filters (see messaging/shared.py).
+        shared: SharedRecording | None = None
         if settings.broker == "rabbitmq":
             rabbit = external.rabbit_broker(
                 settings,
@@ -440,13 +443,21 @@ class Hub:
                 self._telemetry.realtime,
             )
             self._broker = await self._stack.enter_async_context(rabbit)
+            shared = rabbit
             self._changes.subscribe(OrganizationCreated, external.vhost_follower(rabbit))
         else:
             self._broker = self._embedded = await self._start_embedded_broker()
         self._commands = await self._stack.enter_async_context(CommandService(self._telemetry, self._broker))
         self._changes.subscribe(AccessEnded, functools.partial(apply_access_ended, self._broker))
         self._messaging = await self._stack.enter_async_context(
-            MessagingService(settings, self._database, self._broker, started_at=self.started_at)
+            MessagingService(
+                settings,
+                self._database,
+                self._broker,
+                started_at=self.started_at,
+                shared=shared,
+                sync_interval=settings.rabbitmq_poll_interval,
+            )
         )
         self._integrations = await self._stack.enter_async_context(
             IntegrationService(self._database, self._secrets, settings, self._broker)

@@ -5,6 +5,10 @@ oldest** (counted in ``dropped``), so a database slower than the message rate lo
 oldest unwritten history instead of stalling the broker. :meth:`HistoryRecorder.run` is
 the writer loop; :meth:`HistoryRecorder.flushed` lets a reader wait until everything
 offered before it has been written, so ``GET /messages`` right after a publish sees it.
+
+:meth:`HistoryRecorder.store` queues a record the same way and returns a future resolved once its row is
+committed, or failed when it was not (dropped as the oldest, or the write failed): with an external broker the
+hubs acknowledge a recorded message to it only then (see :mod:`.shared`).
 """
 
 from __future__ import annotations
@@ -13,10 +17,13 @@ import asyncio
 import logging
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from mqtthub.broker.episodes import EpisodeLog
+from mqtthub.broker.hooks import BrokerMessage
 from mqtthub.db import Database
+from mqtthub.db.base import new_id, utcnow
+from mqtthub.errors import UnavailableError
 from mqtthub.models.messaging import HistoryMessage
 
 logger = logging.getLogger(__name__)
@@ -36,30 +43,61 @@ class Record:
     received_at: datetime
     id: str
 
+    @classmethod
+    def of(cls, organization_id: str, topic: str, message: BrokerMessage) -> Record:
+        """The record of a broker message of an organization's ``topic``, with a new history id."""
+        received = datetime.fromtimestamp(message.received_at, UTC) if message.received_at else utcnow()
+        return cls(organization_id, topic, message.payload, message.qos, message.retain, received, new_id())
+
 
 class HistoryRecorder:
     """A bounded queue of records and the loop that writes them."""
 
     def __init__(self, database: Database, *, max_queued: int = 10_000, batch_size: int = 500) -> None:
         self._database = database
-        self._queue: deque[tuple[int, Record]] = deque()
+        self._queue: deque[tuple[int, Record, asyncio.Future[None] | None]] = deque()
         self._max_queued = max_queued
         self._batch_size = batch_size
         self._offered = 0
         self._written = 0
         self._wake = asyncio.Event()
         self._progress = asyncio.Condition()
+        self._closed = False
         self.recorded = 0
         self.dropped = 0
         self.failed = 0
 
     def offer(self, record: Record) -> None:
         """Queue a record for writing; drops the oldest queued record when full."""
+        self._append(record, None)
+
+    def store(self, record: Record) -> asyncio.Future[None]:
+        """Queue a record like :meth:`offer`; the future resolves once its row is committed.
+
+        It fails with :class:`~mqtthub.errors.UnavailableError` when the row was not written: dropped as the oldest
+        queued record, or refused by the database.
+        """
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._closed:
+            _settle(done, "the history writer is stopped")
+        else:
+            self._append(record, done)
+        return done
+
+    def close(self) -> None:
+        """Give up the records still queued (the writer is stopped): every :meth:`store` future fails, now and
+        later, so whoever waits on one hands its message back to where it came from."""
+        self._closed = True
+        while self._queue:
+            _settle(self._queue.popleft()[2], "the history writer is stopped")
+
+    def _append(self, record: Record, done: asyncio.Future[None] | None) -> None:
         if len(self._queue) >= self._max_queued:
-            self._queue.popleft()
+            _, _, dropped = self._queue.popleft()
             self.dropped += 1
+            _settle(dropped, "dropped: the history writer is behind")
         self._offered += 1
-        self._queue.append((self._offered, record))
+        self._queue.append((self._offered, record, done))
         self._wake.set()
 
     async def flushed(self, wait: float = 5.0) -> bool:
@@ -89,20 +127,20 @@ class HistoryRecorder:
                 self._wake.clear()
                 await self._wake.wait()
             batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._batch_size))]
-            await self._write([record for _, record in batch])
+            await self._write([(record, done) for _, record, done in batch])
             async with self._progress:
                 self._written = batch[-1][0]
                 self._progress.notify_all()
 
-    async def _write(self, records: list[Record]) -> None:
+    async def _write(self, records: list[tuple[Record, asyncio.Future[None] | None]]) -> None:
         try:
-            await self._insert(records)
+            await self._insert([record for record, _ in records])
         except Exception:
             if len(records) > 1:
                 # One bad row (say, of an organization deleted a moment ago) must not cost the whole batch:
                 # write the rows one by one and give up only on those that fail.
-                for record in records:
-                    await self._write([record])
+                for each in records:
+                    await self._write([each])
                 return
             # The history is best effort (the broker already delivered the message); a failing database
             # must not stop the writer, so the row is counted and given up.
@@ -112,11 +150,14 @@ class HistoryRecorder:
                 logging.WARNING,
                 "history",
                 "could not write a history message of %s",
-                records[0].organization_id,
+                records[0][0].organization_id,
                 exc_info=True,
             )
+            _settle(records[0][1], "the database did not take it")
         else:
             self.recorded += len(records)
+            for _, done in records:
+                _settle(done, None)
 
     async def _insert(self, records: list[Record]) -> None:
         async with self._database.session() as session:
@@ -132,3 +173,13 @@ class HistoryRecorder:
                 )
                 for record in records
             )
+
+
+def _settle(done: asyncio.Future[None] | None, failure: str | None) -> None:
+    """Tell whoever waits on a stored record whether its row was committed (``failure`` says why not)."""
+    if done is None or done.done():
+        return
+    if failure is None:
+        done.set_result(None)
+    else:
+        done.set_exception(UnavailableError(f"history message not written: {failure}"))

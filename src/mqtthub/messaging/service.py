@@ -10,6 +10,11 @@ reaches the broker right after the commit (:mod:`mqtthub.db.changes`), so a requ
 fails leaves the broker subscriptions as they were; a deleted organization's filters go the
 same way. Background loops (history writer, pruner) run in the service's
 :class:`~mqtthub.background.BackgroundTasks`, cancelled and awaited on exit.
+
+With an external broker that shares durable queues among hubs (:mod:`.shared`), the history is written from
+those queues instead, once across the hubs; the taps then feed only this hub's ``/ws`` clients. Each hub reads the
+recorded filters from the database every ``sync_interval`` seconds, so filters recorded or dropped through another
+hub are followed (and bound, or unbound, again: a hub that died right after its commit may not have).
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from types import TracebackType
 
 from sqlalchemy import select
@@ -31,7 +35,7 @@ from mqtthub.broker.handle import BrokerHandle
 from mqtthub.broker.hooks import BrokerMessage
 from mqtthub.config import Settings
 from mqtthub.db import Database
-from mqtthub.db.base import new_id, utcnow
+from mqtthub.db.base import utcnow
 from mqtthub.db.changes import record
 from mqtthub.errors import MQTTHubError, NotFoundError, StateError, UnavailableError
 from mqtthub.messaging import history
@@ -40,10 +44,12 @@ from mqtthub.messaging.namespace import OrgScope
 from mqtthub.messaging.ratelimit import TokenBucketLimiter
 from mqtthub.messaging.recorder import HistoryRecorder, Record
 from mqtthub.messaging.schemas import MessagingHealth
+from mqtthub.messaging.shared import RecordedSink, SharedRecording
 from mqtthub.messaging.taps import BrokerTaps
 from mqtthub.models import MessageSubscription, Organization
 from mqtthub.models.messaging import MAX_RECORDED_TOPIC_LENGTH
 from mqtthub.mqtt.topics import topic_matches
+from mqtthub.tenancy import namespace_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +82,8 @@ class MessagingService:
         *,
         prune_interval: float = 30.0,
         started_at: float | None = None,
+        shared: SharedRecording | None = None,
+        sync_interval: float = 2.0,
     ) -> None:
         self.settings = settings
         self.database = database
@@ -88,6 +96,12 @@ class MessagingService:
         self.taps = BrokerTaps(broker, self._take)
         self._recorded: dict[str, dict[str, int]] = {}
         """The filters each organization records, with their QoS."""
+        self._scopes: dict[str, OrgScope] = {}
+        """The scope of each organization recording filters, by organization id."""
+        self._shared = shared
+        self._sync_interval = sync_interval
+        self.shared_sink = RecordedSink(self.recorder, self._scope_of) if shared is not None else None
+        """Where the shared queues' messages are written from (None with the embedded broker)."""
         self.state = ServiceState.CREATED
         self.tasks = BackgroundTasks("messaging")
         """The service's background loops (their crashes are counted in ``/metrics``)."""
@@ -99,6 +113,8 @@ class MessagingService:
         if self.state is not ServiceState.CREATED:
             raise StateError(f"a MessagingService can be started only once (it is {self.state.value})")
         self.state = ServiceState.RUNNING
+        if self._shared is not None and self.shared_sink is not None:
+            self._shared.record_into(self.shared_sink)
         try:
             await self._restore()
             await self.tasks.__aenter__()
@@ -107,6 +123,8 @@ class MessagingService:
             raise
         self.tasks.loop("history-writer", self.recorder.run)
         self.tasks.loop("history-pruner", self._prune_loop)
+        if self._shared is not None:
+            self.tasks.loop("recorded-filters-sync", self._sync_loop)
         changes = self.database.changes
         changes.subscribe(FilterRecorded, self._filter_recorded)
         changes.subscribe(FilterDropped, self._filter_dropped)
@@ -124,21 +142,49 @@ class MessagingService:
         if self.tasks.running:
             await self.recorder.flushed(wait=self.settings.shutdown_timeout / 2)
         await self.tasks.close()
+        self.recorder.close()
         self.state = ServiceState.CLOSED
 
     async def _restore(self) -> None:
+        for scope, topic_filter, qos in await self._stored_filters():
+            self._filter_recorded(FilterRecorded(scope, topic_filter, qos))
+        if self._recorded:
+            logger.info("recording %d topic filters again", self.subscription_count())
+
+    async def _stored_filters(self) -> list[tuple[OrgScope, str, int]]:
         async with self.database.session() as session:
             rows = await session.execute(
                 select(MessageSubscription, Organization.short_id).join(
                     Organization, Organization.id == MessageSubscription.organization_id
                 )
             )
-            for subscription, short_id in rows.all():
-                scope = OrgScope.of(subscription.organization_id, short_id)
-                self._recorded.setdefault(scope.organization_id, {})[subscription.topic_filter] = subscription.qos
-                self.taps.add(scope, subscription.topic_filter, required=False)
-        if self._recorded:
-            logger.info("recording %d topic filters again", self.subscription_count())
+            return [
+                (OrgScope.of(subscription.organization_id, short_id), subscription.topic_filter, subscription.qos)
+                for subscription, short_id in rows.all()
+            ]
+
+    async def _sync_loop(self) -> None:
+        # Another hub's changes reach this one through the database only.
+        while True:
+            await asyncio.sleep(self._sync_interval)
+            stored = await self._stored_filters()
+            wanted = {(scope.organization_id, topic_filter) for scope, topic_filter, _ in stored}
+            for organization_id, filters in list(self._recorded.items()):
+                for topic_filter in list(filters):
+                    if (organization_id, topic_filter) not in wanted:
+                        self._filter_dropped(FilterDropped(organization_id, topic_filter))
+            for scope, topic_filter, qos in stored:
+                if self._recorded.get(scope.organization_id, {}).get(topic_filter) != qos:
+                    self._filter_recorded(FilterRecorded(scope, topic_filter, qos))
+
+    async def _scope_of(self, short_id: str) -> OrgScope | None:
+        prefix = namespace_prefix(short_id)
+        for scope in self._scopes.values():
+            if scope.namespace.prefix == prefix:
+                return scope
+        async with self.database.session() as session:
+            organization_id = await session.scalar(select(Organization.id).where(Organization.short_id == short_id))
+        return None if organization_id is None else OrgScope.of(organization_id, short_id)
 
     async def _prune_loop(self) -> None:
         # Every prune_interval, or sooner once half a history's worth of messages was written since the last
@@ -194,18 +240,19 @@ class MessagingService:
         organization_id = scope.organization_id
         topic = scope.namespace.external(message.topic)
         history_id: str | None = None
-        if self.records(organization_id, topic):
-            if len(topic) > MAX_RECORDED_TOPIC_LENGTH:
-                self.skipped_long_topics += 1
-            else:
-                history_id = new_id()
-                received = datetime.fromtimestamp(message.received_at, UTC) if message.received_at else utcnow()
-                self.recorder.offer(
-                    Record(organization_id, topic, message.payload, message.qos, message.retain, received, history_id)
-                )
+        recorded = self.records(organization_id, topic)
+        if recorded and len(topic) > MAX_RECORDED_TOPIC_LENGTH:
+            self.skipped_long_topics += 1
+            recorded = False
+        if recorded and self._shared is None:
+            entry = Record.of(organization_id, topic, message)
+            history_id = entry.id
+            self.recorder.offer(entry)
         if self.live.has_listeners(organization_id):
+            # With shared recording the row is written by whichever hub takes the message from the shared queue:
+            # the frame carries no history id then.
             text = live_message_text(topic, message, history_id=history_id)
-            self.live.publish(LiveMessage(organization_id, topic, text), in_feed=history_id is not None)
+            self.live.publish(LiveMessage(organization_id, topic, text), in_feed=recorded)
 
     def records(self, organization_id: str, topic: str) -> bool:
         """Whether one of the organization's recorded filters matches ``topic``."""
@@ -268,20 +315,27 @@ class MessagingService:
         if self.state is not ServiceState.RUNNING:
             return
         recorded = self._recorded.setdefault(change.scope.organization_id, {})
+        self._scopes[change.scope.organization_id] = change.scope
         if change.topic_filter in recorded:
             with contextlib.suppress(UnavailableError):  # still down: subscribed by a later change
                 self.taps.ensure(change.scope.organization_id, change.topic_filter)
         else:
             self.taps.add(change.scope, change.topic_filter, required=False)
         recorded[change.topic_filter] = change.qos
+        if self._shared is not None:
+            self._shared.bind_recorded(change.scope.namespace.internal(change.topic_filter))
 
     def _filter_dropped(self, change: FilterDropped) -> None:
         recorded = self._recorded.get(change.organization_id)
         if recorded is None or recorded.pop(change.topic_filter, None) is None:
             return
+        scope = self._scopes[change.organization_id]
         if not recorded:
             del self._recorded[change.organization_id]
+            del self._scopes[change.organization_id]
         self.taps.discard(change.organization_id, change.topic_filter)
+        if self._shared is not None:
+            self._shared.unbind_recorded(scope.namespace.internal(change.topic_filter))
 
     def _organization_deleted(self, change: OrganizationDeleted) -> None:
         for topic_filter in list(self._recorded.get(change.organization_id, ())):

@@ -7,6 +7,10 @@ broker), so a hub killed at any moment loses nothing: what it had not acknowledg
 hub. A message the writer could not store (database down past its hold timeout, hub stopping) is returned to the
 queue; one refused as data (its reason code ``>= 0x80``) is acknowledged, as the embedded broker acknowledges it to
 a 3.1.1 publisher, and counted by the writer. The queue's mirroring is a policy the hub sets on every vhost.
+
+The vhost's recorded-filters queue works the same way with the history writer as its sink; its bindings are the
+organization's recorded filters, made and removed by whichever hub learns of them (see
+:mod:`mqtthub.messaging.shared`). A message matching several of them is in the queue once, so it is recorded once.
 """
 
 from __future__ import annotations
@@ -30,9 +34,17 @@ class IngestConsumer:
     """One hub's consumer on one vhost's ingest queue."""
 
     def __init__(
-        self, connection: AbstractRobustConnection, vhost: str, queue: str, sink: MessageSink, *, prefetch: int
+        self,
+        connection: AbstractRobustConnection,
+        vhost: str,
+        queue: str,
+        sink: MessageSink,
+        *,
+        prefetch: int,
+        bindings: tuple[str, ...] = DEVICE_BINDINGS,
     ) -> None:
         self._connection = connection
+        self._bindings = bindings
         self._vhost = vhost
         self._queue_name = queue
         self._sink = sink
@@ -51,9 +63,19 @@ class IngestConsumer:
         self._channel = await self._connection.channel()
         await self._channel.set_qos(prefetch_count=self._prefetch)
         self._queue = await self._channel.declare_queue(self._queue_name, durable=True)
-        for binding in DEVICE_BINDINGS:
-            await self._queue.bind("amq.topic", routing_key=binding)
+        for binding in self._bindings:
+            await self.bind(binding)
         self._tag = await self._queue.consume(self._take, no_ack=False)
+
+    async def bind(self, binding: str) -> None:
+        """Route the messages of ``binding`` (a binding key on ``amq.topic``) to the queue too (idempotent)."""
+        assert self._queue is not None, "bound before start()"
+        await self._queue.bind("amq.topic", routing_key=binding)
+
+    async def unbind(self, binding: str) -> None:
+        """Stop routing them there (idempotent)."""
+        assert self._queue is not None, "unbound before start()"
+        await self._queue.unbind("amq.topic", routing_key=binding)
 
     async def stop(self) -> None:
         """Stop taking messages and wait for the ones being stored (their acknowledgements are sent)."""

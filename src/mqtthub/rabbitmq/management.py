@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -14,6 +15,9 @@ from mqtthub.errors import UnavailableError
 logger = logging.getLogger(__name__)
 
 INGEST_POLICY = "mqtthub-ingest"
+"""The policy mirroring the ingest queue of a vhost."""
+RECORDED_POLICY = "mqtthub-recorded"
+"""The policy mirroring the recorded-filters queue of a vhost."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +61,13 @@ class Management:
             raise UnavailableError(f"RabbitMQ management API: {method} {path} answered {response.status_code}")
         return response.json() if response.content else None
 
-    async def ensure_vhost(self, vhost: str, *, ingest_queue: str) -> None:
-        """Create ``vhost`` if missing, give the hub's account every right on it, and mirror its ingest queue.
+    async def ensure_vhost(self, vhost: str, *, queues: dict[str, str]) -> None:
+        """Create ``vhost`` if missing, give the hub's account every right on it, and mirror its shared queues.
 
-        The policy mirrors the ingest queue on every node (``ha-mode: all``) and promotes a mirror that was not in
-        sync when the leader's node dies, so ingestion goes on through the loss of a node; what the dead leader had
-        not yet handed to a mirror is still unacknowledged to its publisher, which sends it again.
+        ``queues`` names each queue by the policy that mirrors it. A policy mirrors its queue on every node
+        (``ha-mode: all``) and promotes a mirror that was not in sync when the leader's node dies, so ingestion and
+        recording go on through the loss of a node; what the dead leader had not yet handed to a mirror is still
+        unacknowledged to its publisher, which sends it again.
         """
         name = _quoted(vhost)
         await self._call("PUT", f"/vhosts/{name}", {"description": "mqtthub organization"})
@@ -71,12 +76,13 @@ class Management:
         await self._call("PUT", f"/topic-permissions/{name}/{_quoted(self.username)}", {
             "exchange": "amq.topic", "write": ".*", "read": ".*",
         })  # fmt: skip
-        policy = {
-            "pattern": f"^{ingest_queue}$",
-            "apply-to": "queues",
-            "definition": {"ha-mode": "all", "ha-sync-mode": "automatic", "ha-promote-on-failure": "always"},
-        }
-        await self._call("PUT", f"/policies/{name}/{INGEST_POLICY}", policy)
+        for policy_name, queue in queues.items():
+            policy = {
+                "pattern": f"^{re.escape(queue)}$",
+                "apply-to": "queues",
+                "definition": {"ha-mode": "all", "ha-sync-mode": "automatic", "ha-promote-on-failure": "always"},
+            }
+            await self._call("PUT", f"/policies/{name}/{policy_name}", policy)
 
     async def vhosts(self) -> list[str]:
         """The names of every vhost of the cluster."""

@@ -1,18 +1,21 @@
-"""The one fake of the messaging unit tests: an in-memory stand-in for the broker's ``BrokerHandle`` seam.
+"""The fakes of the messaging unit tests: in-memory stand-ins for the broker's ``BrokerHandle`` seam and for an
+external broker's shared queues of recorded filters (``SharedRecording``).
 
-It routes with the real MQTT matching rules and hands every matching in-process subscriber the
-same message object, as the real broker does. The acceptance tests use the real broker.
+They route with the real MQTT matching rules: the broker fake hands every matching in-process subscriber the
+same message object, as the real broker does; the shared-queue fake queues a message once however many bindings
+match, as RabbitMQ does. The acceptance tests use the real brokers.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from mqtthub.broker import BrokerState
 from mqtthub.broker.handle import LocalSubscription
-from mqtthub.broker.hooks import BrokerMessage, Principal
+from mqtthub.broker.hooks import BrokerMessage, MessageSink, Principal
 from mqtthub.broker.inspection import ClientInfo
 from mqtthub.broker.stats import BrokerStats
 from mqtthub.errors import StateError
@@ -99,3 +102,26 @@ class FakeBroker:
     def stats(self) -> BrokerStats:
         self._require_running()
         return BrokerStats(subscriptions=len(self.subscriptions))
+
+
+class FakeSharedQueues:
+    """The recorded-filters queues of a cluster, shared by every service (hub) given the same instance."""
+
+    def __init__(self) -> None:
+        self.bindings: set[str] = set()
+        self.sinks: list[MessageSink] = []
+
+    def record_into(self, sink: MessageSink) -> None:
+        self.sinks.append(sink)
+
+    def bind_recorded(self, topic_filter: str) -> None:
+        self.bindings.add(topic_filter)
+
+    def unbind_recorded(self, topic_filter: str) -> None:
+        self.bindings.discard(topic_filter)
+
+    def deliver(self, topic: str, payload: bytes, *, hub: int = 0) -> asyncio.Future[int] | None:
+        """Queue a message if a binding matches (once), and hand it to one hub's sink; None if none matches."""
+        if not any(topic_matches(binding, topic) for binding in self.bindings):
+            return None
+        return self.sinks[hub].offer(BrokerMessage(topic, payload, 1, received_at=time.time()))
