@@ -318,7 +318,13 @@ def _route(
         acknowledge_stored(conn, first_byte, packet_id, reason_code)
         return
     _hold_ack(conn, qos)
-    core.hold(backlogged, partial(_stored, conn, qos, first_byte, packet_id, reason_code, None))
+    core.hold(backlogged, partial(_held_done, conn, qos, first_byte, packet_id, reason_code))
+
+
+def _held_done(conn: Connection, qos: int, first_byte: int, packet_id: int, reason_code: int) -> None:
+    """The backlog that held an acknowledgement was worked down: send it once the state it changed is stored."""
+    _release_ack(conn, qos)
+    acknowledge_stored(conn, first_byte, packet_id, reason_code)
 
 
 def _hold_ack(conn: Connection, qos: int) -> None:
