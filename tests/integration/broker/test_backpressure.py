@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
+from mqtthub.brokerstate import SQLiteStateStore
 from mqtthub.mqtt.packets import PROTOCOL_V311, Puback, Publish, Subscribe, SubscriptionRequest
 from tests.integration.broker.support import WAIT, Paho, RawClient, eventually, running_broker
 
@@ -39,6 +41,39 @@ async def test_a_hundred_qos1_publishers_with_one_in_flight_each_lose_nothing() 
         stats = broker.stats()
         assert stats.queue_dropped == 0
         assert stats.acks_held > 0  # the publishers were slowed down, not merely lucky
+
+
+async def test_held_acknowledgements_wait_for_the_stored_state_too(tmp_path: Path) -> None:
+    # A persistent subscriber with sync persistence: what it queues is journaled, and a held PUBACK, once let go,
+    # still leaves only after that state is stored.
+    async with (
+        SQLiteStateStore(tmp_path / "broker-state.db") as store,
+        running_broker(state_store=store, persistence="sync", max_inflight=1, max_queued_messages=60) as broker,
+    ):
+        address = broker.addresses["tcp"]
+        subscriber = Paho("keeper", SessionExpiryInterval=3600)
+        await subscriber.start(address)
+        subscriber.client.subscribe("devices/#", qos=1)
+        await eventually(lambda: broker.stats().subscriptions == 1)
+        publishers = [Paho(f"device-{n:02d}", v5=False) for n in range(30)]
+        for publisher in publishers:
+            publisher.client.max_inflight_messages_set(1)
+        try:
+            await asyncio.gather(*(publisher.start(address) for publisher in publishers))
+            for n, publisher in enumerate(publishers):
+                for m in range(5):
+                    publisher.client.publish(f"devices/{n:02d}/data", f"{n}:{m}".encode(), qos=1)
+            await eventually(lambda: len(subscriber.messages) >= 150, timeout=60)
+            await eventually(lambda: all(len(publisher.acks) == 5 for publisher in publishers))
+        finally:
+            await asyncio.gather(*(publisher.stop() for publisher in publishers))
+            await subscriber.stop()
+        assert sorted(m.payload.decode() for m in subscriber.messages) == sorted(
+            f"{n}:{m}" for n in range(30) for m in range(5)
+        )
+        stats = broker.stats()
+        assert stats.queue_dropped == 0
+        assert stats.acks_held > 0
 
 
 async def test_a_client_that_stops_acknowledging_holds_its_publishers_only_for_a_while() -> None:
