@@ -127,7 +127,14 @@ class HistoryRecorder:
                 self._wake.clear()
                 await self._wake.wait()
             batch = [self._queue.popleft() for _ in range(min(len(self._queue), self._batch_size))]
-            await self._write([(record, done) for _, record, done in batch])
+            try:
+                await self._write([(record, done) for _, record, done in batch])
+            except asyncio.CancelledError:
+                # Stopped mid-write: whoever waits on these rows must not wait for ever (they may be written
+                # twice, by another hub, if the commit went through).
+                for _, _, done in batch:
+                    _settle(done, "the history writer is stopped")
+                raise
             async with self._progress:
                 self._written = batch[-1][0]
                 self._progress.notify_all()

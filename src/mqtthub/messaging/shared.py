@@ -80,6 +80,13 @@ class RecordedSink:
         return asyncio.ensure_future(self._store(message))
 
     async def _store(self, message: BrokerMessage) -> int:
+        try:
+            return await self._write(message)
+        except Exception:
+            await asyncio.sleep(self._retry_delay)
+            raise
+
+    async def _write(self, message: BrokerMessage) -> int:
         levels = message.topic.split("/", 2)
         scope = await self._scope_of(levels[1]) if len(levels) == 3 and levels[0] == ORG_PREFIX else None
         topic = scope.namespace.external(message.topic) if scope is not None else message.topic
@@ -87,9 +94,5 @@ class RecordedSink:
             self.skipped += 1
             logger.debug("nothing to record of a message on %.200s", message.topic)
             return NOT_STORED
-        try:
-            await self._recorder.store(Record.of(scope.organization_id, topic, message))
-        except Exception:
-            await asyncio.sleep(self._retry_delay)
-            raise
+        await self._recorder.store(Record.of(scope.organization_id, topic, message))
         return STORED

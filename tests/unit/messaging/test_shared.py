@@ -128,3 +128,32 @@ async def test_a_stored_record_dropped_as_the_oldest_fails(database: Database) -
     recorder.close()
     with pytest.raises(UnavailableError, match="stopped"):
         await second
+
+
+class _StuckRecorder(HistoryRecorder):
+    """A writer whose database never answers (the one seam faked here)."""
+
+    async def _insert(self, records: list[Record]) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_records_being_written_when_the_writer_stops_fail(database: Database) -> None:
+    recorder = _StuckRecorder(database)
+    writer = asyncio.create_task(recorder.run())
+    stored = recorder.store(Record.of("org-a", "t", BrokerMessage("t", b"x", 1, received_at=1.0)))
+    await asyncio.sleep(0.05)  # taken into a batch, being written
+    writer.cancel()
+    await asyncio.gather(writer, return_exceptions=True)
+    with pytest.raises(UnavailableError, match="stopped"):
+        await stored
+
+
+async def test_a_failed_lookup_fails_the_message_after_the_retry_delay(database: Database) -> None:
+    async def scope_of(short_id: str) -> OrgScope | None:
+        raise OSError("database down")
+
+    sink = RecordedSink(HistoryRecorder(database), scope_of, retry_delay=0.2)
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(OSError, match="database down"):
+        await sink.offer(BrokerMessage("org/aaaaaa/a", b"x", 1))
+    assert asyncio.get_running_loop().time() - started >= 0.2
