@@ -248,6 +248,7 @@ ROUTES: dict[tuple[str, str], Operation] = {
     ("POST", _US + "/actions"): Operation.ADMINISTER,
     ("POST", _US + "/actions/{action_index}"): Operation.ADMINISTER,
     ("POST", _US + "/actions/{action_index}/delete"): Operation.ADMINISTER,
+    ("POST", _US + "/actions/{action_index}/up"): Operation.ADMINISTER,
     ("POST", _UP + "/email-templates"): Operation.ADMINISTER,
     ("POST", _UP + "/email-templates/{name}/delete"): Operation.ADMINISTER,
 }

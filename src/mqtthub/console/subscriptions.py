@@ -253,15 +253,32 @@ async def replace_action(
     return await _save_action(request, frame, session, integrations, product_id, subscription_id, action_index)
 
 
+async def _reorder(
+    session: AsyncSession, frame: Frame, product_id: str, subscription_id: str, index: int, moved: int | None
+) -> Response:
+    """Take action ``index`` out of the list and put it back at ``moved`` (None: drop it); save the list."""
+    product, row = await _subscription(session, frame, product_id, subscription_id)
+    if index >= len(row.actions):
+        raise NotFoundError("Action not found")
+    actions = [item for position, item in enumerate(row.actions) if position != index]
+    if moved is not None:
+        actions.insert(moved, row.actions[index])
+    changes = SubscriptionUpdate.model_validate({"actions": actions})
+    await repository.update_subscription(session, row, changes, await repository.topics_of(session, product.id))
+    return RedirectResponse(f"{frame.base}/products/{product.id}/subscriptions/{row.id}#actions", status_code=303)
+
+
 @router.post("/{subscription_id}/actions/{action_index}/delete", summary="Remove an action")
 async def remove_action(
     product_id: str, subscription_id: str, action_index: ActionIndex, frame: OrgFrame, session: SessionDep
 ) -> Response:
     """Remove action ``action_index``; the others keep their order."""
-    product, row = await _subscription(session, frame, product_id, subscription_id)
-    if action_index >= len(row.actions):
-        raise NotFoundError("Action not found")
-    actions = [item for index, item in enumerate(row.actions) if index != action_index]
-    changes = SubscriptionUpdate.model_validate({"actions": actions})
-    await repository.update_subscription(session, row, changes, await repository.topics_of(session, product.id))
-    return RedirectResponse(f"{frame.base}/products/{product.id}/subscriptions/{row.id}#actions", status_code=303)
+    return await _reorder(session, frame, product_id, subscription_id, action_index, None)
+
+
+@router.post("/{subscription_id}/actions/{action_index}/up", summary="Run an action earlier")
+async def move_action_up(
+    product_id: str, subscription_id: str, action_index: ActionIndex, frame: OrgFrame, session: SessionDep
+) -> Response:
+    """Swap action ``action_index`` with the one before it (actions run in order)."""
+    return await _reorder(session, frame, product_id, subscription_id, action_index, max(0, action_index - 1))

@@ -207,8 +207,18 @@ async def test_subscription_actions_show_their_errors_next_to_the_field(hub: Loc
     await page.get_by_label("QoS").select_option("1")
     await page.get_by_role("button", name="Save action").click()
     await expect(rows).to_contain_text('"qos": 1')
-    page.once("dialog", lambda dialog: dialog.accept())
-    await rows.get_by_role("button", name="Remove").click()
+
+    await page.get_by_label("Type", exact=True).select_option("store")
+    await page.get_by_role("button", name="Add action").click()
+    await expect(rows).to_have_count(2)
+    await expect(rows.nth(1).locator("td").nth(1)).to_have_text("store")
+    await page.get_by_role("button", name="Move up action 2").click()
+    await expect(rows.nth(0).locator("td").nth(1)).to_have_text("store")
+    await expect(rows.nth(1).locator("td").nth(1)).to_have_text("republish")
+    for _ in range(2):
+        page.once("dialog", lambda dialog: dialog.accept())
+        await rows.first.get_by_role("button", name="Remove").click()
+        await page.wait_for_load_state()
     await expect(page.get_by_text("No actions yet")).to_be_visible()
 
 
