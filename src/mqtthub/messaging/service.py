@@ -23,8 +23,10 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
+from typing import TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,6 +54,8 @@ from mqtthub.mqtt.topics import topic_matches
 from mqtthub.tenancy import namespace_prefix
 
 logger = logging.getLogger(__name__)
+
+C = TypeVar("C")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +103,8 @@ class MessagingService:
         self._scopes: dict[str, OrgScope] = {}
         """The scope of each organization recording filters, by organization id."""
         self._shared = shared
+        self._local_changes = 0
+        """Changes of the recorded filters committed through this hub so far."""
         self._sync_interval = sync_interval
         self.shared_sink = RecordedSink(self.recorder, self._scope_of) if shared is not None else None
         """Where the shared queues' messages are written from (None with the embedded broker)."""
@@ -126,9 +132,9 @@ class MessagingService:
         if self._shared is not None:
             self.tasks.loop("recorded-filters-sync", self._sync_loop)
         changes = self.database.changes
-        changes.subscribe(FilterRecorded, self._filter_recorded)
-        changes.subscribe(FilterDropped, self._filter_dropped)
-        changes.subscribe(OrganizationDeleted, self._organization_deleted)
+        changes.subscribe(FilterRecorded, self._committed(self._filter_recorded))
+        changes.subscribe(FilterDropped, self._committed(self._filter_dropped))
+        changes.subscribe(OrganizationDeleted, self._committed(self._organization_deleted))
         return self
 
     async def __aexit__(
@@ -163,11 +169,25 @@ class MessagingService:
                 for subscription, short_id in rows.all()
             ]
 
+    def _committed(self, handler: Callable[[C], None]) -> Callable[[C], None]:
+        """``handler`` of a change committed through this hub, counted (see :meth:`_sync_loop`)."""
+
+        def handle(change: C) -> None:
+            self._local_changes += 1
+            handler(change)
+
+        return handle
+
     async def _sync_loop(self) -> None:
         # Another hub's changes reach this one through the database only.
         while True:
             await asyncio.sleep(self._sync_interval)
+            before = self._local_changes
             stored = await self._stored_filters()
+            if self._local_changes != before:
+                # A change committed here while the filters were read may be missing from what was read (and
+                # would be undone): read again next time.
+                continue
             wanted = {(scope.organization_id, topic_filter) for scope, topic_filter, _ in stored}
             for organization_id, filters in list(self._recorded.items()):
                 for topic_filter in list(filters):
