@@ -87,7 +87,7 @@ _OPTIONAL = frozenset({"broker.username", "broker.client_id", "broker.ca_cert", 
 """Text fields that are null when left blank (the others are refused blank, as the API refuses them)."""
 
 
-def stored_values(config: MqttConfig | None) -> tuple[dict[str, Any], frozenset[str]]:
+def stored_values(config: MqttConfig | None) -> tuple[dict[str, str], frozenset[str]]:
     """The form's values for a stored configuration (the API's defaults when there is none), and which
     secrets are stored (their values are never part of the form)."""
     if config is None:
@@ -98,13 +98,20 @@ def stored_values(config: MqttConfig | None) -> tuple[dict[str, Any], frozenset[
         broker = masked_broker(config.broker).model_dump()
         topics = TopicsConfigOut.model_validate(config.topics).model_dump()
         stored = frozenset(name for name in SECRET_FIELDS if broker.get(name))
-    values = {f"broker.{name}": value for name, value in broker.items() if name not in SECRET_FIELDS}
-    values |= {f"topics.{name}": value for name, value in topics.items()}
+    values = {f"broker.{name}": _shown(value) for name, value in broker.items() if name not in SECRET_FIELDS}
+    values |= {f"topics.{name}": _shown(value) for name, value in topics.items()}
     values["broker.alpn"] = ", ".join(broker.get("alpn") or ())
     return values, stored
 
 
-def typed_values(form: FormData) -> dict[str, Any]:
+def _shown(value: Any) -> str:
+    """A stored value as the form shows it (a ticked box is any non-empty value)."""
+    if isinstance(value, bool):
+        return "true" if value else ""
+    return "" if value is None else str(value)
+
+
+def typed_values(form: FormData) -> dict[str, str]:
     """What was typed into the form, secrets left out (to show the form again with its errors)."""
     secrets = {field.name for field in FIELDS if field.secret}
     return {name: value for name, value in form.items() if isinstance(value, str) and name not in secrets}

@@ -12,8 +12,8 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from starlette.responses import RedirectResponse, Response
 
-from mqtthub.console.fielderrors import FORM, FieldErrors
-from mqtthub.console.products import FormState, product_page
+from mqtthub.console.fielderrors import FORM, FieldErrors, FormState
+from mqtthub.console.products import product_page
 from mqtthub.console.routing import ConsoleRoute
 from mqtthub.console.session import PREFIX
 from mqtthub.console.templating import OrgFrame
@@ -57,7 +57,7 @@ async def save(
         errors.add_refusal(exc, str)
     if errors:
         logger.info("console %s: refused fields %s", request.url.path, errors.fields())
-        state = FormState(typed, errors)
+        state = FormState(errors=errors, kept=typed)
         return await product_page(request, frame, session, integrations, product, template=state, status_code=422)
     return RedirectResponse(f"{frame.base}/products/{product.id}#email-templates", status_code=303)
 

@@ -17,8 +17,8 @@ from pydantic import ValidationError
 from starlette.responses import RedirectResponse, Response
 
 from mqtthub.console import config_form
-from mqtthub.console.fielderrors import FieldErrors, dotted
-from mqtthub.console.products import FormState, product_page, status_context
+from mqtthub.console.fielderrors import FieldErrors, FormState, dotted
+from mqtthub.console.products import product_page, status_context
 from mqtthub.console.routing import ConsoleRoute
 from mqtthub.console.session import PREFIX
 from mqtthub.console.templating import OrgFrame, is_htmx, render
@@ -55,7 +55,7 @@ async def save(
         errors.add_refusal(exc, str)
     if errors:
         logger.info("console %s: refused fields %s", request.url.path, errors.fields())
-        state = FormState(config_form.typed_values(form), errors)
+        state = FormState(errors=errors, kept=config_form.typed_values(form))
         return await product_page(request, frame, session, integrations, product, config=state, status_code=422)
     return RedirectResponse(f"{frame.base}/products/{product.id}#connection", status_code=303)
 
@@ -91,7 +91,7 @@ async def test(
     if is_htmx(request):
         context = {"test": result, "test_errors": errors, "labels": config_form.LABELS}
         return render(request, "partials/connection_test.html", context, status_code=status_code)
-    state = FormState(config_form.typed_values(form), errors)
+    state = FormState(errors=errors, kept=config_form.typed_values(form))
     return await product_page(
         request, frame, session, integrations, product, config=state, test=result, status_code=status_code
     )

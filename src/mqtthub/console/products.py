@@ -8,7 +8,6 @@ statistics, and its failure log.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
@@ -16,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import RedirectResponse, Response
 
 from mqtthub.console import config_form
-from mqtthub.console.fielderrors import FieldErrors
+from mqtthub.console.fielderrors import FieldErrors, FormState
 from mqtthub.console.routing import ConsoleRoute
 from mqtthub.console.session import PREFIX
 from mqtthub.console.templating import Frame, OrgFrame, render
@@ -36,14 +35,6 @@ router = APIRouter(prefix=PREFIX + "/orgs/{org_id}/products", route_class=Consol
 
 Name = Annotated[str, Form(min_length=1, max_length=200)]
 Description = Annotated[str, Form(max_length=2000)]
-
-
-@dataclass
-class FormState:
-    """A form shown again: what was typed and what is wrong with it (empty for a fresh form)."""
-
-    values: dict[str, Any] = field(default_factory=dict)
-    errors: FieldErrors = field(default_factory=FieldErrors)
 
 
 def connector_state(status: ConnectionStatusJson, *, runs_here: bool) -> str:
@@ -84,7 +75,7 @@ async def product_page(
         "nav": "integrations",
         "product": product,
         "configured": stored is not None,
-        "config": config or FormState(values),
+        "config": config or FormState(kept=values),
         "stored_secrets": secrets,
         "broker_fields": config_form.BROKER,
         "topic_fields": config_form.TOPICS,
@@ -94,7 +85,7 @@ async def product_page(
         "topics": TopicsConfigOut.model_validate(await repository.topics_of(session, product.id)),
         "subscriptions": subscriptions,
         "event_names": {row.id: row.name for row in subscriptions},
-        "subscription": subscription or FormState({"enabled": "true"}),
+        "subscription": subscription or FormState(kept={"enabled": "true"}),
         "failures": await repository.failures_of(session, product.id, limit=FAILURES_SHOWN),
         "email_templates": templates,
         "template": template or FormState(),
@@ -138,7 +129,7 @@ async def page(
             raise NotFoundError("Template not found")
         row = found[0]
         recipients = "\n".join(row.recipients)
-        editing = FormState({"name": row.name, "subject": row.subject, "body": row.body, "recipients": recipients})
+        editing = FormState(kept={"name": row.name, "subject": row.subject, "body": row.body, "recipients": recipients})
     return await product_page(request, frame, session, integrations, product, template=editing)
 
 

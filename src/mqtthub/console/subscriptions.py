@@ -19,8 +19,8 @@ from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
 from mqtthub.console import action_form
-from mqtthub.console.fielderrors import FieldErrors
-from mqtthub.console.products import FormState, product_page
+from mqtthub.console.fielderrors import FieldErrors, FormState
+from mqtthub.console.products import product_page
 from mqtthub.console.routing import ConsoleRoute
 from mqtthub.console.session import PREFIX
 from mqtthub.console.templating import Frame, OrgFrame, render
@@ -69,7 +69,7 @@ def _settings(form: FormData, errors: FieldErrors) -> dict[str, Any]:
     }
 
 
-def _typed(form: FormData) -> dict[str, Any]:
+def _typed(form: FormData) -> dict[str, str]:
     return {name: value for name, value in form.items() if isinstance(value, str)}
 
 
@@ -95,7 +95,8 @@ async def _page(
     if editing is not None and editing >= len(row.actions):
         raise NotFoundError("Action not found")
     if action is None:
-        action = FormState(action_form.form_values(row.actions[editing]) if editing is not None else {"type": ""})
+        kept = action_form.form_values(row.actions[editing]) if editing is not None else {"type": ""}
+        action = FormState(kept=kept)
     context = {
         "frame": frame,
         "nav": "integrations",
@@ -106,14 +107,14 @@ async def _page(
         "action": action,
         "action_types": action_form.TYPES,
         "shown_for": action_form.SHOWN_FOR,
-        "settings": settings or FormState(_stored_settings(row)),
+        "settings": settings or FormState(kept=_stored_settings(row)),
         "failures": await repository.failures_of(session, product.id, limit=FAILURES_SHOWN, subscription_id=row.id),
         "event_names": {},
     }
     return render(request, "subscription.html", context, status_code=status_code)
 
 
-def _stored_settings(row: EventSubscription) -> dict[str, Any]:
+def _stored_settings(row: EventSubscription) -> dict[str, str]:
     return {
         "enabled": "true" if row.enabled else "",
         "description": row.description or "",
@@ -142,7 +143,7 @@ async def create(
             errors.add_refusal(exc, str)
     if errors:
         logger.info("console %s: refused fields %s", request.url.path, errors.fields())
-        state = FormState(_typed(form), errors)
+        state = FormState(errors=errors, kept=_typed(form))
         return await product_page(request, frame, session, integrations, product, subscription=state, status_code=422)
     return RedirectResponse(f"{frame.base}/products/{product.id}/subscriptions/{row.id}", status_code=303)
 
@@ -178,7 +179,7 @@ async def update(
             errors.add_validation(exc)
     if errors:
         logger.info("console %s: refused fields %s", request.url.path, errors.fields())
-        state = FormState(_typed(form), errors)
+        state = FormState(errors=errors, kept=_typed(form))
         return await _page(request, frame, session, product, row, settings=state, status_code=422)
     return RedirectResponse(f"{frame.base}/products/{product.id}/subscriptions/{row.id}", status_code=303)
 
@@ -221,7 +222,7 @@ async def _save_action(
             errors.add_refusal(exc, action_form.refused_field)
     if errors:
         logger.info("console %s: refused fields %s", request.url.path, errors.fields())
-        state = FormState(_typed(form), errors)
+        state = FormState(errors=errors, kept=_typed(form))
         return await _page(request, frame, session, product, row, editing=index, action=state, status_code=422)
     return RedirectResponse(f"{frame.base}/products/{product.id}/subscriptions/{row.id}#actions", status_code=303)
 
