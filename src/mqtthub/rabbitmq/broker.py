@@ -8,7 +8,7 @@ itself speaks AMQP to ``amq.topic`` in each organization's vhost (see :mod:`mqtt
   acknowledges a message only once the telemetry writer committed it;
 * in-process subscriptions (live feeds) are bindings of one exclusive queue per hub and vhost;
 * recorded filters are bindings of the vhost's shared durable queue, which every hub consumes as a competing consumer
-  once the messaging service hands it the history's sink (:meth:`RabbitBroker.record_into`), acknowledging a message
+  once the messaging service hands it the history's sink (:mod:`mqtthub.rabbitmq.recorded`), acknowledging a message
   once its history row is committed;
 * the hub's live events go to the other hubs, and theirs come to it, through :mod:`mqtthub.rabbitmq.live`;
 * connected clients come from the management API, polled every ``poll_interval`` seconds, and a kick closes their
@@ -18,7 +18,6 @@ itself speaks AMQP to ``amq.topic`` in each organization's vhost (see :mod:`mqtt
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -46,6 +45,7 @@ from mqtthub.mqtt.topics import topic_matches
 from mqtthub.rabbitmq.ingest import IngestConsumer
 from mqtthub.rabbitmq.live import LiveRelay
 from mqtthub.rabbitmq.management import INGEST_POLICY, RECORDED_POLICY, Connection, Management
+from mqtthub.rabbitmq.recorded import RecordedQueues
 from mqtthub.rabbitmq.topics import DEFAULT_VHOST, internal_topic, routing_key, split_topic
 
 logger = logging.getLogger(__name__)
@@ -91,7 +91,6 @@ class _Vhost:
     exchange: AbstractExchange
     subscriptions_queue: AbstractQueue
     ingest: IngestConsumer
-    recorded: asyncio.Future[IngestConsumer] | None = None
     subscriptions: list[_Subscription] = field(default_factory=list)
     bindings: dict[str, int] = field(default_factory=dict)
 
@@ -125,7 +124,8 @@ class RabbitBroker:
         self._principals: dict[tuple[str, str], Principal] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._stats = BrokerStats(started_at=time.time())
-        self._recorded_sink: MessageSink | None = None
+        self.recorded = RecordedQueues(config.recorded_queue, prefetch=config.prefetch, connection_of=self._connection)
+        """The recorded-filters queues this hub consumes and binds."""
 
     # --- life cycle ------------------------------------------------------------------------------
 
@@ -142,6 +142,7 @@ class RabbitBroker:
             await self._close()
             raise
         self._spawn(self._poll_connections(), "rabbitmq-connections")
+        self._spawn(self.recorded.run(), "rabbitmq-recorded-bindings")
         self.state = BrokerState.RUNNING
         logger.info("RabbitMQ broker ready (%d vhosts)", len(self._vhosts))
         return self
@@ -161,10 +162,8 @@ class RabbitBroker:
         for vhost in self._vhosts.values():
             # Stop taking messages first: what is unacknowledged goes back to the queue for the other hubs.
             await vhost.ingest.stop()
-            if (consumer := _started_consumer(vhost)) is not None:
-                await consumer.stop()
-            elif vhost.recorded is not None:
-                vhost.recorded.cancel()
+        await self.recorded.stop()
+        for vhost in self._vhosts.values():
             await vhost.connection.close()
         self._vhosts.clear()
         await self._management.aclose()
@@ -226,57 +225,26 @@ class RabbitBroker:
             await self.relay.start(connection)
         vhost = _Vhost(connection, exchange, queue, ingest)
         self._vhosts[name] = vhost
-        if self._recorded_sink is not None:
-            self._recorded_consumer(name, vhost)
+        self.recorded.vhost_opened(name, connection)
         return vhost
 
-    # --- recorded filters ------------------------------------------------------------------------
+    # --- recorded filters (see mqtthub.rabbitmq.recorded) -----------------------------------------
 
     def record_into(self, sink: MessageSink) -> None:
         """Consume every organization's recorded-filters queue from now on, each message handed to ``sink`` and
         acknowledged once its future resolves (see :mod:`mqtthub.messaging.shared`)."""
-        self._recorded_sink = sink
-        for name, vhost in self._vhosts.items():
-            self._recorded_consumer(name, vhost)
+        self.recorded.record_into(sink)
 
     def bind_recorded(self, topic_filter: str) -> None:
         """Bind an organization's recorded filter to its vhost's shared queue, in the background."""
-        self._spawn(self._bind_recorded(topic_filter, bind=True), "rabbitmq-bind-recorded")
+        self.recorded.bind(topic_filter)
 
     def unbind_recorded(self, topic_filter: str) -> None:
         """Unbind it, in the background (what is queued already is still recorded)."""
-        self._spawn(self._bind_recorded(topic_filter, bind=False), "rabbitmq-unbind-recorded")
+        self.recorded.unbind(topic_filter)
 
-    def _recorded_consumer(self, name: str, vhost: _Vhost) -> asyncio.Future[IngestConsumer]:
-        failed = vhost.recorded is not None and vhost.recorded.done() and _started_consumer(vhost) is None
-        if vhost.recorded is None or failed:  # a failed start is tried again by the next binding
-            assert self._recorded_sink is not None
-            consumer = IngestConsumer(
-                vhost.connection,
-                name,
-                self.config.recorded_queue,
-                self._recorded_sink,
-                prefetch=self.config.prefetch,
-                bindings=(),
-            )
-            vhost.recorded = asyncio.ensure_future(self._started(consumer))
-            vhost.recorded.add_done_callback(functools.partial(_report_start, name))
-        return vhost.recorded
-
-    @staticmethod
-    async def _started(consumer: IngestConsumer) -> IngestConsumer:
-        await consumer.start()
-        return consumer
-
-    async def _bind_recorded(self, topic_filter: str, *, bind: bool) -> None:
-        vhost_name, inner = split_topic(topic_filter)
-        if vhost_name == DEFAULT_VHOST:
-            raise UnavailableError(f"a recorded filter must be in an organization's vhost: {topic_filter!r}")
-        consumer = await asyncio.shield(self._recorded_consumer(vhost_name, await self._vhost(vhost_name)))
-        if bind:
-            await consumer.bind(routing_key(inner))
-        else:
-            await consumer.unbind(routing_key(inner))
+    async def _connection(self, vhost: str) -> AbstractRobustConnection:
+        return (await self._vhost(vhost)).connection
 
     # --- publishing and subscriptions ------------------------------------------------------------
 
@@ -457,16 +425,3 @@ class RabbitBroker:
     def _require_running(self) -> None:
         if self.state is not BrokerState.RUNNING:
             raise StateError(f"the RabbitMQ broker handle is not running (it is {self.state.value})")
-
-
-def _started_consumer(vhost: _Vhost) -> IngestConsumer | None:
-    """The vhost's recorded-filters consumer, if it started."""
-    started = vhost.recorded
-    if started is None or not started.done() or started.cancelled() or started.exception() is not None:
-        return None
-    return started.result()
-
-
-def _report_start(vhost: str, started: asyncio.Future[IngestConsumer]) -> None:
-    if not started.cancelled() and (exc := started.exception()) is not None:
-        logger.warning("recorded filters of vhost %s: consuming failed to start (%s)", vhost, exc)
