@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -75,6 +75,66 @@ def _values_sql(dialect: str) -> str:
     return f"INSERT INTO telemetry_values ({', '.join(_VALUE_COLUMNS)}) VALUES ({marks})"  # noqa: S608 (constants)
 
 
+_STATUS_COLUMNS = (
+    "device_id",
+    "online",
+    "status",
+    "battery",
+    "signal",
+    "metadata",
+    "last_seen",
+    "status_at",
+    "connected_at",
+    "disconnected_at",
+)
+_STATUS_KEPT = _STATUS_COLUMNS[3:]
+"""Columns a status row leaves as they are when it has no value for them (None)."""
+_SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+"""How SQLAlchemy stores a (UTC) datetime in SQLite, so rows written past it read back the same."""
+
+
+def _status_sql(dialect: str) -> str:
+    # Executed through the driver's executemany like the readings: a fleet reconnecting writes a status row per
+    # device, and SQLAlchemy's per-row parameter processing cost several times what the database does with it.
+    if dialect == "postgresql":
+        marks = ", ".join(f"${n}" for n in range(1, len(_STATUS_COLUMNS) + 1))
+    else:
+        marks = ", ".join("?" for _ in _STATUS_COLUMNS)
+    kept = ", ".join(f"{column} = coalesce(excluded.{column}, device_status.{column})" for column in _STATUS_KEPT)
+    return (
+        f"INSERT INTO device_status ({', '.join(_STATUS_COLUMNS)}) VALUES ({marks}) "  # noqa: S608 (constants)
+        f"ON CONFLICT (device_id) DO UPDATE SET online = excluded.online, status = excluded.status, {kept}"
+    )
+
+
+def _status_params(row: dict[str, Any], dialect: str, texts: dict[datetime, str]) -> tuple[Any, ...]:
+    """A status row as the driver takes it: JSON as text, and on SQLite datetimes as SQLAlchemy writes them.
+
+    ``texts`` remembers the datetimes already formatted in this batch (a connect sets ``connected_at`` and
+    ``last_seen`` to the same moment, and devices connecting together share milliseconds).
+    """
+    metadata = row["metadata"]
+    moments: tuple[Any, ...] = (row["last_seen"], row["status_at"], row["connected_at"], row["disconnected_at"])
+    if dialect != "postgresql":
+        moments = tuple(None if moment is None else _sqlite_text(moment, texts) for moment in moments)
+    return (
+        row["device_id"],
+        row["online"],
+        row["status"],
+        row["battery"],
+        row["signal"],
+        None if metadata is None else json.dumps(metadata),
+        *moments,
+    )
+
+
+def _sqlite_text(moment: datetime, texts: dict[datetime, str]) -> str:
+    text = texts.get(moment)
+    if text is None:
+        text = texts[moment] = moment.strftime(_SQLITE_DATETIME)
+    return text
+
+
 class _Batch:
     """Rows collected while walking one batch."""
 
@@ -93,8 +153,8 @@ class TelemetryStore:
     def __init__(self, directory: Directory, *, wants_events: Callable[[str], bool] | None = None) -> None:
         self.directory = directory
         self.wants_events = wants_events or (lambda organization_id: True)
-        self._sql: dict[str, str] = {}
-        self._statements: dict[tuple[str, str], Any] = {}
+        self._sql: dict[tuple[str, str], str] = {}
+        self._statements: dict[str, Any] = {}
         self._last_touch: dict[str, int] = {}
 
     def _describe(self, item: Ingest, organization_id: str) -> bool:
@@ -368,9 +428,9 @@ class TelemetryStore:
                 driver: Any = raw.driver_connection
                 await driver.copy_records_to_table("telemetry_values", records=batch.values, columns=_VALUE_COLUMNS)
             else:
-                sql = self._sql.get(dialect)
+                sql = self._sql.get(("values", dialect))
                 if sql is None:
-                    sql = self._sql[dialect] = _values_sql(dialect)
+                    sql = self._sql[("values", dialect)] = _values_sql(dialect)
                 await connection.exec_driver_sql(sql, batch.values)
         if batch.alerts:
             await session.execute(insert(_ALERTS), batch.alerts)
@@ -380,7 +440,7 @@ class TelemetryStore:
             await self._upsert_status(session, dialect, batch)
         touched = self._touched_rows(batch)
         if touched:
-            await session.execute(self._statement(dialect, "touch"), touched)
+            await session.execute(self._touch_statement(dialect), touched)
         await session.flush()
 
     def _touched_rows(self, batch: _Batch) -> list[dict[str, Any]]:
@@ -396,31 +456,29 @@ class TelemetryStore:
             rows.append({"device_id": device_id, "online": True, "status": "online", "last_seen": _moment(moment)})
         return rows
 
-    def _statement(self, dialect: str, name: str) -> Any:
-        """The upsert statements, built once per dialect (building one costs more than running it)."""
-        key = (dialect, name)
-        statement = self._statements.get(key)
+    def _touch_statement(self, dialect: str) -> Any:
+        """The ``last_seen`` upsert, built once per dialect (building one costs more than running it)."""
+        statement = self._statements.get(dialect)
         if statement is not None:
             return statement
         stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_STATUS)
-        if name == "touch":
-            statement = stmt.on_conflict_do_update(
-                index_elements=["device_id"], set_={"last_seen": stmt.excluded.last_seen}
-            )
-        else:
-            keep = ("battery", "signal", "metadata", "last_seen", "status_at", "connected_at", "disconnected_at")
-            update: dict[str, Any] = {"online": stmt.excluded.online, "status": stmt.excluded.status}
-            for column in keep:
-                update[column] = func.coalesce(stmt.excluded[column], _STATUS.c[column])
-            statement = stmt.on_conflict_do_update(index_elements=["device_id"], set_=update)
-        self._statements[key] = statement
+        statement = stmt.on_conflict_do_update(
+            index_elements=["device_id"], set_={"last_seen": stmt.excluded.last_seen}
+        )
+        self._statements[dialect] = statement
         return statement
 
     async def _upsert_status(self, session: AsyncSession, dialect: str, batch: _Batch) -> None:
         for device_id, values in batch.statuses.items():
             if values["last_seen"] is not None:
                 self._last_touch[device_id] = int(values["last_seen"].timestamp() * 1000)
-        await session.execute(self._statement(dialect, "status"), list(batch.statuses.values()))
+        sql = self._sql.get(("status", dialect))
+        if sql is None:
+            sql = self._sql[("status", dialect)] = _status_sql(dialect)
+        texts: dict[datetime, str] = {}
+        params = [_status_params(values, dialect, texts) for values in batch.statuses.values()]
+        connection = await session.connection()
+        await connection.exec_driver_sql(sql, params)
         # The rows are read back only to describe them to live listeners: a fleet reconnecting to a hub nobody
         # watches costs one upsert per batch, not a query and an ORM object per device as well.
         described = [
