@@ -61,6 +61,9 @@ SHOTS = (
     Shot("device", "/devices/{device}", "A device: status, tokens, commands, alerts and rejected messages"),
     Shot("live", "/live", "Live messages: follow a topic filter, publish"),
     Shot("mqtt-tokens", "/mqtt-tokens", "MQTT API tokens: filters, expiry, last use, revoke"),
+    Shot("definitions", "/devices/{device}/definitions", "A device's telemetry definitions and thresholds"),
+    Shot("products", "/products", "Integrations: products"),
+    Shot("product", "/products/{product}", "A product: outbound MQTT configuration, Test connection, status"),
     Shot("broker", "/broker", "Broker: $SYS figures live, connected clients with their subscriptions, kick"),
     Shot("users", "/users", "Users: roles, add a user, change a role, remove"),
     Shot("devices-phone", "/devices", "The device list at a phone's width", "phone"),
@@ -73,6 +76,7 @@ class Fleet:
 
     org: str
     device: str
+    product: str
     clients: dict[str, paho.Client]
     """Device id → its connection."""
 
@@ -126,7 +130,33 @@ async def make_fleet(hub: LocalHub, org: str) -> Fleet:
         json={"name": "dashboard", "permissions": {"subscribe": ["devices/+/datastream"], "publish": []}},
     )
     created.raise_for_status()
-    return Fleet(org, first, clients)
+    return Fleet(org, first, await _integration(hub, org), clients)
+
+
+async def _integration(hub: LocalHub, org: str) -> str:
+    """A product whose connector follows the hub's own broker (as it would a partner's) with one subscription."""
+    product = await hub.client.post("/api/v1/products", json={"name": "Line 3 events", "organization_id": org})
+    product.raise_for_status()
+    product_id = str(product.json()["id"])
+    token = await hub.client.post(
+        f"/api/v1/organizations/{org}/mqtt-tokens",
+        json={"name": "line 3 connector", "permissions": {"subscribe": ["factory/#"], "publish": []}},
+    )
+    secret = str(token.json()["token"])
+    config = {
+        "broker": {"host": "127.0.0.1", "port": hub.mqtt_port, "username": secret, "password": secret},
+        "topics": {"prefix": "factory", "pattern": "{line}/events", "qos": 1},
+    }
+    (await hub.client.put(f"/api/v1/products/{product_id}/mqtt-config", json=config)).raise_for_status()
+    subscription = {
+        "name": "overheat",
+        "variables": {"line": "line-3"},
+        "description": "Store overheating reports",
+        "actions": [{"type": "store"}],
+    }
+    subscriptions = f"/api/v1/products/{product_id}/mqtt-config/subscriptions"
+    (await hub.client.post(subscriptions, json=subscription)).raise_for_status()
+    return product_id
 
 
 def _close(client: paho.Client) -> None:
@@ -142,7 +172,7 @@ async def _settle(page: Page) -> None:
 async def photograph(tab: ConsoleTab, fleet: Fleet, shot: Shot, out: Path) -> Path:
     """Open the shot's page and save it as ``<out>/<name>.png``."""
     page = tab.page
-    await page.goto(tab.url(f"/ui/orgs/{fleet.org}" + shot.path.format(device=fleet.device)))
+    await page.goto(tab.url(f"/ui/orgs/{fleet.org}" + shot.path.format(device=fleet.device, product=fleet.product)))
     await _settle(page)
     if shot.name == "live":
         await page.get_by_role("button", name="Subscribe").click()
@@ -162,7 +192,7 @@ def _publish_live(fleet: Fleet) -> None:
 @asynccontextmanager
 async def demo_hub(workdir: Path) -> AsyncIterator[LocalHub]:
     """A hub on SQLite in ``workdir``, every port ephemeral."""
-    async with serve_in_process(hub_settings(workdir)) as hub:
+    async with serve_in_process(hub_settings(workdir, outbound_allow="127.0.0.1")) as hub:
         yield hub
 
 

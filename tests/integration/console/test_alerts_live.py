@@ -8,8 +8,7 @@ import re
 
 from playwright.async_api import WebSocketRoute, expect
 
-from tests.integration.console.test_charts import new_device
-from tests.integration.console.test_devices import Device
+from tests.integration.console.actors import Device, new_device
 from tests.support.browser import ConsoleTab
 from tests.support.served import LocalHub
 

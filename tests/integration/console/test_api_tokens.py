@@ -11,8 +11,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from playwright.async_api import expect
 
 from mqtthub.console.session import CSRF_FIELD
+from tests.integration.console.actors import MEMBER_EMAIL, MEMBER_PASSWORD, add_member
 from tests.integration.console.forms import signed_in
-from tests.integration.console.test_security import MEMBER_EMAIL, MEMBER_PASSWORD, _member
 from tests.support.browser import ConsoleTab
 from tests.support.served import LocalHub
 
@@ -80,7 +80,7 @@ async def test_create_use_and_revoke_a_token(hub: LocalHub, admin_tab: ConsoleTa
 
 async def test_a_member_has_no_token_page(hub: LocalHub) -> None:
     org = str((await hub.client.get("/api/v1/organizations")).json()["organizations"][0]["id"])
-    await _member(hub, org)
+    await add_member(hub, org)
     async with signed_in(hub, MEMBER_EMAIL, MEMBER_PASSWORD) as (client, csrf):
         overview = await client.get(f"/ui/orgs/{org}")
         assert "MQTT API tokens" not in overview.text

@@ -12,8 +12,8 @@ from playwright.async_api import expect
 
 from mqtthub.console.session import CSRF_FIELD
 from mqtthub.mqtt.reason_codes import ReasonCode
+from tests.integration.console.actors import MEMBER_EMAIL, MEMBER_PASSWORD, add_member
 from tests.integration.console.forms import signed_in
-from tests.integration.console.test_security import MEMBER_EMAIL, MEMBER_PASSWORD, _member
 from tests.support.browser import ConsoleTab
 from tests.support.served import LocalHub
 
@@ -89,7 +89,7 @@ async def test_a_client_is_listed_and_kicked(hub: LocalHub, admin_tab: ConsoleTa
 
 async def test_a_member_sees_clients_but_may_not_kick(hub: LocalHub) -> None:
     org = str((await hub.client.get("/api/v1/organizations")).json()["organizations"][0]["id"])
-    await _member(hub, org)
+    await add_member(hub, org)
     watcher = await _watcher(hub, org)
     try:
         async with signed_in(hub, MEMBER_EMAIL, MEMBER_PASSWORD) as (client, csrf):

@@ -9,8 +9,8 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from playwright.async_api import expect
 
 from mqtthub.console.session import CSRF_FIELD
+from tests.integration.console.actors import MEMBER_EMAIL, MEMBER_PASSWORD, add_member
 from tests.integration.console.forms import signed_in
-from tests.integration.console.test_security import MEMBER_EMAIL, MEMBER_PASSWORD, _member
 from tests.support.browser import ConsoleTab
 from tests.support.served import LocalHub
 
@@ -48,7 +48,7 @@ async def test_issue_download_once_and_revoke(hub: LocalHub, admin_tab: ConsoleT
 async def test_a_member_cannot_issue_or_list(hub: LocalHub) -> None:
     org = str((await hub.client.get("/api/v1/organizations")).json()["organizations"][0]["id"])
     device_id = (await hub.client.post(f"/api/v1/organizations/{org}/devices", json={"name": "gate"})).json()["id"]
-    await _member(hub, org)
+    await add_member(hub, org)
     async with signed_in(hub, MEMBER_EMAIL, MEMBER_PASSWORD) as (client, csrf):
         page = await client.get(f"/ui/orgs/{org}/devices/{device_id}")
         assert page.status_code == 200

@@ -14,26 +14,13 @@ from playwright.async_api import expect
 
 from mqtthub.console.charts import MAX_POINTS
 from mqtthub.models import TelemetryValue
+from tests.integration.console.actors import Device, new_device
 from tests.integration.console.forms import signed_in
-from tests.integration.console.test_devices import Device
 from tests.support.access import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.support.browser import ConsoleTab
 from tests.support.served import LocalHub
 
 HOUR_MS = 3_600_000
-
-
-async def new_device(hub: LocalHub, org: str, name: str) -> tuple[str, str, int]:
-    """A device, one of its tokens and a ``temperature`` definition with thresholds 0 … 30."""
-    devices = f"/api/v1/organizations/{org}/devices"
-    device_id = (await hub.client.post(devices, json={"name": name})).json()["id"]
-    token = (await hub.client.post(f"{devices}/{device_id}/tokens", json={})).json()["token"]
-    definition = await hub.client.post(
-        f"/api/v1/devices/{device_id}/telemetry-definitions",
-        json={"key": "temperature", "name": "Temperature", "unit": "C", "minThreshold": 0, "maxThreshold": 30},
-    )
-    assert definition.status_code == 201, definition.text
-    return device_id, token, int(definition.json()["data"]["id"])
 
 
 async def _published(device: Device, topic: str, payload: object) -> None:

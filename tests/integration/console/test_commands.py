@@ -8,9 +8,8 @@ import paho.mqtt.client as paho
 from playwright.async_api import expect
 
 from mqtthub.console.session import CSRF_FIELD
+from tests.integration.console.actors import MEMBER_EMAIL, MEMBER_PASSWORD, Device, add_member
 from tests.integration.console.forms import signed_in
-from tests.integration.console.test_devices import Device
-from tests.integration.console.test_security import MEMBER_EMAIL, MEMBER_PASSWORD, _member
 from tests.support.browser import ConsoleTab
 from tests.support.served import LocalHub
 
@@ -83,7 +82,7 @@ async def test_a_member_sees_commands_but_cannot_send(hub: LocalHub) -> None:
     device_id, _ = await _device(hub, org)
     sent = await hub.client.post(f"/api/v1/devices/{device_id}/commands", json={"command": "x"})
     assert sent.status_code == 201, sent.text
-    await _member(hub, org)
+    await add_member(hub, org)
     async with signed_in(hub, MEMBER_EMAIL, MEMBER_PASSWORD) as (client, csrf):
         page = await client.get(f"/ui/orgs/{org}/devices/{device_id}")
         assert page.status_code == 200

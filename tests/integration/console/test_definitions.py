@@ -9,7 +9,7 @@ from __future__ import annotations
 from playwright.async_api import Browser, Page, expect
 
 from mqtthub.console.session import CSRF_HEADER
-from tests.integration.console.test_security import MEMBER_EMAIL, MEMBER_PASSWORD, _member
+from tests.integration.console.actors import MEMBER_EMAIL, MEMBER_PASSWORD, add_member
 from tests.support.browser import ConsoleTab, console_tab
 from tests.support.served import LocalHub
 
@@ -98,7 +98,7 @@ async def test_definitions_are_made_changed_and_deleted_and_apply_to_the_next_re
 
 async def test_a_member_sees_definitions_but_cannot_change_them(hub: LocalHub, browser: Browser, viewport: str) -> None:
     org = str((await hub.client.get("/api/v1/organizations")).json()["organizations"][0]["id"])
-    await _member(hub, org)
+    await add_member(hub, org)
     device_id = (await hub.client.post(f"/api/v1/organizations/{org}/devices", json={"name": "pump"})).json()["id"]
     made = await hub.client.post(
         f"/api/v1/devices/{device_id}/telemetry-definitions", json={"key": "rpm", "maxThreshold": 3000}

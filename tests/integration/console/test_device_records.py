@@ -7,7 +7,7 @@ import json
 
 from playwright.async_api import expect
 
-from tests.integration.console.test_devices import Device
+from tests.integration.console.actors import Device
 from tests.support.browser import ConsoleTab
 from tests.support.served import LocalHub
 

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import re
-import threading
 from datetime import UTC, datetime, timedelta
 
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 from playwright.async_api import Page, expect
 from sqlalchemy import insert
 
 from mqtthub.console.devices import PAGE_SIZE
 from mqtthub.models import Device as DeviceRow
+from tests.integration.console.actors import Device
 from tests.integration.console.forms import signed_in
 from tests.support.access import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.support.browser import ConsoleTab
@@ -21,24 +19,6 @@ from tests.support.served import LocalHub
 TICK = timedelta(milliseconds=1)
 ONLINE_WITHIN_MS = 2000
 """The acceptance bound: a device that connects shows online this soon, without a reload."""
-
-
-class Device:
-    """A device on paho (its own network thread), connected with its id and token."""
-
-    def __init__(self, port: int, device_id: str, token: str) -> None:
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=f"console-{device_id[:8]}")
-        self.client.username_pw_set(device_id, token)
-        self.connected = threading.Event()
-        self.client.on_connect = lambda client, userdata, flags, reason, properties: (
-            self.connected.set() if not reason.is_failure else None
-        )
-        self.client.connect("127.0.0.1", port)
-        self.client.loop_start()
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 async def _status(page: Page, device_id: str) -> str:

@@ -16,8 +16,8 @@ import pytest
 from playwright.async_api import Page, expect
 
 from mqtthub.console.session import CSRF_FIELD
+from tests.integration.console.actors import MEMBER_EMAIL, MEMBER_PASSWORD, add_member
 from tests.integration.console.forms import signed_in
-from tests.integration.console.test_security import MEMBER_EMAIL, MEMBER_PASSWORD, _member
 from tests.integration.integrations.conftest import mosquitto, pki, publish  # noqa: F401 (fixtures)
 from tests.integration.integrations.mosquitto import (
     P12_PASSWORD,
@@ -294,7 +294,7 @@ async def test_a_member_sees_no_admin_actions_and_is_refused_them(
         f"/api/v1/products/{product}/mqtt-config/subscriptions", json={"name": "policy_created"}
     )
     subscription = made.json()["subscription"]["id"]
-    await _member(hub, org)
+    await add_member(hub, org)
     base = f"/ui/orgs/{org}/products/{product}"
     async with signed_in(hub, MEMBER_EMAIL, MEMBER_PASSWORD) as (client, csrf):
         listing = await client.get(f"/ui/orgs/{org}/products")

@@ -11,8 +11,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from playwright.async_api import expect
 
 from mqtthub.console.session import CSRF_FIELD
+from tests.integration.console.actors import MEMBER_EMAIL, MEMBER_PASSWORD, add_member
 from tests.integration.console.forms import signed_in
-from tests.integration.console.test_security import MEMBER_EMAIL, MEMBER_PASSWORD, _member
 from tests.support.browser import ConsoleTab
 from tests.support.served import LocalHub
 
@@ -107,7 +107,7 @@ async def test_a_retained_message_is_listed_and_cleared(hub: LocalHub, admin_tab
 
 async def test_a_member_browses_retained_messages_but_may_not_clear(hub: LocalHub) -> None:
     org = str((await hub.client.get("/api/v1/organizations")).json()["organizations"][0]["id"])
-    await _member(hub, org)
+    await add_member(hub, org)
     publisher = await _app(hub, org)
     try:
         await _retain(publisher, HALL, "19")

@@ -14,22 +14,15 @@ from mqtthub.auth.cookie import SESSION_COOKIE
 from mqtthub.auth.passwords import hash_password
 from mqtthub.console.session import CSRF_FIELD, CSRF_HEADER
 from mqtthub.models import User, UserRole
+from tests.integration.console.actors import MEMBER_EMAIL, MEMBER_PASSWORD, add_member
 from tests.integration.console.forms import CSRF_INPUT, signed_in
 from tests.support.access import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.support.browser import console_tab
 from tests.support.served import LocalHub, hub_settings, serve_in_process
 
-MEMBER_EMAIL = "member@example.com"
-MEMBER_PASSWORD = "member password 1"
-
 
 async def _organization(hub: LocalHub) -> str:
     return str((await hub.client.get("/api/v1/organizations")).json()["organizations"][0]["id"])
-
-
-async def _member(hub: LocalHub, org: str) -> None:
-    body = {"email": MEMBER_EMAIL, "password": MEMBER_PASSWORD, "role": "org_member"}
-    assert (await hub.client.post(f"/api/v1/organizations/{org}/users", json=body)).status_code == 201
 
 
 async def test_changes_need_the_sessions_csrf_token(hub: LocalHub) -> None:
@@ -94,7 +87,7 @@ async def test_a_member_sees_no_admin_actions_and_is_refused_them(
     hub: LocalHub, browser: Browser, viewport: str
 ) -> None:
     org = await _organization(hub)
-    await _member(hub, org)
+    await add_member(hub, org)
     device = (await hub.client.post(f"/api/v1/organizations/{org}/devices", json={"name": "meter"})).json()["id"]
     async with console_tab(browser, hub.http_url, viewport) as tab:
         page = tab.page

@@ -8,8 +8,8 @@ import re
 from playwright.async_api import Browser, expect
 
 from mqtthub.console.session import CSRF_FIELD
+from tests.integration.console.actors import MEMBER_EMAIL, MEMBER_PASSWORD, add_member
 from tests.integration.console.forms import signed_in
-from tests.integration.console.test_security import MEMBER_EMAIL, MEMBER_PASSWORD, _member
 from tests.support.access import ADMIN_EMAIL
 from tests.support.browser import ConsoleTab, console_tab
 from tests.support.served import LocalHub
@@ -88,7 +88,7 @@ async def test_create_and_delete_an_organization(hub: LocalHub, admin_tab: Conso
 
 async def test_a_member_sees_no_admin_actions(hub: LocalHub, browser: Browser, viewport: str) -> None:
     org = str((await hub.client.get("/api/v1/organizations")).json()["organizations"][0]["id"])
-    await _member(hub, org)
+    await add_member(hub, org)
     async with console_tab(browser, hub.http_url, viewport) as tab:
         page = tab.page
         await tab.sign_in(MEMBER_EMAIL, MEMBER_PASSWORD)
@@ -111,7 +111,7 @@ async def test_a_member_sees_no_admin_actions(hub: LocalHub, browser: Browser, v
 
 async def test_a_member_is_refused_when_forcing(hub: LocalHub) -> None:
     org = str((await hub.client.get("/api/v1/organizations")).json()["organizations"][0]["id"])
-    await _member(hub, org)
+    await add_member(hub, org)
     admin_id = next(
         user["id"]
         for user in (await hub.client.get(f"/api/v1/organizations/{org}/users")).json()["users"]
