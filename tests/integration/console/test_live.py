@@ -1,17 +1,22 @@
-"""Live messages in Chromium: follow a filter, pause, clear, pretty-print; publish to a ``mosquitto_sub``."""
+"""Live messages in Chromium: follow a filter, pause, clear, pretty-print; publish to a ``mosquitto_sub``; a device's
+datastream shows within a second."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 
 from playwright.async_api import expect
 
 from tests.conftest import require
+from tests.integration.console.actors import Device, new_device
 from tests.support.browser import ConsoleTab
 from tests.support.served import LocalHub
 
 WAIT = 15.0
+LIVE_WITHIN_MS = 1000
+"""The acceptance bound: a device's message shows in the live view this soon after the hub acknowledged it."""
 
 
 async def _api_token(hub: LocalHub, org: str) -> str:
@@ -79,3 +84,27 @@ async def test_follow_and_publish(hub: LocalHub, admin_tab: ConsoleTab) -> None:
         if listener.returncode is None:
             listener.kill()
             await listener.wait()
+
+
+async def test_a_devices_datastream_shows_live_within_a_second(hub: LocalHub, admin_tab: ConsoleTab) -> None:
+    page = admin_tab.page
+    org = page.url.rsplit("/", 1)[1]
+    device_id, token, definition_id = await new_device(hub, org, "boiler")
+    await admin_tab.open("Live messages")
+    await expect(page.locator("#live-state")).to_have_text("Connected")
+    await page.locator("#live-subscribe").get_by_label("Topic filter").fill("devices/+/datastream")
+    await page.get_by_role("button", name="Subscribe").click()
+    await expect(page.locator("#live-filters")).to_contain_text("devices/+/datastream")
+
+    device = Device(hub.mqtt_port, device_id, token)
+    try:
+        assert await asyncio.to_thread(device.connected.wait, WAIT)
+        reading = json.dumps({"value": 61.5, "telemetryDataId": definition_id})
+        sent = device.client.publish(f"devices/{device_id}/datastream", reading, qos=1)
+        await asyncio.to_thread(sent.wait_for_publish, WAIT)  # PUBACK: stored
+        shown = page.locator("#live-messages li")
+        await expect(shown).to_have_count(1, timeout=LIVE_WITHIN_MS)
+        await expect(shown.first).to_contain_text(f"devices/{device_id}/datastream")
+        await expect(shown.first).to_contain_text("61.5")
+    finally:
+        device.close()
