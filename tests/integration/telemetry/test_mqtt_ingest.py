@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from mqtthub.models import DeviceStatus, RejectedMessage, TelemetryAlert, TelemetryValue
 from mqtthub.mqtt.packets import PROTOCOL_V311, Puback, Publish
 from mqtthub.telemetry import TelemetryService
+from mqtthub.telemetry.ingest import Ingest, IngestKind, Source
 from tests.integration.broker.support import RawClient
 from tests.integration.telemetry.conftest import Stack
 from tests.integration.telemetry.support import PahoDevice
@@ -172,6 +174,28 @@ async def test_status_is_stored_with_nobody_listening(stack: Stack) -> None:
     assert row is not None
     assert (row.status, row.online) == ("offline", False)
     assert row.disconnected_at is not None
+
+
+async def test_status_moments_are_stored_exactly_and_compare_in_queries(stack: Stack) -> None:
+    # Status rows are written past SQLAlchemy's parameter processing: what it reads back, and how its bound
+    # datetimes compare in SQL, must be as if it had written them (a whole second, and one with milliseconds).
+    device_id = stack.a.device_id
+    connected = datetime(2026, 3, 1, 12, 0, 5, tzinfo=UTC)
+    disconnected = datetime(2026, 3, 1, 12, 0, 7, 250_000, tzinfo=UTC)
+    for kind, moment in ((IngestKind.CONNECTED, connected), (IngestKind.DISCONNECTED, disconnected)):
+        item = Ingest(kind, device_id, Source.BROKER, int(moment.timestamp() * 1000))
+        assert await stack.telemetry.writer.submit(item) == 0
+    async with stack.database.session() as session:
+        row = await session.scalar(select(DeviceStatus).where(DeviceStatus.device_id == device_id))
+        assert row is not None
+        assert (row.online, row.status) == (False, "offline")
+        assert (row.connected_at, row.disconnected_at, row.last_seen) == (connected, disconnected, disconnected)
+        later = select(DeviceStatus.device_id).where(DeviceStatus.last_seen > connected)
+        assert list(await session.scalars(later)) == [device_id]
+        exact = select(DeviceStatus.device_id).where(DeviceStatus.connected_at == connected)
+        assert list(await session.scalars(exact)) == [device_id]
+        after = select(DeviceStatus.device_id).where(DeviceStatus.disconnected_at > disconnected)
+        assert list(await session.scalars(after)) == []
 
 
 async def _is(value: Any, predicate: Callable[[Any], bool]) -> bool:
