@@ -68,6 +68,8 @@ class TelemetryService:
         settings: ``telemetry_*`` settings.
         realtime: Where live events go after each commit.
         prune_interval: Seconds between retention passes.
+        record_delay: Seconds a batch holding only the hub's own records (connects, disconnects, command
+            deliveries) may wait to fill: a reconnecting fleet's presence is written in a few large batches.
         clock: Unix time source.
     """
 
@@ -78,6 +80,7 @@ class TelemetryService:
         realtime: RealtimeBus | None = None,
         *,
         prune_interval: float = 300.0,
+        record_delay: float = 0.025,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.database = database
@@ -94,6 +97,7 @@ class TelemetryService:
             max_batch=settings.telemetry_batch_size,
             max_delay=settings.telemetry_batch_delay_ms / 1000,
             hold_timeout=settings.telemetry_hold_timeout,
+            unawaited_delay=record_delay,
             on_committed=self._committed,
         )
         self.sink = TelemetrySink(self.writer)
@@ -257,7 +261,7 @@ class TelemetryService:
             command_id=command_id,
         )
         try:
-            self.writer.submit(item)
+            self.writer.submit(item, awaited=False)
         except StateError:
             logger.info("command %s delivered to %s while telemetry is stopped", command_id, client_id)
 

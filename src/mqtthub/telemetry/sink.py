@@ -115,7 +115,7 @@ class DeviceObserver:
     def _record(self, kind: IngestKind, device_id: str) -> None:
         item = Ingest(kind, device_id, Source.BROKER, int(self._clock() * 1000))
         try:
-            self._writer.submit(item)
+            self._writer.submit(item, awaited=False)
         except StateError:
             logger.info("device %s %s while telemetry is stopped", device_id, kind.value)
 

@@ -98,6 +98,7 @@ class WriterState(enum.Enum):
 class _Pending(Generic[T]):
     item: T
     future: asyncio.Future[int]
+    awaited: bool
 
 
 @dataclass(slots=True)
@@ -136,6 +137,10 @@ class IngestWriter(Generic[T]):
         max_retry_delay: Longest back-off between attempts.
         hold_timeout: Seconds of outage after which items that cannot be queued fail (see the module docstring).
         close_timeout: Seconds a closing writer keeps retrying a database that is down.
+        unawaited_delay: Seconds a batch may keep filling while none of its items has a sender waiting for it
+            (submitted with ``awaited=False``: the hub's own records, such as devices connecting); the batch
+            goes at once when an awaited item joins it. A fleet reconnecting then writes a few large batches
+            instead of many small ones.
         on_committed: Called with each committed batch and its codes (after the futures are resolved).
     """
 
@@ -151,6 +156,7 @@ class IngestWriter(Generic[T]):
         max_retry_delay: float = 2.0,
         hold_timeout: float = 30.0,
         close_timeout: float = 5.0,
+        unawaited_delay: float = 0.0,
         on_committed: Callable[[Sequence[T], Sequence[int]], None] | None = None,
     ) -> None:
         if capacity < 1 or max_batch < 1:
@@ -164,10 +170,13 @@ class IngestWriter(Generic[T]):
         self.max_retry_delay = max_retry_delay
         self.hold_timeout = hold_timeout
         self.close_timeout = close_timeout
+        self.unawaited_delay = unawaited_delay
         self._on_committed = on_committed
         self._queue: deque[_Pending[T]] = deque()
         self._parked: deque[_Pending[T]] = deque()
         self._wakeup = asyncio.Event()
+        self._urgent = asyncio.Event()
+        """Set when the batch filling for ``unawaited_delay`` must go now (an awaited item, a full batch, closing)."""
         self._task: asyncio.Task[None] | None = None
         self._connection: AsyncConnection | None = None
         self.state = WriterState.CREATED
@@ -189,6 +198,8 @@ class IngestWriter(Generic[T]):
         """The current episode of failing writes, or None while writes succeed."""
         self._closing_since = 0.0
         self._writing = 0
+        self._awaited = 0
+        """Queued and parked items submitted with ``awaited=True``."""
 
     @property
     def queued(self) -> int:
@@ -219,6 +230,7 @@ class IngestWriter(Generic[T]):
         self.state = WriterState.CLOSING
         self._closing_since = time.monotonic()
         self._wakeup.set()
+        self._urgent.set()
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -226,14 +238,19 @@ class IngestWriter(Generic[T]):
             pending.future.cancel()
         self._queue.clear()
         self._parked.clear()
+        self._awaited = 0
         if self._connection is not None:
             with contextlib.suppress(Exception):
                 await self._connection.close()
             self._connection = None
         self.state = WriterState.CLOSED
 
-    def submit(self, item: T, *, policy: QueueFullPolicy = QueueFullPolicy.PAUSE_PUBLISHER) -> asyncio.Future[int]:
+    def submit(
+        self, item: T, *, policy: QueueFullPolicy = QueueFullPolicy.PAUSE_PUBLISHER, awaited: bool = True
+    ) -> asyncio.Future[int]:
         """Queue an item; the future resolves to its reason code once its batch has committed.
+
+        ``awaited=False`` says that no sender waits for the item (see ``unawaited_delay``).
 
         With ``DROP_NEWEST`` and a full queue the item is dropped and the returned future is
         already resolved to ``QUOTA_EXCEEDED`` (0x97). With ``PAUSE_PUBLISHER``, a full queue and
@@ -245,10 +262,13 @@ class IngestWriter(Generic[T]):
         if self.state is not WriterState.RUNNING:
             raise StateError(f"the ingest writer is not running (it is {self.state.value})")
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        pending = _Pending(item, future)
+        pending = _Pending(item, future, awaited)
         if len(self._queue) < self.capacity and not self._parked:
             self._queue.append(pending)
+            self._awaited += awaited
             self._wakeup.set()
+            if awaited or len(self._queue) >= self.max_batch:
+                self._urgent.set()
         elif policy is QueueFullPolicy.DROP_NEWEST:
             self.dropped += 1
             future.set_result(ReasonCode.QUOTA_EXCEEDED)
@@ -257,7 +277,21 @@ class IngestWriter(Generic[T]):
         else:
             self.parked_total += 1
             self._parked.append(pending)
+            self._awaited += awaited
+            self._urgent.set()
         return future
+
+    async def _fill(self) -> None:
+        """Let the batch fill: ``max_delay``, then up to ``unawaited_delay`` while nobody waits for its items."""
+        if self.max_delay <= 0 or len(self._queue) >= self.max_batch or self.state is not WriterState.RUNNING:
+            return
+        await asyncio.sleep(self.max_delay)
+        longer = self.unawaited_delay - self.max_delay
+        if longer <= 0 or self._awaited or len(self._queue) >= self.max_batch or self.state is not WriterState.RUNNING:
+            return
+        self._urgent.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._urgent.wait(), longer)
 
     async def _run(self) -> None:
         while True:
@@ -267,10 +301,10 @@ class IngestWriter(Generic[T]):
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            if self.max_delay > 0 and len(self._queue) < self.max_batch and self.state is WriterState.RUNNING:
-                await asyncio.sleep(self.max_delay)
+            await self._fill()
             count = min(self.max_batch, len(self._queue))
             batch = [self._queue.popleft() for _ in range(count)]
+            self._awaited -= sum(pending.awaited for pending in batch)
             while self._parked and len(self._queue) < self.capacity:
                 self._queue.append(self._parked.popleft())
             self._writing = len(batch)
@@ -281,6 +315,7 @@ class IngestWriter(Generic[T]):
                     pending.future.cancel()
                 self._queue.clear()
                 self._parked.clear()
+                self._awaited = 0
                 return
             self._writing = 0
             self._finish(batch, codes)
@@ -383,7 +418,9 @@ class IngestWriter(Generic[T]):
         await asyncio.sleep(delay)
         if self._holding_expired():
             while self._parked:
-                self._release(self._parked.popleft())
+                pending = self._parked.popleft()
+                self._awaited -= pending.awaited
+                self._release(pending)
 
     def _holding_expired(self) -> bool:
         outage = self.outage

@@ -233,3 +233,36 @@ async def test_a_locked_database_delays_the_acknowledgement(tmp_path: Path) -> N
                 blocker.close()
                 assert await asyncio.wait_for(future, 30) == 0
         assert await _count(database) == 1
+
+
+async def test_items_nobody_awaits_wait_for_company_until_an_awaited_item_comes(database: Database) -> None:
+    store = RecordingStore()
+    writer: IngestWriter[int] = IngestWriter(database, store, max_delay=0.002, unawaited_delay=30.0)
+    async with writer:
+        quiet = [writer.submit(n, awaited=False) for n in (1, 2)]
+        await asyncio.sleep(0.05)
+        quiet.append(writer.submit(3, awaited=False))
+        await asyncio.sleep(0.05)
+        assert store.batches == []  # still filling: nobody waits for these
+        assert await asyncio.wait_for(writer.submit(4), 5) == ReasonCode.SUCCESS
+        assert [future.result() for future in quiet] == [ReasonCode.SUCCESS] * 3
+        assert store.batches == [[1, 2, 3, 4]]
+        later = writer.submit(5, awaited=False)
+        await asyncio.sleep(0.05)
+        assert not later.done()
+        # Closing does not wait out the delay: what is queued is written at once.
+        await asyncio.wait_for(writer.close(), 5)
+    assert later.result() == ReasonCode.SUCCESS
+    assert store.batches == [[1, 2, 3, 4], [5]]
+    assert await _count(database) == 5
+
+
+async def test_a_full_batch_of_items_nobody_awaits_goes_at_once(database: Database) -> None:
+    store = RecordingStore()
+    writer: IngestWriter[int] = IngestWriter(database, store, max_batch=3, unawaited_delay=30.0)
+    async with writer:
+        futures = [writer.submit(n, awaited=False) for n in range(2)]
+        await asyncio.sleep(0.05)
+        futures.append(writer.submit(2, awaited=False))
+        assert await asyncio.wait_for(asyncio.gather(*futures), 5) == [ReasonCode.SUCCESS] * 3
+    assert store.batches == [[0, 1, 2]]
