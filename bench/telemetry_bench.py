@@ -49,6 +49,7 @@ from typing import Any, cast
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from broker_bench import machine
+from loadgen import run_loop
 from report import finite, save, update
 from tests.support.postgres import _as_postgres_user, find_postgres_bin, free_port
 
@@ -57,14 +58,6 @@ WARMUP = 2.0
 
 
 # --- server process --------------------------------------------------------------------------------
-
-
-def _run(coro: Any) -> Any:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)
 
 
 async def _serve(url: str, devices: int, pipe: Connection) -> None:
@@ -297,7 +290,7 @@ async def _load(port: int, devices: list[tuple[str, str, int]], rate: float, sec
 
 
 def _load_main(port: int, devices: list[tuple[str, str, int]], rate: float, seconds: float, pipe: Connection) -> None:
-    pipe.send(_run(_load(port, devices, rate, seconds)))
+    pipe.send(run_loop(_load(port, devices, rate, seconds)))
 
 
 # --- databases and orchestration -----------------------------------------------------------------

@@ -431,6 +431,7 @@ class Hub:
         # Runs after the broker stopped and before the database closes: the last uses noted get written and the
         # connections held for lookups go back.
         self._stack.push_async_callback(self._authenticator.settle)
+        self._stack.push_async_callback(directory.settle)
         # With an external broker the hubs share its queues of recorded filters (see messaging/shared.py).
         shared: SharedRecording | None = None
         if settings.broker == "rabbitmq":

@@ -142,8 +142,18 @@ class DatabaseAuthenticator:
             if entry is not None:
                 self._note_use(MqttApiToken if key[0] == "app" else DeviceToken, entry)
                 self.accepted[entry.principal.kind] += 1
+                if self.cache.refresh_due(entry):
+                    self.cache.refresh(self._refresh(info, key, entry.principal.id))
                 return entry.principal
         return self._authenticate(info, key)
+
+    async def _refresh(self, info: ConnectInfo, key: tuple[str, ...], principal_id: str) -> None:
+        """Check a remembered credential again (see :mod:`~mqtthub.auth.credential_cache`): a fresh entry, or none."""
+        try:
+            await self._identify(info, key)
+        except _Refusal as refusal:
+            logger.debug("a remembered MQTT credential is now refused: %s", refusal.detail)
+            self.cache.forget(principal_id)
 
     async def authenticate(self, info: ConnectInfo) -> Principal:
         """Return the client's principal or raise :class:`AuthenticationRefused` (0x87): :meth:`admit`, awaited."""
@@ -164,6 +174,7 @@ class DatabaseAuthenticator:
 
         Called before the database closes; the authenticator keeps working afterwards.
         """
+        await self.cache.settle()
         await self.last_used.settle()
         for lookup in (self._api_tokens, self._device_tokens, self._organizations):
             await lookup.settle()

@@ -9,16 +9,30 @@ Revocation stays immediate: every change that disconnects clients goes through
 ``Broker.invalidate(principal_id)`` (:mod:`mqtthub.auth.live` after a commit, and the
 credential revalidator for changes made elsewhere), which calls
 :meth:`CredentialCache.forget`. The TTL only bounds what no hub can be told about.
+
+Entries in use are refreshed ahead of their expiry: the first hit past half the TTL
+(:meth:`CredentialCache.refresh_due`) starts a background check of the credential while the
+cached answer, still within its TTL, is given. A credential used steadily is then never
+looked up while a client waits, and entries stored together (a fleet reconnecting at once)
+do not all expire together into a burst of database lookups. A refresh that finds the
+credential refused forgets the principal; one that cannot reach the database leaves the entry
+to expire at its TTL, as before.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Coroutine, Hashable
 from dataclasses import dataclass
 from datetime import datetime
 
 from mqtthub.broker.hooks import Principal
+
+logger = logging.getLogger(__name__)
+REFRESH_AFTER = 0.5
+"""Fraction of the TTL after which a hit starts a background refresh of its entry."""
 
 
 @dataclass(slots=True)
@@ -30,6 +44,8 @@ class CachedCredential:
     token_id: str | None = None
     last_used: datetime | None = None
     """The token's last recorded use (None: never)."""
+    refreshing: bool = False
+    """A background refresh of this entry has been started."""
 
 
 class CredentialCache:
@@ -51,6 +67,9 @@ class CredentialCache:
         self._by_principal: dict[str, set[Hashable]] = {}
         self.hits = 0
         self.misses = 0
+        self.refreshes = 0
+        """Background refreshes started."""
+        self._refreshing: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -82,6 +101,31 @@ class CredentialCache:
         self._entries[key] = entry
         self._by_principal.setdefault(principal.id, set()).add(key)
         return entry
+
+    def refresh_due(self, entry: CachedCredential) -> bool:
+        """True once per entry, on the first hit past half its TTL: the caller refreshes it (:meth:`refresh`)."""
+        if entry.refreshing or self._clock() - entry.stored_at < self._ttl * REFRESH_AFTER:
+            return False
+        entry.refreshing = True
+        return True
+
+    def refresh(self, check: Coroutine[None, None, None]) -> None:
+        """Run ``check`` (which puts a fresh entry, or forgets the principal) in the background."""
+        self.refreshes += 1
+        task = asyncio.get_running_loop().create_task(self._run_refresh(check))
+        self._refreshing.add(task)
+        task.add_done_callback(self._refreshing.discard)
+
+    async def _run_refresh(self, check: Coroutine[None, None, None]) -> None:
+        try:
+            await check
+        except Exception as exc:  # the database is away: the entry expires at its TTL, as without a refresh
+            logger.debug("credential refresh failed: %s: %s", type(exc).__name__, exc)
+
+    async def settle(self) -> None:
+        """Wait for the refreshes under way (before the database closes)."""
+        while self._refreshing:
+            await asyncio.gather(*self._refreshing, return_exceptions=True)
 
     def forget(self, principal_id: str) -> None:
         """Drop every entry of a principal (its credential or rights changed)."""

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from mqtthub.auth.acl import TopicRules
 from mqtthub.auth.bootstrap import bootstrap_first_run
 from mqtthub.auth.broker_hooks import DatabaseAuthenticator, TopicAuthorizer
+from mqtthub.auth.credential_cache import CredentialCache
 from mqtthub.auth.device_tokens import issue_device_token, revoke_device_token
 from mqtthub.auth.devices import create_device, set_device_enabled
 from mqtthub.auth.mqtt_tokens import issue_api_token, revoke_api_token
@@ -324,3 +325,37 @@ async def test_remembered_answers_only_for_credentials_accepted_before(world: Wo
     assert remembered(auth, device) is None
     assert remembered(auth, app) == accepted[1]
     await auth.last_used.settle()
+
+
+async def test_a_credential_in_use_is_refreshed_before_it_expires(world: World, tmp_path: Path) -> None:
+    now = [1000.0]
+    auth = authenticator(world, tmp_path, mqtt_auth_cache_ttl=10.0)
+    auth.cache = CredentialCache(10.0, 100, clock=lambda: now[0])
+    device = connect(world.device_id, world.device_token)
+    await auth.authenticate(device)
+    queries = auth.lookup_queries
+    now[0] += 4.0  # before half the TTL: a plain hit
+    assert isinstance(auth.admit(device), Principal)
+    assert auth.cache.refreshes == 0
+    now[0] += 2.0  # past it: the hit still answers at once, and the credential is checked again meanwhile
+    assert isinstance(auth.admit(device), Principal)
+    assert isinstance(auth.admit(device), Principal)
+    await auth.cache.settle()
+    assert auth.cache.refreshes == 1  # once per entry
+    assert auth.lookup_queries == queries + 1
+    now[0] += 9.0  # 15 s after the first lookup, 9 s after the refresh: still remembered (and refreshed again)
+    assert isinstance(auth.admit(device), Principal)
+    await auth.cache.settle()
+    assert auth.cache.refreshes == 2
+
+    # Revoked where this hub is not told (another process): the next refresh finds it and forgets it.
+    async with world.database.session() as session:
+        record = (await session.scalars(select(DeviceToken))).one()
+        record.revoked_at = utcnow()
+    now[0] += 6.0
+    assert isinstance(auth.admit(device), Principal)  # within its TTL, as the cache promises
+    await auth.cache.settle()
+    admitted = auth.admit(device)
+    assert not isinstance(admitted, Principal)  # no longer remembered: checked, and refused
+    with pytest.raises(AuthenticationRefused):
+        await admitted
