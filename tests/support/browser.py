@@ -7,7 +7,8 @@ on a developer machine and fails in CI). Playwright never downloads a browser of
 exception, and any request (WebSockets included) to a host other than the hub are recorded as problems,
 and :meth:`ConsoleTab.assert_clean` fails the test on them. Requests elsewhere are also aborted, so no
 traffic leaves the machine. A test that provokes an error answer on purpose names it with
-:meth:`ConsoleTab.expect_error`.
+:meth:`ConsoleTab.expect_error`. Confirmation dialogs are accepted and their messages kept in
+:attr:`ConsoleTab.confirmed`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from urllib.parse import urlsplit
 from playwright.async_api import (
     Browser,
     ConsoleMessage,
+    Dialog,
     Page,
     Request,
     Route,
@@ -68,6 +70,8 @@ class ConsoleTab:
     base_url: str
     problems: list[str] = field(default_factory=list)
     expected: list[re.Pattern[str]] = field(default_factory=list)
+    confirmed: list[str] = field(default_factory=list)
+    """The messages of the confirmation dialogs the page asked, each accepted."""
 
     def url(self, path: str) -> str:
         """The absolute URL of ``path`` on the hub."""
@@ -80,6 +84,12 @@ class ConsoleTab:
     def _on_console(self, message: ConsoleMessage) -> None:
         if message.type == "error" and not any(p.search(message.text) for p in self.expected):
             self.problems.append(f"console error: {message.text} at {message.location.get('url')}")
+
+    async def _on_dialog(self, dialog: Dialog) -> None:
+        # Every confirmation is accepted (a test clicks what it means to confirm); one handler for the tab's life,
+        # so no dialog can arrive between a test's click and a handler it registered for it.
+        self.confirmed.append(dialog.message)
+        await dialog.accept()
 
     def _outside(self, url: str) -> bool:
         parts = urlsplit(url)
@@ -127,6 +137,7 @@ async def console_tab(browser: Browser, base_url: str, viewport: str) -> AsyncIt
     page = await context.new_page()
     tab = ConsoleTab(page, base_url)
     page.on("console", tab._on_console)
+    page.on("dialog", tab._on_dialog)
     page.on("pageerror", lambda error: tab.problems.append(f"uncaught exception: {error}"))
     page.on("request", tab._on_request)
     page.on("websocket", tab._on_websocket)

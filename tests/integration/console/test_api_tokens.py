@@ -68,7 +68,6 @@ async def test_create_use_and_revoke_a_token(hub: LocalHub, admin_tab: ConsoleTa
         sent = app.client.publish("alerts/kitchen", b"smoke", qos=1)
         await asyncio.to_thread(sent.wait_for_publish, 10)
         assert app.acks == [0]
-        page.once("dialog", lambda dialog: dialog.accept())
         await row.get_by_role("button", name="Revoke").click()
         await expect(row).to_contain_text("revoked")
         assert await asyncio.to_thread(app.dropped.wait, 10)

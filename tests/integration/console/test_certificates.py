@@ -38,7 +38,6 @@ async def test_issue_download_once_and_revoke(hub: LocalHub, admin_tab: ConsoleT
 
     row = page.locator("table.certificates tbody tr")
     await expect(row).to_have_count(1)
-    page.once("dialog", lambda dialog: dialog.accept())
     await row.get_by_role("button", name="Revoke").click()
     await expect(row).to_contain_text("revoked")
     listed = (await hub.client.get(f"/api/v1/organizations/{org}/certificates")).json()["certificates"]

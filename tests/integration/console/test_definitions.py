@@ -89,7 +89,6 @@ async def test_definitions_are_made_changed_and_deleted_and_apply_to_the_next_re
     await _reading(hub, device_id, token, definition_id, 101)
     assert await _alerts(hub, device_id) == [101, 95]
 
-    page.once("dialog", lambda dialog: dialog.accept())
     await page.get_by_role("button", name="Delete level").click()
     await expect(page.get_by_text("No definitions yet")).to_be_visible()
     listed = await hub.client.get(f"/api/v1/devices/{device_id}/telemetry-definitions")

@@ -57,7 +57,6 @@ async def test_create_a_device_and_token_and_see_it_online_live(hub: LocalHub, a
         await admin_tab.open("Devices")
         await expect(page.locator(f'tr[data-device-id="{device_id}"]')).to_contain_text("online")
         await page.get_by_role("link", name="boiler sensor").click()
-        page.once("dialog", lambda dialog: dialog.accept())
         await page.locator("table.tokens").get_by_role("button", name="Revoke").click()
         await expect(page.locator("table.tokens")).to_contain_text("revoked")
         await expect(status).to_have_text("offline", timeout=5000)
@@ -69,9 +68,9 @@ async def test_create_a_device_and_token_and_see_it_online_live(hub: LocalHub, a
     await page.get_by_role("button", name="Save").click()
     await expect(page.get_by_role("heading", level=1)).to_contain_text("boiler sensor (old)")
     await expect(page.get_by_role("heading", level=1)).to_contain_text("disabled")
-    page.once("dialog", lambda dialog: dialog.accept())
     await page.get_by_role("button", name="Delete device").click()
     await expect(page).to_have_url(re.compile(r"/devices$"))
+    assert admin_tab.confirmed[-1].startswith("Delete boiler sensor (old) with its tokens")  # asked before deleting
     await expect(page.get_by_text("No devices yet")).to_be_visible()
     devices = await hub.client.get(f"/api/v1/organizations/{page.url.split('/')[-2]}/devices")
     assert devices.json()["count"] == 0

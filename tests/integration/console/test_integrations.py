@@ -216,7 +216,6 @@ async def test_subscription_actions_show_their_errors_next_to_the_field(hub: Loc
     await expect(rows.nth(0).locator("td").nth(1)).to_have_text("store")
     await expect(rows.nth(1).locator("td").nth(1)).to_have_text("republish")
     for _ in range(2):
-        page.once("dialog", lambda dialog: dialog.accept())
         await rows.first.get_by_role("button", name="Remove").click()
         await page.wait_for_load_state()
     await expect(page.get_by_text("No actions yet")).to_be_visible()
@@ -247,7 +246,6 @@ async def test_email_templates_show_their_errors_next_to_the_field(hub: LocalHub
     assert [(each["name"], each["recipients"]) for each in listed] == [
         ("welcome", ["{{ event.email }}", "ops@example.com"])
     ]
-    page.once("dialog", lambda dialog: dialog.accept())
     await row.get_by_role("button", name="Delete").click()
     await expect(page.get_by_text("No e-mail templates yet")).to_be_visible()
 
