@@ -122,11 +122,18 @@ class PostgresServer:
 
 
 @contextmanager
-def postgres_server() -> Iterator[str]:
-    """Run a throw-away server on 127.0.0.1 and yield its base URL ``postgresql+asyncpg://postgres@host:port``."""
+def running_postgres() -> Iterator[PostgresServer]:
+    """Run a throw-away server on 127.0.0.1 (a test may stop and start it meanwhile); close it afterwards."""
     server = PostgresServer()
     try:
         server.start()
-        yield server.url
+        yield server
     finally:
         server.close()
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """Run a throw-away server on 127.0.0.1 and yield its base URL ``postgresql+asyncpg://postgres@host:port``."""
+    with running_postgres() as server:
+        yield server.url

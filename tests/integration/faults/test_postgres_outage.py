@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import require
 from tests.integration.telemetry.hubflows import started_hub
 from tests.integration.telemetry.outage import Fault, ride_out_an_outage
-from tests.support.postgres import PostgresServer, find_postgres_bin
+from tests.support.postgres import PostgresServer, find_postgres_bin, running_postgres
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -21,12 +21,8 @@ pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 def server() -> Iterator[PostgresServer]:
     """A server of the test's own: it is stopped and started again."""
     require(find_postgres_bin() is not None, "PostgreSQL (apt-get install postgresql)")
-    server = PostgresServer()
-    try:
-        server.start()
+    with running_postgres() as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.mark.parametrize("mode", ["fast", "immediate"])

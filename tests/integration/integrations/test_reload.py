@@ -22,7 +22,7 @@ from tests.conftest import require
 from tests.integration.integrations.conftest import wait_until
 from tests.integration.integrations.mosquitto import PASSWORD, USERNAME, Mosquitto
 from tests.integration.integrations.seeding import SECRETS, seed, settings_for
-from tests.support.postgres import PostgresServer, find_postgres_bin
+from tests.support.postgres import PostgresServer, find_postgres_bin, running_postgres
 
 pytestmark = pytest.mark.postgres
 
@@ -31,12 +31,8 @@ pytestmark = pytest.mark.postgres
 def server() -> Iterator[PostgresServer]:
     """A PostgreSQL server of the test's own: it is stopped and started again."""
     require(find_postgres_bin() is not None, "PostgreSQL (apt-get install postgresql)")
-    server = PostgresServer()
-    try:
-        server.start()
+    with running_postgres() as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture
