@@ -32,6 +32,7 @@ from mqtthub.broker import Broker, BrokerConfig, ListenerConfig
 from mqtthub.broker.hooks import Action, ConnectInfo, Principal
 from mqtthub.broker.persistence import StateStore
 from mqtthub.brokerstate import SQLiteStateStore
+from mqtthub.memory import tune_collector
 
 _ANONYMOUS = Principal(id="anonymous", kind="anonymous")
 
@@ -88,6 +89,7 @@ async def _serve(port: int, max_connections: int, store: StateStore | None, pers
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     async with Broker(config, authenticator=allow, authorizer=allow, state_store=store) as broker:
+        tune_collector()  # as `mqtthub serve` does once it has started
         print(f"ready {broker.addresses['tcp'][1]}", flush=True)
         await stop.wait()
         # The counters say what the broker dropped and why (queue bounds), which a client cannot tell.

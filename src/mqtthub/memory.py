@@ -20,6 +20,26 @@ from collections.abc import Callable
 
 logger = logging.getLogger(__name__)
 
+COLLECTOR_THRESHOLDS = (50_000, 20, 100)
+"""Allocations between young collections, young collections per middle one, middle ones per full one.
+
+CPython's defaults (700, 10, 10) suit scripts. A broker admitting thousands of clients a second allocates
+700 objects in a fraction of a millisecond, and every client it keeps adds objects that the full collections
+walk again and again: under a reconnect storm the defaults spent about a seventh of the event loop's time
+collecting. Cyclic garbage still goes within a young collection, milliseconds under load.
+"""
+
+
+def tune_collector() -> None:
+    """Settle the garbage collector for a long-running server, once start-up is done.
+
+    What start-up built (modules, routes, caches) lives as long as the process: frozen, it stays out of every
+    later collection, including the full one at exit, which otherwise delays the exit by seconds. Collections
+    then run at :data:`COLLECTOR_THRESHOLDS`.
+    """
+    gc.freeze()
+    gc.set_threshold(*COLLECTOR_THRESHOLDS)
+
 
 def _malloc_trim() -> Callable[[int], int] | None:
     name = ctypes.util.find_library("c")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,9 @@ from mqtthub.auth.bootstrap import bootstrap_first_run
 from mqtthub.auth.passwords import verify_password
 from mqtthub.db import Base, Database
 from mqtthub.db.migrate import upgrade
+from mqtthub.db.rows import fetch_all, in_list, json_value, utc
 from mqtthub.errors import StateError
-from mqtthub.models import Organization, User, UserRole
+from mqtthub.models import MqttApiToken, Organization, User, UserRole
 
 
 def _schema_differences(connection: Connection) -> list[object]:
@@ -91,3 +93,37 @@ async def test_database_is_opened_once(tmp_path: Path) -> None:
             await database.__aenter__()
     with pytest.raises(StateError):
         await database.__aenter__()
+
+
+async def test_one_hop_reads_give_what_the_orm_gives(database_url: str) -> None:
+    """fetch_all with utc/json_value reads datetimes, flags and JSON as the models do, on both databases."""
+    await upgrade(database_url)
+    async with Database(database_url) as database:
+        async with database.session() as session:
+            organization = Organization(name="Rows", short_id="rows0001")
+            session.add(organization)
+            await session.flush()
+            token = MqttApiToken(
+                organization_id=organization.id,
+                name="reader",
+                token_hash="h" * 64,
+                hint="mqh_mqtt_rows0001_abcd…",
+                subscribe=["device/+/telemetry/#"],
+                publish=[],
+                expires_at=datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=UTC),
+            )
+            session.add(token)
+        async with database.session() as session:
+            stored = await session.get(MqttApiToken, token.id)
+            assert stored is not None
+        async with database.autocommit() as connection:
+            marks, parameters = in_list(["h" * 64, "missing"])
+            sql = "SELECT id, expires_at, revoked_at, subscribe, publish FROM mqtt_api_tokens WHERE token_hash IN "
+            rows = await fetch_all(connection, sql + marks, parameters)
+    assert len(rows) == 1
+    token_id, expires, revoked, subscribe, publish = rows[0]
+    assert token_id == stored.id
+    assert utc(expires) == stored.expires_at == datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+    assert utc(revoked) is None
+    assert json_value(subscribe) == stored.subscribe == ["device/+/telemetry/#"]
+    assert json_value(publish) == []

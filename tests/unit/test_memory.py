@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 
-from mqtthub.memory import MemoryReleaser
+from mqtthub.memory import COLLECTOR_THRESHOLDS, MemoryReleaser, tune_collector
 
 
 def test_memory_is_released_after_a_large_drop_only() -> None:
@@ -30,3 +31,14 @@ async def test_the_loop_checks_every_interval_until_cancelled() -> None:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     assert len(looks) >= 3
+
+
+def test_the_collector_is_settled_for_a_server() -> None:
+    before = gc.get_threshold()
+    try:
+        tune_collector()
+        assert gc.get_threshold() == COLLECTOR_THRESHOLDS
+        assert gc.get_freeze_count() > 0  # what existed is out of later collections
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)

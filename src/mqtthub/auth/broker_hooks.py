@@ -60,6 +60,7 @@ from mqtthub.config import Settings
 from mqtthub.crypto import SecretBox
 from mqtthub.db import Database
 from mqtthub.db.base import utcnow
+from mqtthub.db.rows import fetch_all, in_list, json_value, utc
 from mqtthub.errors import AuthenticationRefused, RateLimitedError, UnavailableError
 from mqtthub.models import ClientCertificate, Device, DeviceToken, MqttApiToken, Organization, User, UserRole
 from mqtthub.mqtt.reason_codes import ReasonCode
@@ -401,43 +402,35 @@ class DatabaseAuthenticator:
         return {} if row is None else dict.fromkeys(keys, row._tuple())
 
 
+_API_TOKENS_SQL = (
+    "SELECT t.token_hash, t.id, t.revoked_at, t.expires_at, t.last_used_at, t.publish, t.subscribe, o.id, o.short_id"
+    " FROM mqtt_api_tokens t JOIN organizations o ON o.id = t.organization_id WHERE t.token_hash IN "
+)
+_DEVICE_TOKENS_SQL = (
+    "SELECT t.token_hash, t.id, d.id, t.revoked_at, t.expires_at, t.last_used_at, d.enabled, o.id, o.short_id"
+    " FROM device_tokens t JOIN devices d ON d.id = t.device_id JOIN organizations o ON o.id = d.organization_id"
+    " WHERE t.token_hash IN "
+)
+
+
 async def _fetch_api_tokens(connection: AsyncConnection, hashes: list[str]) -> dict[str, tuple[Any, ...]]:
-    statement = (
-        select(
-            MqttApiToken.token_hash,
-            MqttApiToken.id,
-            MqttApiToken.revoked_at,
-            MqttApiToken.expires_at,
-            MqttApiToken.last_used_at,
-            MqttApiToken.publish,
-            MqttApiToken.subscribe,
-            Organization.id,
-            Organization.short_id,
+    marks, parameters = in_list(hashes)
+    return {
+        token_hash: (token_id, utc(revoked), utc(expires), utc(used), json_value(publish), json_value(subscribe), *org)
+        for token_hash, token_id, revoked, expires, used, publish, subscribe, *org in await fetch_all(
+            connection, _API_TOKENS_SQL + marks, parameters
         )
-        .join(Organization, Organization.id == MqttApiToken.organization_id)
-        .where(MqttApiToken.token_hash.in_(hashes))
-    )
-    return {row[0]: tuple(row[1:]) for row in await connection.execute(statement)}
+    }
 
 
 async def _fetch_device_tokens(connection: AsyncConnection, hashes: list[str]) -> dict[str, tuple[Any, ...]]:
-    statement = (
-        select(
-            DeviceToken.token_hash,
-            DeviceToken.id,
-            Device.id,
-            DeviceToken.revoked_at,
-            DeviceToken.expires_at,
-            DeviceToken.last_used_at,
-            Device.enabled,
-            Organization.id,
-            Organization.short_id,
+    marks, parameters = in_list(hashes)
+    return {
+        token_hash: (token_id, device_id, utc(revoked), utc(expires), utc(used), bool(enabled), *org)
+        for token_hash, token_id, device_id, revoked, expires, used, enabled, *org in await fetch_all(
+            connection, _DEVICE_TOKENS_SQL + marks, parameters
         )
-        .join(Device, Device.id == DeviceToken.device_id)
-        .join(Organization, Organization.id == Device.organization_id)
-        .where(DeviceToken.token_hash.in_(hashes))
-    )
-    return {row[0]: tuple(row[1:]) for row in await connection.execute(statement)}
+    }
 
 
 def _address(info: ConnectInfo) -> str:

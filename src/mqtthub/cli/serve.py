@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import signal
@@ -17,6 +16,7 @@ from mqtthub.errors import ConfigurationError
 from mqtthub.filemodes import PRIVATE_UMASK
 from mqtthub.hub import Hub
 from mqtthub.logs import configure_logging
+from mqtthub.memory import tune_collector
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,5 @@ async def run_hub(settings: Settings, console: Console) -> None:
             host, port = hub.auth_backend_address
             console.print(f"Auth backend listening on http://{host}:{port}/auth-backend", highlight=False)
         console.file.flush()  # scripts and supervisors read these lines from a pipe
-        # What start-up built (modules, routes, caches) lives as long as the process: keep it out of every later
-        # garbage collection, including the full one at exit, which otherwise delays the exit by seconds.
-        gc.freeze()
+        tune_collector()
         await hub.run(stop)
