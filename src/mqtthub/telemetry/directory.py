@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mqtthub.models import Device, Organization, TelemetryDefinition
+from mqtthub.db.rows import fetch_all, in_list
+from mqtthub.models import Organization, TelemetryDefinition
+
+_DEVICES_SQL = (
+    "SELECT d.id, d.organization_id, o.short_id, d.enabled FROM devices d"
+    " JOIN organizations o ON o.id = d.organization_id WHERE d.id IN "
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,13 +92,12 @@ class Directory:
         if missing:
             self._trim()
             epoch = self._epoch
-            rows = await session.execute(
-                select(Device.id, Device.organization_id, Organization.short_id, Device.enabled)
-                .join(Organization, Organization.id == Device.organization_id)
-                .where(Device.id.in_(missing))
-            )
+            # In one round trip through the driver (see mqtthub.db.rows): a fleet reconnecting after a restart
+            # has every device's first status row ask for it.
+            marks, parameters = in_list(missing)
+            rows = await fetch_all(await session.connection(), _DEVICES_SQL + marks, parameters)
             for device_id, organization_id, short_id, enabled in rows:
-                info = DeviceInfo(device_id, organization_id, short_id, enabled)
+                info = DeviceInfo(device_id, organization_id, short_id, bool(enabled))
                 if epoch == self._epoch:
                     self._devices[device_id] = (now, info)
                     self._orgs[short_id] = (now, organization_id)
