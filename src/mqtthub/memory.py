@@ -3,10 +3,11 @@
 CPython frees small objects into its own arenas and larger ones through the C library's
 ``malloc``; neither hands the pages back to the system right away, so after a wave of
 clients disconnects the process would stay at its peak size. :class:`MemoryReleaser`
-watches the number of connected clients and, once it has fallen by ``drop`` since the
-last peak, runs a full garbage collection and (with glibc) ``malloc_trim``, which
-returns the free heap pages. Both take milliseconds on the event loop, which is why
-this happens only after a large drop, not on a timer alone.
+looks at the number of connected clients every second and, once it has fallen by ``drop``
+since the last peak and stopped falling (the wave is over), runs a full garbage collection
+and (with glibc) ``malloc_trim``, which returns the free heap pages. Both take milliseconds
+on the event loop, which is why this happens once after a large drop, not on a timer alone;
+a count that keeps falling for ``patience`` looks in a row is released anyway.
 """
 
 from __future__ import annotations
@@ -59,13 +60,19 @@ class MemoryReleaser:
         connections: Returns how many clients are connected now.
         interval: Seconds between two looks at the count.
         drop: Connections that must have gone since the last peak.
+        patience: Looks to wait for a falling count to settle.
     """
 
-    def __init__(self, connections: Callable[[], int], *, interval: float = 5.0, drop: int = 1_000) -> None:
+    def __init__(
+        self, connections: Callable[[], int], *, interval: float = 1.0, drop: int = 1_000, patience: int = 10
+    ) -> None:
         self._connections = connections
         self._interval = interval
         self._drop = drop
+        self._patience = patience
         self._peak = 0
+        self._last = 0
+        self._waited = 0
         self._trim = _malloc_trim()
         self.releases = 0
         """Times memory was released so far."""
@@ -73,10 +80,15 @@ class MemoryReleaser:
     def check(self) -> bool:
         """Look at the count once; release memory if it fell far enough. True if it did."""
         count = self._connections()
+        last, self._last = self._last, count
         if self._peak - count < self._drop:
             self._peak = max(self._peak, count)
             return False
+        if count < last and self._waited < self._patience:
+            self._waited += 1  # still falling: what closes next is released with it
+            return False
         self._peak = count
+        self._waited = 0
         gc.collect()
         if self._trim is not None:
             self._trim(0)

@@ -151,7 +151,8 @@ class Connection(asyncio.Protocol):
         """Inbound: aliases the client set, towards the broker (made with the first one)."""
         self.aliases_out: OutboundAliases | None = None
         """Outbound: aliases the broker sets towards a 5.0 client that allows them."""
-        self.acl: dict[tuple[Action, str], bool] = {}
+        self.acl: dict[tuple[Action, str], bool] | None = None
+        """The authorizer's answers for this connection; made with the first one."""
         self.acl_generation = 0
         """Bumped by ``invalidate`` so an answer obtained before it is not cached after it."""
         self.created_at = time.monotonic()
@@ -163,7 +164,8 @@ class Connection(asyncio.Protocol):
         self.pending_qos1 = 0
         """QoS 1 messages among them: with QoS 2 receipts, what counts against our receive maximum."""
         self._loop = asyncio.get_running_loop()
-        self._out: list[bytes] = []
+        self._out: list[bytes] | None = None
+        """Bytes for the next batched write; made by the first write after a flush (an idle connection keeps none)."""
         self._out_bytes = 0
         self._flush_handle: asyncio.Handle | None = None
         self._write_paused = False
@@ -342,7 +344,11 @@ class Connection(asyncio.Protocol):
         """Queue bytes for the batched write (see the module docstring)."""
         if self.state is ConnectionState.CLOSED:
             return
-        self._out.append(data)
+        out = self._out
+        if out is None:
+            self._out = [data]
+        else:
+            out.append(data)
         self._out_bytes += len(data)
         if self._out_bytes >= _FLUSH_THRESHOLD:
             # Hand a large batch to the transport now: uvloop runs many reads before any
@@ -409,7 +415,7 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         if not out or transport is None or transport.is_closing():
             return
-        self._out = []
+        self._out = None
         self.core.stats.bytes_sent += self._out_bytes
         self._out_bytes = 0
         transport.writelines(out)

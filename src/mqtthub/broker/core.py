@@ -442,7 +442,7 @@ class BrokerCore:
         self.authenticator.forget(principal_id)
         for conn in self.connections:
             if conn.principal is not None and conn.principal.id == principal_id:
-                conn.acl.clear()
+                conn.acl = None
                 conn.acl_generation += 1
         sessions = [s for s in self.sessions.values() if s.principal.id == principal_id and s.subscriptions]
         if sessions:

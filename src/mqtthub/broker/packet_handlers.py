@@ -108,9 +108,7 @@ def on_pubrel(conn: Connection, packet: Pubrel) -> None:
     """PUBREL for a QoS 2 message from the client: forget its id, answer PUBCOMP [MQTT-4.3.3-11]."""
     assert conn.session is not None
     session = conn.session
-    inbound = session.inbound_qos2
-    if packet.packet_id in inbound:
-        inbound.discard(packet.packet_id)
+    if session.release_qos2(packet.packet_id):
         session.changed()
         acknowledge_stored(conn, PUBCOMP, packet.packet_id)
     else:
@@ -129,8 +127,7 @@ def on_publish(conn: Connection, packet: Publish) -> Awaitable[None] | None:
             raise ProtocolError(f"QoS {qos} above the maximum [MQTT-3.2.2-11]", reason_code=0x9B)
         session = conn.session
         assert session is not None
-        inbound = session.inbound_qos2
-        if qos == 2 and packet.packet_id in inbound:
+        if qos == 2 and packet.packet_id in session.inbound_qos2:
             # A re-sent QoS 2 PUBLISH already accepted: acknowledge again, do not route twice [MQTT-4.3.3-10].
             conn.write_ack(PUBREC, packet.packet_id or 0)
             return None
@@ -141,11 +138,12 @@ def on_publish(conn: Connection, packet: Publish) -> Awaitable[None] | None:
             elif (outcome := session.inbound_qos1.get(packet_id)) is not None:
                 _acknowledge_resent(conn, packet_id, outcome)
                 return None
-        if conn.protocol_level == PROTOCOL_V5 and conn.pending_qos1 + len(inbound) >= conn.receive_maximum:
+        if conn.protocol_level == PROTOCOL_V5 and conn.pending_qos1 + len(session.inbound_qos2) >= conn.receive_maximum:
             raise ProtocolError("receive maximum exceeded [MQTT-3.3.4-9]", reason_code=0x93)
     if packet.retain and not conn.retain_available:
         raise ProtocolError("retain not available [MQTT-3.3.1-9]", reason_code=0x9A)
-    allowed = conn.acl.get((_PUBLISH, topic))
+    acl = conn.acl
+    allowed = acl.get((_PUBLISH, topic)) if acl is not None else None
     if allowed is None:
         # Topics in the authorization cache were validated when they entered it.
         validate_topic_name(topic)
@@ -184,7 +182,8 @@ def _resolve_alias(conn: Connection, topic: str, alias: int) -> str:
 async def authorized(conn: Connection, action: Action, topic: str) -> bool:
     """Ask the authorizer (answers cached per connection); failures deny."""
     key = (action, topic)
-    cached = conn.acl.get(key)
+    acl = conn.acl
+    cached = acl.get(key) if acl is not None else None
     if cached is not None:
         return cached
     principal = conn.principal
@@ -203,9 +202,12 @@ async def authorized(conn: Connection, action: Action, topic: str) -> bool:
         # Invalidated while the authorizer ran: use the answer once. Retained reads are asked once per
         # message on SUBSCRIBE and not again: caching them would only push publish answers out.
         return allowed
-    if len(conn.acl) >= conn.core.config.max_acl_cache_entries:
-        conn.acl.clear()
-    conn.acl[key] = allowed
+    acl = conn.acl
+    if acl is None:
+        acl = conn.acl = {}
+    elif len(acl) >= conn.core.config.max_acl_cache_entries:
+        acl.clear()
+    acl[key] = allowed
     return allowed
 
 
@@ -263,7 +265,7 @@ def accept_publish(conn: Connection, packet: Publish, topic: str, allowed: bool)
     )
     core.stats.messages_received += 1
     if qos == 2:
-        session.inbound_qos2.add(packet_id)
+        session.receive_qos2(packet_id)
         session.changed()
     sink = core.sink
     future = sink.offer(message) if sink is not None else None
@@ -379,7 +381,7 @@ def refuse_publish(conn: Connection, packet: Publish, reason_code: int) -> None:
     elif qos == 2:
         session = conn.session
         if session is not None and conn.protocol_level != PROTOCOL_V5:
-            session.inbound_qos2.add(packet_id)
+            session.receive_qos2(packet_id)
             session.changed()
         conn.write_ack(PUBREC, packet_id, reason_code)
 
@@ -394,7 +396,7 @@ def _sink_done(conn: Connection, message: BrokerMessage, packet_id: int, future:
         error = None if future.cancelled() else future.exception()
         conn.core.stats.sink_unavailable += 1
         if session is not None and message.qos == 2:
-            session.inbound_qos2.discard(packet_id)
+            session.release_qos2(packet_id)
             session.changed()
         elif session is not None:
             session.forget_qos1(packet_id, future)
@@ -415,7 +417,7 @@ def _sink_done(conn: Connection, message: BrokerMessage, packet_id: int, future:
         return
     conn.core.stats.sink_rejected += 1
     if message.qos == 2 and session is not None and conn.protocol_level == PROTOCOL_V5:
-        session.inbound_qos2.discard(packet_id)
+        session.release_qos2(packet_id)
         session.changed()
     acknowledge_stored(conn, PUBACK if message.qos == 1 else PUBREC, packet_id, code)
 

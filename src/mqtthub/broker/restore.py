@@ -41,7 +41,8 @@ def restore(core: BrokerCore, journal: StateJournal, state: StoredState) -> None
             continue
         restored += 1
         core.sessions[session.key] = session
-        session.inbound_qos2.update(record.inbound_qos2)
+        for packet_id in record.inbound_qos2:
+            session.receive_qos2(packet_id)
         for sub in record.subscriptions:
             options = (sub.qos, sub.no_local, sub.retain_as_published, sub.retain_handling, sub.identifier)
             core.subscribe(session, Subscription(session, sub.topic_filter, *options, sub.share_group))

@@ -41,7 +41,9 @@ class PacketReader:
     def __init__(self, *, protocol_level: int = PROTOCOL_V311, max_packet_size: int = MAX_VARINT) -> None:
         self.protocol_level = protocol_level
         self.max_packet_size = max_packet_size
-        self._chunks: list[bytes] = []
+        self._chunks: list[bytes] | None = None
+        """The incomplete tail, in chunks as they came; made when a packet spans reads (an idle connection has
+        none, and an empty list costs 56 bytes)."""
         self._chunks_size = 0
         self._needed = 0
 
@@ -66,14 +68,15 @@ class PacketReader:
                 before the body is buffered.
             ProtocolError: A well-formed packet the spec forbids (see the decoders).
         """
-        if self._chunks:
+        chunks = self._chunks
+        if chunks:
             chunk = bytes(data)
-            self._chunks.append(chunk)
+            chunks.append(chunk)
             self._chunks_size += len(chunk)
             if self._chunks_size < self._needed:
                 return []
-            buf = b"".join(self._chunks)
-            self._chunks.clear()
+            buf = b"".join(chunks)
+            self._chunks = None
         else:
             buf = bytes(data)
         packets: list[Packet] = []
@@ -115,7 +118,7 @@ class PacketReader:
             pos = end
         if pos < size:
             tail = buf[pos:]
-            self._chunks.append(tail)
+            self._chunks = [tail]
             self._chunks_size = len(tail)
             self._needed = needed
         else:
