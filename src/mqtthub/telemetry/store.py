@@ -93,16 +93,25 @@ _SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
 """How SQLAlchemy stores a (UTC) datetime in SQLite, so rows written past it read back the same."""
 
 
-def _status_sql(dialect: str) -> str:
-    # Executed through the driver's executemany like the readings: a fleet reconnecting writes a status row per
-    # device, and SQLAlchemy's per-row parameter processing cost several times what the database does with it.
+_SQLITE_STATUS_ROWS = 512
+"""Status rows per statement on SQLite (5,120 parameters, far below SQLite's limit of 32,766)."""
+
+
+def _status_sql(dialect: str, rows: int = 1) -> str:
+    """The status upsert: one row for PostgreSQL's executemany, ``rows`` rows in one statement for SQLite.
+
+    A fleet reconnecting writes a status row per device, and SQLAlchemy's per-row parameter processing cost several
+    times what the database does with it, hence plain SQL through the driver. On SQLite the rows also go in one
+    statement rather than through executemany, which steps SQLite once per row and hands the interpreter lock to and
+    from the event loop around each step: during a connection storm that cost more than the writes themselves.
+    """
     if dialect == "postgresql":
-        marks = ", ".join(f"${n}" for n in range(1, len(_STATUS_COLUMNS) + 1))
+        marks = "(" + ", ".join(f"${n}" for n in range(1, len(_STATUS_COLUMNS) + 1)) + ")"
     else:
-        marks = ", ".join("?" for _ in _STATUS_COLUMNS)
+        marks = ", ".join(["(" + ", ".join("?" for _ in _STATUS_COLUMNS) + ")"] * rows)
     kept = ", ".join(f"{column} = coalesce(excluded.{column}, device_status.{column})" for column in _STATUS_KEPT)
     return (
-        f"INSERT INTO device_status ({', '.join(_STATUS_COLUMNS)}) VALUES ({marks}) "  # noqa: S608 (constants)
+        f"INSERT INTO device_status ({', '.join(_STATUS_COLUMNS)}) VALUES {marks} "  # noqa: S608 (constants)
         f"ON CONFLICT (device_id) DO UPDATE SET online = excluded.online, status = excluded.status, {kept}"
     )
 
@@ -153,7 +162,7 @@ class TelemetryStore:
     def __init__(self, directory: Directory, *, wants_events: Callable[[str], bool] | None = None) -> None:
         self.directory = directory
         self.wants_events = wants_events or (lambda organization_id: True)
-        self._sql: dict[tuple[str, str], str] = {}
+        self._sql: dict[tuple[str, str, int], str] = {}
         self._statements: dict[str, Any] = {}
         self._last_touch: dict[str, int] = {}
 
@@ -428,9 +437,9 @@ class TelemetryStore:
                 driver: Any = raw.driver_connection
                 await driver.copy_records_to_table("telemetry_values", records=batch.values, columns=_VALUE_COLUMNS)
             else:
-                sql = self._sql.get(("values", dialect))
+                sql = self._sql.get(("values", dialect, 1))
                 if sql is None:
-                    sql = self._sql[("values", dialect)] = _values_sql(dialect)
+                    sql = self._sql[("values", dialect, 1)] = _values_sql(dialect)
                 await connection.exec_driver_sql(sql, batch.values)
         if batch.alerts:
             await session.execute(insert(_ALERTS), batch.alerts)
@@ -468,17 +477,30 @@ class TelemetryStore:
         self._statements[dialect] = statement
         return statement
 
+    def _status_statement(self, dialect: str, rows: int) -> str:
+        sql = self._sql.get(("status", dialect, rows))
+        if sql is None:
+            sql = self._sql[("status", dialect, rows)] = _status_sql(dialect, rows)
+        return sql
+
     async def _upsert_status(self, session: AsyncSession, dialect: str, batch: _Batch) -> None:
         for device_id, values in batch.statuses.items():
             if values["last_seen"] is not None:
                 self._last_touch[device_id] = int(values["last_seen"].timestamp() * 1000)
-        sql = self._sql.get(("status", dialect))
-        if sql is None:
-            sql = self._sql[("status", dialect)] = _status_sql(dialect)
         texts: dict[datetime, str] = {}
         params = [_status_params(values, dialect, texts) for values in batch.statuses.values()]
         connection = await session.connection()
-        await connection.exec_driver_sql(sql, params)
+        if dialect == "postgresql":
+            await connection.exec_driver_sql(self._status_statement(dialect, 1), params)
+        else:
+            for start in range(0, len(params), _SQLITE_STATUS_ROWS):
+                chunk = params[start : start + _SQLITE_STATUS_ROWS]
+                # Padded to a power of two with the last row again (writing a row twice leaves what writing it
+                # once does), so batches of every size share a handful of prepared statements.
+                size = 1 << (len(chunk) - 1).bit_length()
+                chunk += [chunk[-1]] * (size - len(chunk))
+                flat = tuple(value for row in chunk for value in row)
+                await connection.exec_driver_sql(self._status_statement(dialect, size), flat)
         # The rows are read back only to describe them to live listeners: a fleet reconnecting to a hub nobody
         # watches costs one upsert per batch, not a query and an ORM object per device as well.
         described = [

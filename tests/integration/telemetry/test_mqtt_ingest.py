@@ -10,7 +10,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from mqtthub.models import DeviceStatus, RejectedMessage, TelemetryAlert, TelemetryValue
+from mqtthub.db.base import new_id
+from mqtthub.models import Device, DeviceStatus, RejectedMessage, TelemetryAlert, TelemetryValue
 from mqtthub.mqtt.packets import PROTOCOL_V311, Puback, Publish
 from mqtthub.telemetry import TelemetryService
 from mqtthub.telemetry.ingest import Ingest, IngestKind, Source
@@ -196,6 +197,38 @@ async def test_status_moments_are_stored_exactly_and_compare_in_queries(stack: S
         assert list(await session.scalars(exact)) == [device_id]
         after = select(DeviceStatus.device_id).where(DeviceStatus.disconnected_at > disconnected)
         assert list(await session.scalars(after)) == []
+
+
+async def test_a_fleet_connecting_in_one_batch_gets_every_status_row(stack: Stack) -> None:
+    # On SQLite a batch's status rows go in statements of up to 512 rows, padded with the last row again: 700
+    # devices take two statements, 3 devices one padded to 4. Every row must say what happened to its device.
+    async with stack.database.session() as session:
+        fleet = [Device(id=new_id(), organization_id=stack.a.organization_id, name=f"f{n}") for n in range(700)]
+        session.add_all(fleet)
+    ids = [device.id for device in fleet]
+    connected = datetime(2026, 5, 1, 8, 0, 0, 125_000, tzinfo=UTC)
+    codes = await asyncio.gather(
+        *(
+            stack.telemetry.writer.submit(Ingest(IngestKind.CONNECTED, device_id, Source.BROKER, 1777622400125))
+            for device_id in ids
+        )
+    )
+    assert set(codes) == {0}
+    gone = ids[:3]
+    codes = await asyncio.gather(
+        *(
+            stack.telemetry.writer.submit(Ingest(IngestKind.DISCONNECTED, device_id, Source.BROKER, 1777622401000))
+            for device_id in gone
+        )
+    )
+    assert set(codes) == {0}
+    async with stack.database.session() as session:
+        rows = {row.device_id: row for row in await session.scalars(select(DeviceStatus))}
+    assert set(ids) <= set(rows)
+    assert all(rows[device_id].connected_at == connected for device_id in ids)
+    assert [device_id for device_id in ids if not rows[device_id].online] == gone
+    assert {rows[device_id].status for device_id in gone} == {"offline"}
+    assert {rows[device_id].status for device_id in ids[3:]} == {"online"}
 
 
 async def _is(value: Any, predicate: Callable[[Any], bool]) -> bool:
