@@ -118,8 +118,8 @@ async def test_one_hop_reads_give_what_the_orm_gives(database_url: str) -> None:
             assert stored is not None
         async with database.autocommit() as connection:
             marks, parameters = in_list(["h" * 64, "missing"])
-            sql = "SELECT id, expires_at, revoked_at, subscribe, publish FROM mqtt_api_tokens WHERE token_hash IN "
-            rows = await fetch_all(connection, sql + marks, parameters)
+            columns = "id, expires_at, revoked_at, subscribe, publish"
+            rows = await fetch_all(connection, columns, "FROM mqtt_api_tokens WHERE token_hash IN " + marks, parameters)
     assert len(rows) == 1
     token_id, expires, revoked, subscribe, publish = rows[0]
     assert token_id == stored.id

@@ -402,13 +402,15 @@ class DatabaseAuthenticator:
         return {} if row is None else dict.fromkeys(keys, row._tuple())
 
 
-_API_TOKENS_SQL = (
-    "SELECT t.token_hash, t.id, t.revoked_at, t.expires_at, t.last_used_at, t.publish, t.subscribe, o.id, o.short_id"
-    " FROM mqtt_api_tokens t JOIN organizations o ON o.id = t.organization_id WHERE t.token_hash IN "
+_API_LOOKUP_COLUMNS = (
+    "t.token_hash, t.id, t.revoked_at, t.expires_at, t.last_used_at, t.publish, t.subscribe, o.id, o.short_id"
 )
-_DEVICE_TOKENS_SQL = (
-    "SELECT t.token_hash, t.id, d.id, t.revoked_at, t.expires_at, t.last_used_at, d.enabled, o.id, o.short_id"
-    " FROM device_tokens t JOIN devices d ON d.id = t.device_id JOIN organizations o ON o.id = d.organization_id"
+_API_TOKENS_FROM = "FROM mqtt_api_tokens t JOIN organizations o ON o.id = t.organization_id WHERE t.token_hash IN "
+_DEVICE_LOOKUP_COLUMNS = (
+    "t.token_hash, t.id, d.id, t.revoked_at, t.expires_at, t.last_used_at, d.enabled, o.id, o.short_id"
+)
+_DEVICE_TOKENS_FROM = (
+    "FROM device_tokens t JOIN devices d ON d.id = t.device_id JOIN organizations o ON o.id = d.organization_id"
     " WHERE t.token_hash IN "
 )
 
@@ -418,7 +420,7 @@ async def _fetch_api_tokens(connection: AsyncConnection, hashes: list[str]) -> d
     return {
         token_hash: (token_id, utc(revoked), utc(expires), utc(used), json_value(publish), json_value(subscribe), *org)
         for token_hash, token_id, revoked, expires, used, publish, subscribe, *org in await fetch_all(
-            connection, _API_TOKENS_SQL + marks, parameters
+            connection, _API_LOOKUP_COLUMNS, _API_TOKENS_FROM + marks, parameters
         )
     }
 
@@ -428,7 +430,7 @@ async def _fetch_device_tokens(connection: AsyncConnection, hashes: list[str]) -
     return {
         token_hash: (token_id, device_id, utc(revoked), utc(expires), utc(used), bool(enabled), *org)
         for token_hash, token_id, device_id, revoked, expires, used, enabled, *org in await fetch_all(
-            connection, _DEVICE_TOKENS_SQL + marks, parameters
+            connection, _DEVICE_LOOKUP_COLUMNS, _DEVICE_TOKENS_FROM + marks, parameters
         )
     }
 

@@ -24,10 +24,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mqtthub.db.rows import fetch_all, in_list
 from mqtthub.models import Organization, TelemetryDefinition
 
-_DEVICES_SQL = (
-    "SELECT d.id, d.organization_id, o.short_id, d.enabled FROM devices d"
-    " JOIN organizations o ON o.id = d.organization_id WHERE d.id IN "
-)
+_DEVICE_COLUMNS = "d.id, d.organization_id, o.short_id, d.enabled"
+_DEVICES_FROM = "FROM devices d JOIN organizations o ON o.id = d.organization_id WHERE d.id IN "
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +93,7 @@ class Directory:
             # In one round trip through the driver (see mqtthub.db.rows): a fleet reconnecting after a restart
             # has every device's first status row ask for it.
             marks, parameters = in_list(missing)
-            rows = await fetch_all(await session.connection(), _DEVICES_SQL + marks, parameters)
+            rows = await fetch_all(await session.connection(), _DEVICE_COLUMNS, _DEVICES_FROM + marks, parameters)
             for device_id, organization_id, short_id, enabled in rows:
                 info = DeviceInfo(device_id, organization_id, short_id, bool(enabled))
                 if epoch == self._epoch:
