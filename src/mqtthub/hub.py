@@ -547,7 +547,7 @@ class Hub:
                 await stack.enter_async_context(AuthBackendServer(self.auth_backend, guard, self._auth_backend_socket))
             revalidator = CredentialRevalidator(self.database, self.broker, self.settings.mqtt_revalidate_interval)
             loops.loop("mqtt-credential-revalidation", revalidator.run)
-            releaser = MemoryReleaser(lambda: self.broker.stats().clients_connected)
+            releaser = MemoryReleaser(self.broker.connected_count)
             loops.loop("memory-release", releaser.run)
             if self._rules_file is not None:
                 loops.loop("mqtt-rules-reload", self._rules_file.watch)

@@ -87,3 +87,7 @@ class BrokerHandle(Protocol):
     def stats(self) -> BrokerStats:
         """A snapshot of the broker's counters."""
         ...
+
+    def connected_count(self) -> int:
+        """How many clients are connected now; cheap enough to ask every second (unlike :meth:`stats`)."""
+        ...

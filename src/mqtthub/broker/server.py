@@ -298,6 +298,10 @@ class Broker:
         """Drop cached authenticator and authorizer answers of a principal (after its rights changed)."""
         self._running().invalidate(principal_id)
 
+    def connected_count(self) -> int:
+        """See :class:`~mqtthub.broker.handle.BrokerHandle`."""
+        return self._running().stats.clients_connected
+
     def stats(self) -> BrokerStats:
         """A snapshot of the counters; session queue depths are summed here, O(sessions)."""
         core = self._running()

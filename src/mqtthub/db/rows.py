@@ -17,9 +17,11 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+T = TypeVar("T")
 
 _NUMBERED: dict[str, str] = {}
 """Statements with ``?`` marks already rewritten with PostgreSQL's ``$n``."""
@@ -46,17 +48,22 @@ async def fetch_all(
     return list(result.all())
 
 
-def in_list(values: Sequence[Any]) -> tuple[str, list[Any]]:
-    """``IN (…)`` placeholders for ``values`` and the parameters to go with them.
+def padded(values: Sequence[T]) -> list[T]:
+    """``values`` padded to the next power of two by repeating the last one.
 
-    The list is padded to the next power of two by repeating its last value (a repeated value selects nothing
-    more), so a stream of batches of every size runs as a handful of distinct statements, each prepared once.
+    Batches of every size then run as a handful of distinct statements, each prepared once; the caller makes
+    sure a repeated value changes nothing (it selects no more rows, or writes the same row again).
     """
     if not values:
-        raise ValueError("an IN list needs at least one value")
+        raise ValueError("nothing to pad: at least one value is needed")
     size = 1 << (len(values) - 1).bit_length()
-    padded = [*values, *(values[-1] for _ in range(size - len(values)))]
-    return "(" + ", ".join("?" * size) + ")", padded
+    return [*values, *(values[-1] for _ in range(size - len(values)))]
+
+
+def in_list(values: Sequence[Any]) -> tuple[str, list[Any]]:
+    """``IN (…)`` placeholders for ``values`` and the parameters to go with them (:func:`padded`)."""
+    parameters = padded(values)
+    return "(" + ", ".join("?" * len(parameters)) + ")", parameters
 
 
 def utc(value: datetime | str | None) -> datetime | None:

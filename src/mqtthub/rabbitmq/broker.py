@@ -414,6 +414,10 @@ class RabbitBroker:
         self._forget(principal_id)
         self._principals = {key: each for key, each in self._principals.items() if each.id != principal_id}
 
+    def connected_count(self) -> int:
+        """The clients of the cluster found at the last listing."""
+        return self._stats.clients_connected
+
     def stats(self) -> BrokerStats:
         """The hub's own counters over the cluster (messages it published and routed, clients listed)."""
         return replace(

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mqtthub.broker.episodes import EpisodeLog
 from mqtthub.db.base import new_id
+from mqtthub.db.rows import padded
 from mqtthub.models import DeviceCommand, DeviceStatus, RejectedMessage, TelemetryAlert
 from mqtthub.models.telemetry import CommandStatus
 from mqtthub.mqtt.reason_codes import ReasonCode
@@ -494,13 +495,10 @@ class TelemetryStore:
             await connection.exec_driver_sql(self._status_statement(dialect, 1), params)
         else:
             for start in range(0, len(params), _SQLITE_STATUS_ROWS):
-                chunk = params[start : start + _SQLITE_STATUS_ROWS]
-                # Padded to a power of two with the last row again (writing a row twice leaves what writing it
-                # once does), so batches of every size share a handful of prepared statements.
-                size = 1 << (len(chunk) - 1).bit_length()
-                chunk += [chunk[-1]] * (size - len(chunk))
+                # Writing the last row again leaves what writing it once does.
+                chunk = padded(params[start : start + _SQLITE_STATUS_ROWS])
                 flat = tuple(value for row in chunk for value in row)
-                await connection.exec_driver_sql(self._status_statement(dialect, size), flat)
+                await connection.exec_driver_sql(self._status_statement(dialect, len(chunk)), flat)
         # The rows are read back only to describe them to live listeners: a fleet reconnecting to a hub nobody
         # watches costs one upsert per batch, not a query and an ORM object per device as well.
         described = [

@@ -340,3 +340,17 @@ async def test_takeover_of_a_session_that_ends_with_its_connection() -> None:
         assert disconnect_codes(await second.closed()) == [0x8E]
         await third.close()
         await eventually(lambda: broker.stats().sessions == 0)
+
+
+async def test_the_connected_count_follows_connects_and_disconnects() -> None:
+    async with running_broker() as broker:
+        assert broker.connected_count() == 0
+        first = await RawClient.open(broker.addresses["tcp"], PROTOCOL_V311)
+        await first.connect("one")
+        second = await RawClient.open(broker.addresses["tcp"], PROTOCOL_V311)
+        await second.connect("two")
+        assert broker.connected_count() == 2 == broker.stats().clients_connected
+        await first.close()
+        await eventually(lambda: broker.connected_count() == 1)
+        await second.close()
+        await eventually(lambda: broker.connected_count() == 0)

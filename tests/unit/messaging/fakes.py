@@ -103,6 +103,9 @@ class FakeBroker:
         self._require_running()
         return BrokerStats(subscriptions=len(self.subscriptions))
 
+    def connected_count(self) -> int:
+        return 0
+
 
 class FakeSharedQueues:
     """The recorded-filters queues of a cluster, shared by every service (hub) given the same instance."""
