@@ -27,10 +27,15 @@ from tests.integration.telemetry.hubflows import admin_client, poll
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(300)]
 
 
+KILL_READINGS = 4 * READINGS
+"""Readings per device here: the kill must find the fleet still publishing, and RabbitMQ acknowledges 2,000 readings
+before the hubs have stored the first 200 on a fast run."""
+
+
 async def test_kill_9_of_a_hub_mid_stream_loses_no_acknowledged_reading(scaled: Scaled) -> None:
     async with admin_client(scaled.hubs[1]) as admin:
         devices = [await seeded_device(admin, scaled) for _ in range(4)]
-    with Fleet(scaled, devices, scaled.rabbit.nodes, readings=READINGS) as fleet:
+    with Fleet(scaled, devices, scaled.rabbit.nodes, readings=KILL_READINGS) as fleet:
         await poll(lambda: some_stored(scaled, [device.device_id for device in devices], 200))
         scaled.hubs[0].process.send_signal(signal.SIGKILL)
         scaled.hubs[0].process.wait(timeout=30)
@@ -39,11 +44,11 @@ async def test_kill_9_of_a_hub_mid_stream_loses_no_acknowledged_reading(scaled: 
         scaled.rabbit.use_auth_backend(scaled.backend_url(1), scaled.rabbit.nodes[0])
         # Hub B alone now: the fleet goes on to its end, and hub B gets what hub A held unacknowledged.
         try:
-            await poll(lambda: acknowledged(fleet, len(devices) * READINGS), timeout=120)
+            await poll(lambda: acknowledged(fleet, len(devices) * KILL_READINGS), timeout=120)
         except AssertionError:
             queue = scaled.rabbit.api("GET", f"/queues/{scaled.short_id}/mqtthub.ingest")
             state = [(p.acked_count(), p.disconnects) for p in fleet.publishers]
             raise AssertionError(f"publishers (acked, disconnects): {state}; queue: {queue.get('messages')}") from None
-    assert acked_at_kill < len(devices) * READINGS, "the fleet had finished before the hub was killed"
+    assert acked_at_kill < len(devices) * KILL_READINGS, "the fleet had finished before the hub was killed"
     rows = await all_acknowledged_stored(scaled, fleet.acknowledged())
     assert len(rows) - len(set(rows)) <= PREFETCH
