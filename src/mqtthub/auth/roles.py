@@ -197,6 +197,7 @@ ROUTES: dict[tuple[str, str], Operation] = {
     ("GET", _U + "/figures"): Operation.READ,
     ("GET", _U + "/devices"): Operation.READ,
     ("POST", _U + "/devices"): Operation.ADMINISTER,
+    ("GET", _U + "/devices/statuses"): Operation.READ,
     ("GET", _U + "/devices/{device_id}"): Operation.READ,
     ("POST", _U + "/devices/{device_id}"): Operation.ADMINISTER,
     ("POST", _U + "/devices/{device_id}/delete"): Operation.ADMINISTER,

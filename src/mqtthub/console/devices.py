@@ -4,7 +4,8 @@ Each action calls the same functions as the API's device and token endpoints, af
 (:mod:`mqtthub.auth.roles`) and the same organization check, so the console can do nothing the API would
 refuse. A new token's secret is shown once, in the answer to the request that created it, and is never
 put in a URL. Status changes arrive live: ``console.js`` follows ``devices/+/status`` on
-``WS /api/v1/stream`` and updates the rows and the device page in place.
+``WS /api/v1/stream`` and updates the rows and the device page in place, after reading the shown devices'
+statuses again (``/statuses``) each time the stream is subscribed.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from mqtthub.console.routing import ConsoleRoute
 from mqtthub.console.session import PREFIX
 from mqtthub.console.templating import OrgFrame, is_htmx, render
 from mqtthub.models import Device, DeviceStatus
+from mqtthub.telemetry.events import status_json
+from mqtthub.telemetry.schemas import StatusJson
 from mqtthub.web.deps import SecretsDep, SessionDep, SettingsDep
 
 PAGE_SIZE = 50
@@ -87,6 +90,24 @@ async def _device_page(
         "new_token": new_token,
     }
     return render(request, "partials/tokens.html" if is_htmx(request) else "device.html", context)
+
+
+@router.get("/statuses", summary="Device statuses")
+async def statuses(
+    frame: OrgFrame,
+    session: SessionDep,
+    ids: Annotated[list[str], Query(alias="id", max_length=PAGE_SIZE)],
+) -> dict[str, list[StatusJson]]:
+    """The statuses of the organization's devices named by ``id``, as live events carry them.
+
+    A page reads them once its live stream is subscribed, so that a change between the page being served and the
+    stream starting is shown too (``console.js``).
+    """
+    devices = list(
+        await session.scalars(select(Device).where(Device.organization_id == frame.org.id, Device.id.in_(ids)))
+    )
+    found = await _statuses(session, devices)
+    return {"data": [status_json(device.id, found.get(device.id)) for device in devices]}
 
 
 @router.get("/{device_id}", summary="A device")

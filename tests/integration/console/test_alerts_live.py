@@ -1,4 +1,7 @@
-"""Alerts reach open pages without a reload: the device page's alert list and the overview's open-alerts figure."""
+"""Alerts reach open pages without a reload: the device page's alert list and the overview's open-alerts figure.
+
+What happened while the page's stream was not subscribed (before it first was, or while it was down) shows once it is.
+"""
 
 from __future__ import annotations
 
@@ -88,3 +91,45 @@ async def test_what_happened_while_the_stream_was_down_shows_once_it_is_back(
     back.set()
     await expect(page.locator("table.alerts tbody tr")).to_have_count(1)
     await expect(temperature).to_have_attribute("data-points", "1")
+
+
+async def test_what_happened_before_the_stream_was_first_subscribed_shows_once_it_is(
+    hub: LocalHub, admin_tab: ConsoleTab
+) -> None:
+    page = admin_tab.page
+    org = page.url.rsplit("/", 1)[1]
+    device_id, token, definition_id = await new_device(hub, org, "late stream")
+    opened = asyncio.Event()
+    let_through = asyncio.Event()
+
+    async def relay(socket: WebSocketRoute) -> None:
+        # The page's stream is held up until the device is online and its reading stored.
+        opened.set()
+        await let_through.wait()
+        socket.connect_to_server()
+
+    await page.route_web_socket(re.compile(r"/api/v1/stream"), relay)
+    await page.goto(admin_tab.url(f"/ui/orgs/{org}/devices/{device_id}"))
+    status = page.locator(f'tr[data-device-id="{device_id}"] [data-field="online"]')
+    temperature = page.locator('figure.sensor-chart[data-sensor="temperature"]')
+    await expect(status).to_have_text("offline")
+    await expect(temperature).to_have_attribute("data-points", "0")
+    await asyncio.wait_for(opened.wait(), 10)
+
+    device = Device(hub.mqtt_port, device_id, token)
+    try:
+        assert await asyncio.to_thread(device.connected.wait, 10)
+        payload = json.dumps({"value": 21.5, "telemetryDataId": definition_id}).encode()
+        sent = device.client.publish(f"devices/{device_id}/datastream", payload, qos=1)
+        await asyncio.to_thread(sent.wait_for_publish, 10)
+        for _ in range(100):  # the status row is written in the background, after the CONNACK
+            answer = await hub.client.get(f"/api/v1/devices/{device_id}/status")
+            if answer.json()["data"]["online"]:
+                break
+            await asyncio.sleep(0.1)
+        assert answer.json()["data"]["online"], answer.text
+        let_through.set()
+        await expect(status).to_have_text("online")
+        await expect(temperature).to_have_attribute("data-points", "1")
+    finally:
+        device.close()

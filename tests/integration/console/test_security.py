@@ -119,6 +119,23 @@ async def test_a_member_sees_no_admin_actions_and_is_refused_them(
     assert (await hub.client.get(f"/api/v1/organizations/{org}/devices")).json()["count"] == 1
 
 
+async def test_device_statuses_are_read_within_the_organization_only(hub: LocalHub) -> None:
+    org = await _organization(hub)
+    await add_member(hub, org)
+    other = (await hub.client.post("/api/v1/organizations", json={"name": "Elsewhere"})).json()["id"]
+    ours, theirs = [
+        (await hub.client.post(f"/api/v1/organizations/{owner}/devices", json={"name": "meter"})).json()["id"]
+        for owner in (org, other)
+    ]
+    async with signed_in(hub, MEMBER_EMAIL, MEMBER_PASSWORD) as (client, _):
+        answer = await client.get(f"/ui/orgs/{org}/devices/statuses", params={"id": [ours, theirs]})
+        assert answer.status_code == 200, answer.text
+        assert [(status["deviceId"], status["online"]) for status in answer.json()["data"]] == [(ours, False)]
+        assert (await client.get(f"/ui/orgs/{other}/devices/statuses", params={"id": theirs})).status_code == 403
+        too_many = await client.get(f"/ui/orgs/{org}/devices/statuses", params={"id": [ours] * 51})
+        assert too_many.status_code == 422
+
+
 async def test_platform_admins_switch_organization(hub: LocalHub, browser: Browser, viewport: str) -> None:
     other = await hub.client.post("/api/v1/organizations", json={"name": "Zeta Works", "short_id": "zeta0001"})
     assert other.status_code == 201

@@ -212,6 +212,8 @@ async def test_devices_log_in_on_either_node_with_their_tokens_and_are_refused_w
     async with admin_client(scaled.hubs[0]) as admin:
         device = await _device(admin, scaled.organization_id)
         other = await admin.call("POST", "/api/v1/organizations", json={"name": "elsewhere"}, expect=201)
+    # RabbitMQ closes the connection of a client of a vhost not made yet (see the wildcard test below).
+    assert await poll(lambda: _ingest_consumers(scaled.rabbit, other["short_id"], 2))
     username = f"{scaled.short_id}:{device.id}"
     for node in scaled.rabbit.nodes:
         code, client = await connect(node.mqtt_port, username, device.token, client_id=f"ok-{node.mqtt_port}")

@@ -18,7 +18,7 @@ function orgQuery(separator) {
 }
 
 // A WebSocket that reconnects with a growing delay, calling onOpen(socket) after each (re)connection.
-function persistentSocket(url, onOpen, onMessage, onState) {
+function persistentSocket(url, onOpen, onMessage, onState = () => {}) {
   let delay = 500;
   function connect() {
     const socket = new WebSocket(url);
@@ -110,21 +110,15 @@ function onStream(topics, handle, catchUp = () => {}) {
 function followStream() {
   if (streamParts.length === 0) return;
   const topics = [...new Set(streamParts.flatMap((part) => part.topics))];
-  let reconnected = false;
   persistentSocket(
     wsUrl("/api/v1/stream" + orgQuery("?")),
     (socket) => socket.send(JSON.stringify({ action: "subscribe", topics })),
     (text) => {
       const event = JSON.parse(text);
-      // Caught up once subscribed again, so that nothing falls between what is read and what streams in.
-      if ((event.event === "subscribed" && reconnected) || event.event === "dropped") {
-        reconnected = false;
-        streamParts.forEach((part) => part.catchUp());
-      }
+      // Caught up each time the stream is subscribed (the first time too: the page was served before), so that
+      // nothing falls between what is read and what streams in.
+      if (event.event === "subscribed" || event.event === "dropped") streamParts.forEach((part) => part.catchUp());
       streamParts.forEach((part) => part.handle(event));
-    },
-    (state) => {
-      if (state !== "connected") reconnected = true;
     },
   );
 }
@@ -151,10 +145,36 @@ function updateStatus(data) {
 }
 
 function followStatus() {
-  if (!document.querySelector("[data-live-status]")) return;
-  onStream(["devices/+/status"], (event) => {
-    if (event.event === "status") updateStatus(event.data);
-  });
+  const root = document.querySelector("[data-live-status]");
+  if (!root) return;
+  const streamed = new Map(); // status events per device so far
+
+  // The statuses of the devices shown, read again: what changed before the stream was subscribed. A device whose
+  // status streams in meanwhile keeps the streamed one, which is newer.
+  async function readStatuses() {
+    const ids = [...root.querySelectorAll("tr[data-device-id]")].map((row) => row.dataset.deviceId);
+    if (ids.length === 0) return;
+    const before = new Map(ids.map((id) => [id, streamed.get(id) || 0]));
+    try {
+      const query = new URLSearchParams(ids.map((id) => ["id", id]));
+      const response = await fetch(`${root.dataset.liveStatus}?${query}`, { headers: { Accept: "application/json" } });
+      if (!response.ok) return; // the next status event or reconnection brings the page up to date
+      const { data } = await response.json();
+      data.filter((status) => (streamed.get(status.deviceId) || 0) === before.get(status.deviceId)).forEach(updateStatus);
+    } catch {
+      // as above
+    }
+  }
+
+  onStream(
+    ["devices/+/status"],
+    (event) => {
+      if (event.event !== "status") return;
+      streamed.set(event.data.deviceId, (streamed.get(event.data.deviceId) || 0) + 1);
+      updateStatus(event.data);
+    },
+    readStatuses,
+  );
 }
 
 // --- overview -------------------------------------------------------------------------------------------
@@ -518,11 +538,13 @@ class SensorChart {
   }
 
   // A live reading, put in time order (a device may send one dated earlier than the last); readings before the
-  // range's start are dropped.
+  // range's start are dropped, and so is one the chart has already (read with the range while it streamed in).
   add(seconds, value) {
     const sensor = this.sensor;
     const [start] = this.timeRange();
     if (seconds < start) return;
+    const same = (time, index) => Math.abs(time - seconds) < 0.0005 && sensor.values[index] === value;
+    if (!sensor.bucketMs && sensor.times.some(same)) return;
     const columns = [sensor.times, sensor.values, ...(sensor.lows ? [sensor.lows, sensor.highs] : [])];
     const at = sensor.times.findLastIndex((time) => time <= seconds) + 1;
     columns.forEach((column, index) => column.splice(at, 0, index === 0 ? seconds : value));
@@ -543,6 +565,7 @@ function followCharts() {
   let charts = new Map();
   let shown = null; // the last answer: its range, and whether it follows live readings
   let reloading = null;
+  let arriving = null; // live readings that came while the latest load was under way, added to its answer
 
   // A rolling range ends now; a custom one is fixed.
   function timeRange() {
@@ -564,6 +587,8 @@ function followCharts() {
       query.set("to", String(to));
     }
     root.setAttribute("aria-busy", "true");
+    const arrived = [];
+    arriving = arrived;
     try {
       const response = await fetch(`${root.dataset.charts}?${query}`, { headers: { Accept: "application/json" } });
       if (response.redirected) {
@@ -571,18 +596,28 @@ function followCharts() {
         return;
       }
       if (!response.ok) throw new Error(`charts: ${response.status}`);
-      shown = await response.json();
+      const answer = await response.json();
+      if (arriving !== arrived) return; // a later load is under way: its answer is the one to show
+      shown = answer;
       list.replaceChildren();
       charts = new Map(shown.sensors.map((sensor) => [sensor.sensor, new SensorChart(sensor, list, timeRange)]));
       empty.hidden = charts.size > 0;
       note.textContent = shown.live ? "New readings are added as they arrive." : "";
+      arriving = null;
+      arrived.forEach((args) => reading(...args));
     } catch {
+      if (arriving !== arrived) return;
       note.textContent = "The charts could not be loaded; try again.";
     }
+    arriving = null;
     root.setAttribute("aria-busy", "false");
   }
 
   function reading(sensor, value, timestamp) {
+    if (arriving) {
+      arriving.push([sensor, value, timestamp]);
+      return;
+    }
     if (!shown || !shown.live) return;
     const chart = charts.get(sensor);
     if (!chart) {
