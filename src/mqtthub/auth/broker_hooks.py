@@ -274,6 +274,7 @@ class DatabaseAuthenticator:
         # The key is ("app", digest) for every well-formed token given as both user name and password.
         if key is None:
             raise _Refusal("unknown_token", "malformed API token")
+        epoch = self.cache.epoch
         row = await self._api_tokens.get(key[1])
         if row is None:
             raise _Refusal("unknown_token", "unknown API token")
@@ -291,7 +292,7 @@ class DatabaseAuthenticator:
             attributes={"token_id": token_id, **rules.to_attributes()},
             expires_at=expires_at.timestamp(),
         )
-        entry = self.cache.put(key, principal, token_id=token_id, last_used=last_used_at)
+        entry = self.cache.put(key, principal, token_id=token_id, last_used=last_used_at, epoch=epoch)
         self._note_use(MqttApiToken, entry)
         return principal
 
@@ -299,6 +300,7 @@ class DatabaseAuthenticator:
         # The key is ("device", device id, digest) for every device id shaped as one that came with a token.
         if key is None:
             raise _Refusal("unknown_device", "unknown device or missing token")
+        epoch = self.cache.epoch
         row = await self._device_tokens.get(key[2])
         if row is None or row[1] != device_id:
             raise _Refusal("unknown_token", f"device {device_id}: unknown token")
@@ -321,7 +323,7 @@ class DatabaseAuthenticator:
             },
             expires_at=expires_at.timestamp() if expires_at is not None else None,
         )
-        entry = self.cache.put(key, principal, token_id=token_id, last_used=last_used_at)
+        entry = self.cache.put(key, principal, token_id=token_id, last_used=last_used_at, epoch=epoch)
         self._note_use(DeviceToken, entry)
         return principal
 

@@ -8,7 +8,10 @@ once.
 Revocation stays immediate: every change that disconnects clients goes through
 ``Broker.invalidate(principal_id)`` (:mod:`mqtthub.auth.live` after a commit, and the
 credential revalidator for changes made elsewhere), which calls
-:meth:`CredentialCache.forget`. The TTL only bounds what no hub can be told about.
+:meth:`CredentialCache.forget`. The TTL only bounds what no hub can be told about. A lookup
+that read the database before such a change and answers after it must not put its stale answer
+back: callers take :attr:`CredentialCache.epoch` before looking up and pass it to
+:meth:`CredentialCache.put`, which keeps nothing if anything was forgotten meanwhile.
 
 Entries in use are refreshed ahead of their expiry: the first hit past half the TTL
 (:meth:`CredentialCache.refresh_due`) starts a background check of the credential while the
@@ -69,6 +72,8 @@ class CredentialCache:
         self.misses = 0
         self.refreshes = 0
         """Background refreshes started."""
+        self.epoch = 0
+        """How many times something was forgotten: taken before a lookup, handed to :meth:`put` after it."""
         self._refreshing: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
@@ -89,11 +94,21 @@ class CredentialCache:
         return entry
 
     def put(
-        self, key: Hashable, principal: Principal, *, token_id: str | None = None, last_used: datetime | None = None
+        self,
+        key: Hashable,
+        principal: Principal,
+        *,
+        token_id: str | None = None,
+        last_used: datetime | None = None,
+        epoch: int | None = None,
     ) -> CachedCredential:
-        """Remember an accepted credential (not kept when the TTL is 0); return its entry."""
+        """Remember an accepted credential; return its entry.
+
+        It is not kept when the TTL is 0, nor when ``epoch`` (:attr:`epoch` before the lookup that found it) is
+        past: something was forgotten since, maybe this very credential, and the lookup may have read it before.
+        """
         entry = CachedCredential(principal, self._clock(), token_id, last_used)
-        if self._ttl <= 0:
+        if self._ttl <= 0 or (epoch is not None and epoch != self.epoch):
             return entry
         self._drop(key)
         while len(self._entries) >= self._max_entries:
@@ -129,11 +144,13 @@ class CredentialCache:
 
     def forget(self, principal_id: str) -> None:
         """Drop every entry of a principal (its credential or rights changed)."""
+        self.epoch += 1
         for key in self._by_principal.pop(principal_id, ()):
             self._entries.pop(key, None)
 
     def clear(self) -> None:
         """Drop everything."""
+        self.epoch += 1
         self._entries.clear()
         self._by_principal.clear()
 

@@ -59,9 +59,10 @@ class PrincipalDirectory:
 
     async def _look_up(self, key: tuple[str, str]) -> Principal | None:
         name = key[1]
+        epoch = self.cache.epoch
         principal = await (self._administrator(name) if "@" in name else self._device(name))
         if principal is not None:
-            self.cache.put(key, principal)
+            self.cache.put(key, principal, epoch=epoch)
         return principal
 
     async def _refresh(self, key: tuple[str, str], principal_id: str) -> None:

@@ -1,4 +1,4 @@
-"""The cache of accepted credentials: TTL, credential expiry, size bound, forgetting a principal."""
+"""The cache of accepted credentials: TTL, credential expiry, size bound, forgetting a principal, stale answers."""
 
 from __future__ import annotations
 
@@ -53,6 +53,20 @@ def test_forgetting_a_principal_drops_all_its_credentials() -> None:
     assert entry is not None
     assert entry.principal is other
     cache.forget("never cached")
+
+
+def test_an_answer_looked_up_across_a_forget_is_not_kept() -> None:
+    # A lookup that read the token before its revocation committed answers after the revocation's forget.
+    cache = CredentialCache(600.0, 100)
+    before = cache.epoch
+    cache.forget("device:1")
+    entry = cache.put(("device", "1", "hash"), DEVICE, token_id="t1", epoch=before)
+    assert entry.principal is DEVICE  # the CONNECT in flight is answered
+    assert cache.get(("device", "1", "hash")) is None  # but the next one is checked against the database
+    cache.clear()
+    current = cache.epoch
+    cache.put(("device", "1", "hash"), DEVICE, epoch=current)
+    assert cache.get(("device", "1", "hash")) is not None
 
 
 def test_the_oldest_entry_goes_when_full() -> None:
