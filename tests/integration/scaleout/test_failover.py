@@ -36,7 +36,15 @@ async def test_kill_9_of_a_hub_mid_stream_loses_no_acknowledged_reading(scaled: 
     async with admin_client(scaled.hubs[1]) as admin:
         devices = [await seeded_device(admin, scaled) for _ in range(4)]
     with Fleet(scaled, devices, scaled.rabbit.nodes, readings=KILL_READINGS) as fleet:
-        await poll(lambda: some_stored(scaled, [device.device_id for device in devices], 200))
+
+        async def mid_stream() -> bool:
+            # Every device past its first acknowledged reading as well: RabbitMQ before 3.12 checks a connection's
+            # first publish with the auth backend and, when that backend is gone, leaves the connection open and
+            # never acknowledging (docs/scale-out.md), which is not what this test is about.
+            publishing = all(publisher.acked_count() > 0 for publisher in fleet.publishers)
+            return publishing and await some_stored(scaled, [device.device_id for device in devices], 200)
+
+        await poll(mid_stream)
         scaled.hubs[0].process.send_signal(signal.SIGKILL)
         scaled.hubs[0].process.wait(timeout=30)
         acked_at_kill = fleet.acknowledged_count()

@@ -96,6 +96,8 @@ class Publisher:
             seq += 1
 
     def close(self) -> None:
-        self.client.loop_stop()
+        # Disconnect first: paho's network thread, asked to stop while still connected, waits for every message
+        # it holds to be acknowledged, which a stalled connection never does.
         with contextlib.suppress(Exception):
             self.client.disconnect()
+        self.client.loop_stop()
