@@ -69,16 +69,21 @@ class BatchLookup(Generic[C, K, V]):
 
     async def get(self, key: K) -> V | None:
         """The value of ``key``, or None when the query found none; raises what the query raised."""
+        # A client that goes away while waiting must not cancel the answer others wait for.
+        return await asyncio.shield(self.future(key))
+
+    def future(self, key: K) -> asyncio.Future[V | None]:
+        """The future answer for ``key`` (see :meth:`get`), shared by all who ask for it: never cancel it."""
         future = self._waiting.get(key)
         if future is None:
-            future = self._waiting[key] = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            future = self._waiting[key] = loop.create_future()
             self._arrived.set()
             if not self._running:
                 self._running = True
                 # Started on the next pass of the event loop, so keys asked for in this one join the batch.
-                asyncio.get_running_loop().call_soon(self._start)
-        # A client that goes away while waiting must not cancel the answer others wait for.
-        return await asyncio.shield(future)
+                loop.call_soon(self._start)
+        return future
 
     async def settle(self) -> None:
         """Answer what waits and give the connection back now, without lingering (before the database closes)."""

@@ -40,7 +40,8 @@ import logging
 import random
 import re
 from collections import Counter
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from sqlalchemy import select
@@ -135,7 +136,9 @@ class DatabaseAuthenticator:
         """The client's principal at once when its credential is remembered, else an awaitable that decides.
 
         A presented token is hashed once here: the digest is the cache key and, on a miss, what the
-        batched lookup asks the database for. The awaitable raises :class:`AuthenticationRefused` (0x87).
+        batched lookup asks the database for. A token not remembered is answered by a future that the
+        lookup's answer completes through callbacks, with no task per CONNECT (a fleet reconnecting at once
+        has thousands waiting). The awaitable raises :class:`AuthenticationRefused` (0x87).
         """
         key = self._cache_key(info)
         if key is not None:
@@ -146,7 +149,45 @@ class DatabaseAuthenticator:
                 if self.cache.refresh_due(entry):
                     self.cache.refresh(self._refresh(info, key, entry.principal.id))
                 return entry.principal
+            epoch = self.cache.epoch
+            if key[0] == "app":
+                return self._answer(info, self._api_tokens.future(key[1]), partial(self._api_principal, key, epoch))
+            if key[0] == "device":
+                found = self._device_tokens.future(key[2])
+                return self._answer(info, found, partial(self._device_principal, key, epoch))
         return self._authenticate(info, key)
+
+    def _answer(
+        self, info: ConnectInfo, found: asyncio.Future[Any], principal_of: Callable[[Any], Principal]
+    ) -> asyncio.Future[Principal]:
+        """The principal that ``principal_of`` makes of a looked-up row, as a future."""
+        answer: asyncio.Future[Principal] = found.get_loop().create_future()
+        found.add_done_callback(partial(self._answered, info, principal_of, answer))
+        return answer
+
+    def _answered(
+        self,
+        info: ConnectInfo,
+        principal_of: Callable[[Any], Principal],
+        answer: asyncio.Future[Principal],
+        found: asyncio.Future[Any],
+    ) -> None:
+        if answer.cancelled():
+            return  # nobody waits for it
+        try:
+            principal = principal_of(found.result())
+        except _Refusal as refusal:
+            refused = AuthenticationRefused(refusal.detail, reason_code=refusal.reason_code)
+            delay = self._refused(info, refusal)
+            if delay:
+                answer.get_loop().call_later(delay, _refuse_later, answer, refused)
+            else:
+                answer.set_exception(refused)
+        except Exception as exc:  # the lookup failed: the broker answers 0x88 (Server unavailable)
+            answer.set_exception(exc)
+        else:
+            self.accepted[principal.kind] += 1
+            answer.set_result(principal)
 
     async def _refresh(self, info: ConnectInfo, key: tuple[str, ...], principal_id: str) -> None:
         """Check a remembered credential again (see :mod:`~mqtthub.auth.credential_cache`): a fresh entry, or none."""
@@ -213,6 +254,12 @@ class DatabaseAuthenticator:
         return min(self._max_delay, 0.1 * 2.0 ** min(excess - 1, 16))
 
     async def _slow_down(self, info: ConnectInfo, refusal: _Refusal) -> None:
+        delay = self._refused(info, refusal)
+        if delay:
+            await asyncio.sleep(delay)
+
+    def _refused(self, info: ConnectInfo, refusal: _Refusal) -> float:
+        """Count and log a refusal; the seconds to wait before answering it."""
         address = _address(info)
         self._failures.hit(address)
         self.refused[refusal.reason] += 1
@@ -223,10 +270,8 @@ class DatabaseAuthenticator:
             info.listener,
             refusal.detail,
         )
-        delay = self.failure_delay(address)
-        if delay:
-            # Jittered over its second half, so a burst of refused CONNECTs is not answered in one burst too.
-            await asyncio.sleep(delay * (0.5 + random.random() / 2))
+        # Jittered over its second half, so a burst of refused CONNECTs is not answered in one burst too.
+        return self.failure_delay(address) * (0.5 + random.random() / 2)
 
     async def _identify(self, info: ConnectInfo, key: tuple[str, ...] | None) -> Principal:
         if info.certificate_serial is not None and info.certificate_cn is not None:
@@ -246,7 +291,7 @@ class DatabaseAuthenticator:
             return await self._api_token(key)
         if "@" in username:
             return await self._administrator(username, password, _address(info))
-        return await self._device(username, key)
+        return await self._device(key)
 
     async def _administrator(self, email: str, password: str, address: str) -> Principal:
         # Limits first, so a refused attempt costs no query; the user is read in a session of its own,
@@ -275,7 +320,10 @@ class DatabaseAuthenticator:
         if key is None:
             raise _Refusal("unknown_token", "malformed API token")
         epoch = self.cache.epoch
-        row = await self._api_tokens.get(key[1])
+        return self._api_principal(key, epoch, await self._api_tokens.get(key[1]))
+
+    def _api_principal(self, key: tuple[str, ...], epoch: int, row: tuple[Any, ...] | None) -> Principal:
+        """The app a looked-up API token row makes (remembered unless ``epoch`` passed), or a refusal."""
         if row is None:
             raise _Refusal("unknown_token", "unknown API token")
         token_id, revoked_at, expires_at, last_used_at, publish, subscribe, organization_id, short_id = row
@@ -296,12 +344,16 @@ class DatabaseAuthenticator:
         self._note_use(MqttApiToken, entry)
         return principal
 
-    async def _device(self, device_id: str, key: tuple[str, ...] | None) -> Principal:
+    async def _device(self, key: tuple[str, ...] | None) -> Principal:
         # The key is ("device", device id, digest) for every device id shaped as one that came with a token.
         if key is None:
             raise _Refusal("unknown_device", "unknown device or missing token")
         epoch = self.cache.epoch
-        row = await self._device_tokens.get(key[2])
+        return self._device_principal(key, epoch, await self._device_tokens.get(key[2]))
+
+    def _device_principal(self, key: tuple[str, ...], epoch: int, row: tuple[Any, ...] | None) -> Principal:
+        """The device a looked-up device token row makes (remembered unless ``epoch`` passed), or a refusal."""
+        device_id = key[1]
         if row is None or row[1] != device_id:
             raise _Refusal("unknown_token", f"device {device_id}: unknown token")
         token_id, _, revoked_at, expires_at, last_used_at, enabled, organization_id, short_id = row
@@ -439,6 +491,11 @@ async def _fetch_device_tokens(connection: AsyncConnection, hashes: list[str]) -
 
 def _address(info: ConnectInfo) -> str:
     return info.peer.rsplit(":", 1)[0]
+
+
+def _refuse_later(answer: asyncio.Future[Principal], refused: AuthenticationRefused) -> None:
+    if not answer.done():
+        answer.set_exception(refused)
 
 
 class TopicAuthorizer:

@@ -279,7 +279,10 @@ class Connection(asyncio.Protocol):
         if pending is None:
             return False
         self._waiting = True
-        self.core.spawn(self._finish(pending), name=f"mqtt-step:{self.peer}")
+        if isinstance(pending, asyncio.Future):
+            pending.add_done_callback(self._step_done)  # no task needed to wait for a future
+        else:
+            self.core.spawn(self._finish(pending), name=f"mqtt-step:{self.peer}")
         return True
 
     def _drain(self) -> None:
@@ -294,15 +297,32 @@ class Connection(asyncio.Protocol):
     async def _finish(self, pending: Awaitable[None]) -> None:
         try:
             await pending
-        except ProtocolError as exc:
-            self.fail(exc)
-        except Exception:
-            logger.exception("error handling a packet from %s (%s)", self.client_id or "-", self.peer)
+        except asyncio.CancelledError:
+            self._waiting = False  # the broker is stopping
+            raise
+        except Exception as exc:
+            self._step_ended(exc)
+        else:
+            self._step_ended(None)
+
+    def _step_done(self, step: asyncio.Future[None]) -> None:
+        try:
+            step.result()
+        except Exception as exc:
+            self._step_ended(exc)
+        else:
+            self._step_ended(None)
+
+    def _step_ended(self, error: Exception | None) -> None:
+        """An awaited step is over (``error``: how it failed): go on with the packets behind it."""
+        if isinstance(error, ProtocolError):
+            self.fail(error)
+        elif error is not None:
+            logger.error("error handling a packet from %s (%s)", self.client_id or "-", self.peer, exc_info=error)
             self.close(ReasonCode.UNSPECIFIED_ERROR, "internal error")
-        finally:
-            self._waiting = False
-            # The wait was ours, not the client's: its keep alive starts afresh.
-            self.last_received = time.monotonic()
+        self._waiting = False
+        # The wait was ours, not the client's: its keep alive starts afresh.
+        self.last_received = time.monotonic()
         if self.state is not ConnectionState.CLOSED:
             self._drain()
         if not (self._waiting and self._backlog):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import time
 from collections.abc import AsyncIterator, Callable
@@ -280,8 +281,11 @@ def remembered(auth: DatabaseAuthenticator, info: ConnectInfo) -> Principal | No
     admitted = auth.admit(info)
     if isinstance(admitted, Principal):
         return admitted
-    assert inspect.iscoroutine(admitted)
-    admitted.close()
+    if isinstance(admitted, asyncio.Future):
+        admitted.cancel()
+    else:
+        assert inspect.iscoroutine(admitted)
+        admitted.close()
     return None
 
 

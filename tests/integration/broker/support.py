@@ -70,6 +70,25 @@ class FakeAuth:
         return (action, topic) not in self.denied
 
 
+class FutureAuth(FakeAuth):
+    """Answers every CONNECT with a future resolved on a later pass of the event loop, as a batched lookup does."""
+
+    def admit(self, info: ConnectInfo) -> Awaitable[Principal]:
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Principal] = loop.create_future()
+        decided = loop.create_task(self.authenticate(info))
+
+        def settle(done: asyncio.Task[Principal]) -> None:
+            error = done.exception()
+            if error is not None:
+                loop.call_soon(answer.set_exception, error)
+            else:
+                loop.call_soon(answer.set_result, done.result())
+
+        decided.add_done_callback(settle)
+        return answer
+
+
 class HoldingSink:
     """A sink that resolves futures when the test says so."""
 
