@@ -20,6 +20,13 @@ def namespace_prefix(short_id: str) -> str:
     return f"{ORG_PREFIX}/{short_id}/"
 
 
+def short_id_of(mountpoint: str) -> str | None:
+    """The organization short id of a mountpoint made by :func:`namespace_prefix`; None for any other."""
+    head, _, rest = mountpoint.partition("/")
+    short_id, _, tail = rest.partition("/")
+    return short_id if head == ORG_PREFIX and short_id and not tail and mountpoint.endswith("/") else None
+
+
 def filter_within(requested: str, allowed: str) -> bool:
     """Whether every topic matched by ``requested`` is matched by ``allowed`` (both valid filters).
 

@@ -135,6 +135,19 @@ class Directory:
             self._orgs[short_id] = (now, organization_id)
         return organization_id
 
+    def know_device(self, info: DeviceInfo) -> None:
+        """Remember a device the broker has just admitted, unless it is known already.
+
+        The device's principal says what a look-up would (its organization; enabled, since it was let in), and
+        is as fresh as the broker's knowledge: a change of the device afterwards forgets it here as it does there.
+        A fleet reconnecting after a restart then has its status rows written without looking each device up.
+        """
+        now = time.monotonic()
+        cached = self._devices.get(info.id)
+        if cached is None or not self._fresh(cached[0], now):
+            self._trim()
+            self._devices[info.id] = (now, info)
+
     def forget_device(self, device_id: str) -> None:
         """Drop a cached device (it was changed or deleted)."""
         self._epoch += 1

@@ -108,6 +108,7 @@ class TelemetryService:
         self.observer = DeviceObserver(
             self.writer,
             clock=clock,
+            directory=self.directory,
             on_subscribed=self.command_subscriptions.subscribed,
             on_restored=partial(track_restored, delivered=self.command_delivered),
         )

@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING
 from mqtthub.broker.episodes import EpisodeLog
 from mqtthub.broker.hooks import BrokerMessage, Principal
 from mqtthub.errors import StateError, UnavailableError
+from mqtthub.telemetry.directory import DeviceInfo, Directory
 from mqtthub.telemetry.ingest import Ingest, IngestKind, Source, from_message
 from mqtthub.telemetry.routing import parse_device_topic
 from mqtthub.telemetry.writer import IngestWriter, QueueFullPolicy
+from mqtthub.tenancy import short_id_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -91,7 +93,8 @@ class DeviceObserver:
 
     A device may briefly have two connections (a reconnect taking over its session), so it
     is marked offline only when its last connection closes. New subscriptions and restored
-    messages go to ``on_subscribed`` and ``on_restored`` (pending commands).
+    messages go to ``on_subscribed`` and ``on_restored`` (pending commands). A device let in is
+    made known to ``directory`` from its principal, so its status row needs no look-up.
     """
 
     def __init__(
@@ -99,11 +102,13 @@ class DeviceObserver:
         writer: IngestWriter[Ingest],
         *,
         clock: Callable[[], float],
+        directory: Directory | None = None,
         on_subscribed: Callable[[Principal, str], None] | None = None,
         on_restored: Callable[[BrokerMessage], None] | None = None,
     ) -> None:
         self._writer = writer
         self._clock = clock
+        self._directory = directory
         self._on_subscribed = on_subscribed
         self._on_restored = on_restored
         self._connections: dict[str, int] = {}
@@ -125,6 +130,9 @@ class DeviceObserver:
         if device_id is None:
             return
         self._connections[device_id] = self._connections.get(device_id, 0) + 1
+        short_id = short_id_of(principal.mountpoint)
+        if self._directory is not None and principal.organization_id is not None and short_id is not None:
+            self._directory.know_device(DeviceInfo(device_id, principal.organization_id, short_id, enabled=True))
         self._record(IngestKind.CONNECTED, device_id)
 
     def client_disconnected(self, client_id: str, principal: Principal, reason: str, *, graceful: bool) -> None:
