@@ -116,13 +116,13 @@ def _answered(
 ) -> None:
     """The authenticator's future is done: finish the CONNECT, then the connection's step."""
     try:
-        try:
-            principal = answer.result()
-        except Exception as exc:  # a cancelled answer too (CancelledError is no Exception: it goes to the step)
-            _decided(conn, packet, info, exc)
+        if answer.cancelled():
+            _decided(conn, packet, info, ConnectionAbortedError("the authenticator's answer was cancelled"))
+        elif (error := answer.exception()) is not None:
+            _decided(conn, packet, info, error if isinstance(error, Exception) else RuntimeError(repr(error)))
         else:
-            _decided(conn, packet, info, principal)
-    except BaseException as exc:
+            _decided(conn, packet, info, answer.result())
+    except Exception as exc:
         step.set_exception(exc)
     else:
         step.set_result(None)

@@ -79,11 +79,16 @@ class FutureAuth(FakeAuth):
         decided = loop.create_task(self.authenticate(info))
 
         def settle(done: asyncio.Task[Principal]) -> None:
+            loop.call_soon(answered, done)
+
+        def answered(done: asyncio.Task[Principal]) -> None:
+            if answer.done():
+                return  # cancelled by a test
             error = done.exception()
             if error is not None:
-                loop.call_soon(answer.set_exception, error)
+                answer.set_exception(error)
             else:
-                loop.call_soon(answer.set_result, done.result())
+                answer.set_result(done.result())
 
         decided.add_done_callback(settle)
         return answer

@@ -6,6 +6,9 @@ Either way the client gets its CONNACK once the answer comes (accepted, refused 
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable
+
 import pytest
 
 from mqtthub.broker.hooks import ConnectInfo, Principal
@@ -13,9 +16,10 @@ from mqtthub.mqtt.packets import Connack, Connect, Publish, Suback, Subscribe, S
 from mqtthub.mqtt.reason_codes import ReasonCode
 from tests.integration.broker.support import FakeAuth, FutureAuth, RawClient, running_broker
 
-pytestmark = pytest.mark.parametrize("answers", [FakeAuth, FutureAuth], ids=["coroutine", "future"])
+either_way = pytest.mark.parametrize("answers", [FakeAuth, FutureAuth], ids=["coroutine", "future"])
 
 
+@either_way
 async def test_packets_behind_the_connect_wait_for_its_answer(answers: type[FakeAuth]) -> None:
     async with running_broker(answers()) as broker:
         client = await RawClient.open(broker.addresses["tcp"])
@@ -35,6 +39,7 @@ async def test_packets_behind_the_connect_wait_for_its_answer(answers: type[Fake
         await client.close()
 
 
+@either_way
 async def test_a_refusal_keeps_its_reason_code(answers: type[FakeAuth]) -> None:
     async with running_broker(answers(refused={"intruder": ReasonCode.BAD_USER_NAME_OR_PASSWORD})) as broker:
         client = await RawClient.open(broker.addresses["tcp"])
@@ -49,6 +54,7 @@ class _Failing(FakeAuth):
         raise ConnectionRefusedError("the database is down")
 
 
+@either_way
 async def test_a_failing_answer_is_server_unavailable(answers: type[FakeAuth]) -> None:
     failing = type("Failing", (_Failing, answers), {}) if answers is FutureAuth else _Failing
     async with running_broker(failing()) as broker:
@@ -56,3 +62,20 @@ async def test_a_failing_answer_is_server_unavailable(answers: type[FakeAuth]) -
         connack = await client.connect("unlucky")
         assert connack.reason_code == ReasonCode.SERVER_UNAVAILABLE
         await client.closed()
+
+
+class _Cancelling(FutureAuth):
+    def admit(self, info: ConnectInfo) -> Awaitable[Principal]:
+        answer = super().admit(info)
+        assert isinstance(answer, asyncio.Future)
+        answer.cancel()
+        return answer
+
+
+async def test_a_cancelled_answer_is_server_unavailable_and_the_broker_goes_on() -> None:
+    async with running_broker(_Cancelling()) as broker:
+        for client_id in ("first", "second"):
+            client = await RawClient.open(broker.addresses["tcp"])
+            connack = await client.connect(client_id)
+            assert connack.reason_code == ReasonCode.SERVER_UNAVAILABLE
+            await client.closed()
