@@ -144,3 +144,31 @@ async def test_waiters_hear_why_no_connection_could_be_had() -> None:
     store.refuse = None
     assert await lookup.get("a") == 1
     await lookup.settle()
+
+
+@pytest.mark.parametrize(("passes", "batches"), [(0, [["a"], ["b"], ["c"]]), (2, [["a"], ["b", "c"]])])
+async def test_keys_asked_within_the_next_passes_join_the_batch(passes: int, batches: list[list[str]]) -> None:
+    # "c" is asked for on the pass after the first query answered, as a CONNECT read with the same wake-up would be:
+    # with two passes it joins "b", which waited during that query.
+    store = Store({"a": 1, "b": 2, "c": 3})
+    store.gate.clear()
+    loop = asyncio.get_running_loop()
+    asked: list[asyncio.Future[int | None]] = []
+
+    async def fetch_then_ask(connection: int, keys: list[str]) -> dict[str, int]:
+        found = await store.fetch(connection, keys)
+        if keys == ["a"]:
+            loop.call_soon(lambda: asked.append(lookup.future("c")))
+        return found
+
+    lookup = BatchLookup(store.open, fetch_then_ask, name="test", passes=passes)
+    first = lookup.future("a")
+    while not store.batches:
+        await asyncio.sleep(0)
+    second = lookup.future("b")
+    store.gate.set()
+    assert (await first, await second) == (1, 2)
+    while not asked:
+        await asyncio.sleep(0)
+    assert await asked[0] == 3
+    assert store.batches == batches
