@@ -279,10 +279,9 @@ class Connection(asyncio.Protocol):
         if pending is None:
             return False
         self._waiting = True
-        if isinstance(pending, asyncio.Future):
-            pending.add_done_callback(self._step_done)  # no task needed to wait for a future
-        else:
-            self.core.spawn(self._finish(pending), name=f"mqtt-step:{self.peer}")
+        if not isinstance(pending, asyncio.Future):  # a future needs no task to be waited for
+            pending = self.core.spawn(_awaited(pending), name=f"mqtt-step:{self.peer}")
+        pending.add_done_callback(self._step_done)
         return True
 
     def _drain(self) -> None:
@@ -294,27 +293,12 @@ class Connection(asyncio.Protocol):
         if not self._waiting or self.state is ConnectionState.CLOSED:
             self._backlog = None
 
-    async def _finish(self, pending: Awaitable[None]) -> None:
-        try:
-            await pending
-        except asyncio.CancelledError:
-            self._waiting = False  # the broker is stopping
-            raise
-        except Exception as exc:
-            self._step_ended(exc)
-        else:
-            self._step_ended(None)
-
     def _step_done(self, step: asyncio.Future[None]) -> None:
-        try:
-            step.result()
-        except Exception as exc:
-            self._step_ended(exc)
-        else:
-            self._step_ended(None)
-
-    def _step_ended(self, error: Exception | None) -> None:
-        """An awaited step is over (``error``: how it failed): go on with the packets behind it."""
+        """An awaited step is over: go on with the packets behind it."""
+        if step.cancelled():
+            self._waiting = False  # the broker is stopping
+            return
+        error = step.exception()
         if isinstance(error, ProtocolError):
             self.fail(error)
         elif error is not None:
@@ -478,3 +462,7 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.close()
+
+
+async def _awaited(pending: Awaitable[None]) -> None:
+    await pending

@@ -130,9 +130,10 @@ class DeviceObserver:
         if device_id is None:
             return
         self._connections[device_id] = self._connections.get(device_id, 0) + 1
-        short_id = short_id_of(principal.mountpoint)
-        if self._directory is not None and principal.organization_id is not None and short_id is not None:
-            self._directory.know_device(DeviceInfo(device_id, principal.organization_id, short_id, enabled=True))
+        if self._directory is not None and principal.organization_id is not None:
+            short_id = short_id_of(principal.mountpoint)
+            if short_id is not None:
+                self._directory.know_device(DeviceInfo(device_id, principal.organization_id, short_id, enabled=True))
         self._record(IngestKind.CONNECTED, device_id)
 
     def client_disconnected(self, client_id: str, principal: Principal, reason: str, *, graceful: bool) -> None:

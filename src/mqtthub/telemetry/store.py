@@ -10,6 +10,7 @@ items are prepared here and published by the service after the commit.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -66,6 +67,7 @@ def _moment(ms: int) -> datetime:
 _VALUE_COLUMNS = ("device_id", "definition_id", "sensor", "value", "raw", "urgent", "source", "ts_ms", "received_ms")
 
 
+@functools.cache
 def _values_sql(dialect: str) -> str:
     # The hottest statement: executed through the driver's executemany, without per-row
     # SQLAlchemy parameter processing (the columns are plain strings, numbers and booleans).
@@ -98,6 +100,7 @@ _SQLITE_STATUS_ROWS = 512
 """Status rows per statement on SQLite (5,120 parameters, far below SQLite's limit of 32,766)."""
 
 
+@functools.cache
 def _status_sql(dialect: str, rows: int = 1) -> str:
     """The status upsert: one row for PostgreSQL's executemany, ``rows`` rows in one statement for SQLite.
 
@@ -163,7 +166,6 @@ class TelemetryStore:
     def __init__(self, directory: Directory, *, wants_events: Callable[[str], bool] | None = None) -> None:
         self.directory = directory
         self.wants_events = wants_events or (lambda organization_id: True)
-        self._sql: dict[tuple[str, str, int], str] = {}
         self._statements: dict[str, Any] = {}
         self._last_touch: dict[str, int] = {}
 
@@ -438,10 +440,7 @@ class TelemetryStore:
                 driver: Any = raw.driver_connection
                 await driver.copy_records_to_table("telemetry_values", records=batch.values, columns=_VALUE_COLUMNS)
             else:
-                sql = self._sql.get(("values", dialect, 1))
-                if sql is None:
-                    sql = self._sql[("values", dialect, 1)] = _values_sql(dialect)
-                await connection.exec_driver_sql(sql, batch.values)
+                await connection.exec_driver_sql(_values_sql(dialect), batch.values)
         if batch.alerts:
             await session.execute(insert(_ALERTS), batch.alerts)
         if batch.rejected:
@@ -478,12 +477,6 @@ class TelemetryStore:
         self._statements[dialect] = statement
         return statement
 
-    def _status_statement(self, dialect: str, rows: int) -> str:
-        sql = self._sql.get(("status", dialect, rows))
-        if sql is None:
-            sql = self._sql[("status", dialect, rows)] = _status_sql(dialect, rows)
-        return sql
-
     async def _upsert_status(self, session: AsyncSession, dialect: str, batch: _Batch) -> None:
         for device_id, values in batch.statuses.items():
             if values["last_seen"] is not None:
@@ -492,13 +485,13 @@ class TelemetryStore:
         params = [_status_params(values, dialect, texts) for values in batch.statuses.values()]
         connection = await session.connection()
         if dialect == "postgresql":
-            await connection.exec_driver_sql(self._status_statement(dialect, 1), params)
+            await connection.exec_driver_sql(_status_sql(dialect), params)
         else:
             for start in range(0, len(params), _SQLITE_STATUS_ROWS):
                 # Writing the last row again leaves what writing it once does.
                 chunk = padded(params[start : start + _SQLITE_STATUS_ROWS])
                 flat = tuple(value for row in chunk for value in row)
-                await connection.exec_driver_sql(self._status_statement(dialect, len(chunk)), flat)
+                await connection.exec_driver_sql(_status_sql(dialect, len(chunk)), flat)
         # The rows are read back only to describe them to live listeners: a fleet reconnecting to a hub nobody
         # watches costs one upsert per batch, not a query and an ORM object per device as well.
         described = [
